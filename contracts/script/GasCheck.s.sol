@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Script} from "forge-std/Script.sol";
+import {TestStablecoin} from "../src/TestStablecoin.sol";
+import {RemittanceEscrow} from "../src/RemittanceEscrow.sol";
+import {IRemittanceEscrow} from "../src/interfaces/IRemittanceEscrow.sol";
+
+/// Cross-check of contracts/GAS.md on a real chain: sends the same operations as test/Gas.t.sol as real transactions
+/// to an anvil node, so their receipts' gasUsed (intrinsic, calldata and execution, as the chain charges them) can be
+/// compared with the forge-computed all-in figures. Run by `scripts/gas-report.sh --anvil`.
+contract GasCheck is Script {
+    uint256 internal constant N = 32;
+    uint64 internal constant PARTNER = 7;
+    uint64 internal constant PARTNER_SINGLE = 8;
+    /// Fixed (not derived from the clock), so the calldata and thus the receipts are the same on every run.
+    uint64 internal constant EXPIRY = 4_000_000_000;
+    bytes32 internal constant RECEIVE_TYPEHASH = keccak256(
+        "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+    );
+
+    TestStablecoin internal token;
+    RemittanceEscrow internal escrow;
+    address[] internal senders;
+    uint256[] internal keys;
+
+    function _preimage(uint256 i) internal pure returns (bytes32) {
+        bytes memory alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        bytes memory code = new bytes(12);
+        uint256 x = uint256(keccak256(abi.encode("code", i)));
+        for (uint256 j; j < 12; ++j) {
+            code[j] = alphabet[x % 32];
+            x /= 32;
+        }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return bytes32(code);
+    }
+
+    function _signed(uint256 s, uint256 i, uint64 partnerId)
+        internal
+        view
+        returns (IRemittanceEscrow.Terms memory t, IRemittanceEscrow.Authorization memory a)
+    {
+        t = IRemittanceEscrow.Terms({
+            sender: senders[s],
+            amount: 100e6 + i * 1_230_000,
+            partnerId: partnerId,
+            expiry: EXPIRY,
+            claimHash: keccak256(abi.encodePacked(_preimage(i)))
+        });
+        a.validBefore = EXPIRY;
+        bytes32 structHash = keccak256(
+            abi.encode(RECEIVE_TYPEHASH, t.sender, address(escrow), t.amount, 0, a.validBefore, escrow.remittanceId(t))
+        );
+        (a.v, a.r, a.s) = vm.sign(keys[s], keccak256(abi.encodePacked(hex"1901", token.DOMAIN_SEPARATOR(), structHash)));
+    }
+
+    function run() external {
+        uint256 deployerKey = vm.envUint("DEPLOYER_KEY");
+        address deployer = vm.addr(deployerKey);
+        for (uint256 i; i < N + 2; ++i) {
+            (address account, uint256 k) = makeAddrAndKey(string.concat("sender-", vm.toString(i)));
+            senders.push(account);
+            keys.push(k);
+        }
+        vm.startBroadcast(deployerKey);
+        token = new TestStablecoin();
+        escrow = new RemittanceEscrow(address(token), deployer, deployer);
+        // Two partners with fresh settlement addresses, so the batch and the single release each pay the first
+        // (zero to non-zero) balance write, as in test/Gas.t.sol.
+        escrow.setPartner(PARTNER, makeAddr("partner-settlement"));
+        escrow.setPartner(PARTNER_SINGLE, makeAddr("partner-settlement-single"));
+        token.mint(deployer, 10_000e6);
+        for (uint256 i; i < N + 2; ++i) {
+            token.mint(senders[i], 10_000e6);
+        }
+        (IRemittanceEscrow.Terms memory seedT, IRemittanceEscrow.Authorization memory seedA) =
+            _signed(N + 1, 999, PARTNER);
+        escrow.deposit(seedT, seedA);
+
+        // 1. plain transfer to a fresh address (from the deployer, which keeps a balance, like the senders)
+        require(token.transfer(makeAddr("fresh-recipient"), 100e6), "transfer");
+        // 2. single deposit, 3. batch of 32 (senders 1..32), 4. batch release, 5. single release, in this order
+        (IRemittanceEscrow.Terms memory t0, IRemittanceEscrow.Authorization memory a0) = _signed(0, 0, PARTNER_SINGLE);
+        escrow.deposit(t0, a0);
+        IRemittanceEscrow.DepositItem[] memory items = new IRemittanceEscrow.DepositItem[](N);
+        for (uint256 i; i < N; ++i) {
+            (items[i].terms, items[i].auth) = _signed(i + 1, i + 1, PARTNER);
+        }
+        escrow.depositBatch(items);
+        IRemittanceEscrow.ReleaseItem[] memory rel = new IRemittanceEscrow.ReleaseItem[](N);
+        for (uint256 i; i < N; ++i) {
+            rel[i] = IRemittanceEscrow.ReleaseItem(items[i].terms, _preimage(i + 1));
+        }
+        escrow.releaseBatch(rel);
+        escrow.release(t0, _preimage(0));
+        vm.stopBroadcast();
+    }
+}

@@ -1,0 +1,456 @@
+//! Wiring: configuration → database → engine → chain workers → HTTP server. `build(config)` returns an [`App`]
+//! bound to its port (port 0 picks a free one, for tests); `run_until_stopped` serves until SIGTERM/SIGINT or
+//! [`AppState::shutdown`] fires, then drains requests and stops the workers.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use axum::Router;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{self, ChainContext, EscrowDeployment};
+use crate::config::Config;
+use crate::engine::{ChainInfo, Custody, Engine, EngineConfig, TokenDomain};
+use crate::store::Db;
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface INodeToken {
+        function decimals() external view returns (uint8);
+        function balanceOf(address) external view returns (uint256);
+        function mint(address to, uint256 amount) external;
+        function eip712Domain() external view returns (bytes1 fields, string name, string version, uint256 chainId,
+            address verifyingContract, bytes32 salt, uint256[] extensions);
+    }
+
+    #[sol(rpc)]
+    interface INodeEscrow {
+        function owner() external view returns (address);
+        function token() external view returns (address);
+        function setPartner(uint64 partnerId, address settlement) external;
+        function partnerSettlement(uint64 partnerId) external view returns (address);
+        function statusOf(bytes32 id) external view returns (uint8);
+    }
+}
+
+/// The devnet/production deployment file (`deployment.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub chain_id: u64,
+    pub rpc_url: String,
+    pub token: Address,
+    pub escrow: Address,
+    pub deployer: Address,
+    pub deploy_block: u64,
+}
+
+impl Deployment {
+    pub fn load(path: &Path) -> Result<Deployment, AppError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AppError::Config(format!("reading {}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| AppError::Config(format!("parsing {}: {e}", path.display())))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("chain: {0}")]
+    Chain(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The chain as the HTTP layer and commands see it.
+#[derive(Clone, Debug)]
+pub struct ChainRuntime {
+    pub provider: DynProvider,
+    pub rpc_url: String,
+    pub info: ChainInfo,
+    pub deployment: Deployment,
+    /// The escrow owner's key, when this node holds it (devnet): used to register partners on chain.
+    pub owner: Option<PrivateKeySigner>,
+}
+
+impl ChainRuntime {
+    /// Connects, checks the chain id, and reads the token's decimals and EIP-712 domain.
+    pub async fn connect(
+        rpc_url: &str,
+        deployment: Deployment,
+        owner: Option<PrivateKeySigner>,
+    ) -> Result<ChainRuntime, AppError> {
+        let provider = chain::connect_http(rpc_url).map_err(|e| AppError::Chain(e.to_string()))?;
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| AppError::Chain(format!("eth_chainId: {e}")))?;
+        if chain_id != deployment.chain_id {
+            return Err(AppError::Chain(format!(
+                "the RPC serves chain {chain_id}, the deployment is for chain {}",
+                deployment.chain_id
+            )));
+        }
+        let token = INodeToken::new(deployment.token, provider.clone());
+        let decimals = token
+            .decimals()
+            .call()
+            .await
+            .map_err(|e| AppError::Chain(format!("token decimals: {e}")))?;
+        let domain = token
+            .eip712Domain()
+            .call()
+            .await
+            .map_err(|e| AppError::Chain(format!("token eip712Domain: {e}")))?;
+        let info = ChainInfo {
+            chain_id,
+            escrow: deployment.escrow,
+            token: deployment.token,
+            token_decimals: decimals,
+            domain: TokenDomain {
+                name: domain.name,
+                version: domain.version,
+                chain_id,
+                token: deployment.token,
+            },
+        };
+        Ok(ChainRuntime {
+            provider,
+            rpc_url: rpc_url.to_owned(),
+            info,
+            deployment,
+            owner,
+        })
+    }
+
+    /// `setPartner(id, settlement)` with the owner key, waiting for the receipt. Skipped when already set.
+    pub async fn register_partner_on_chain(&self, partner_id: u64, settlement: &str) -> Result<(), String> {
+        let settlement = Address::from_str(settlement).map_err(|e| e.to_string())?;
+        let escrow = INodeEscrow::new(self.deployment.escrow, self.provider.clone());
+        let current = escrow
+            .partnerSettlement(partner_id)
+            .call()
+            .await
+            .map_err(|e| e.to_string())?;
+        if current == settlement {
+            return Ok(());
+        }
+        let owner = self
+            .owner
+            .clone()
+            .ok_or("this node does not hold the escrow owner key (REMESA_ESCROW_OWNER_KEY)")?;
+        let url = self.rpc_url.parse().map_err(|e| format!("rpc url: {e}"))?;
+        let p = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(owner))
+            .connect_http(url);
+        let escrow = INodeEscrow::new(self.deployment.escrow, p);
+        let receipt = escrow
+            .setPartner(partner_id, settlement)
+            .send()
+            .await
+            .map_err(|e| format!("setPartner: {e}"))?
+            .with_timeout(Some(Duration::from_secs(60)))
+            .get_receipt()
+            .await
+            .map_err(|e| format!("setPartner receipt: {e}"))?;
+        if !receipt.status() {
+            return Err("setPartner reverted".into());
+        }
+        tracing::info!(target: "app", partner_id, %settlement, "partner registered in the escrow");
+        Ok(())
+    }
+
+    /// The escrow contract's token balance at `block` (latest when `None`).
+    pub async fn escrow_balance(&self, block: Option<u64>) -> Result<U256, String> {
+        let token = INodeToken::new(self.deployment.token, self.provider.clone());
+        let call = token.balanceOf(self.deployment.escrow);
+        let call = match block {
+            Some(b) => call.block(b.into()),
+            None => call,
+        };
+        call.call().await.map_err(|e| format!("balanceOf: {e}"))
+    }
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub engine: Engine,
+    pub config: Arc<Config>,
+    pub chain: Option<ChainRuntime>,
+    /// Fires on shutdown; background tasks of every module watch it.
+    pub shutdown: CancellationToken,
+}
+
+/// A built node, bound to its port, not yet serving.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    port: u16,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// The keystore file of the node's master mnemonic.
+pub fn keystore_path(config: &Config) -> PathBuf {
+    config.data_dir.join("node-keystore.json")
+}
+
+/// Loads the custody keystore when a passphrase is configured and the file exists.
+pub fn load_custody(config: &Config) -> Result<Option<Custody>, AppError> {
+    let Some(pass) = config
+        .keystore_passphrase()
+        .map_err(|e| AppError::Config(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let path = keystore_path(config);
+    if !path.exists() {
+        return Err(AppError::Config(format!(
+            "no keystore at {} (run `remesa keystore init` or `remesa dev`)",
+            path.display()
+        )));
+    }
+    Custody::open_keystore(&path, &pass)
+        .map(Some)
+        .map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// Connects the database (migrating it), the chain (when configured) and the engine.
+pub async fn state(config: Config) -> Result<AppState, AppError> {
+    let db = Db::connect(&config.database_url(), config.database_connections_max).await?;
+    db.migrate().await?;
+    let custody = load_custody(&config)?;
+    let chain = match (config.rpc_url.as_deref(), config.deployment_path()) {
+        (Some(rpc), Some(path)) => {
+            let deployment = Deployment::load(&path)?;
+            if let Some(expected) = config.chain_id
+                && expected != deployment.chain_id
+            {
+                return Err(AppError::Config(format!(
+                    "REMESA_CHAIN_ID is {expected}, the deployment is for chain {}",
+                    deployment.chain_id
+                )));
+            }
+            let owner =
+                match &config.escrow_owner_key {
+                    Some(k) => Some(PrivateKeySigner::from_str(k.expose_secret().trim()).map_err(|_| {
+                        AppError::Config("REMESA_ESCROW_OWNER_KEY is not a private key".into())
+                    })?),
+                    None => None,
+                };
+            Some(ChainRuntime::connect(rpc, deployment, owner).await?)
+        }
+        (Some(_), None) => {
+            return Err(AppError::Config(
+                "REMESA_RPC_URL is set but no deployment file was found".into(),
+            ));
+        }
+        _ => None,
+    };
+    let engine = Engine::new(
+        db.clone(),
+        EngineConfig::from_config(&config),
+        chain.as_ref().map(|c| c.info.clone()),
+        custody,
+        config.token_decimals_default,
+    );
+    Ok(AppState {
+        db,
+        engine,
+        config: Arc::new(config),
+        chain,
+        shutdown: CancellationToken::new(),
+    })
+}
+
+/// Builds the node: state, workers, listener.
+pub async fn build(config: Config) -> Result<App, AppError> {
+    // install the metrics recorder before anything counts
+    let _ = crate::http::metrics_handle();
+    let state = state(config).await?;
+    build_from_state(state).await
+}
+
+/// Builds the node around an existing state (e.g. after `remesa dev` seeded it).
+pub async fn build_from_state(state: AppState) -> Result<App, AppError> {
+    let _ = crate::http::metrics_handle();
+    let listener = TcpListener::bind(state.config.http_addr).await?;
+    let port = listener.local_addr()?.port();
+    let workers = spawn_workers(&state)?;
+    Ok(App {
+        listener,
+        state,
+        port,
+        workers,
+    })
+}
+
+/// Starts the chain workers (when a chain, custody and `chain_workers` are configured) and the engine sweeper.
+pub fn spawn_workers(state: &AppState) -> Result<Vec<JoinHandle<()>>, AppError> {
+    let mut handles = Vec::new();
+    if let (Some(chain_rt), Some(custody), true) =
+        (&state.chain, state.engine.custody(), state.config.chain_workers)
+    {
+        let relayer = custody.relayer().map_err(|e| AppError::Chain(e.to_string()))?;
+        let ctx = ChainContext {
+            db: state.db.chain_db(),
+            provider: chain_rt.provider.clone(),
+            deployment: EscrowDeployment {
+                chain_id: chain_rt.info.chain_id,
+                escrow: chain_rt.info.escrow,
+                token: chain_rt.info.token,
+                start_block: chain_rt.deployment.deploy_block,
+            },
+            config: state.config.chain.clone(),
+            sink: Arc::new(state.engine.clone()),
+        };
+        tracing::info!(target: "app", relayer = %relayer.address(), "starting chain workers");
+        handles.extend(
+            chain::spawn_workers(ctx, vec![relayer], state.shutdown.child_token())
+                .map_err(|e| AppError::Chain(e.to_string()))?,
+        );
+    }
+    let engine = state.engine.clone();
+    let cancel = state.shutdown.child_token();
+    handles.push(tokio::spawn(async move { engine.run_sweeper(cancel).await }));
+    match crate::partner::spawn_workers(state) {
+        Ok(h) => handles.extend(h),
+        Err(e) => tracing::error!(target: "app", error = %e, "partner webhook workers not started"),
+    }
+    Ok(handles)
+}
+
+/// The whole HTTP surface: the node's routes, plus chat and partner routes, with the common layers.
+pub fn router(state: AppState) -> Router {
+    let r = crate::http::routes(state.clone())
+        .merge(crate::chat::router(state.clone()))
+        .merge(crate::partner::router(state.clone()));
+    crate::http::finish(r, state)
+}
+
+/// The OpenAPI document of everything served.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = crate::http::openapi::document();
+    doc.merge(crate::partner::openapi());
+    doc.merge(crate::chat::openapi());
+    doc
+}
+
+/// Gauges computed on scrape.
+pub async fn record_gauges(state: &AppState) {
+    if let Ok(rows) = sqlx::query("SELECT state, CAST(COUNT(*) AS BIGINT) FROM remittances GROUP BY state")
+        .fetch_all(&state.db.pool)
+        .await
+    {
+        use sqlx::Row;
+        for row in rows {
+            let (Ok(s), Ok(n)) = (row.try_get::<String, _>(0), row.try_get::<i64, _>(1)) else {
+                continue;
+            };
+            #[allow(clippy::cast_precision_loss)]
+            let v = n as f64;
+            metrics::gauge!("remesa_remittances", "state" => s).set(v);
+        }
+    }
+    if let Ok(counts) = crate::chain::outbox::job_counts(&state.db.chain_db()).await {
+        for (kind, status, n) in counts {
+            #[allow(clippy::cast_precision_loss)]
+            let v = n as f64;
+            metrics::gauge!("remesa_chain_jobs", "kind" => kind.as_str(), "status" => status).set(v);
+        }
+    }
+    if let Some(chain) = &state.chain {
+        let name = crate::chain::indexer::cursor_name(chain.info.chain_id, chain.info.escrow);
+        if let Ok(Some((block, _))) = crate::chain::indexer::cursor(&state.db.chain_db(), &name).await {
+            #[allow(clippy::cast_precision_loss)]
+            let v = block as f64;
+            metrics::gauge!("remesa_indexer_block").set(v);
+        }
+    }
+    if let Ok(escrow) = crate::engine::ledger::balance(&state.db.pool, crate::engine::ledger::ESCROW).await {
+        #[allow(clippy::cast_precision_loss)]
+        let v = escrow as f64;
+        metrics::gauge!("remesa_ledger_escrow_base_units").set(v);
+    }
+}
+
+impl App {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM/SIGINT or `state.shutdown`, then drains in-flight requests, stops the workers (each
+    /// finishes its current step) and closes the database.
+    pub async fn run_until_stopped(self) -> Result<(), AppError> {
+        let App {
+            listener,
+            state,
+            port,
+            workers,
+        } = self;
+        let shutdown = state.shutdown.clone();
+        let router = router(state.clone());
+        tracing::info!(target: "app", port, "listening");
+        let signal_token = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!(target: "app", "shutdown requested");
+            signal_token.cancel();
+        });
+        let graceful = shutdown.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { graceful.cancelled().await })
+            .await?;
+        shutdown.cancel();
+        for w in workers {
+            if tokio::time::timeout(Duration::from_secs(20), w).await.is_err() {
+                tracing::warn!(target: "app", "a worker did not stop in time");
+            }
+        }
+        state.db.close().await;
+        tracing::info!(target: "app", "stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,625 @@
+//! The indexer: follows the escrow's events and the token's transfers into custodial addresses, `confirmations`
+//! blocks behind the head, in `eth_getLogs` ranges of at most `logs_block_range_max` blocks.
+//!
+//! Its cursor is a block number and hash. Each range is applied in one database transaction that also delivers the
+//! events to the engine ([`ChainEventSink`]) and moves the cursor with a compare-and-set, so an event is applied
+//! exactly once. A range is applied only if the first block's parent is the cursor's hash; otherwise (a reorg) the
+//! indexer walks back through the block hashes it kept (`reorg_depth_max` of them) to the common ancestor, removes
+//! the events above it, tells the engine (`on_rolled_back`) and follows the new chain from there.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{Filter, Log};
+use alloy::sol_types::SolEvent;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use super::ChainContext;
+use super::abi::{IERC20Transfer, IRemittanceEscrow};
+use super::config::ChainConfig;
+use super::db::{ChainDb, b256_text, now_ms, parse_b256, to_i64, to_u64};
+use super::error::ChainError;
+use super::lease::Lease;
+use super::rpc;
+use super::sink::{ChainEventSink, DbTx};
+use super::types::{
+    ChainEvent, CustodialTransfer, Deposited, EventMeta, JobKind, Refunded, Released, RemovedEvent,
+    RolledBack, Settled, SkipReason, Skipped,
+};
+
+/// What one indexer tick did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexerTick {
+    pub lease_held: bool,
+    /// The cursor after the tick.
+    pub cursor: Option<u64>,
+    /// Events delivered to the engine.
+    pub events: u32,
+    /// The reorg handled in this tick, if any.
+    pub rolled_back: Option<RolledBack>,
+}
+
+/// The indexer of one escrow deployment.
+#[derive(Debug)]
+pub struct Indexer<S> {
+    db: ChainDb,
+    provider: DynProvider,
+    escrow: Address,
+    token: Address,
+    start_block: u64,
+    cfg: ChainConfig,
+    sink: Arc<S>,
+    name: String,
+    holder: String,
+    lease: Option<Lease>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    hash: B256,
+    parent: B256,
+}
+
+impl<S: ChainEventSink> Indexer<S> {
+    /// Follows `ctx.deployment` from its `start_block` (nothing before it is read).
+    pub fn new(ctx: &ChainContext<S>) -> Self {
+        let d = &ctx.deployment;
+        Self {
+            db: ctx.db.clone(),
+            provider: ctx.provider.clone(),
+            escrow: d.escrow,
+            token: d.token,
+            start_block: d.start_block.max(1),
+            cfg: ctx.config.clone(),
+            sink: ctx.sink.clone(),
+            name: cursor_name(d.chain_id, d.escrow),
+            holder: uuid::Uuid::new_v4().to_string(),
+            lease: None,
+        }
+    }
+
+    /// The name of this indexer's cursor.
+    pub fn cursor_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs until `cancel` fires. A reorg deeper than `reorg_depth_max` stops it (with an error log and metric):
+    /// that needs an operator.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let poll = Duration::from_millis(self.cfg.indexer_poll_ms);
+        let mut failures: u32 = 0;
+        loop {
+            let result = tokio::select! {
+                () = cancel.cancelled() => break,
+                r = self.tick() => r,
+            };
+            let delay = match result {
+                // Behind the head: go on at once.
+                Ok(t) if t.events > 0 || t.rolled_back.is_some() => {
+                    failures = 0;
+                    Duration::ZERO
+                }
+                Ok(_) => {
+                    failures = 0;
+                    poll
+                }
+                Err(e @ ChainError::ReorgTooDeep { .. }) => {
+                    metrics::counter!("remesa_chain_indexer_halted_total").increment(1);
+                    tracing::error!(target: "chain::indexer", error = %e, "indexer stopped");
+                    break;
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    metrics::counter!("remesa_chain_indexer_errors_total").increment(1);
+                    tracing::warn!(target: "chain::indexer", error = %e, "indexer tick failed");
+                    if matches!(e, ChainError::LeaseLost { .. }) {
+                        self.lease = None;
+                    }
+                    poll.saturating_mul(failures.min(10))
+                }
+            };
+            if delay.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        if let Some(lease) = self.lease.take()
+            && let Err(e) = lease.release(&self.db).await
+        {
+            tracing::warn!(target: "chain::indexer", error = %e, "could not release the indexer lease");
+        }
+    }
+
+    async fn ensure_lease(&mut self) -> Result<bool, ChainError> {
+        if let Some(lease) = &self.lease {
+            match lease.renew(&self.db).await {
+                Ok(()) => return Ok(true),
+                Err(ChainError::LeaseLost { .. }) => self.lease = None,
+                Err(e) => return Err(e),
+            }
+        }
+        let name = format!("indexer:{}", self.name);
+        self.lease = Lease::try_acquire(&self.db, &name, &self.holder, self.cfg.lease_ms).await?;
+        Ok(self.lease.is_some())
+    }
+
+    /// One step: apply the next range of confirmed blocks, or handle a reorg.
+    pub async fn tick(&mut self) -> Result<IndexerTick, ChainError> {
+        let mut out = IndexerTick::default();
+        if !self.ensure_lease().await? {
+            return Ok(out);
+        }
+        out.lease_held = true;
+        let timeout = self.cfg.rpc_timeout_ms;
+        let head = rpc::call(
+            "eth_blockNumber",
+            timeout,
+            self.provider.get_block_number().into_future(),
+        )
+        .await?;
+        let (cursor_number, cursor_hash) = self.cursor_or_init().await?;
+        out.cursor = Some(cursor_number);
+        metrics::gauge!("remesa_chain_indexer_lag_blocks").set(head.saturating_sub(cursor_number) as f64);
+        metrics::gauge!("remesa_chain_indexer_block").set(cursor_number as f64);
+
+        let Some(target) = head.checked_sub(self.cfg.confirmations) else {
+            return Ok(out);
+        };
+        if cursor_number >= target {
+            // Nothing new to apply; still notice a reorg of what we applied.
+            let canonical = self.header(cursor_number).await?;
+            if canonical.map(|h| h.hash) != Some(cursor_hash) {
+                out.rolled_back = Some(self.roll_back(cursor_number, cursor_hash).await?);
+                out.cursor = Some(self.cursor_or_init().await?.0);
+            }
+            return Ok(out);
+        }
+        let from = cursor_number.saturating_add(1);
+        let to = target.min(
+            from.saturating_add(self.cfg.logs_block_range_max)
+                .saturating_sub(1),
+        );
+
+        let filter = Filter::new()
+            .from_block(from)
+            .to_block(to)
+            .address(vec![self.escrow, self.token])
+            .event_signature(vec![
+                IRemittanceEscrow::Deposited::SIGNATURE_HASH,
+                IRemittanceEscrow::Released::SIGNATURE_HASH,
+                IRemittanceEscrow::Settled::SIGNATURE_HASH,
+                IRemittanceEscrow::Refunded::SIGNATURE_HASH,
+                IRemittanceEscrow::Skipped::SIGNATURE_HASH,
+                IERC20Transfer::Transfer::SIGNATURE_HASH,
+            ]);
+        let mut logs = rpc::call("eth_getLogs", timeout, self.provider.get_logs(&filter)).await?;
+        logs.retain(|l| !l.removed);
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+
+        // Headers fetched after the logs: each log must belong to the canonical block at its height, and the first
+        // block must sit on the cursor.
+        let mut numbers: Vec<u64> = logs.iter().filter_map(|l| l.block_number).collect();
+        numbers.extend([from, to]);
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut headers = BTreeMap::new();
+        for n in numbers {
+            let Some(h) = self.header(n).await? else {
+                // The node is behind the head it reported (or mid-reorg): try again later.
+                return Ok(out);
+            };
+            headers.insert(n, h);
+        }
+        let first = headers
+            .get(&from)
+            .copied()
+            .ok_or_else(|| ChainError::corrupt("missing first header"))?;
+        if first.parent != cursor_hash {
+            out.rolled_back = Some(self.roll_back(cursor_number, cursor_hash).await?);
+            out.cursor = Some(self.cursor_or_init().await?.0);
+            return Ok(out);
+        }
+        for l in &logs {
+            let known = l.block_number.and_then(|n| headers.get(&n)).map(|h| h.hash);
+            if known.is_none() || known != l.block_hash {
+                tracing::info!(target: "chain::indexer", block = l.block_number, "log from a block that is no longer canonical; retrying");
+                return Ok(out);
+            }
+        }
+        let last = headers
+            .get(&to)
+            .copied()
+            .ok_or_else(|| ChainError::corrupt("missing last header"))?;
+        out.events = self
+            .apply(cursor_number, cursor_hash, to, last.hash, &logs, &headers)
+            .await?;
+        out.cursor = Some(to);
+        Ok(out)
+    }
+
+    async fn header(&self, number: u64) -> Result<Option<Header>, ChainError> {
+        let block = rpc::call(
+            "eth_getBlockByNumber",
+            self.cfg.rpc_timeout_ms,
+            self.provider
+                .get_block_by_number(BlockNumberOrTag::Number(number))
+                .into_future(),
+        )
+        .await?;
+        Ok(block.map(|b| Header {
+            hash: b.header.hash,
+            parent: b.header.parent_hash,
+        }))
+    }
+
+    /// The stored cursor; the first time, the block before `start_block`.
+    async fn cursor_or_init(&self) -> Result<(u64, B256), ChainError> {
+        if let Some(c) = cursor(&self.db, &self.name).await? {
+            return Ok(c);
+        }
+        let number = self.start_block.saturating_sub(1);
+        let header = self
+            .header(number)
+            .await?
+            .ok_or_else(|| ChainError::rpc("eth_getBlockByNumber", format!("block {number} not found")))?;
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO chain_cursors (name, block_number, block_hash, updated_at_unix_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(to_i64(number)?)
+        .bind(b256_text(header.hash))
+        .bind(now_ms())
+        .execute(&mut *dbtx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO chain_blocks (cursor_name, block_number, block_hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (cursor_name, block_number) DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(to_i64(number)?)
+        .bind(b256_text(header.hash))
+        .execute(&mut *dbtx)
+        .await?;
+        dbtx.commit().await?;
+        cursor(&self.db, &self.name)
+            .await?
+            .ok_or_else(|| ChainError::corrupt("cursor not stored"))
+    }
+
+    /// Applies `logs` of blocks `cursor+1..=to` and moves the cursor to `to`, atomically.
+    async fn apply(
+        &self,
+        cursor_number: u64,
+        cursor_hash: B256,
+        to: u64,
+        to_hash: B256,
+        logs: &[Log],
+        headers: &BTreeMap<u64, Header>,
+    ) -> Result<u32, ChainError> {
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE chain_cursors SET block_number = $1, block_hash = $2, updated_at_unix_ms = $3 \
+             WHERE name = $4 AND block_number = $5 AND block_hash = $6",
+        )
+        .bind(to_i64(to)?)
+        .bind(b256_text(to_hash))
+        .bind(now_ms())
+        .bind(&self.name)
+        .bind(to_i64(cursor_number)?)
+        .bind(b256_text(cursor_hash))
+        .execute(&mut *dbtx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Err(ChainError::LeaseLost {
+                name: format!("cursor {}", self.name),
+            });
+        }
+        for (n, h) in headers {
+            sqlx::query(
+                "INSERT INTO chain_blocks (cursor_name, block_number, block_hash) VALUES ($1, $2, $3) \
+                 ON CONFLICT (cursor_name, block_number) DO UPDATE SET block_hash = excluded.block_hash",
+            )
+            .bind(&self.name)
+            .bind(to_i64(*n)?)
+            .bind(b256_text(h.hash))
+            .execute(&mut *dbtx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM chain_blocks WHERE cursor_name = $1 AND block_number < $2")
+            .bind(&self.name)
+            .bind(to_i64(to.saturating_sub(self.cfg.reorg_depth_max))?)
+            .execute(&mut *dbtx)
+            .await?;
+
+        // Which transfer recipients are custodial, asked once per range.
+        let recipients: Vec<Address> = {
+            let mut set = HashSet::new();
+            for l in logs {
+                if l.address() == self.token
+                    && let Ok(t) = IERC20Transfer::Transfer::decode_log_data(l.data())
+                {
+                    set.insert(t.to);
+                }
+            }
+            set.into_iter().collect()
+        };
+        let custodial = if recipients.is_empty() {
+            HashSet::new()
+        } else {
+            self.sink
+                .custodial_among(&mut dbtx, &recipients)
+                .await
+                .map_err(ChainError::Sink)?
+        };
+
+        let mut delivered = 0u32;
+        for l in logs {
+            let Some(event) = self.decode(&mut dbtx, l, &custodial).await? else {
+                continue;
+            };
+            let meta = event.meta();
+            sqlx::query(
+                "INSERT INTO chain_events (id, cursor_name, block_number, block_hash, tx_hash, log_index, kind, \
+                 remittance_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&meta.id)
+            .bind(&self.name)
+            .bind(to_i64(meta.block_number)?)
+            .bind(b256_text(meta.block_hash))
+            .bind(b256_text(meta.tx_hash))
+            .bind(to_i64(meta.log_index)?)
+            .bind(event.kind())
+            .bind(event.remittance_id().map(b256_text))
+            .bind(serde_json::to_string(&event).map_err(|e| ChainError::corrupt(format!("event json: {e}")))?)
+            .execute(&mut *dbtx)
+            .await?;
+            let res = match &event {
+                ChainEvent::Deposited(e) => self.sink.on_deposited(&mut dbtx, e).await,
+                ChainEvent::Released(e) => self.sink.on_released(&mut dbtx, e).await,
+                ChainEvent::Settled(e) => self.sink.on_settled(&mut dbtx, e).await,
+                ChainEvent::Refunded(e) => self.sink.on_refunded(&mut dbtx, e).await,
+                ChainEvent::Skipped(e) => self.sink.on_skipped(&mut dbtx, e).await,
+                ChainEvent::CustodialTransfer(e) => {
+                    self.sink.on_token_transfer_to_custodial(&mut dbtx, e).await
+                }
+            };
+            res.map_err(ChainError::Sink)?;
+            metrics::counter!("remesa_chain_events_total", "kind" => event.kind()).increment(1);
+            delivered = delivered.saturating_add(1);
+        }
+        dbtx.commit().await?;
+        if delivered > 0 {
+            tracing::debug!(target: "chain::indexer", from = cursor_number + 1, to, events = delivered, "range applied");
+        }
+        Ok(delivered)
+    }
+
+    async fn decode(
+        &self,
+        dbtx: &mut DbTx,
+        l: &Log,
+        custodial: &HashSet<Address>,
+    ) -> Result<Option<ChainEvent>, ChainError> {
+        let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) =
+            (l.block_number, l.block_hash, l.transaction_hash, l.log_index)
+        else {
+            return Err(ChainError::rpc("eth_getLogs", "log without position"));
+        };
+        let meta = EventMeta {
+            id: format!("{block_hash:#x}:{log_index}"),
+            block_number,
+            block_hash,
+            tx_hash,
+            log_index,
+        };
+        let Some(topic0) = l.topic0().copied() else {
+            return Ok(None);
+        };
+        let bad =
+            |e: alloy::sol_types::Error| ChainError::rpc("eth_getLogs", format!("undecodable log: {e}"));
+        if l.address() == self.token {
+            if topic0 != IERC20Transfer::Transfer::SIGNATURE_HASH {
+                return Ok(None);
+            }
+            let t = IERC20Transfer::Transfer::decode_log_data(l.data()).map_err(bad)?;
+            if !custodial.contains(&t.to) {
+                return Ok(None);
+            }
+            return Ok(Some(ChainEvent::CustodialTransfer(CustodialTransfer {
+                meta,
+                token: self.token,
+                from: t.from,
+                to: t.to,
+                amount_base_units: t.value,
+                from_escrow: t.from == self.escrow,
+            })));
+        }
+        if l.address() != self.escrow {
+            return Ok(None);
+        }
+        let data = l.data();
+        let ev = if topic0 == IRemittanceEscrow::Deposited::SIGNATURE_HASH {
+            let e = IRemittanceEscrow::Deposited::decode_log_data(data).map_err(bad)?;
+            ChainEvent::Deposited(Deposited {
+                meta,
+                remittance_id: e.id,
+                sender: e.sender,
+                partner_id: e.partnerId,
+                amount_base_units: e.amount,
+                expiry_unix_s: e.expiry,
+                claim_hash: e.claimHash,
+            })
+        } else if topic0 == IRemittanceEscrow::Released::SIGNATURE_HASH {
+            let e = IRemittanceEscrow::Released::decode_log_data(data).map_err(bad)?;
+            ChainEvent::Released(Released {
+                meta,
+                remittance_id: e.id,
+                partner_id: e.partnerId,
+                amount_base_units: e.amount,
+                preimage: e.preimage,
+            })
+        } else if topic0 == IRemittanceEscrow::Settled::SIGNATURE_HASH {
+            let e = IRemittanceEscrow::Settled::decode_log_data(data).map_err(bad)?;
+            ChainEvent::Settled(Settled {
+                meta,
+                partner_id: e.partnerId,
+                settlement: e.settlement,
+                amount_base_units: e.amount,
+                count: e.count,
+            })
+        } else if topic0 == IRemittanceEscrow::Refunded::SIGNATURE_HASH {
+            let e = IRemittanceEscrow::Refunded::decode_log_data(data).map_err(bad)?;
+            ChainEvent::Refunded(Refunded {
+                meta,
+                remittance_id: e.id,
+                sender: e.sender,
+                amount_base_units: e.amount,
+            })
+        } else if topic0 == IRemittanceEscrow::Skipped::SIGNATURE_HASH {
+            let e = IRemittanceEscrow::Skipped::decode_log_data(data).map_err(bad)?;
+            let batch = sqlx::query(
+                "SELECT t.kind FROM chain_tx_attempts a JOIN chain_txs t ON t.id = a.tx_id WHERE a.tx_hash = $1",
+            )
+            .bind(b256_text(tx_hash))
+            .fetch_optional(&mut **dbtx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .and_then(|k| JobKind::parse(&k));
+            ChainEvent::Skipped(Skipped {
+                meta,
+                remittance_id: e.id,
+                reason: SkipReason::from_u8(u8::from(e.reason)),
+                batch,
+            })
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(ev))
+    }
+
+    /// Finds the newest kept block that is still canonical and rolls everything above it back.
+    async fn roll_back(&self, cursor_number: u64, cursor_hash: B256) -> Result<RolledBack, ChainError> {
+        let rows = sqlx::query(
+            "SELECT block_number, block_hash FROM chain_blocks WHERE cursor_name = $1 AND block_number <= $2 \
+             ORDER BY block_number DESC",
+        )
+        .bind(&self.name)
+        .bind(to_i64(cursor_number)?)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut ancestor = None;
+        for row in rows {
+            let number = to_u64(row.try_get::<i64, _>(0)?)?;
+            if cursor_number.saturating_sub(number) > self.cfg.reorg_depth_max {
+                break;
+            }
+            let hash = parse_b256(&row.try_get::<String, _>(1)?)?;
+            if self.header(number).await?.map(|h| h.hash) == Some(hash) {
+                ancestor = Some((number, hash));
+                break;
+            }
+        }
+        let Some((ancestor_number, ancestor_hash)) = ancestor else {
+            return Err(ChainError::ReorgTooDeep {
+                cursor: cursor_number,
+                depth_max: self.cfg.reorg_depth_max,
+            });
+        };
+
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE chain_cursors SET block_number = $1, block_hash = $2, updated_at_unix_ms = $3 \
+             WHERE name = $4 AND block_number = $5 AND block_hash = $6",
+        )
+        .bind(to_i64(ancestor_number)?)
+        .bind(b256_text(ancestor_hash))
+        .bind(now_ms())
+        .bind(&self.name)
+        .bind(to_i64(cursor_number)?)
+        .bind(b256_text(cursor_hash))
+        .execute(&mut *dbtx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Err(ChainError::LeaseLost {
+                name: format!("cursor {}", self.name),
+            });
+        }
+        let removed_rows = sqlx::query(
+            "SELECT id, kind, block_number, remittance_id FROM chain_events WHERE cursor_name = $1 AND block_number > $2 \
+             ORDER BY block_number, log_index",
+        )
+        .bind(&self.name)
+        .bind(to_i64(ancestor_number)?)
+        .fetch_all(&mut *dbtx)
+        .await?;
+        let mut events = Vec::with_capacity(removed_rows.len());
+        for row in removed_rows {
+            let remittance: Option<String> = row.try_get(3)?;
+            events.push(RemovedEvent {
+                id: row.try_get(0)?,
+                kind: row.try_get(1)?,
+                block_number: to_u64(row.try_get(2)?)?,
+                remittance_id: remittance.as_deref().map(parse_b256).transpose()?,
+            });
+        }
+        for table in ["chain_events", "chain_blocks"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE cursor_name = $1 AND block_number > $2"
+            ))
+            .bind(&self.name)
+            .bind(to_i64(ancestor_number)?)
+            .execute(&mut *dbtx)
+            .await?;
+        }
+        let rb = RolledBack {
+            from_block: ancestor_number.saturating_add(1),
+            to_block: cursor_number,
+            events,
+        };
+        self.sink
+            .on_rolled_back(&mut dbtx, &rb)
+            .await
+            .map_err(ChainError::Sink)?;
+        dbtx.commit().await?;
+        metrics::counter!("remesa_chain_reorgs_total").increment(1);
+        metrics::gauge!("remesa_chain_reorg_depth_blocks")
+            .set(cursor_number.saturating_sub(ancestor_number) as f64);
+        tracing::warn!(
+            target: "chain::indexer", from_block = rb.from_block, to_block = rb.to_block,
+            events = rb.events.len(), "reorg: rolled back"
+        );
+        Ok(rb)
+    }
+}
+
+/// The cursor name of an escrow deployment.
+pub fn cursor_name(chain_id: u64, escrow: Address) -> String {
+    format!("escrow:{chain_id}:{escrow:#x}")
+}
+
+/// The indexer's cursor (last applied block number and hash), if it has started.
+pub async fn cursor(db: &ChainDb, name: &str) -> Result<Option<(u64, B256)>, ChainError> {
+    let row = sqlx::query("SELECT block_number, block_hash FROM chain_cursors WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some((
+            to_u64(row.try_get(0)?)?,
+            parse_b256(&row.try_get::<String, _>(1)?)?,
+        ))),
+    }
+}

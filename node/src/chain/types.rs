@@ -1,0 +1,424 @@
+//! Jobs the engine enqueues and events the indexer delivers.
+
+use std::fmt;
+
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::sol_types::SolValue;
+use serde::{Deserialize, Serialize};
+
+use super::abi::IRemittanceEscrow;
+
+/// The terms of one remittance, exactly as the escrow hashes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub sender: Address,
+    pub amount_base_units: U256,
+    pub partner_id: u64,
+    pub expiry_unix_s: u64,
+    pub claim_hash: B256,
+}
+
+impl Terms {
+    /// `keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, claimHash))`: the remittance id.
+    pub fn remittance_id(&self, escrow: Address) -> B256 {
+        keccak256(
+            (
+                escrow,
+                self.sender,
+                self.amount_base_units,
+                self.partner_id,
+                self.expiry_unix_s,
+                self.claim_hash,
+            )
+                .abi_encode_params(),
+        )
+    }
+
+    pub(crate) fn to_sol(&self) -> IRemittanceEscrow::Terms {
+        IRemittanceEscrow::Terms {
+            sender: self.sender,
+            amount: self.amount_base_units,
+            partnerId: self.partner_id,
+            expiry: self.expiry_unix_s,
+            claimHash: self.claim_hash,
+        }
+    }
+}
+
+/// An EIP-3009 `ReceiveWithAuthorization` signature (from = sender, to = escrow, nonce = remittance id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorization {
+    pub valid_after_unix_s: U256,
+    pub valid_before_unix_s: U256,
+    pub v: u8,
+    pub r: B256,
+    pub s: B256,
+}
+
+impl Authorization {
+    pub(crate) fn to_sol(&self) -> IRemittanceEscrow::Authorization {
+        IRemittanceEscrow::Authorization {
+            validAfter: self.valid_after_unix_s,
+            validBefore: self.valid_before_unix_s,
+            v: self.v,
+            r: self.r,
+            s: self.s,
+        }
+    }
+}
+
+/// Lock a remittance: `depositBatch` item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositJob {
+    pub remittance_id: B256,
+    pub terms: Terms,
+    pub authorization: Authorization,
+}
+
+/// Release a remittance to its partner: `releaseBatch` item. The preimage is the pickup code: never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseJob {
+    pub remittance_id: B256,
+    pub terms: Terms,
+    pub preimage: B256,
+}
+
+impl fmt::Debug for ReleaseJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReleaseJob")
+            .field("remittance_id", &self.remittance_id)
+            .field("terms", &self.terms)
+            .field("preimage", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Refund an expired remittance to its sender: `refundBatch` item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundJob {
+    pub remittance_id: B256,
+    pub terms: Terms,
+}
+
+/// What a job asks the escrow to do; one transaction carries jobs of one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Deposit,
+    Release,
+    Refund,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Deposit, JobKind::Release, JobKind::Refund];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Deposit => "deposit",
+            JobKind::Release => "release",
+            JobKind::Refund => "refund",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "deposit" => Some(JobKind::Deposit),
+            "release" => Some(JobKind::Release),
+            "refund" => Some(JobKind::Refund),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job's payload as stored in `chain_jobs.payload` (JSON).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobPayload {
+    Deposit(DepositJob),
+    Release(ReleaseJob),
+    Refund(RefundJob),
+}
+
+impl fmt::Debug for JobPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobPayload::Deposit(j) => j.fmt(f),
+            JobPayload::Release(j) => j.fmt(f),
+            JobPayload::Refund(j) => j.fmt(f),
+        }
+    }
+}
+
+impl JobPayload {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobPayload::Deposit(_) => JobKind::Deposit,
+            JobPayload::Release(_) => JobKind::Release,
+            JobPayload::Refund(_) => JobKind::Refund,
+        }
+    }
+
+    pub fn remittance_id(&self) -> B256 {
+        match self {
+            JobPayload::Deposit(j) => j.remittance_id,
+            JobPayload::Release(j) => j.remittance_id,
+            JobPayload::Refund(j) => j.remittance_id,
+        }
+    }
+
+    pub fn terms(&self) -> &Terms {
+        match self {
+            JobPayload::Deposit(j) => &j.terms,
+            JobPayload::Release(j) => &j.terms,
+            JobPayload::Refund(j) => &j.terms,
+        }
+    }
+}
+
+/// A job the outbox gave up on after `job_attempts_max` attempts (gas estimates failed or transactions reverted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedJob {
+    pub job_id: String,
+    pub kind: JobKind,
+    pub remittance_id: B256,
+    pub attempts: u32,
+    pub error: String,
+}
+
+/// Why the escrow skipped a batch item (mirrors `IRemittanceEscrow.SkipReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    WrongState,
+    AuthorizationFailed,
+    BadPreimage,
+    NotExpired,
+    InvalidTerms,
+    /// A reason this build does not know (a newer contract).
+    Unknown(u8),
+}
+
+impl SkipReason {
+    pub fn from_u8(v: u8) -> SkipReason {
+        match v {
+            0 => SkipReason::WrongState,
+            1 => SkipReason::AuthorizationFailed,
+            2 => SkipReason::BadPreimage,
+            3 => SkipReason::NotExpired,
+            4 => SkipReason::InvalidTerms,
+            other => SkipReason::Unknown(other),
+        }
+    }
+}
+
+/// Where an event sits on the chain. `id` is unique per chain view: `<block hash>:<log index>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMeta {
+    pub id: String,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub tx_hash: B256,
+    pub log_index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deposited {
+    pub meta: EventMeta,
+    pub remittance_id: B256,
+    pub sender: Address,
+    pub partner_id: u64,
+    pub amount_base_units: U256,
+    pub expiry_unix_s: u64,
+    pub claim_hash: B256,
+}
+
+/// The preimage is public once released (it is in the transaction); still, it is the recipient's pickup code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    pub meta: EventMeta,
+    pub remittance_id: B256,
+    pub partner_id: u64,
+    pub amount_base_units: U256,
+    pub preimage: B256,
+}
+
+impl fmt::Debug for Released {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Released")
+            .field("meta", &self.meta)
+            .field("remittance_id", &self.remittance_id)
+            .field("partner_id", &self.partner_id)
+            .field("amount_base_units", &self.amount_base_units)
+            .field("preimage", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    pub meta: EventMeta,
+    pub partner_id: u64,
+    pub settlement: Address,
+    pub amount_base_units: U256,
+    pub count: U256,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refunded {
+    pub meta: EventMeta,
+    pub remittance_id: B256,
+    pub sender: Address,
+    pub amount_base_units: U256,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub meta: EventMeta,
+    pub remittance_id: B256,
+    pub reason: SkipReason,
+    /// Which batch skipped it, when the transaction is one of this node's outbox transactions.
+    pub batch: Option<JobKind>,
+}
+
+/// A token `Transfer` whose recipient is a custodial address. Transfers out of the escrow (refunds to a custodial
+/// sender) are reported too, with `from_escrow = true`: the engine already books those from `Refunded`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodialTransfer {
+    pub meta: EventMeta,
+    pub token: Address,
+    pub from: Address,
+    pub to: Address,
+    pub amount_base_units: U256,
+    pub from_escrow: bool,
+}
+
+/// Any event the indexer applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChainEvent {
+    Deposited(Deposited),
+    Released(Released),
+    Settled(Settled),
+    Refunded(Refunded),
+    Skipped(Skipped),
+    CustodialTransfer(CustodialTransfer),
+}
+
+impl ChainEvent {
+    pub fn meta(&self) -> &EventMeta {
+        match self {
+            ChainEvent::Deposited(e) => &e.meta,
+            ChainEvent::Released(e) => &e.meta,
+            ChainEvent::Settled(e) => &e.meta,
+            ChainEvent::Refunded(e) => &e.meta,
+            ChainEvent::Skipped(e) => &e.meta,
+            ChainEvent::CustodialTransfer(e) => &e.meta,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChainEvent::Deposited(_) => "deposited",
+            ChainEvent::Released(_) => "released",
+            ChainEvent::Settled(_) => "settled",
+            ChainEvent::Refunded(_) => "refunded",
+            ChainEvent::Skipped(_) => "skipped",
+            ChainEvent::CustodialTransfer(_) => "custodial_transfer",
+        }
+    }
+
+    pub fn remittance_id(&self) -> Option<B256> {
+        match self {
+            ChainEvent::Deposited(e) => Some(e.remittance_id),
+            ChainEvent::Released(e) => Some(e.remittance_id),
+            ChainEvent::Refunded(e) => Some(e.remittance_id),
+            ChainEvent::Skipped(e) => Some(e.remittance_id),
+            ChainEvent::Settled(_) | ChainEvent::CustodialTransfer(_) => None,
+        }
+    }
+}
+
+/// One event a reorg removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedEvent {
+    pub id: String,
+    pub kind: String,
+    pub block_number: u64,
+    pub remittance_id: Option<B256>,
+}
+
+/// What a reorg removed: every applied block in `from_block..=to_block` is gone (the cursor moved back to
+/// `from_block - 1`), together with these events. Their replacements (if any) are delivered again afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolledBack {
+    pub from_block: u64,
+    pub to_block: u64,
+    pub events: Vec<RemovedEvent>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms() -> Terms {
+        Terms {
+            sender: Address::repeat_byte(0x11),
+            amount_base_units: U256::from(100_000_000u64),
+            partner_id: 7,
+            expiry_unix_s: 1_900_000_000,
+            claim_hash: keccak256([0u8; 32]),
+        }
+    }
+
+    #[test]
+    fn remittance_id_is_abi_encode_of_escrow_and_terms() {
+        let escrow = Address::repeat_byte(0xee);
+        let t = terms();
+        // abi.encode of six static words: each value left-padded to 32 bytes.
+        let mut buf = Vec::new();
+        buf.extend_from_slice(B256::left_padding_from(escrow.as_slice()).as_slice());
+        buf.extend_from_slice(B256::left_padding_from(t.sender.as_slice()).as_slice());
+        buf.extend_from_slice(&t.amount_base_units.to_be_bytes::<32>());
+        buf.extend_from_slice(U256::from(t.partner_id).to_be_bytes::<32>().as_slice());
+        buf.extend_from_slice(U256::from(t.expiry_unix_s).to_be_bytes::<32>().as_slice());
+        buf.extend_from_slice(t.claim_hash.as_slice());
+        assert_eq!(t.remittance_id(escrow), keccak256(&buf));
+    }
+
+    #[test]
+    fn release_job_debug_hides_preimage() {
+        let preimage = B256::repeat_byte(0x42);
+        let job = ReleaseJob {
+            remittance_id: B256::ZERO,
+            terms: terms(),
+            preimage,
+        };
+        let printed = format!("{job:?} {:?}", JobPayload::Release(job.clone()));
+        assert!(!printed.contains("4242"), "{printed}");
+        assert!(printed.contains("redacted"));
+    }
+
+    #[test]
+    fn payload_json_round_trips() {
+        let p = JobPayload::Refund(RefundJob {
+            remittance_id: B256::repeat_byte(1),
+            terms: terms(),
+        });
+        let json = serde_json::to_string(&p).expect("serialize");
+        let back: JobPayload = serde_json::from_str(&json).expect("parse");
+        assert_eq!(p, back);
+        assert_eq!(back.kind(), JobKind::Refund);
+    }
+
+    #[test]
+    fn skip_reason_codes() {
+        assert_eq!(SkipReason::from_u8(2), SkipReason::BadPreimage);
+        assert_eq!(SkipReason::from_u8(9), SkipReason::Unknown(9));
+    }
+}

@@ -1,0 +1,1072 @@
+//! One writer per sending key: claims queued jobs, batches them, and owns the key's nonces.
+//!
+//! Every transaction is signed and written to `chain_txs` / `chain_tx_attempts` (intent, nonce, raw bytes, hash,
+//! fees) in the same database transaction that moves its jobs to `in_tx`, and only then broadcast. Each tick the
+//! writer first reconciles what it stored with the chain (receipts, nonce, mempool): it broadcasts stored
+//! transactions the node does not know, records receipts, re-prices stuck ones (same nonce, higher fees, bounded by
+//! `bumps_max` and `max_fee_per_gas_wei_ceiling`), puts the jobs of dropped transactions back in the queue, and
+//! finishes jobs once their transaction has `tx_confirmations`. Only when that pass succeeded does it send new work,
+//! so after a crash nothing new goes out before the chain and the database agree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::TxSignerSync;
+use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use super::ChainContext;
+use super::abi::{IRemittanceEscrow, batch_calldata};
+use super::config::ChainConfig;
+use super::db::{ChainDb, addr_text, b256_text, now_ms, parse_b256, to_i64, to_u64};
+use super::error::ChainError;
+use super::lease::Lease;
+use super::outbox::{self, ClaimedJob};
+use super::rpc::{self, Broadcast};
+use super::sink::{ChainEventSink, DbTx};
+use super::types::{FailedJob, JobKind, JobPayload};
+
+/// What one writer tick did (for tests and logs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub lease_held: bool,
+    /// New transactions signed, stored and broadcast.
+    pub sent: u32,
+    /// Stored transactions (re-)broadcast because the node did not know them.
+    pub rebroadcast: u32,
+    pub bumped: u32,
+    /// Transactions whose receipt was seen this tick.
+    pub mined: u32,
+    /// Transactions that reached `tx_confirmations` (jobs done, or retried if reverted).
+    pub finalized: u32,
+    /// Transactions whose nonce was taken by a transaction that is not ours (jobs back in the queue).
+    pub dropped: u32,
+}
+
+/// A transaction signed and stored but not yet broadcast.
+#[derive(Clone, Debug)]
+pub struct PreparedTx {
+    pub tx_id: String,
+    pub tx_hash: B256,
+    pub nonce: u64,
+    pub kind: JobKind,
+    pub job_count: usize,
+}
+
+#[derive(Clone, Debug)]
+struct StoredAttempt {
+    tx_hash: B256,
+    attempt: i64,
+    raw: Bytes,
+    max_fee_per_gas_wei: u128,
+    max_priority_fee_per_gas_wei: u128,
+    last_sent_unix_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+struct StoredTx {
+    id: String,
+    nonce: u64,
+    kind: JobKind,
+    status: String,
+    calldata: Bytes,
+    gas_limit: u64,
+    bumps: i64,
+    broadcast_failures: i64,
+    mined_tx_hash: Option<B256>,
+    /// Oldest first; never empty.
+    attempts: Vec<StoredAttempt>,
+}
+
+impl StoredTx {
+    fn latest(&self) -> Result<&StoredAttempt, ChainError> {
+        self.attempts
+            .last()
+            .ok_or_else(|| ChainError::corrupt(format!("transaction {} has no attempts", self.id)))
+    }
+}
+
+/// The writer of one sending key.
+#[derive(Debug)]
+pub struct Writer<S> {
+    db: ChainDb,
+    provider: DynProvider,
+    signer: PrivateKeySigner,
+    sender: Address,
+    sender_text: String,
+    chain_id: u64,
+    escrow: Address,
+    cfg: ChainConfig,
+    sink: Arc<S>,
+    holder: String,
+    lease: Option<Lease>,
+    batch_cap: Option<u32>,
+}
+
+impl<S: ChainEventSink> Writer<S> {
+    /// The writer of `signer`'s key.
+    pub fn new(ctx: &ChainContext<S>, signer: PrivateKeySigner) -> Self {
+        let sender = signer.address();
+        Self {
+            db: ctx.db.clone(),
+            provider: ctx.provider.clone(),
+            signer,
+            sender,
+            sender_text: addr_text(sender),
+            chain_id: ctx.deployment.chain_id,
+            escrow: ctx.deployment.escrow,
+            cfg: ctx.config.clone(),
+            sink: ctx.sink.clone(),
+            holder: uuid::Uuid::new_v4().to_string(),
+            lease: None,
+            batch_cap: None,
+        }
+    }
+
+    pub fn sender(&self) -> Address {
+        self.sender
+    }
+
+    fn lease_name(&self) -> String {
+        format!("writer:{}:{}", self.chain_id, self.sender_text)
+    }
+
+    /// Runs until `cancel` fires, then gives the lease up.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let poll = Duration::from_millis(self.cfg.writer_poll_ms);
+        let mut failures: u32 = 0;
+        loop {
+            let result = tokio::select! {
+                () = cancel.cancelled() => break,
+                r = self.tick() => r,
+            };
+            let delay = match result {
+                Ok(report) => {
+                    failures = 0;
+                    if report != TickReport::default()
+                        && report
+                            != (TickReport {
+                                lease_held: true,
+                                ..Default::default()
+                            })
+                    {
+                        tracing::debug!(target: "chain::outbox", sender = %self.sender, ?report, "writer tick");
+                    }
+                    poll
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    metrics::counter!("remesa_chain_writer_errors_total").increment(1);
+                    tracing::warn!(target: "chain::outbox", sender = %self.sender, error = %e, "writer tick failed");
+                    if matches!(e, ChainError::LeaseLost { .. }) {
+                        self.lease = None;
+                    }
+                    poll.saturating_mul(failures.min(10))
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        if let Some(lease) = self.lease.take()
+            && let Err(e) = lease.release(&self.db).await
+        {
+            tracing::warn!(target: "chain::outbox", error = %e, "could not release the writer lease");
+        }
+    }
+
+    /// Takes (or renews) this key's lease. False while another process holds it.
+    pub async fn ensure_lease(&mut self) -> Result<bool, ChainError> {
+        if let Some(lease) = &self.lease {
+            match lease.renew(&self.db).await {
+                Ok(()) => return Ok(true),
+                Err(ChainError::LeaseLost { .. }) => {
+                    tracing::warn!(target: "chain::outbox", sender = %self.sender, "writer lease lost");
+                    self.lease = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match Lease::try_acquire(&self.db, &self.lease_name(), &self.holder, self.cfg.lease_ms).await? {
+            Some(lease) => {
+                tracing::info!(target: "chain::outbox", sender = %self.sender, fencing = lease.fencing(), "writer lease taken");
+                // Claims this key made before a crash never reached a transaction: give them back.
+                let released = outbox::release_claims(&self.db, &self.sender_text).await?;
+                if released > 0 {
+                    tracing::info!(target: "chain::outbox", released, "stale claims released");
+                }
+                self.lease = Some(lease);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn lease(&self) -> Result<&Lease, ChainError> {
+        self.lease.as_ref().ok_or_else(|| ChainError::LeaseLost {
+            name: self.lease_name(),
+        })
+    }
+
+    /// One round: lease, reconcile stored transactions with the chain, then send new batches.
+    pub async fn tick(&mut self) -> Result<TickReport, ChainError> {
+        let mut report = TickReport::default();
+        if !self.ensure_lease().await? {
+            return Ok(report);
+        }
+        report.lease_held = true;
+        self.reconcile(&mut report).await?;
+        self.send_new(&mut report).await?;
+        Ok(report)
+    }
+
+    async fn batch_cap(&mut self) -> Result<u32, ChainError> {
+        if let Some(cap) = self.batch_cap {
+            return Ok(cap);
+        }
+        let req = TransactionRequest::default()
+            .to(self.escrow)
+            .input(IRemittanceEscrow::MAX_BATCHCall {}.abi_encode().into());
+        let out = rpc::call(
+            "eth_call MAX_BATCH",
+            self.cfg.rpc_timeout_ms,
+            self.provider.call(req).into_future(),
+        )
+        .await?;
+        let max = IRemittanceEscrow::MAX_BATCHCall::abi_decode_returns(&out)
+            .map_err(|e| ChainError::rpc("eth_call MAX_BATCH", e))?;
+        let max = u32::try_from(max).unwrap_or(u32::MAX).max(1);
+        let cap = self.cfg.batch_size_max.min(max);
+        self.batch_cap = Some(cap);
+        Ok(cap)
+    }
+
+    // ---- reconcile -------------------------------------------------------------------------------------------
+
+    async fn reconcile(&mut self, report: &mut TickReport) -> Result<(), ChainError> {
+        let timeout = self.cfg.rpc_timeout_ms;
+        // Nonce first, receipts after: a receipt found later is never mistaken for a foreign transaction.
+        let chain_nonce = rpc::call(
+            "eth_getTransactionCount",
+            timeout,
+            self.provider
+                .get_transaction_count(self.sender)
+                .latest()
+                .into_future(),
+        )
+        .await?;
+        let head = rpc::call(
+            "eth_blockNumber",
+            timeout,
+            self.provider.get_block_number().into_future(),
+        )
+        .await?;
+        let open = self.load_open().await?;
+        for tx in open {
+            if tx.status == "mined" {
+                self.check_mined(&tx, head, report).await?;
+                continue;
+            }
+            if let Some((hash, receipt)) = self.find_receipt(&tx).await? {
+                self.record_mined(&tx, hash, &receipt).await?;
+                report.mined += 1;
+                let mined = StoredTx {
+                    status: "mined".into(),
+                    mined_tx_hash: Some(hash),
+                    ..tx
+                };
+                self.check_mined(&mined, head, report).await?;
+                continue;
+            }
+            if tx.nonce < chain_nonce {
+                // The nonce is used and none of our attempts has a receipt: someone else used the key.
+                self.drop_tx(&tx).await?;
+                report.dropped += 1;
+                continue;
+            }
+            let latest = tx.latest()?.clone();
+            if tx.status == "signed" {
+                self.send_attempt(&tx, &latest, report, true).await?;
+                continue;
+            }
+            let age_ms = now_ms().saturating_sub(latest.last_sent_unix_ms);
+            let bump_after = i64::try_from(self.cfg.bump_after_ms).unwrap_or(i64::MAX);
+            if age_ms >= bump_after
+                && tx.bumps < i64::from(self.cfg.bumps_max)
+                && self.bump(&tx, report).await?
+            {
+                continue;
+            }
+            let known = rpc::call(
+                "eth_getTransactionByHash",
+                timeout,
+                self.provider
+                    .get_transaction_by_hash(latest.tx_hash)
+                    .into_future(),
+            )
+            .await?;
+            if known.is_none() {
+                self.send_attempt(&tx, &latest, report, true).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_receipt(&self, tx: &StoredTx) -> Result<Option<(B256, TransactionReceipt)>, ChainError> {
+        for attempt in tx.attempts.iter().rev() {
+            let receipt = rpc::call(
+                "eth_getTransactionReceipt",
+                self.cfg.rpc_timeout_ms,
+                self.provider
+                    .get_transaction_receipt(attempt.tx_hash)
+                    .into_future(),
+            )
+            .await?;
+            if let Some(r) = receipt
+                && r.block_number.is_some()
+            {
+                return Ok(Some((attempt.tx_hash, r)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn check_mined(
+        &mut self,
+        tx: &StoredTx,
+        head: u64,
+        report: &mut TickReport,
+    ) -> Result<(), ChainError> {
+        let hash = tx
+            .mined_tx_hash
+            .ok_or_else(|| ChainError::corrupt(format!("mined tx {} has no hash", tx.id)))?;
+        let receipt = rpc::call(
+            "eth_getTransactionReceipt",
+            self.cfg.rpc_timeout_ms,
+            self.provider.get_transaction_receipt(hash).into_future(),
+        )
+        .await?;
+        let Some(receipt) = receipt.filter(|r| r.block_number.is_some()) else {
+            // A reorg took the block away: the same signed bytes are valid again; send them again.
+            metrics::counter!("remesa_chain_outbox_reorged_total").increment(1);
+            tracing::warn!(target: "chain::outbox", tx_id = tx.id, %hash, "mined transaction reorged out; re-broadcasting");
+            sqlx::query(
+                "UPDATE chain_txs SET status = 'broadcast', mined_tx_hash = NULL, mined_block_number = NULL, \
+                 mined_block_hash = NULL, gas_used = NULL, effective_gas_price_wei = NULL, updated_at_unix_ms = $2 \
+                 WHERE id = $1 AND status = 'mined'",
+            )
+            .bind(&tx.id)
+            .bind(now_ms())
+            .execute(&self.db.pool)
+            .await?;
+            if let Some(attempt) = tx.attempts.iter().find(|a| a.tx_hash == hash) {
+                self.send_attempt(tx, &attempt.clone(), report, true).await?;
+            }
+            return Ok(());
+        };
+        let block = receipt.block_number.unwrap_or_default();
+        let confirmations = head.saturating_add(1).saturating_sub(block);
+        if confirmations < self.cfg.tx_confirmations.max(1) {
+            return Ok(());
+        }
+        self.finalize(tx, &receipt).await?;
+        report.finalized += 1;
+        Ok(())
+    }
+
+    async fn record_mined(
+        &self,
+        tx: &StoredTx,
+        hash: B256,
+        r: &TransactionReceipt,
+    ) -> Result<(), ChainError> {
+        sqlx::query(
+            "UPDATE chain_txs SET status = 'mined', mined_tx_hash = $2, mined_block_number = $3, mined_block_hash = $4, \
+             gas_used = $5, effective_gas_price_wei = $6, updated_at_unix_ms = $7 WHERE id = $1",
+        )
+        .bind(&tx.id)
+        .bind(b256_text(hash))
+        .bind(to_i64(r.block_number.unwrap_or_default())?)
+        .bind(r.block_hash.map(b256_text))
+        .bind(to_i64(r.gas_used)?)
+        .bind(r.effective_gas_price.to_string())
+        .bind(now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        let status = if r.status() { "success" } else { "reverted" };
+        metrics::counter!("remesa_chain_txs_mined_total", "kind" => tx.kind.as_str(), "status" => status)
+            .increment(1);
+        metrics::counter!("remesa_chain_gas_used_total", "kind" => tx.kind.as_str()).increment(r.gas_used);
+        tracing::info!(
+            target: "chain::outbox", tx_id = tx.id, %hash, nonce = tx.nonce, kind = %tx.kind,
+            block = r.block_number, gas_used = r.gas_used, status, "transaction mined"
+        );
+        Ok(())
+    }
+
+    /// The transaction is deep enough: its jobs are done (or, if it reverted, retried later).
+    async fn finalize(&self, tx: &StoredTx, receipt: &TransactionReceipt) -> Result<(), ChainError> {
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        self.lease()?.renew_in(&mut dbtx).await?;
+        let success = receipt.status();
+        sqlx::query("UPDATE chain_txs SET status = $2, updated_at_unix_ms = $3 WHERE id = $1")
+            .bind(&tx.id)
+            .bind(if success { "confirmed" } else { "reverted" })
+            .bind(now_ms())
+            .execute(&mut *dbtx)
+            .await?;
+        if success {
+            sqlx::query(
+                "UPDATE chain_jobs SET status = 'done', updated_at_unix_ms = $2 WHERE tx_id = $1 AND status = 'in_tx'",
+            )
+            .bind(&tx.id)
+            .bind(now_ms())
+            .execute(&mut *dbtx)
+            .await?;
+        } else {
+            metrics::counter!("remesa_chain_txs_reverted_total", "kind" => tx.kind.as_str()).increment(1);
+            self.return_jobs(&mut dbtx, &tx.id, Some("transaction reverted"))
+                .await?;
+        }
+        dbtx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a transaction's jobs back in the queue. With an error, that counts as a failed attempt.
+    async fn return_jobs(&self, dbtx: &mut DbTx, tx_id: &str, error: Option<&str>) -> Result<(), ChainError> {
+        let rows = sqlx::query(
+            "SELECT id, attempts, kind, remittance_id FROM chain_jobs WHERE tx_id = $1 AND status = 'in_tx'",
+        )
+        .bind(tx_id)
+        .fetch_all(&mut **dbtx)
+        .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            jobs.push((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?));
+        }
+        match error {
+            None => {
+                sqlx::query(
+                    "UPDATE chain_jobs SET status = 'pending', tx_id = NULL, updated_at_unix_ms = $2 \
+                     WHERE tx_id = $1 AND status = 'in_tx'",
+                )
+                .bind(tx_id)
+                .bind(now_ms())
+                .execute(&mut **dbtx)
+                .await?;
+            }
+            Some(error) => {
+                let failed = outbox::retry_later(
+                    &mut *dbtx,
+                    &jobs,
+                    error,
+                    self.cfg.job_attempts_max,
+                    self.cfg.job_backoff_ms,
+                    self.cfg.job_backoff_ms_max,
+                )
+                .await?;
+                for row in &rows {
+                    let id: String = row.try_get(0)?;
+                    if !failed.contains(&id) {
+                        continue;
+                    }
+                    let kind: String = row.try_get(2)?;
+                    let remittance: String = row.try_get(3)?;
+                    let attempts: i64 = row.try_get(1)?;
+                    let job = FailedJob {
+                        job_id: id,
+                        kind: JobKind::parse(&kind)
+                            .ok_or_else(|| ChainError::corrupt(format!("job kind {kind}")))?,
+                        remittance_id: parse_b256(&remittance)?,
+                        attempts: u32::try_from(attempts.saturating_add(1)).unwrap_or(u32::MAX),
+                        error: error.to_owned(),
+                    };
+                    metrics::counter!("remesa_chain_jobs_failed_total", "kind" => job.kind.as_str())
+                        .increment(1);
+                    self.sink
+                        .on_job_failed(dbtx, &job)
+                        .await
+                        .map_err(ChainError::Sink)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn drop_tx(&self, tx: &StoredTx) -> Result<(), ChainError> {
+        tracing::warn!(
+            target: "chain::outbox", tx_id = tx.id, nonce = tx.nonce,
+            "nonce used by a transaction that is not ours; jobs go back to the queue"
+        );
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        self.lease()?.renew_in(&mut dbtx).await?;
+        sqlx::query("UPDATE chain_txs SET status = 'dropped', updated_at_unix_ms = $2 WHERE id = $1")
+            .bind(&tx.id)
+            .bind(now_ms())
+            .execute(&mut *dbtx)
+            .await?;
+        self.return_jobs(&mut dbtx, &tx.id, None).await?;
+        dbtx.commit().await?;
+        metrics::counter!("remesa_chain_txs_dropped_total").increment(1);
+        Ok(())
+    }
+
+    /// Broadcasts a stored attempt and records the outcome.
+    async fn send_attempt(
+        &self,
+        tx: &StoredTx,
+        attempt: &StoredAttempt,
+        report: &mut TickReport,
+        is_rebroadcast: bool,
+    ) -> Result<(), ChainError> {
+        let timeout = self.cfg.rpc_timeout_ms;
+        let res = tokio::time::timeout(
+            Duration::from_millis(timeout),
+            self.provider.send_raw_transaction(&attempt.raw),
+        )
+        .await;
+        let outcome = rpc::classify_broadcast(res, timeout)?;
+        let now = now_ms();
+        match outcome {
+            Broadcast::Accepted
+            | Broadcast::AlreadyKnown
+            | Broadcast::NonceTooLow
+            | Broadcast::Underpriced => {
+                // NonceTooLow: mined (ours or not) — the next reconcile pass tells which.
+                // Underpriced: a replacement the node refused; the previous attempt stays in its pool.
+                sqlx::query("UPDATE chain_tx_attempts SET broadcast_at_unix_ms = $2 WHERE tx_hash = $1")
+                    .bind(b256_text(attempt.tx_hash))
+                    .bind(now)
+                    .execute(&self.db.pool)
+                    .await?;
+                sqlx::query(
+                    "UPDATE chain_txs SET status = 'broadcast', updated_at_unix_ms = $2 WHERE id = $1 AND status = 'signed'",
+                )
+                .bind(&tx.id)
+                .bind(now)
+                .execute(&self.db.pool)
+                .await?;
+                if outcome == Broadcast::Accepted && is_rebroadcast {
+                    report.rebroadcast += 1;
+                    metrics::counter!("remesa_chain_txs_rebroadcast_total").increment(1);
+                    tracing::info!(target: "chain::outbox", tx_id = tx.id, hash = %attempt.tx_hash, nonce = tx.nonce, "stored transaction broadcast");
+                }
+            }
+            Broadcast::Rejected(message) => {
+                let failures = tx.broadcast_failures.saturating_add(1);
+                tracing::warn!(
+                    target: "chain::outbox", tx_id = tx.id, nonce = tx.nonce, failures, error = message,
+                    "node refused the transaction"
+                );
+                if failures >= i64::from(self.cfg.broadcast_failures_max) {
+                    self.abandon(tx, &message).await?;
+                } else {
+                    sqlx::query(
+                        "UPDATE chain_txs SET broadcast_failures = $2, last_error = $3, updated_at_unix_ms = $4 WHERE id = $1",
+                    )
+                    .bind(&tx.id)
+                    .bind(failures)
+                    .bind(&message)
+                    .bind(now)
+                    .execute(&self.db.pool)
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The node keeps refusing a transaction whose nonce is unused: give the nonce back and retry its jobs.
+    async fn abandon(&self, tx: &StoredTx, error: &str) -> Result<(), ChainError> {
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        self.lease()?.renew_in(&mut dbtx).await?;
+        sqlx::query("UPDATE chain_txs SET status = 'abandoned', last_error = $2, updated_at_unix_ms = $3 WHERE id = $1")
+            .bind(&tx.id)
+            .bind(error)
+            .bind(now_ms())
+            .execute(&mut *dbtx)
+            .await?;
+        self.return_jobs(&mut dbtx, &tx.id, Some(error)).await?;
+        dbtx.commit().await?;
+        metrics::counter!("remesa_chain_txs_abandoned_total").increment(1);
+        Ok(())
+    }
+
+    /// Re-prices a stuck transaction: same nonce and calldata, fees raised by `bump_percent` (or to the network's
+    /// current suggestion if higher), never above the ceiling. Returns false when the ceiling leaves no room.
+    async fn bump(&self, tx: &StoredTx, report: &mut TickReport) -> Result<bool, ChainError> {
+        let latest = tx.latest()?;
+        let (suggested_max, suggested_tip) = self.suggest_fees().await?;
+        let pct = u128::from(100 + self.cfg.bump_percent);
+        let min_pct = 110u128; // what nodes require of a replacement
+        let raise = |v: u128, p: u128| v.saturating_mul(p) / 100 + 1;
+        let ceiling = self.cfg.max_fee_per_gas_wei_ceiling;
+        let max_fee = raise(latest.max_fee_per_gas_wei, pct)
+            .max(suggested_max)
+            .min(ceiling);
+        let tip = raise(latest.max_priority_fee_per_gas_wei, pct)
+            .max(suggested_tip)
+            .min(max_fee);
+        if max_fee < raise(latest.max_fee_per_gas_wei, min_pct)
+            || tip < raise(latest.max_priority_fee_per_gas_wei, min_pct)
+        {
+            metrics::counter!("remesa_chain_bumps_at_ceiling_total").increment(1);
+            tracing::warn!(target: "chain::outbox", tx_id = tx.id, nonce = tx.nonce, ceiling, "stuck transaction at the fee ceiling");
+            return Ok(false);
+        }
+        let (hash, raw) = self.sign(tx.nonce, tx.gas_limit, max_fee, tip, &tx.calldata)?;
+        let attempt_no = latest.attempt.saturating_add(1);
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        self.lease()?.renew_in(&mut dbtx).await?;
+        insert_attempt(&mut dbtx, &tx.id, attempt_no, hash, &raw, max_fee, tip).await?;
+        sqlx::query("UPDATE chain_txs SET bumps = bumps + 1, updated_at_unix_ms = $2 WHERE id = $1")
+            .bind(&tx.id)
+            .bind(now_ms())
+            .execute(&mut *dbtx)
+            .await?;
+        dbtx.commit().await?;
+        metrics::counter!("remesa_chain_tx_bumps_total", "kind" => tx.kind.as_str()).increment(1);
+        tracing::info!(
+            target: "chain::outbox", tx_id = tx.id, nonce = tx.nonce, attempt = attempt_no, %hash,
+            max_fee_per_gas_wei = max_fee, max_priority_fee_per_gas_wei = tip, "stuck transaction re-priced"
+        );
+        let attempt = StoredAttempt {
+            tx_hash: hash,
+            attempt: attempt_no,
+            raw,
+            max_fee_per_gas_wei: max_fee,
+            max_priority_fee_per_gas_wei: tip,
+            last_sent_unix_ms: now_ms(),
+        };
+        self.send_attempt(tx, &attempt, report, false).await?;
+        report.bumped += 1;
+        Ok(true)
+    }
+
+    // ---- new work --------------------------------------------------------------------------------------------
+
+    async fn send_new(&mut self, report: &mut TickReport) -> Result<(), ChainError> {
+        for _ in 0..self.cfg.in_flight_txs_max {
+            let in_flight = self.count_open().await?;
+            if in_flight >= u64::from(self.cfg.in_flight_txs_max) {
+                break;
+            }
+            let Some(prepared) = self.prepare_next_batch().await? else {
+                break;
+            };
+            let tx = self
+                .load_tx(&prepared.tx_id)
+                .await?
+                .ok_or_else(|| ChainError::corrupt(format!("stored tx {} vanished", prepared.tx_id)))?;
+            let attempt = tx.latest()?.clone();
+            self.send_attempt(&tx, &attempt, report, false).await?;
+            metrics::counter!("remesa_chain_txs_sent_total", "kind" => prepared.kind.as_str()).increment(1);
+            metrics::histogram!("remesa_chain_batch_size", "kind" => prepared.kind.as_str())
+                .record(prepared.job_count as f64);
+            report.sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Claims the next ready batch (full, or its oldest job waited `batch_delay_ms_max`), signs it with the next
+    /// nonce and stores it — without broadcasting. `None` when nothing is ready.
+    pub async fn prepare_next_batch(&mut self) -> Result<Option<PreparedTx>, ChainError> {
+        if self.lease.is_none() {
+            return Ok(None);
+        }
+        let cap = self.batch_cap().await?;
+        let now = now_ms();
+        let delay = i64::try_from(self.cfg.batch_delay_ms_max).unwrap_or(i64::MAX);
+        let backlog = outbox::backlog(&self.db, now).await?;
+        let Some(ready) = backlog
+            .iter()
+            .find(|b| b.count >= u64::from(cap) || now.saturating_sub(b.oldest_unix_ms) >= delay)
+            .copied()
+        else {
+            return Ok(None);
+        };
+        let mut jobs = outbox::claim(
+            &self.db,
+            ready.kind,
+            &self.sender_text,
+            cap,
+            self.cfg.claim_timeout_ms,
+        )
+        .await?;
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        if ready.kind == JobKind::Release {
+            // One token transfer per run of equal partner ids.
+            jobs.sort_by_key(|j| j.payload.terms().partner_id);
+        }
+        match self.sign_and_store(ready.kind, &jobs).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                // Give the claims back now rather than after claim_timeout_ms.
+                if let Err(e2) = outbox::release_claims(&self.db, &self.sender_text).await {
+                    tracing::warn!(target: "chain::outbox", error = %e2, "could not release claims");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn sign_and_store(&mut self, kind: JobKind, jobs: &[ClaimedJob]) -> Result<PreparedTx, ChainError> {
+        let payloads: Vec<JobPayload> = jobs.iter().map(|j| j.payload.clone()).collect();
+        let calldata = batch_calldata(&payloads);
+        let req = TransactionRequest::default()
+            .from(self.sender)
+            .to(self.escrow)
+            .input(calldata.clone().into());
+        let estimate = tokio::time::timeout(
+            Duration::from_millis(self.cfg.rpc_timeout_ms),
+            self.provider.estimate_gas(req).into_future(),
+        )
+        .await
+        .map_err(|_| ChainError::RpcTimeout {
+            method: "eth_estimateGas",
+            timeout_ms: self.cfg.rpc_timeout_ms,
+        })?;
+        let gas = match estimate {
+            Ok(gas) => gas,
+            Err(e) if rpc::is_node_error(&e) => {
+                // The batch as a whole would revert (e.g. paused): count an attempt against each job.
+                let message: String = e.to_string().chars().take(500).collect();
+                tracing::warn!(target: "chain::outbox", %kind, jobs = jobs.len(), error = message, "batch gas estimate failed");
+                self.fail_claimed(jobs, &format!("gas estimate failed: {message}"))
+                    .await?;
+                return Err(ChainError::rpc("eth_estimateGas", message));
+            }
+            Err(e) => return Err(ChainError::rpc("eth_estimateGas", e)),
+        };
+        let gas_limit = gas.saturating_mul(100 + u64::from(self.cfg.gas_limit_margin_percent)) / 100;
+        let (max_fee, tip) = self.suggest_fees().await?;
+        let nonce = self.next_nonce().await?;
+        let (hash, raw) = self.sign(nonce, gas_limit, max_fee, tip, &calldata)?;
+        let tx_id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        self.lease()?.renew_in(&mut dbtx).await?;
+        sqlx::query(
+            "INSERT INTO chain_txs (id, chain_id, sender, nonce, kind, to_address, calldata, gas_limit, job_count, \
+             status, bumps, broadcast_failures, created_at_unix_ms, updated_at_unix_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'signed', 0, 0, $10, $10)",
+        )
+        .bind(&tx_id)
+        .bind(to_i64(self.chain_id)?)
+        .bind(&self.sender_text)
+        .bind(to_i64(nonce)?)
+        .bind(kind.as_str())
+        .bind(addr_text(self.escrow))
+        .bind(calldata.to_string())
+        .bind(to_i64(gas_limit)?)
+        .bind(i64::try_from(jobs.len()).unwrap_or(i64::MAX))
+        .bind(now)
+        .execute(&mut *dbtx)
+        .await?;
+        insert_attempt(&mut dbtx, &tx_id, 0, hash, &raw, max_fee, tip).await?;
+        for job in jobs {
+            let done = sqlx::query(
+                "UPDATE chain_jobs SET status = 'in_tx', tx_id = $1, claimed_by = NULL, claim_expires_at_unix_ms = NULL, \
+                 updated_at_unix_ms = $2 WHERE id = $3 AND status = 'claimed' AND claimed_by = $4",
+            )
+            .bind(&tx_id)
+            .bind(now)
+            .bind(&job.id)
+            .bind(&self.sender_text)
+            .execute(&mut *dbtx)
+            .await?;
+            if done.rows_affected() != 1 {
+                // Our claim expired and someone else took the job: send nothing.
+                return Err(ChainError::LeaseLost {
+                    name: format!("claim of job {}", job.id),
+                });
+            }
+        }
+        dbtx.commit().await?;
+        tracing::info!(
+            target: "chain::outbox", %tx_id, %hash, nonce, %kind, jobs = jobs.len(), gas_limit,
+            max_fee_per_gas_wei = max_fee, "batch signed and stored"
+        );
+        Ok(PreparedTx {
+            tx_id,
+            tx_hash: hash,
+            nonce,
+            kind,
+            job_count: jobs.len(),
+        })
+    }
+
+    async fn fail_claimed(&self, jobs: &[ClaimedJob], error: &str) -> Result<(), ChainError> {
+        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let pairs: Vec<(String, i64)> = jobs.iter().map(|j| (j.id.clone(), j.attempts)).collect();
+        let failed = outbox::retry_later(
+            &mut dbtx,
+            &pairs,
+            error,
+            self.cfg.job_attempts_max,
+            self.cfg.job_backoff_ms,
+            self.cfg.job_backoff_ms_max,
+        )
+        .await?;
+        for job in jobs.iter().filter(|j| failed.contains(&j.id)) {
+            let f = FailedJob {
+                job_id: job.id.clone(),
+                kind: job.payload.kind(),
+                remittance_id: job.payload.remittance_id(),
+                attempts: u32::try_from(job.attempts.saturating_add(1)).unwrap_or(u32::MAX),
+                error: error.to_owned(),
+            };
+            metrics::counter!("remesa_chain_jobs_failed_total", "kind" => f.kind.as_str()).increment(1);
+            self.sink
+                .on_job_failed(&mut dbtx, &f)
+                .await
+                .map_err(ChainError::Sink)?;
+        }
+        dbtx.commit().await?;
+        Ok(())
+    }
+
+    /// The lowest nonce at or above the chain's count that no live stored transaction uses.
+    async fn next_nonce(&self) -> Result<u64, ChainError> {
+        let chain_nonce = rpc::call(
+            "eth_getTransactionCount",
+            self.cfg.rpc_timeout_ms,
+            self.provider
+                .get_transaction_count(self.sender)
+                .latest()
+                .into_future(),
+        )
+        .await?;
+        let rows = sqlx::query(
+            "SELECT nonce FROM chain_txs WHERE sender = $1 AND status <> 'abandoned' AND nonce >= $2 ORDER BY nonce",
+        )
+        .bind(&self.sender_text)
+        .bind(to_i64(chain_nonce)?)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut next = chain_nonce;
+        for row in rows {
+            let used = to_u64(row.try_get::<i64, _>(0)?)?;
+            if used == next {
+                next = next.saturating_add(1);
+            } else if used > next {
+                break;
+            }
+        }
+        Ok(next)
+    }
+
+    /// EIP-1559 fees: the node's suggestion, the tip at least `priority_fee_wei_min`, the cap at most the ceiling.
+    async fn suggest_fees(&self) -> Result<(u128, u128), ChainError> {
+        let est = rpc::call(
+            "eth_feeHistory",
+            self.cfg.rpc_timeout_ms,
+            self.provider.estimate_eip1559_fees(),
+        )
+        .await?;
+        let tip = est.max_priority_fee_per_gas.max(self.cfg.priority_fee_wei_min);
+        let max_fee = est
+            .max_fee_per_gas
+            .max(tip)
+            .min(self.cfg.max_fee_per_gas_wei_ceiling);
+        Ok((max_fee, tip.min(max_fee)))
+    }
+
+    fn sign(
+        &self,
+        nonce: u64,
+        gas_limit: u64,
+        max_fee: u128,
+        tip: u128,
+        calldata: &Bytes,
+    ) -> Result<(B256, Bytes), ChainError> {
+        let mut tx = TxEip1559 {
+            chain_id: self.chain_id,
+            nonce,
+            gas_limit,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: tip,
+            to: TxKind::Call(self.escrow),
+            value: U256::ZERO,
+            access_list: Default::default(),
+            input: calldata.clone(),
+        };
+        let sig = self
+            .signer
+            .sign_transaction_sync(&mut tx)
+            .map_err(|e| ChainError::Signing(e.to_string()))?;
+        let signed = tx.into_signed(sig);
+        let hash = *signed.hash();
+        let raw: Bytes = TxEnvelope::from(signed).encoded_2718().into();
+        Ok((hash, raw))
+    }
+
+    // ---- storage ---------------------------------------------------------------------------------------------
+
+    async fn count_open(&self) -> Result<u64, ChainError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM chain_txs WHERE sender = $1 AND status IN ('signed', 'broadcast', 'mined')",
+        )
+        .bind(&self.sender_text)
+        .fetch_one(&self.db.pool)
+        .await?;
+        to_u64(row.try_get::<i64, _>(0)?)
+    }
+
+    async fn load_open(&self) -> Result<Vec<StoredTx>, ChainError> {
+        let rows = sqlx::query(
+            "SELECT id FROM chain_txs WHERE sender = $1 AND status IN ('signed', 'broadcast', 'mined') ORDER BY nonce",
+        )
+        .bind(&self.sender_text)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get(0)?;
+            if let Some(tx) = self.load_tx(&id).await? {
+                out.push(tx);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn load_tx(&self, id: &str) -> Result<Option<StoredTx>, ChainError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, nonce, kind, status, calldata, gas_limit, bumps, broadcast_failures, mined_tx_hash \
+             FROM chain_txs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let kind: String = row.try_get(2)?;
+        let calldata: String = row.try_get(4)?;
+        let mined: Option<String> = row.try_get(8)?;
+        let attempts = sqlx::query(
+            "SELECT tx_hash, attempt, raw_tx, max_fee_per_gas_wei, max_priority_fee_per_gas_wei, \
+             broadcast_at_unix_ms, created_at_unix_ms FROM chain_tx_attempts WHERE tx_id = $1 ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut list = Vec::with_capacity(attempts.len());
+        for a in attempts {
+            let raw: String = a.try_get(2)?;
+            let max_fee: String = a.try_get(3)?;
+            let tip: String = a.try_get(4)?;
+            let broadcast_at: Option<i64> = a.try_get(5)?;
+            let created_at: i64 = a.try_get(6)?;
+            list.push(StoredAttempt {
+                tx_hash: parse_b256(&a.try_get::<String, _>(0)?)?,
+                attempt: a.try_get(1)?,
+                raw: parse_bytes(&raw)?,
+                max_fee_per_gas_wei: max_fee
+                    .parse()
+                    .map_err(|_| ChainError::corrupt(format!("fee {max_fee}")))?,
+                max_priority_fee_per_gas_wei: tip
+                    .parse()
+                    .map_err(|_| ChainError::corrupt(format!("fee {tip}")))?,
+                last_sent_unix_ms: broadcast_at.unwrap_or(created_at),
+            });
+        }
+        Ok(Some(StoredTx {
+            id: row.try_get(0)?,
+            nonce: to_u64(row.try_get(1)?)?,
+            kind: JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("tx kind {kind}")))?,
+            status: row.try_get(3)?,
+            calldata: parse_bytes(&calldata)?,
+            gas_limit: to_u64(row.try_get(5)?)?,
+            bumps: row.try_get(6)?,
+            broadcast_failures: row.try_get(7)?,
+            mined_tx_hash: mined.as_deref().map(parse_b256).transpose()?,
+            attempts: list,
+        }))
+    }
+}
+
+async fn insert_attempt(
+    dbtx: &mut DbTx,
+    tx_id: &str,
+    attempt: i64,
+    hash: B256,
+    raw: &Bytes,
+    max_fee: u128,
+    tip: u128,
+) -> Result<(), ChainError> {
+    sqlx::query(
+        "INSERT INTO chain_tx_attempts (tx_hash, tx_id, attempt, raw_tx, max_fee_per_gas_wei, \
+         max_priority_fee_per_gas_wei, created_at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(b256_text(hash))
+    .bind(tx_id)
+    .bind(attempt)
+    .bind(raw.to_string())
+    .bind(max_fee.to_string())
+    .bind(tip.to_string())
+    .bind(now_ms())
+    .execute(&mut **dbtx)
+    .await?;
+    Ok(())
+}
+
+fn parse_bytes(s: &str) -> Result<Bytes, ChainError> {
+    s.parse::<Bytes>()
+        .map_err(|e| ChainError::corrupt(format!("hex bytes: {e}")))
+}
+
+/// A summary of one stored outbox transaction (for operators and tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxSummary {
+    pub tx_id: String,
+    pub sender: Address,
+    pub nonce: u64,
+    pub kind: JobKind,
+    pub status: String,
+    pub job_count: u64,
+    pub bumps: u64,
+    pub attempts: u64,
+    pub mined_tx_hash: Option<B256>,
+    pub gas_used: Option<u64>,
+}
+
+/// Every stored outbox transaction, by sender and nonce.
+pub async fn list_txs(db: &ChainDb) -> Result<Vec<TxSummary>, ChainError> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.sender, t.nonce, t.kind, t.status, t.job_count, t.bumps, t.mined_tx_hash, t.gas_used, \
+         (SELECT COUNT(*) FROM chain_tx_attempts a WHERE a.tx_id = t.id) FROM chain_txs t ORDER BY t.sender, t.nonce, t.created_at_unix_ms",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get(3)?;
+        let mined: Option<String> = row.try_get(7)?;
+        let gas: Option<i64> = row.try_get(8)?;
+        out.push(TxSummary {
+            tx_id: row.try_get(0)?,
+            sender: super::db::parse_addr(&row.try_get::<String, _>(1)?)?,
+            nonce: to_u64(row.try_get(2)?)?,
+            kind: JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("tx kind {kind}")))?,
+            status: row.try_get(4)?,
+            job_count: to_u64(row.try_get(5)?)?,
+            bumps: to_u64(row.try_get(6)?)?,
+            mined_tx_hash: mined.as_deref().map(parse_b256).transpose()?,
+            gas_used: gas.map(to_u64).transpose()?,
+            attempts: to_u64(row.try_get(9)?)?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,193 @@
+//! What the chat needs from the remittance engine, as a trait: the conversation and the notifier are written against
+//! it, and [`super::engine_adapter`] implements it over the node's engine.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::intent::PayoutMethod;
+use super::model::Platform;
+use super::phone::PhoneNumber;
+use super::render::{QuoteView, RemittanceView};
+
+/// A boxed future, so the trait can be used as `Arc<dyn ChatBackend>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Engine errors the conversation tells apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The quote expired or was used.
+    #[error("quote expired or already used")]
+    QuoteExpired,
+    /// Not enough funds in the sender's wallet.
+    #[error("insufficient funds")]
+    InsufficientFunds {
+        /// Current balance.
+        balance: Decimal,
+        /// Needed.
+        needed: Decimal,
+        /// Currency.
+        currency: String,
+    },
+    /// No partner serves that corridor/method, or the amount is outside limits; the text is user-facing.
+    #[error("cannot quote: {0}")]
+    NoQuote(String),
+    /// Unknown remittance.
+    #[error("not found")]
+    NotFound,
+    /// The remittance is past the point where it can be cancelled.
+    #[error("cannot cancel in state {state}")]
+    NotCancellable {
+        /// Current state.
+        state: String,
+    },
+    /// Anything else (database, chain): retried, then the user is told to try later.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// The engine user behind a chat identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineUser {
+    /// Engine user id.
+    pub user_id: String,
+    /// Custodial wallet address (0x…).
+    pub wallet_address: String,
+    /// True when this call created the user.
+    pub created: bool,
+    /// The engine's display name (e.g. demo users seeded by `remesa dev`).
+    pub display_name: Option<String>,
+}
+
+/// A wallet balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// Amount in major units.
+    pub amount: Decimal,
+    /// Currency (`USD`).
+    pub currency: String,
+}
+
+/// A complete send request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteRequest {
+    /// Amount to deliver (before fees), in `currency`.
+    pub amount: Decimal,
+    /// Send currency.
+    pub currency: String,
+    /// Recipient phone.
+    pub recipient_phone: PhoneNumber,
+    /// Payout method.
+    pub payout_method: PayoutMethod,
+    /// Recipient name.
+    pub recipient_name: Option<String>,
+}
+
+/// One transition of a remittance, from the engine's feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionEvent {
+    /// Feed position (strictly increasing).
+    pub seq: i64,
+    /// Remittance id.
+    pub remittance_id: String,
+    /// New state.
+    pub to_state: String,
+    /// Transaction hash of the cause, if on chain.
+    pub tx_hash: Option<String>,
+}
+
+/// What notifications need to know about a remittance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationView {
+    /// Short reference shown to users.
+    pub reference: String,
+    /// Engine user id of the sender.
+    pub sender_user_id: String,
+    /// Sender's display name or phone.
+    pub sender_label: String,
+    /// Recipient phone.
+    pub recipient_phone: String,
+    /// Payout amount.
+    pub payout_amount: Decimal,
+    /// Payout currency.
+    pub payout_currency: String,
+    /// Method.
+    pub payout_method: PayoutMethod,
+    /// Partner name.
+    pub partner_name: String,
+    /// Where to collect.
+    pub where_to_collect: Option<String>,
+    /// Pickup code (cash pickup), revealed to the recipient only.
+    pub pickup_code: Option<String>,
+    /// Deadline before refund.
+    pub expires_at_unix_s: Option<i64>,
+}
+
+/// The engine operations the chat uses.
+pub trait ChatBackend: Send + Sync + 'static {
+    /// Finds or creates the engine user (custodial wallet) for a chat identity. Idempotent per identity.
+    fn ensure_user<'a>(
+        &'a self,
+        platform: Platform,
+        user_key: &'a str,
+        phone: Option<&'a PhoneNumber>,
+        display_name: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EngineUser, BackendError>>;
+
+    /// The user's wallet balance.
+    fn balance<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Balance, BackendError>>;
+
+    /// A firm quote.
+    fn quote<'a>(
+        &'a self,
+        user_id: &'a str,
+        req: &'a QuoteRequest,
+    ) -> BoxFuture<'a, Result<QuoteView, BackendError>>;
+
+    /// Accepts a quote for the recipient of `req`: creates the remittance with `idempotency_key` (the chat message
+    /// id, namespaced by platform), signs with the custodial key and queues the deposit. Calling again with the same
+    /// key returns the same remittance.
+    fn confirm<'a>(
+        &'a self,
+        user_id: &'a str,
+        quote_id: &'a str,
+        req: &'a QuoteRequest,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<RemittanceView, BackendError>>;
+
+    /// Cancels a remittance (by reference, or the latest) before its funds are locked.
+    fn cancel<'a>(
+        &'a self,
+        user_id: &'a str,
+        reference: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RemittanceView, BackendError>>;
+
+    /// One remittance by reference, or the latest.
+    fn remittance<'a>(
+        &'a self,
+        user_id: &'a str,
+        reference: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RemittanceView, BackendError>>;
+
+    /// Recent remittances, newest first, at most `limit`.
+    fn history<'a>(
+        &'a self,
+        user_id: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<RemittanceView>, BackendError>>;
+
+    /// Transitions after `cursor`, oldest first, at most `limit`.
+    fn events_after<'a>(
+        &'a self,
+        cursor: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<TransitionEvent>, BackendError>>;
+
+    /// Details for notifications about one remittance.
+    fn notification_view<'a>(
+        &'a self,
+        remittance_id: &'a str,
+    ) -> BoxFuture<'a, Result<NotificationView, BackendError>>;
+}

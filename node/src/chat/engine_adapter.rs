@@ -1,0 +1,415 @@
+//! [`ChatBackend`] over the node's [`Engine`]: users, balances, quotes, remittances and the transition feed.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use super::backend::{
+    BackendError, Balance, BoxFuture, ChatBackend, EngineUser, NotificationView, QuoteRequest,
+    TransitionEvent,
+};
+use super::intent::PayoutMethod;
+use super::model::Platform;
+use super::phone::PhoneNumber;
+use super::render::{QuoteView, RemittanceView};
+use crate::domain::{IdempotencyKey, PayoutMethod as EnginePayoutMethod};
+use crate::engine::{
+    CreateRemittance, Engine, EngineError, NewUser, Recipient, Remittance, RemittanceFilter, SenderRef,
+};
+
+/// Remittances searched when a user types a reference.
+const REFERENCE_SEARCH_MAX: u32 = 50;
+
+/// The engine as the chat sees it.
+#[derive(Debug, Clone)]
+pub struct EngineBackend {
+    engine: Engine,
+}
+
+impl EngineBackend {
+    /// Wraps the engine.
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+/// The short reference users see and type: the first 8 hex digits of the remittance id.
+pub fn short_reference(id: &str) -> String {
+    id.trim_start_matches("0x").chars().take(8).collect()
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap_or_default()
+}
+
+fn internal(e: EngineError) -> BackendError {
+    match e {
+        EngineError::NotFound(_) => BackendError::NotFound,
+        EngineError::QuoteExpired | EngineError::QuoteUsed => BackendError::QuoteExpired,
+        EngineError::NoRoute => BackendError::NoQuote(e.to_string()),
+        EngineError::Invalid(m) => BackendError::NoQuote(m),
+        EngineError::InsufficientFunds { available, required } => BackendError::InsufficientFunds {
+            balance: dec(&available),
+            needed: dec(&required),
+            currency: "USD".to_owned(),
+        },
+        other => BackendError::Internal(other.to_string()),
+    }
+}
+
+fn engine_method(m: PayoutMethod) -> Result<EnginePayoutMethod, BackendError> {
+    EnginePayoutMethod::parse(m.as_str())
+        .ok_or_else(|| BackendError::NoQuote(format!("payout method {}", m.as_str())))
+}
+
+fn chat_method(m: EnginePayoutMethod) -> PayoutMethod {
+    PayoutMethod::parse(m.as_str()).unwrap_or(PayoutMethod::CashPickup)
+}
+
+fn view(r: &Remittance) -> RemittanceView {
+    RemittanceView {
+        reference: short_reference(&r.id),
+        state: r.state.as_str().to_owned(),
+        send_amount: dec(&r.send_amount),
+        send_currency: "USD".to_owned(),
+        payout_amount: dec(&r.payout_amount),
+        payout_currency: r.currency.clone(),
+        recipient: if r.recipient_name.is_empty() {
+            r.recipient_phone.clone()
+        } else {
+            r.recipient_name.clone()
+        },
+        created_at_unix_s: r.created_at_unix_ms / 1000,
+        tx_hash: r
+            .release_tx_hash
+            .clone()
+            .or_else(|| r.refund_tx_hash.clone())
+            .or_else(|| r.lock_tx_hash.clone()),
+    }
+}
+
+impl EngineBackend {
+    async fn user_address(&self, user_id: &str) -> Result<String, BackendError> {
+        Ok(self
+            .engine
+            .user(user_id)
+            .await
+            .map_err(internal)?
+            .ok_or(BackendError::NotFound)?
+            .address)
+    }
+
+    /// The user's remittance by short reference (prefix of the id), or the latest.
+    async fn find(&self, user_id: &str, reference: Option<&str>) -> Result<Remittance, BackendError> {
+        let filter = RemittanceFilter {
+            sender_user_id: Some(user_id.to_owned()),
+            ..RemittanceFilter::default()
+        };
+        let limit = if reference.is_some() {
+            REFERENCE_SEARCH_MAX
+        } else {
+            1
+        };
+        let page = self
+            .engine
+            .list_remittances(&filter, None, limit)
+            .await
+            .map_err(internal)?;
+        let wanted = reference.map(|r| r.trim_start_matches("0x").to_ascii_lowercase());
+        page.items
+            .into_iter()
+            .find(|r| {
+                wanted
+                    .as_deref()
+                    .is_none_or(|w| r.id.trim_start_matches("0x").starts_with(w))
+            })
+            .ok_or(BackendError::NotFound)
+    }
+}
+
+impl ChatBackend for EngineBackend {
+    fn ensure_user<'a>(
+        &'a self,
+        platform: Platform,
+        user_key: &'a str,
+        phone: Option<&'a PhoneNumber>,
+        display_name: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EngineUser, BackendError>> {
+        Box::pin(async move {
+            // The engine stores only numbers valid per libphonenumber; test numbers (+1555…) chat without one.
+            let phone = phone
+                .filter(|p| PhoneNumber::parse(p.as_str(), None).is_ok())
+                .map(|p| p.as_str().to_owned());
+            let (user, created) = self
+                .engine
+                .register_user(NewUser {
+                    channel: platform.as_str().to_owned(),
+                    external_id: user_key.to_owned(),
+                    phone,
+                    display_name: display_name.map(|n| n.chars().take(100).collect()),
+                    lang: None,
+                    self_custody_address: None,
+                })
+                .await
+                .map_err(|e| BackendError::Internal(e.to_string()))?;
+            Ok(EngineUser {
+                user_id: user.id,
+                wallet_address: user.address,
+                created,
+                display_name: user.display_name.clone(),
+            })
+        })
+    }
+
+    fn balance<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Balance, BackendError>> {
+        Box::pin(async move {
+            let address = self.user_address(user_id).await?;
+            let b = self.engine.balance(&address).await.map_err(internal)?;
+            Ok(Balance {
+                amount: dec(&b.balance),
+                currency: "USD".to_owned(),
+            })
+        })
+    }
+
+    fn quote<'a>(
+        &'a self,
+        user_id: &'a str,
+        req: &'a QuoteRequest,
+    ) -> BoxFuture<'a, Result<QuoteView, BackendError>> {
+        Box::pin(async move {
+            let country = req
+                .recipient_phone
+                .region()
+                .map(|r| r.alpha2().to_owned())
+                .ok_or_else(|| BackendError::NoQuote("unknown recipient country".into()))?;
+            let q = self
+                .engine
+                .quote(crate::engine::QuoteRequest {
+                    send_amount: req.amount.to_string(),
+                    country,
+                    currency: None,
+                    payout_method: engine_method(req.payout_method)?,
+                    ttl_s: None,
+                })
+                .await
+                .map_err(internal)?;
+            // Tell the sender now rather than after "yes" when the wallet cannot cover the total.
+            let address = self.user_address(user_id).await?;
+            let balance = self.engine.balance(&address).await.map_err(internal)?;
+            let (available, total) = (dec(&balance.available), dec(&q.total));
+            if available < total {
+                return Err(BackendError::InsufficientFunds {
+                    balance: available,
+                    needed: total,
+                    currency: "USD".into(),
+                });
+            }
+            let now_s = crate::store::now_ms() / 1000;
+            Ok(QuoteView {
+                quote_id: q.id,
+                send_amount: dec(&q.send_amount),
+                send_currency: "USD".to_owned(),
+                fee_fixed: dec(&q.fee_fixed),
+                fee_bps: q.fee_bps,
+                fee_total: dec(&q.fee),
+                total_debit: total,
+                rate: dec(&q.rate),
+                mid_market_rate: Some(dec(&q.mid_market_rate)).filter(|m| *m > Decimal::ZERO),
+                payout_amount: dec(&q.payout_amount),
+                payout_currency: q.currency,
+                payout_method: chat_method(q.payout_method),
+                partner_name: q.partner_name,
+                recipient_name: req.recipient_name.clone(),
+                recipient_phone: req.recipient_phone.to_string(),
+                expires_at_unix_s: q.expires_at_unix_ms / 1000,
+                now_unix_s: now_s,
+            })
+        })
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        user_id: &'a str,
+        quote_id: &'a str,
+        req: &'a QuoteRequest,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<RemittanceView, BackendError>> {
+        Box::pin(async move {
+            let key = IdempotencyKey::parse(idempotency_key)
+                .map_err(|e| BackendError::Internal(format!("idempotency key: {e}")))?;
+            let name = req
+                .recipient_name
+                .clone()
+                .unwrap_or_else(|| req.recipient_phone.to_string());
+            let (r, _created) = self
+                .engine
+                .create_remittance(
+                    CreateRemittance {
+                        quote_id: quote_id.to_owned(),
+                        sender: SenderRef::User {
+                            user_id: user_id.to_owned(),
+                        },
+                        recipient: Recipient {
+                            phone: req.recipient_phone.to_string(),
+                            name,
+                            account: None,
+                        },
+                    },
+                    &key,
+                )
+                .await
+                .map_err(internal)?;
+            Ok(view(&r))
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        user_id: &'a str,
+        reference: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RemittanceView, BackendError>> {
+        Box::pin(async move {
+            let r = self.find(user_id, reference).await?;
+            match self.engine.cancel(&r.id, Some(user_id)).await {
+                Ok(r) => Ok(view(&r)),
+                Err(EngineError::Conflict(_)) => Err(BackendError::NotCancellable {
+                    state: r.state.as_str().to_owned(),
+                }),
+                Err(e) => Err(internal(e)),
+            }
+        })
+    }
+
+    fn remittance<'a>(
+        &'a self,
+        user_id: &'a str,
+        reference: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RemittanceView, BackendError>> {
+        Box::pin(async move { self.find(user_id, reference).await.map(|r| view(&r)) })
+    }
+
+    fn history<'a>(
+        &'a self,
+        user_id: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<RemittanceView>, BackendError>> {
+        Box::pin(async move {
+            let filter = RemittanceFilter {
+                sender_user_id: Some(user_id.to_owned()),
+                ..RemittanceFilter::default()
+            };
+            let page = self
+                .engine
+                .list_remittances(&filter, None, limit)
+                .await
+                .map_err(internal)?;
+            Ok(page.items.iter().map(view).collect())
+        })
+    }
+
+    fn events_after<'a>(
+        &'a self,
+        cursor: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<TransitionEvent>, BackendError>> {
+        Box::pin(async move {
+            let events = self
+                .engine
+                .events_after(cursor, limit, None)
+                .await
+                .map_err(internal)?;
+            Ok(events
+                .into_iter()
+                .map(|e| TransitionEvent {
+                    seq: e.seq,
+                    tx_hash: e
+                        .detail
+                        .get("tx_hash")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned),
+                    remittance_id: e.remittance_id,
+                    to_state: e.to.as_str().to_owned(),
+                })
+                .collect())
+        })
+    }
+
+    fn notification_view<'a>(
+        &'a self,
+        remittance_id: &'a str,
+    ) -> BoxFuture<'a, Result<NotificationView, BackendError>> {
+        Box::pin(async move {
+            let r = self
+                .engine
+                .remittance(remittance_id)
+                .await
+                .map_err(internal)?
+                .ok_or(BackendError::NotFound)?;
+            // Remittances of self-custody API senders have no chat user: nobody to tell on the sender side.
+            let sender_user_id = r.sender_user_id.clone().unwrap_or_default();
+            let sender = match &r.sender_user_id {
+                Some(id) => self.engine.user(id).await.map_err(internal)?,
+                None => None,
+            };
+            let sender_label = sender
+                .as_ref()
+                .and_then(|u| match (&u.display_name, &u.phone) {
+                    (Some(n), Some(p)) => Some(format!("{n} ({p})")),
+                    (Some(n), None) => Some(n.clone()),
+                    (None, Some(p)) => Some(p.clone()),
+                    (None, None) => None,
+                })
+                .unwrap_or_else(|| "Someone".to_owned());
+            let partner = self.engine.partner(r.partner_id).await.map_err(internal)?;
+            let method = chat_method(r.payout_method);
+            let pickup_code = if method == PayoutMethod::CashPickup {
+                Some(
+                    self.engine
+                        .pickup_code(remittance_id)
+                        .await
+                        .map_err(internal)?
+                        .display_grouped(),
+                )
+            } else {
+                None
+            };
+            let partner_name = partner
+                .map(|p| p.name)
+                .unwrap_or_else(|| format!("partner {}", r.partner_id));
+            Ok(NotificationView {
+                reference: short_reference(&r.id),
+                sender_user_id,
+                sender_label,
+                recipient_phone: r.recipient_phone.clone(),
+                payout_amount: dec(&r.payout_amount),
+                payout_currency: r.currency.clone(),
+                payout_method: method,
+                // Partners publish no agent locations yet: the notice names the partner.
+                where_to_collect: None,
+                partner_name,
+                pickup_code,
+                expires_at_unix_s: i64::try_from(r.expiry_unix_s).ok(),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_short_hex() {
+        assert_eq!(short_reference("0x5f0c1a2b3c4d5e6f"), "5f0c1a2b");
+        assert_eq!(short_reference("ab"), "ab");
+        for m in [
+            PayoutMethod::CashPickup,
+            PayoutMethod::BankDeposit,
+            PayoutMethod::MobileWallet,
+            PayoutMethod::RemesaWallet,
+        ] {
+            assert_eq!(engine_method(m).map(chat_method), Ok(m));
+        }
+    }
+}

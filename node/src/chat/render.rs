@@ -1,0 +1,875 @@
+//! Every text the bridge sends, in English and Spanish. Pure functions from views to [`OutboundMessage`]s, so the
+//! texts are tested without a platform. Amounts are exact decimals, shown with two decimals (rates with four).
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::intent::{AmountError, Lang, PayoutMethod, UnknownReason, format_money};
+use super::model::{Button, OutboundMessage};
+use super::phone::PhoneError;
+
+/// Button id prefix: confirm the quote with this id.
+pub const BTN_CONFIRM: &str = "confirm:";
+/// Button id prefix: cancel the quote with this id.
+pub const BTN_CANCEL: &str = "cancel:";
+/// Button id prefix: choose a payout method.
+pub const BTN_METHOD: &str = "method:";
+/// Button ids of the main menu.
+pub const BTN_MENU_SEND: &str = "menu:send";
+/// Button id: balance.
+pub const BTN_MENU_BALANCE: &str = "menu:balance";
+/// Button id: history.
+pub const BTN_MENU_HISTORY: &str = "menu:history";
+
+/// A firm quote as shown to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteView {
+    /// Quote id (button payloads carry it).
+    pub quote_id: String,
+    /// Amount converted and delivered, in `send_currency`.
+    pub send_amount: Decimal,
+    /// Send currency (`USD`).
+    pub send_currency: String,
+    /// Fixed part of the fee.
+    pub fee_fixed: Decimal,
+    /// Proportional part of the fee, in basis points of `send_amount`.
+    pub fee_bps: u32,
+    /// Total fee (fixed + proportional, rounded up to the minor unit by the engine).
+    pub fee_total: Decimal,
+    /// What leaves the sender's wallet: `send_amount + fee_total`.
+    pub total_debit: Decimal,
+    /// Applied rate: 1 `send_currency` = `rate` `payout_currency`.
+    pub rate: Decimal,
+    /// Mid-market rate at quote time, if known.
+    pub mid_market_rate: Option<Decimal>,
+    /// What the recipient gets (rounded down to the payout currency's minor unit by the engine).
+    pub payout_amount: Decimal,
+    /// Payout currency (`GTQ`).
+    pub payout_currency: String,
+    /// Payout method.
+    pub payout_method: PayoutMethod,
+    /// Partner paying out (display name).
+    pub partner_name: String,
+    /// Recipient name, if given.
+    pub recipient_name: Option<String>,
+    /// Recipient phone (E.164).
+    pub recipient_phone: String,
+    /// Expiry.
+    pub expires_at_unix_s: i64,
+    /// Now, for "valid for N minutes".
+    pub now_unix_s: i64,
+}
+
+impl QuoteView {
+    /// All-in cost in `send_currency` versus converting `total_debit` at mid-market: `total_debit - payout/mid`,
+    /// and as a percentage of `total_debit` (both rounded to two decimals for display).
+    pub fn all_in_cost(&self) -> Option<(Decimal, Decimal)> {
+        let mid = self.mid_market_rate.filter(|m| *m > Decimal::ZERO)?;
+        if self.total_debit <= Decimal::ZERO {
+            return None;
+        }
+        let value_at_mid = self.payout_amount.checked_div(mid)?;
+        let cost = self.total_debit.checked_sub(value_at_mid)?;
+        let pct = cost
+            .checked_mul(Decimal::ONE_HUNDRED)?
+            .checked_div(self.total_debit)?;
+        Some((cost.round_dp(2), pct.round_dp(2)))
+    }
+}
+
+/// A remittance as shown in status and history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemittanceView {
+    /// Short reference the user can type (`status <ref>`).
+    pub reference: String,
+    /// Engine state name (`funds_locked`, `paid`, …).
+    pub state: String,
+    /// Amount sent.
+    pub send_amount: Decimal,
+    /// Send currency.
+    pub send_currency: String,
+    /// Payout amount.
+    pub payout_amount: Decimal,
+    /// Payout currency.
+    pub payout_currency: String,
+    /// Recipient name or phone.
+    pub recipient: String,
+    /// Creation time.
+    pub created_at_unix_s: i64,
+    /// Last on-chain transaction, if any.
+    pub tx_hash: Option<String>,
+}
+
+/// What the recipient needs to collect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingView {
+    /// Sender's name or phone.
+    pub sender: String,
+    /// Payout amount.
+    pub payout_amount: Decimal,
+    /// Payout currency.
+    pub payout_currency: String,
+    /// Method.
+    pub payout_method: PayoutMethod,
+    /// Partner name.
+    pub partner_name: String,
+    /// Where to collect (partner's text), if known.
+    pub where_to_collect: Option<String>,
+    /// Pickup code (cash pickup only).
+    pub pickup_code: Option<String>,
+    /// Reference.
+    pub reference: String,
+    /// Deadline to collect before the money returns to the sender.
+    pub expires_at_unix_s: Option<i64>,
+}
+
+fn t(lang: Lang, en: &str, es: &str) -> String {
+    match lang {
+        Lang::En => en.to_owned(),
+        Lang::Es => es.to_owned(),
+    }
+}
+
+fn money(amount: Decimal, currency: &str) -> String {
+    format!("{} {currency}", format_money(amount))
+}
+
+/// `2026-05-01 14:05 UTC`.
+pub fn format_time(unix_s: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix_s) {
+        Ok(dt) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute()
+        ),
+        Err(_) => "?".to_owned(),
+    }
+}
+
+/// Name of a payout method.
+pub fn method_name(lang: Lang, m: PayoutMethod) -> String {
+    match (m, lang) {
+        (PayoutMethod::CashPickup, Lang::En) => "cash pickup",
+        (PayoutMethod::CashPickup, Lang::Es) => "retiro en efectivo",
+        (PayoutMethod::BankDeposit, Lang::En) => "bank deposit",
+        (PayoutMethod::BankDeposit, Lang::Es) => "depósito bancario",
+        (PayoutMethod::MobileWallet, Lang::En) => "mobile wallet",
+        (PayoutMethod::MobileWallet, Lang::Es) => "billetera móvil",
+        (PayoutMethod::RemesaWallet, Lang::En) => "Remesa wallet",
+        (PayoutMethod::RemesaWallet, Lang::Es) => "billetera Remesa",
+    }
+    .to_owned()
+}
+
+/// Human name of an engine state.
+pub fn state_name(lang: Lang, state: &str) -> String {
+    let (en, es) = match state {
+        "quoted" => ("quoted", "cotizado"),
+        "pending_funds" => ("waiting for funds", "esperando fondos"),
+        "funds_locked" => ("funds locked on chain", "fondos bloqueados en cadena"),
+        "payout_assigned" => ("sent to the payout partner", "enviado al pagador"),
+        "payout_accepted" => ("ready to collect", "listo para cobrar"),
+        "paid" => ("paid to the recipient", "pagado al destinatario"),
+        "settled" => ("paid and settled", "pagado y liquidado"),
+        "refund_pending" => ("refund in progress", "reembolso en curso"),
+        "refunded" => ("refunded", "reembolsado"),
+        "expired" => ("expired", "vencido"),
+        "failed" => ("failed", "fallido"),
+        "cancelled" | "canceled" => ("cancelled", "cancelado"),
+        other => (other, other),
+    };
+    t(lang, en, es)
+}
+
+/// The main menu buttons.
+fn menu(lang: Lang) -> Vec<Button> {
+    vec![
+        Button::new(BTN_MENU_SEND, t(lang, "Send money", "Enviar dinero")),
+        Button::new(BTN_MENU_BALANCE, t(lang, "Balance", "Saldo")),
+        Button::new(BTN_MENU_HISTORY, t(lang, "History", "Historial")),
+    ]
+}
+
+/// First contact: the custodial wallet address and what to do next.
+pub fn welcome(lang: Lang, name: Option<&str>, wallet_address: &str) -> OutboundMessage {
+    let hi = match (lang, name) {
+        (Lang::En, Some(n)) => format!("Hi {n}! Welcome to Remesa."),
+        (Lang::Es, Some(n)) => format!("¡Hola {n}! Bienvenido a Remesa."),
+        (Lang::En, None) => "Hi! Welcome to Remesa.".to_owned(),
+        (Lang::Es, None) => "¡Hola! Bienvenido a Remesa.".to_owned(),
+    };
+    let body = match lang {
+        Lang::En => format!(
+            "{hi}\n\nYour Remesa wallet address (USD stablecoin):\n{wallet_address}\n\nTo send money, write for example:\n*send 100 to Maria +502 5555 0101 cash pickup*\n\nWrite *help* at any time."
+        ),
+        Lang::Es => format!(
+            "{hi}\n\nLa dirección de tu billetera Remesa (dólar digital):\n{wallet_address}\n\nPara enviar dinero, escribe por ejemplo:\n*envía 100 a María +502 5555 0101 en efectivo*\n\nEscribe *ayuda* cuando quieras."
+        ),
+    };
+    OutboundMessage::with_buttons(body, menu(lang))
+}
+
+/// Greeting for a known user.
+pub fn greeting(lang: Lang, name: Option<&str>) -> OutboundMessage {
+    let body = match (lang, name) {
+        (Lang::En, Some(n)) => format!("Hi {n}! What would you like to do?"),
+        (Lang::Es, Some(n)) => format!("¡Hola {n}! ¿Qué quieres hacer?"),
+        (Lang::En, None) => "Hi! What would you like to do?".to_owned(),
+        (Lang::Es, None) => "¡Hola! ¿Qué quieres hacer?".to_owned(),
+    };
+    OutboundMessage::with_buttons(body, menu(lang))
+}
+
+/// The wallet balance.
+pub fn balance(lang: Lang, amount: Decimal, currency: &str, wallet_address: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Your balance: *{}*\nWallet: {wallet_address}",
+            money(amount, currency)
+        ),
+        Lang::Es => format!(
+            "Tu saldo: *{}*\nBilletera: {wallet_address}",
+            money(amount, currency)
+        ),
+    })
+}
+
+/// The firm quote with Confirm / Cancel buttons.
+pub fn quote(lang: Lang, q: &QuoteView) -> OutboundMessage {
+    let recipient = match &q.recipient_name {
+        Some(n) => format!("{n} ({})", q.recipient_phone),
+        None => q.recipient_phone.clone(),
+    };
+    let pct = Decimal::from(q.fee_bps)
+        .checked_div(Decimal::ONE_HUNDRED)
+        .unwrap_or_default()
+        .normalize();
+    let fee_detail = match lang {
+        Lang::En => format!("{} fixed + {pct}%", money(q.fee_fixed, &q.send_currency)),
+        Lang::Es => format!("{} fijo + {pct}%", money(q.fee_fixed, &q.send_currency)),
+    };
+    let minutes = ((q.expires_at_unix_s - q.now_unix_s).max(0) + 59) / 60;
+    let rate = q.rate.round_dp(4);
+    let mut lines = match lang {
+        Lang::En => vec![
+            "*Your quote*".to_owned(),
+            format!("You send: {}", money(q.send_amount, &q.send_currency)),
+            format!("Fee: {} ({fee_detail})", money(q.fee_total, &q.send_currency)),
+            format!("Total to pay: *{}*", money(q.total_debit, &q.send_currency)),
+            format!("Rate: 1 {} = {rate} {}", q.send_currency, q.payout_currency),
+            format!(
+                "{recipient} gets: *{}*",
+                money(q.payout_amount, &q.payout_currency)
+            ),
+            format!(
+                "By: {} with {}",
+                method_name(lang, q.payout_method),
+                q.partner_name
+            ),
+        ],
+        Lang::Es => vec![
+            "*Tu cotización*".to_owned(),
+            format!("Envías: {}", money(q.send_amount, &q.send_currency)),
+            format!(
+                "Comisión: {} ({fee_detail})",
+                money(q.fee_total, &q.send_currency)
+            ),
+            format!("Total a pagar: *{}*", money(q.total_debit, &q.send_currency)),
+            format!(
+                "Tipo de cambio: 1 {} = {rate} {}",
+                q.send_currency, q.payout_currency
+            ),
+            format!(
+                "{recipient} recibe: *{}*",
+                money(q.payout_amount, &q.payout_currency)
+            ),
+            format!(
+                "Por: {} con {}",
+                method_name(lang, q.payout_method),
+                q.partner_name
+            ),
+        ],
+    };
+    if let (Some((cost, pct)), Some(mid)) = (q.all_in_cost(), q.mid_market_rate) {
+        lines.push(match lang {
+            Lang::En => format!(
+                "All-in cost: {} ({pct}%) vs the mid-market rate {}",
+                money(cost, &q.send_currency),
+                mid.round_dp(4)
+            ),
+            Lang::Es => format!(
+                "Costo total: {} ({pct}%) frente al tipo de cambio medio {}",
+                money(cost, &q.send_currency),
+                mid.round_dp(4)
+            ),
+        });
+    }
+    lines.push(match lang {
+        Lang::En => format!(
+            "Valid for {minutes} min (until {}).",
+            format_time(q.expires_at_unix_s)
+        ),
+        Lang::Es => format!(
+            "Válida por {minutes} min (hasta {}).",
+            format_time(q.expires_at_unix_s)
+        ),
+    });
+    lines.push(t(lang, "Confirm?", "¿Confirmas?"));
+    OutboundMessage::with_buttons(
+        lines.join("\n"),
+        vec![
+            Button::new(
+                format!("{BTN_CONFIRM}{}", q.quote_id),
+                t(lang, "Confirm", "Confirmar"),
+            ),
+            Button::new(
+                format!("{BTN_CANCEL}{}", q.quote_id),
+                t(lang, "Cancel", "Cancelar"),
+            ),
+        ],
+    )
+}
+
+/// What the conversation still needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// How much.
+    Amount,
+    /// To which phone.
+    Phone,
+    /// How the recipient gets it.
+    Method,
+    /// The recipient's name (cash pickup needs it).
+    Name,
+}
+
+/// Asks for a missing detail (the method question has buttons).
+pub fn ask(lang: Lang, missing: Missing) -> OutboundMessage {
+    match missing {
+        Missing::Amount => OutboundMessage::text(t(
+            lang,
+            "How much do you want to send (in USD)? For example: 100 or 250.50",
+            "¿Cuánto quieres enviar (en USD)? Por ejemplo: 100 o 250.50",
+        )),
+        Missing::Phone => OutboundMessage::text(t(
+            lang,
+            "What is the recipient's phone number, with country code? For example: +502 5555 0101",
+            "¿Cuál es el teléfono del destinatario, con código de país? Por ejemplo: +502 5555 0101",
+        )),
+        Missing::Name => OutboundMessage::text(t(
+            lang,
+            "What is the recipient's full name (as on their ID)?",
+            "¿Cuál es el nombre completo del destinatario (como en su identificación)?",
+        )),
+        Missing::Method => OutboundMessage::with_buttons(
+            t(
+                lang,
+                "How should the recipient get the money?",
+                "¿Cómo debe recibir el dinero?",
+            ),
+            [
+                PayoutMethod::CashPickup,
+                PayoutMethod::BankDeposit,
+                PayoutMethod::MobileWallet,
+                PayoutMethod::RemesaWallet,
+            ]
+            .into_iter()
+            .map(|m| {
+                Button::new(
+                    format!("{BTN_METHOD}{}", m.as_str()),
+                    capitalise(&method_name(lang, m)),
+                )
+            })
+            .collect(),
+        ),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A refused amount.
+pub fn amount_problem(lang: Lang, e: AmountError) -> OutboundMessage {
+    OutboundMessage::text(match (e, lang) {
+        (AmountError::Ambiguous, Lang::En) => {
+            "Did you mean one thousand or one? Please write it as 1000 or 1.00".to_owned()
+        }
+        (AmountError::Ambiguous, Lang::Es) => {
+            "¿Quisiste decir mil o uno? Escríbelo como 1000 o 1.00".to_owned()
+        }
+        (AmountError::TooManyDecimals, _) => t(
+            lang,
+            "Amounts can have at most two decimals.",
+            "Los montos pueden tener como máximo dos decimales.",
+        ),
+        (AmountError::TooLarge, _) => t(
+            lang,
+            "That amount is above the limit of 1,000,000.00 USD.",
+            "Ese monto supera el límite de 1,000,000.00 USD.",
+        ),
+        (AmountError::NotPositive, _) => t(
+            lang,
+            "The amount must be more than zero.",
+            "El monto debe ser mayor que cero.",
+        ),
+        (AmountError::NotANumber, _) => t(
+            lang,
+            "I could not read that amount. Write it like 100 or 1,000.50",
+            "No pude leer ese monto. Escríbelo como 100 o 1,000.50",
+        ),
+    })
+}
+
+/// A refused phone number.
+pub fn phone_problem(lang: Lang, e: PhoneError) -> OutboundMessage {
+    OutboundMessage::text(match e {
+        PhoneError::NeedsCountryCode => t(
+            lang,
+            "Please write the recipient's number with its country code, for example +502 5555 0101.",
+            "Escribe el número del destinatario con su código de país, por ejemplo +502 5555 0101.",
+        ),
+        PhoneError::Invalid | PhoneError::NotANumber => t(
+            lang,
+            "That phone number does not look valid. Please check it, with country code: +502 5555 0101.",
+            "Ese número no parece válido. Revísalo, con código de país: +502 5555 0101.",
+        ),
+    })
+}
+
+/// Only USD can be sent for now.
+pub fn unsupported_currency(lang: Lang, code: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "For now you can only send US dollars (USD), not {code}. The recipient gets local currency."
+        ),
+        Lang::Es => format!(
+            "Por ahora solo puedes enviar dólares (USD), no {code}. El destinatario recibe moneda local."
+        ),
+    })
+}
+
+/// The quote could not be made (no partner for that corridor, engine refusal…).
+pub fn no_quote(lang: Lang, reason: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!("Sorry, I can't quote that transfer: {reason}"),
+        Lang::Es => format!("Lo siento, no puedo cotizar ese envío: {reason}"),
+    })
+}
+
+/// The wallet lacks funds for the total.
+pub fn insufficient_funds(
+    lang: Lang,
+    balance: Decimal,
+    needed: Decimal,
+    currency: &str,
+    wallet_address: &str,
+) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Your balance is {} but this transfer needs {}. Add funds to your wallet:\n{wallet_address}",
+            money(balance, currency),
+            money(needed, currency)
+        ),
+        Lang::Es => format!(
+            "Tu saldo es {} pero este envío necesita {}. Agrega fondos a tu billetera:\n{wallet_address}",
+            money(balance, currency),
+            money(needed, currency)
+        ),
+    })
+}
+
+/// The remittance was created after confirmation.
+pub fn confirmed(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Done! Your transfer *{reference}* is on its way. I'll tell you at each step. Write *status* to check it."
+        ),
+        Lang::Es => format!(
+            "¡Listo! Tu envío *{reference}* está en camino. Te aviso en cada paso. Escribe *estado* para consultarlo."
+        ),
+    })
+}
+
+/// The pending quote is gone (expired or used).
+pub fn quote_expired(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(t(
+        lang,
+        "That quote has expired. Send the request again for a new quote.",
+        "Esa cotización venció. Envía la solicitud otra vez para una nueva cotización.",
+    ))
+}
+
+/// Nothing waiting for a yes/no.
+pub fn nothing_pending(lang: Lang) -> OutboundMessage {
+    OutboundMessage::with_buttons(
+        t(
+            lang,
+            "There is nothing waiting for confirmation.",
+            "No hay nada pendiente de confirmar.",
+        ),
+        menu(lang),
+    )
+}
+
+/// The pending request was dropped.
+pub fn cancelled(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(t(
+        lang,
+        "Cancelled. Nothing was sent.",
+        "Cancelado. No se envió nada.",
+    ))
+}
+
+/// A remittance was cancelled (before lock).
+pub fn remittance_cancelled(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!("Transfer {reference} was cancelled."),
+        Lang::Es => format!("El envío {reference} fue cancelado."),
+    })
+}
+
+/// Cancellation refused (already locked: it will be paid or refunded).
+pub fn cannot_cancel(lang: Lang, reference: &str, state: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Transfer {reference} can no longer be cancelled ({}). If it is not collected in time, it is refunded to you automatically.",
+            state_name(lang, state)
+        ),
+        Lang::Es => format!(
+            "El envío {reference} ya no se puede cancelar ({}). Si no se cobra a tiempo, se te reembolsa automáticamente.",
+            state_name(lang, state)
+        ),
+    })
+}
+
+/// One remittance's status.
+pub fn status(lang: Lang, r: &RemittanceView) -> OutboundMessage {
+    let mut lines = vec![
+        match lang {
+            Lang::En => format!("Transfer *{}*: {}", r.reference, state_name(lang, &r.state)),
+            Lang::Es => format!("Envío *{}*: {}", r.reference, state_name(lang, &r.state)),
+        },
+        format!(
+            "{} → {} ({})",
+            money(r.send_amount, &r.send_currency),
+            money(r.payout_amount, &r.payout_currency),
+            r.recipient
+        ),
+        format_time(r.created_at_unix_s),
+    ];
+    if let Some(tx) = &r.tx_hash {
+        lines.push(format!("tx: {tx}"));
+    }
+    OutboundMessage::text(lines.join("\n"))
+}
+
+/// No transfers yet.
+pub fn no_transfers(lang: Lang) -> OutboundMessage {
+    OutboundMessage::with_buttons(
+        t(lang, "You have no transfers yet.", "Todavía no tienes envíos."),
+        menu(lang),
+    )
+}
+
+/// Recent transfers, newest first.
+pub fn history(lang: Lang, items: &[RemittanceView]) -> OutboundMessage {
+    if items.is_empty() {
+        return no_transfers(lang);
+    }
+    let mut lines = vec![t(lang, "*Your recent transfers*", "*Tus envíos recientes*")];
+    for r in items {
+        lines.push(format!(
+            "• {} {} → {} — {} ({})",
+            r.reference,
+            money(r.send_amount, &r.send_currency),
+            r.recipient,
+            state_name(lang, &r.state),
+            format_time(r.created_at_unix_s)
+        ));
+    }
+    OutboundMessage::text(lines.join("\n"))
+}
+
+/// Help.
+pub fn help(lang: Lang) -> OutboundMessage {
+    OutboundMessage::with_buttons(
+        t(
+            lang,
+            "I can send money to any phone number.\n\n*send 100 to Maria +502 5555 0101 cash pickup* — get a quote\n*balance* — your wallet balance\n*status* — your last transfer\n*history* — recent transfers\n*cancel* — cancel what is pending\n\nMethods: cash pickup, bank, mobile wallet, Remesa wallet.",
+            "Puedo enviar dinero a cualquier número de teléfono.\n\n*envía 100 a María +502 5555 0101 en efectivo* — cotizar\n*saldo* — el saldo de tu billetera\n*estado* — tu último envío\n*historial* — envíos recientes\n*cancelar* — cancelar lo pendiente\n\nMétodos: efectivo, banco, billetera móvil, billetera Remesa.",
+        ),
+        menu(lang),
+    )
+}
+
+/// Not understood.
+pub fn unknown(lang: Lang, reason: UnknownReason) -> OutboundMessage {
+    let lead = match (reason, lang) {
+        (UnknownReason::Empty | UnknownReason::NoWords, Lang::En) => {
+            "I can only read text messages with words."
+        }
+        (UnknownReason::Empty | UnknownReason::NoWords, Lang::Es) => {
+            "Solo puedo leer mensajes de texto con palabras."
+        }
+        (UnknownReason::TooLong, Lang::En) => "That message is too long for me.",
+        (UnknownReason::TooLong, Lang::Es) => "Ese mensaje es demasiado largo para mí.",
+        (UnknownReason::NotUnderstood, Lang::En) => "Sorry, I didn't understand that.",
+        (UnknownReason::NotUnderstood, Lang::Es) => "Perdón, no entendí.",
+    };
+    let tail = t(
+        lang,
+        "Try: *send 100 to +502 5555 0101 cash pickup*, *balance*, *status* or *help*.",
+        "Prueba: *envía 100 a +502 5555 0101 en efectivo*, *saldo*, *estado* o *ayuda*.",
+    );
+    OutboundMessage::text(format!("{lead}\n{tail}"))
+}
+
+/// Images, locations, stickers, reactions…
+pub fn unsupported_content(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(t(
+        lang,
+        "I can only read text and button replies. Write *help* to see what I can do.",
+        "Solo puedo leer texto y botones. Escribe *ayuda* para ver lo que puedo hacer.",
+    ))
+}
+
+/// Edited messages are not acted on.
+pub fn edited_ignored(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(t(
+        lang,
+        "I don't act on edited messages. Please send a new message instead.",
+        "No actúo sobre mensajes editados. Envía un mensaje nuevo, por favor.",
+    ))
+}
+
+/// A temporary problem on our side.
+pub fn try_later(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(t(
+        lang,
+        "Sorry, something went wrong on our side. Please try again in a minute.",
+        "Lo siento, algo falló de nuestro lado. Inténtalo de nuevo en un minuto.",
+    ))
+}
+
+// --- notifications --------------------------------------------------------------------------------------------
+
+/// To the sender: funds locked in escrow.
+pub fn sender_locked(lang: Lang, reference: &str, tx_hash: Option<&str>) -> OutboundMessage {
+    let tx = tx_hash.map(|h| format!("\ntx: {h}")).unwrap_or_default();
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Transfer {reference}: your money is locked in escrow and on its way to the payout partner.{tx}"
+        ),
+        Lang::Es => {
+            format!("Envío {reference}: tu dinero está asegurado en garantía y en camino al pagador.{tx}")
+        }
+    })
+}
+
+/// To the recipient: money on its way, with the pickup code and where to collect.
+pub fn recipient_incoming(lang: Lang, v: &IncomingView) -> OutboundMessage {
+    let amount = money(v.payout_amount, &v.payout_currency);
+    let mut lines = match lang {
+        Lang::En => vec![format!("{} sent you *{amount}* with Remesa.", v.sender)],
+        Lang::Es => vec![format!("{} te envió *{amount}* con Remesa.", v.sender)],
+    };
+    match (v.payout_method, &v.pickup_code) {
+        (PayoutMethod::CashPickup, Some(code)) => {
+            lines.push(match lang {
+                Lang::En => format!(
+                    "Collect it in cash at {} with this pickup code and your ID:",
+                    v.partner_name
+                ),
+                Lang::Es => format!(
+                    "Cóbralo en efectivo en {} con este código de retiro y tu identificación:",
+                    v.partner_name
+                ),
+            });
+            lines.push(format!("*{code}*"));
+            lines.push(t(
+                lang,
+                "Do not share this code with anyone else.",
+                "No compartas este código con nadie más.",
+            ));
+        }
+        (m, _) => lines.push(match lang {
+            Lang::En => format!("{} will credit it by {}.", v.partner_name, method_name(lang, m)),
+            Lang::Es => format!("{} lo acreditará por {}.", v.partner_name, method_name(lang, m)),
+        }),
+    }
+    if let Some(w) = &v.where_to_collect {
+        lines.push(match lang {
+            Lang::En => format!("Where: {w}"),
+            Lang::Es => format!("Dónde: {w}"),
+        });
+    }
+    if let Some(exp) = v.expires_at_unix_s {
+        lines.push(match lang {
+            Lang::En => format!("Collect before {}.", format_time(exp)),
+            Lang::Es => format!("Cóbralo antes de {}.", format_time(exp)),
+        });
+    }
+    lines.push(format!("Ref: {}", v.reference));
+    OutboundMessage::text(lines.join("\n"))
+}
+
+/// To the sender or the recipient: the recipient was paid.
+pub fn paid(lang: Lang, reference: &str, to_sender: bool) -> OutboundMessage {
+    OutboundMessage::text(match (lang, to_sender) {
+        (Lang::En, true) => format!("Transfer {reference}: the recipient has been paid. 🎉"),
+        (Lang::Es, true) => format!("Envío {reference}: el destinatario ya recibió el dinero. 🎉"),
+        (Lang::En, false) => format!("Transfer {reference}: you have been paid. Thank you for using Remesa!"),
+        (Lang::Es, false) => format!("Envío {reference}: ya recibiste el dinero. ¡Gracias por usar Remesa!"),
+    })
+}
+
+/// Settled on chain.
+pub fn settled(lang: Lang, reference: &str, tx_hash: Option<&str>) -> OutboundMessage {
+    let tx = tx_hash.map(|h| format!("\ntx: {h}")).unwrap_or_default();
+    OutboundMessage::text(match lang {
+        Lang::En => format!("Transfer {reference} is complete and settled on chain.{tx}"),
+        Lang::Es => format!("El envío {reference} está completo y liquidado en cadena.{tx}"),
+    })
+}
+
+/// Refunded to the sender.
+pub fn refunded(lang: Lang, reference: &str, to_sender: bool) -> OutboundMessage {
+    OutboundMessage::text(match (lang, to_sender) {
+        (Lang::En, true) => {
+            format!("Transfer {reference} was not collected in time and has been refunded to your wallet.")
+        }
+        (Lang::Es, true) => {
+            format!("El envío {reference} no se cobró a tiempo y se reembolsó a tu billetera.")
+        }
+        (Lang::En, false) => {
+            format!("Transfer {reference} was not collected in time and went back to the sender.")
+        }
+        (Lang::Es, false) => format!("El envío {reference} no se cobró a tiempo y volvió al remitente."),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("decimal")
+    }
+
+    fn view() -> QuoteView {
+        QuoteView {
+            quote_id: "q1".into(),
+            send_amount: d("100"),
+            send_currency: "USD".into(),
+            fee_fixed: d("1.99"),
+            fee_bps: 50,
+            fee_total: d("2.49"),
+            total_debit: d("102.49"),
+            rate: d("7.75"),
+            mid_market_rate: Some(d("7.80")),
+            payout_amount: d("775.00"),
+            payout_currency: "GTQ".into(),
+            payout_method: PayoutMethod::CashPickup,
+            partner_name: "Demo Pagos".into(),
+            recipient_name: Some("Maria".into()),
+            recipient_phone: "+50255550101".into(),
+            expires_at_unix_s: 1_700_000_300,
+            now_unix_s: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn quote_is_itemised_in_both_languages() {
+        let q = view();
+        // 102.49 - 775/7.80 = 102.49 - 99.358974… = 3.131025… → 3.13 USD, 3.05 %
+        assert_eq!(q.all_in_cost(), Some((d("3.13"), d("3.05"))));
+        let en = quote(Lang::En, &q);
+        for needle in [
+            "You send: 100.00 USD",
+            "Fee: 2.49 USD (1.99 USD fixed + 0.5%)",
+            "Total to pay: *102.49 USD*",
+            "1 USD = 7.75 GTQ",
+            "Maria (+50255550101) gets: *775.00 GTQ*",
+            "All-in cost: 3.13 USD (3.05%) vs the mid-market rate 7.8",
+            "Valid for 5 min",
+            "cash pickup with Demo Pagos",
+        ] {
+            assert!(en.text.contains(needle), "missing {needle:?} in\n{}", en.text);
+        }
+        assert_eq!(
+            en.buttons,
+            vec![
+                Button::new("confirm:q1", "Confirm"),
+                Button::new("cancel:q1", "Cancel")
+            ]
+        );
+        let es = quote(Lang::Es, &q);
+        for needle in [
+            "Envías: 100.00 USD",
+            "Comisión: 2.49 USD",
+            "Total a pagar",
+            "recibe: *775.00 GTQ*",
+            "Costo total",
+            "retiro en efectivo",
+        ] {
+            assert!(es.text.contains(needle), "missing {needle:?} in\n{}", es.text);
+        }
+        assert_eq!(es.buttons[0].title, "Confirmar");
+    }
+
+    #[test]
+    fn recipient_notice_has_code_and_place() {
+        let v = IncomingView {
+            sender: "Ana (+15551234567)".into(),
+            payout_amount: d("775"),
+            payout_currency: "GTQ".into(),
+            payout_method: PayoutMethod::CashPickup,
+            partner_name: "Demo Pagos".into(),
+            where_to_collect: Some("any Demo Pagos agent".into()),
+            pickup_code: Some("ABCD2345EFGH".into()),
+            reference: "R1".into(),
+            expires_at_unix_s: Some(1_700_086_400),
+        };
+        let m = recipient_incoming(Lang::Es, &v);
+        assert!(
+            m.text.contains("*ABCD2345EFGH*")
+                && m.text.contains("Demo Pagos")
+                && m.text.contains("775.00 GTQ"),
+            "{}",
+            m.text
+        );
+        let m = recipient_incoming(Lang::En, &v);
+        assert!(
+            m.text.contains("pickup code") && m.text.contains("Where: any Demo Pagos agent"),
+            "{}",
+            m.text
+        );
+    }
+
+    #[test]
+    fn method_question_has_four_choices() {
+        let m = ask(Lang::En, Missing::Method);
+        assert_eq!(m.buttons.len(), 4);
+        assert_eq!(m.buttons[0].id, "method:cash_pickup");
+        assert_eq!(
+            PayoutMethod::parse("remesa_wallet"),
+            Some(PayoutMethod::RemesaWallet)
+        );
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(i64::MAX), "?");
+    }
+}

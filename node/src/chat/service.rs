@@ -1,0 +1,494 @@
+//! The running chat bridge: shared state for the webhook handlers and the three workers — the inbox worker
+//! (processes stored inbound messages), the outbox worker (delivers replies and notifications through the
+//! platform clients) and the notifier (follows the engine's transition feed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use super::backend::{ChatBackend, TransitionEvent};
+use super::config::ChatConfig;
+use super::conversation;
+use super::intent::Lang;
+use super::intent::format_money;
+use super::model::{OutboundMessage, Platform, TemplateMessage};
+use super::render::{self, IncomingView};
+use super::retry::RetryPolicy;
+use super::store::{ChatStore, NewOutbound, OutboxItem, StoreError};
+use super::telegram::TelegramClient;
+use super::whatsapp::{SendError, SendErrorKind, WhatsappClient};
+
+/// Default Graph API base.
+pub const WHATSAPP_API_BASE_DEFAULT: &str = "https://graph.facebook.com/v21.0";
+/// Default Bot API base.
+pub const TELEGRAM_API_BASE_DEFAULT: &str = "https://api.telegram.org";
+/// Inbox/outbox claim lease.
+const LEASE_MS: i64 = 60_000;
+/// Notifier page size.
+const EVENTS_PAGE: u32 = 100;
+/// Name of the notifier's cursor in `chat_cursors`.
+pub const NOTIFY_CURSOR: &str = "engine_events";
+
+/// Shared chat state.
+#[derive(Clone)]
+pub struct ChatService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: ChatStore,
+    backend: Arc<dyn ChatBackend>,
+    whatsapp: Option<WhatsappClient>,
+    telegram: Option<TelegramClient>,
+    whatsapp_app_secret: Option<SecretString>,
+    whatsapp_verify_token: Option<SecretString>,
+    telegram_secret_token: Option<SecretString>,
+    operator_token: Option<SecretString>,
+    recipient_template: Option<String>,
+    worker_id: String,
+    poll_interval: Duration,
+    body_limit_bytes: usize,
+    wake_inbox: tokio::sync::Notify,
+    wake_outbox: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for ChatService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatService")
+            .field("whatsapp", &self.inner.whatsapp)
+            .field("telegram", &self.inner.telegram)
+            .field("worker_id", &self.inner.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatService {
+    /// Builds the service from configuration. `operator_token` enables the terminal endpoint (`/v1/dev/chat`).
+    pub fn new(
+        config: &ChatConfig,
+        store: ChatStore,
+        backend: Arc<dyn ChatBackend>,
+        operator_token: Option<SecretString>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        let policy = RetryPolicy::default();
+        let whatsapp = match (&config.whatsapp_access_token, &config.whatsapp_phone_number_id) {
+            (Some(token), Some(id)) => Some(WhatsappClient::new(
+                http.clone(),
+                config
+                    .whatsapp_api_base
+                    .clone()
+                    .unwrap_or_else(|| WHATSAPP_API_BASE_DEFAULT.to_owned()),
+                id.clone(),
+                token.clone(),
+                policy,
+            )),
+            _ => None,
+        };
+        let telegram = config.telegram_bot_token.as_ref().map(|token| {
+            TelegramClient::new(
+                http.clone(),
+                config
+                    .telegram_api_base
+                    .clone()
+                    .unwrap_or_else(|| TELEGRAM_API_BASE_DEFAULT.to_owned()),
+                token.clone(),
+                policy,
+            )
+        });
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                backend,
+                whatsapp,
+                telegram,
+                whatsapp_app_secret: config.whatsapp_app_secret.clone(),
+                whatsapp_verify_token: config.whatsapp_verify_token.clone(),
+                telegram_secret_token: config.telegram_secret_token.clone(),
+                operator_token,
+                recipient_template: config
+                    .whatsapp_recipient_template
+                    .clone()
+                    .filter(|t| !t.is_empty()),
+                worker_id: format!("chat-{}", uuid::Uuid::new_v4()),
+                poll_interval: Duration::from_millis(config.chat_poll_interval_ms.max(10)),
+                body_limit_bytes: config.chat_body_limit_bytes.clamp(1024, 4 * 1024 * 1024),
+                wake_inbox: tokio::sync::Notify::new(),
+                wake_outbox: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &ChatStore {
+        &self.inner.store
+    }
+
+    pub(crate) fn whatsapp_app_secret(&self) -> Option<&[u8]> {
+        self.inner
+            .whatsapp_app_secret
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes())
+    }
+
+    pub(crate) fn whatsapp_verify_token(&self) -> Option<&[u8]> {
+        self.inner
+            .whatsapp_verify_token
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes())
+    }
+
+    pub(crate) fn telegram_secret_token(&self) -> Option<&[u8]> {
+        self.inner
+            .telegram_secret_token
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes())
+    }
+
+    pub(crate) fn operator_token(&self) -> Option<&[u8]> {
+        self.inner
+            .operator_token
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes())
+    }
+
+    pub(crate) fn body_limit_bytes(&self) -> usize {
+        self.inner.body_limit_bytes
+    }
+
+    /// Wakes the inbox worker (after a webhook stored something).
+    pub fn wake_inbox(&self) {
+        self.inner.wake_inbox.notify_one();
+    }
+
+    /// Starts the three workers; they stop when `shutdown` is cancelled.
+    pub fn spawn_workers(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        let a = self.clone();
+        let b = self.clone();
+        let c = self.clone();
+        let (s1, s2, s3) = (shutdown.clone(), shutdown.clone(), shutdown);
+        vec![
+            tokio::spawn(async move { a.run_inbox(s1).await }),
+            tokio::spawn(async move { b.run_outbox(s2).await }),
+            tokio::spawn(async move { c.run_notifier(s3).await }),
+        ]
+    }
+
+    async fn idle(&self, shutdown: &CancellationToken, notify: &tokio::sync::Notify) -> bool {
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = notify.notified() => true,
+            () = tokio::time::sleep(self.inner.poll_interval) => true,
+        }
+    }
+
+    async fn run_inbox(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.process_next_inbox(None).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(target: "chat::inbox", error = %e, "inbox worker"),
+            }
+            if !self.idle(&shutdown, &self.inner.wake_inbox).await {
+                break;
+            }
+        }
+    }
+
+    /// Processes one stored inbound message (or the given one); returns its inbox id when one was processed.
+    pub async fn process_next_inbox(&self, only_id: Option<&str>) -> Result<Option<String>, StoreError> {
+        let store = &self.inner.store;
+        let Some(item) = store
+            .claim_inbox(&self.inner.worker_id, LEASE_MS, only_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match conversation::handle(store, self.inner.backend.as_ref(), &item.message).await {
+            Ok(outcome) => {
+                let rows = conversation::reply_rows(&item.id, &item.message, &outcome.replies);
+                if !store
+                    .complete_inbox(&item, Some(&outcome.state_json), &rows)
+                    .await?
+                {
+                    tracing::warn!(target: "chat::inbox", inbox_id = %item.id, "claim lost before completion; another worker owns it");
+                }
+                self.inner.wake_outbox.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(target: "chat::inbox", inbox_id = %item.id, attempts = item.attempts, error = %e, "processing failed");
+                let retry_in = RetryPolicy::default().backoff(u32::try_from(item.attempts).unwrap_or(1));
+                let retry_in_ms = i64::try_from(retry_in.as_millis()).unwrap_or(1_000);
+                if store.fail_inbox(&item, &e.to_string(), retry_in_ms).await? {
+                    // Parked: tell the user rather than stay silent.
+                    let lang = store
+                        .identity(item.message.platform, &item.message.sender.user_key)
+                        .await?
+                        .map(|i| i.lang)
+                        .unwrap_or_default();
+                    let rows = conversation::reply_rows(&item.id, &item.message, &[render::try_later(lang)]);
+                    for r in &rows {
+                        store.enqueue(r).await?;
+                    }
+                }
+            }
+        }
+        Ok(Some(item.id))
+    }
+
+    async fn run_outbox(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.deliver_next().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(target: "chat::outbox", error = %e, "outbox worker"),
+            }
+            if !self.idle(&shutdown, &self.inner.wake_outbox).await {
+                break;
+            }
+        }
+    }
+
+    /// Delivers one pending outbound message; true when one was attempted.
+    pub async fn deliver_next(&self) -> Result<bool, StoreError> {
+        let store = &self.inner.store;
+        let Some(item) = store.claim_outbox(&self.inner.worker_id, LEASE_MS).await? else {
+            return Ok(false);
+        };
+        match self.send(&item).await {
+            Ok(provider_id) => store.mark_sent(&item.id, provider_id.as_deref()).await?,
+            Err(e) => {
+                let permanent = e.kind == SendErrorKind::Permanent;
+                let retry_in_ms = RetryPolicy::default()
+                    .backoff(u32::try_from(item.attempts).unwrap_or(1))
+                    .as_millis();
+                let parked = store
+                    .mark_failed(
+                        &item,
+                        &e.message,
+                        e.code,
+                        permanent,
+                        i64::try_from(retry_in_ms).unwrap_or(1_000) * 4,
+                    )
+                    .await?;
+                tracing::warn!(target: "chat::outbox", id = %item.id, platform = item.platform.as_str(), kind = ?e.kind, code = ?e.code, parked, "delivery failed: {}", e.message);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn send(&self, item: &OutboxItem) -> Result<Option<String>, SendError> {
+        let not_configured = |p: &str| SendError {
+            kind: SendErrorKind::Permanent,
+            attempts: 0,
+            http_status: None,
+            code: None,
+            message: format!("{p} is not configured on this node"),
+        };
+        match item.platform {
+            Platform::Whatsapp => {
+                let client = self
+                    .inner
+                    .whatsapp
+                    .as_ref()
+                    .ok_or_else(|| not_configured("whatsapp"))?;
+                client.send(&item.address, &item.message).await.map(Some)
+            }
+            Platform::Telegram => {
+                let client = self
+                    .inner
+                    .telegram
+                    .as_ref()
+                    .ok_or_else(|| not_configured("telegram"))?;
+                if let Some(cb) = &item.callback_query_id {
+                    // Stops the button spinner; failures here do not block the reply.
+                    if let Err(e) = client.answer_callback_query(cb, None).await {
+                        tracing::debug!(target: "chat::telegram", error = %e, "answerCallbackQuery failed");
+                    }
+                }
+                let chat_id: i64 = item.address.parse().map_err(|_| SendError {
+                    kind: SendErrorKind::Permanent,
+                    attempts: 0,
+                    http_status: None,
+                    code: None,
+                    message: "telegram address is not a chat id".to_owned(),
+                })?;
+                client
+                    .send_message(chat_id, &item.message)
+                    .await
+                    .map(|id| Some(id.to_string()))
+            }
+            // Terminal messages are fetched by the terminal client, never claimed here.
+            Platform::Terminal => Ok(None),
+        }
+    }
+
+    async fn run_notifier(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.notify_once().await {
+                Ok(n) if n > 0 => {
+                    self.inner.wake_outbox.notify_one();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(target: "chat::notify", error = %e, "notifier"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.inner.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Reads one page of the engine's transition feed and enqueues the notifications; returns events read.
+    pub async fn notify_once(&self) -> Result<usize, NotifyError> {
+        let store = &self.inner.store;
+        let cursor = store.cursor(NOTIFY_CURSOR).await?;
+        let events = self
+            .inner
+            .backend
+            .events_after(cursor, EVENTS_PAGE)
+            .await
+            .map_err(|e| NotifyError::Backend(e.to_string()))?;
+        for ev in &events {
+            self.notify_event(ev).await?;
+            store.advance_cursor(NOTIFY_CURSOR, ev.seq).await?;
+        }
+        Ok(events.len())
+    }
+
+    async fn notify_event(&self, ev: &TransitionEvent) -> Result<(), NotifyError> {
+        enum Who {
+            Sender,
+            Recipient,
+        }
+        let plan: Vec<(Who, &str)> = match ev.to_state.as_str() {
+            "funds_locked" => vec![(Who::Sender, "locked"), (Who::Recipient, "incoming")],
+            // If the engine's feed skipped funds_locked for us (cursor set late), these still deliver the code once.
+            "payout_assigned" | "payout_accepted" => vec![(Who::Recipient, "incoming")],
+            "paid" => vec![(Who::Sender, "paid"), (Who::Recipient, "paid")],
+            "settled" => vec![(Who::Sender, "settled")],
+            "refunded" => vec![(Who::Sender, "refunded"), (Who::Recipient, "refunded")],
+            _ => return Ok(()),
+        };
+        let store = &self.inner.store;
+        let view = match self.inner.backend.notification_view(&ev.remittance_id).await {
+            Ok(v) => v,
+            Err(super::backend::BackendError::NotFound) => return Ok(()),
+            Err(e) => return Err(NotifyError::Backend(e.to_string())),
+        };
+        for (who, what) in plan {
+            let (platform, address, lang) = match who {
+                Who::Sender => match store
+                    .identities_of_user(&view.sender_user_id)
+                    .await?
+                    .into_iter()
+                    .next()
+                {
+                    Some(i) => (i.platform, i.address, i.lang),
+                    None => continue,
+                },
+                Who::Recipient => self.recipient_route(&view.recipient_phone).await?,
+            };
+            let to_sender = matches!(who, Who::Sender);
+            let message: OutboundMessage = match what {
+                "locked" => render::sender_locked(lang, &view.reference, ev.tx_hash.as_deref()),
+                "incoming" => {
+                    let mut m = render::recipient_incoming(
+                        lang,
+                        &IncomingView {
+                            sender: view.sender_label.clone(),
+                            payout_amount: view.payout_amount,
+                            payout_currency: view.payout_currency.clone(),
+                            payout_method: view.payout_method,
+                            partner_name: view.partner_name.clone(),
+                            where_to_collect: view.where_to_collect.clone(),
+                            pickup_code: view.pickup_code.clone(),
+                            reference: view.reference.clone(),
+                            expires_at_unix_s: view.expires_at_unix_s,
+                        },
+                    );
+                    // The recipient may never have written to us: outside the 24-hour window WhatsApp only
+                    // delivers approved templates.
+                    if let (Platform::Whatsapp, Some(name)) = (platform, &self.inner.recipient_template) {
+                        m.template = Some(TemplateMessage {
+                            name: name.clone(),
+                            language: if lang == Lang::Es {
+                                "es".to_owned()
+                            } else {
+                                "en_US".to_owned()
+                            },
+                            body_params: vec![
+                                view.sender_label.clone(),
+                                format!("{} {}", format_money(view.payout_amount), view.payout_currency),
+                                view.partner_name.clone(),
+                                view.pickup_code.clone().unwrap_or_else(|| "-".to_owned()),
+                                view.reference.clone(),
+                            ],
+                        });
+                    }
+                    m
+                }
+                "paid" => render::paid(lang, &view.reference, to_sender),
+                "settled" => render::settled(lang, &view.reference, ev.tx_hash.as_deref()),
+                _ => render::refunded(lang, &view.reference, to_sender),
+            };
+            let role = if to_sender { "sender" } else { "recipient" };
+            store
+                .enqueue(&NewOutbound {
+                    dedupe_key: format!("notify:{}:{what}:{role}", ev.remittance_id),
+                    platform,
+                    address,
+                    message,
+                    callback_query_id: None,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Where the recipient is told: a chat identity with that phone (any platform) if one exists, else WhatsApp by
+    /// phone number when WhatsApp is configured, else the terminal (devnet).
+    async fn recipient_route(&self, phone_e164: &str) -> Result<(Platform, String, Lang), StoreError> {
+        if let Some(i) = self.inner.store.identity_by_phone(phone_e164).await? {
+            return Ok((i.platform, i.address, i.lang));
+        }
+        // Spanish for Latin American numbers, English otherwise.
+        let lang = if [
+            "+502", "+52", "+503", "+504", "+505", "+506", "+507", "+57", "+51", "+593", "+591", "+1809",
+            "+1829", "+1849", "+54", "+56", "+58", "+34",
+        ]
+        .iter()
+        .any(|p| phone_e164.starts_with(p))
+        {
+            Lang::Es
+        } else {
+            Lang::En
+        };
+        if self.inner.whatsapp.is_some() {
+            Ok((
+                Platform::Whatsapp,
+                phone_e164.trim_start_matches('+').to_owned(),
+                lang,
+            ))
+        } else {
+            Ok((Platform::Terminal, phone_e164.to_owned(), lang))
+        }
+    }
+}
+
+/// Notifier errors.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Engine.
+    #[error("engine: {0}")]
+    Backend(String),
+}

@@ -1,0 +1,242 @@
+//! `remesa dev`: one command for a complete local system — anvil (from the installed toolchain), the contracts
+//! (from the committed artifacts), the node's keystore, a demo partner with rates (also registered in the escrow),
+//! funded demo users, the chain workers, a simulated partner, and the HTTP API.
+//!
+//! Devnet only: every run starts a fresh chain, so the dev data directory is recreated each time.
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, U256};
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::Serialized;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::devnet;
+use crate::app;
+use crate::config::Config;
+use crate::domain::PayoutMethod;
+use crate::engine::{NewUser, RateInput};
+
+/// Options of `remesa dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Anvil's port.
+    #[arg(long, default_value_t = 8545)]
+    pub anvil_port: u16,
+    /// Anvil block time in seconds (0: mine on every transaction).
+    #[arg(long, default_value_t = 1)]
+    pub block_time_s: u64,
+    /// Where the devnet state lives (default: `<data_dir>/dev`); recreated on every run.
+    #[arg(long)]
+    pub dev_dir: Option<PathBuf>,
+    /// Do not start the simulated partner.
+    #[arg(long)]
+    pub no_partner_sim: bool,
+}
+
+/// The demo chat users (terminal chat identities) and what they get.
+pub const DEMO_USERS: [(&str, &str); 2] = [("+14155550100", "Alice"), ("+14155550101", "Bob")];
+/// Test dollars minted to each demo user.
+pub const DEMO_FUNDS_TOKENS: u64 = 1_000;
+/// Anvil account 2: the demo partner's settlement address.
+pub const DEMO_SETTLEMENT: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
+const DEV_OPERATOR_TOKEN: &str = "dev-operator-token";
+const DEV_PASSPHRASE: &str = "remesa-dev-passphrase";
+
+pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
+    let dir = args
+        .dev_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("dev"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let anvil = devnet::start_anvil(args.anvil_port, args.block_time_s)?;
+    let rpc_url = anvil.endpoint();
+    println!("anvil: {rpc_url} (chain {})", anvil.chain_id());
+    let deployment = devnet::deploy(&rpc_url).await?;
+    let deployment_path = dir.join("deployment.json");
+    devnet::write_deployment(&deployment_path, &deployment)?;
+    println!("token {:#x}, escrow {:#x}", deployment.token, deployment.escrow);
+
+    let operator = config
+        .operator_token
+        .as_ref()
+        .map_or_else(|| DEV_OPERATOR_TOKEN.to_owned(), |t| t.expose_secret().to_owned());
+    let passphrase = config
+        .keystore_passphrase()?
+        .map_or_else(|| DEV_PASSPHRASE.to_owned(), |p| p.expose_secret().to_owned());
+    crate::engine::Custody::create_keystore(
+        &app::keystore_path(&Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        }),
+        &SecretString::from(passphrase.clone()),
+    )?;
+
+    let fig = Figment::new().merge(Serialized::defaults(DevOverrides {
+        data_dir: dir.clone(),
+        database_url: None,
+        rpc_url: rpc_url.clone(),
+        deployment: deployment_path,
+        operator_token: operator.clone(),
+        keystore_passphrase: passphrase,
+        escrow_owner_key: devnet::DEV_DEPLOYER_KEY.to_owned(),
+        http_addr: config.http_addr.to_string(),
+    }));
+    let mut dev_config = Config::from_figment(fig)?;
+    dev_config.chat = config.chat.clone();
+    dev_config.partner = config.partner.clone();
+    dev_config.chain = config.chain.clone();
+    dev_config.chain.confirmations = 1;
+    dev_config.chain.batch_delay_ms_max = 1_000;
+
+    let state = app::state(dev_config).await?;
+    let custody = state.engine.custody().context("keystore")?;
+    devnet::fund_gas(&rpc_url, custody.relayer()?.address()).await?;
+    seed(&state).await?;
+    for (phone, name) in DEMO_USERS {
+        let (u, _) = state
+            .engine
+            .register_user(NewUser {
+                channel: "terminal".into(),
+                external_id: phone.into(),
+                phone: Some(phone.into()),
+                display_name: Some(name.into()),
+                lang: None,
+                self_custody_address: None,
+            })
+            .await?;
+        let address: Address = u.address.parse()?;
+        devnet::mint(
+            &rpc_url,
+            &deployment,
+            address,
+            U256::from(DEMO_FUNDS_TOKENS) * U256::from(1_000_000u64),
+        )
+        .await?;
+        println!(
+            "demo user {name} {phone}: custodial wallet {} funded with {DEMO_FUNDS_TOKENS} TUSD",
+            u.address
+        );
+    }
+
+    let app = app::build_from_state(state.clone()).await?;
+    let node_url = format!("http://127.0.0.1:{}", app.port());
+    if !args.no_partner_sim {
+        crate::partner::spawn_dev_sim(&state, 1, &node_url).map_err(anyhow::Error::msg)?;
+        println!("partner simulator: partner 1 accepts and pays payouts through the signed partner API");
+    }
+    println!();
+    println!("Remesa devnet node: {node_url}  (OpenAPI: {node_url}/openapi.json)");
+    println!("operator token:     {operator}");
+    println!(
+        "chat as a demo user: REMESA_OPERATOR_TOKEN={operator} remesa chat --node {node_url} --as {}",
+        DEMO_USERS[0].0
+    );
+    println!("Ctrl-C stops everything (the devnet is recreated on the next run).");
+    app.run_until_stopped().await?;
+    drop(anvil);
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct DevOverrides {
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    rpc_url: String,
+    deployment: PathBuf,
+    operator_token: String,
+    keystore_passphrase: String,
+    escrow_owner_key: String,
+    http_addr: String,
+}
+
+/// The demo partner (id 1, key in the data directory, settlement = anvil account 2, registered in the escrow) with
+/// Guatemala and Mexico rates, a second partner with a worse GT rate (routing picks partner 1), mid-market rates.
+pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
+    let (_, public_key) =
+        crate::partner::wiring::demo_partner_key(&state.config.data_dir, 1).map_err(anyhow::Error::msg)?;
+    let added = crate::partner::add_partner(
+        state,
+        crate::partner::wiring::PartnerAddArgs {
+            id: 1,
+            name: "Banco Demo".into(),
+            countries: vec!["GT".into(), "MX".into()],
+            currencies: vec!["GTQ".into(), "MXN".into()],
+            methods: vec![
+                "cash_pickup".into(),
+                "bank_deposit".into(),
+                "mobile_wallet".into(),
+            ],
+            public_key,
+            webhook_url: None,
+            settlement_address: DEMO_SETTLEMENT.into(),
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    if !added.registered_on_chain {
+        anyhow::bail!(
+            "demo partner not registered in the escrow: {:?}",
+            added.chain_note
+        );
+    }
+    let (_, key2) =
+        crate::partner::wiring::demo_partner_key(&state.config.data_dir, 2).map_err(anyhow::Error::msg)?;
+    crate::partner::add_partner(
+        state,
+        crate::partner::wiring::PartnerAddArgs {
+            id: 2,
+            name: "Tienda Express".into(),
+            countries: vec!["GT".into()],
+            currencies: vec!["GTQ".into()],
+            methods: vec!["cash_pickup".into()],
+            public_key: key2,
+            webhook_url: None,
+            settlement_address: "0x90f79bf6eb2c4f870365e785982e1f101e93b906".into(),
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let rate =
+        |country: &str, currency: &str, method: PayoutMethod, rate: &str, fee: &str, bps: u32| RateInput {
+            country: country.into(),
+            currency: currency.into(),
+            payout_method: method,
+            rate: rate.into(),
+            fee_fixed: fee.into(),
+            fee_bps: bps,
+            send_min: "1".into(),
+            send_max: "2500".into(),
+            valid_for_s: 30 * 24 * 3600,
+        };
+    state
+        .engine
+        .set_rates(
+            1,
+            vec![
+                rate("GT", "GTQ", PayoutMethod::CashPickup, "7.6543", "1.50", 50),
+                rate("GT", "GTQ", PayoutMethod::BankDeposit, "7.68", "0.99", 25),
+                rate("GT", "GTQ", PayoutMethod::MobileWallet, "7.66", "0.50", 40),
+                rate("MX", "MXN", PayoutMethod::CashPickup, "17.05", "1.99", 50),
+                rate("MX", "MXN", PayoutMethod::BankDeposit, "17.12", "0.99", 25),
+            ],
+        )
+        .await?;
+    state
+        .engine
+        .set_rates(
+            2,
+            vec![rate("GT", "GTQ", PayoutMethod::CashPickup, "7.58", "1.00", 75)],
+        )
+        .await?;
+    state.engine.set_mid_market_rate("GTQ", "7.70").await?;
+    state.engine.set_mid_market_rate("MXN", "17.20").await?;
+    println!(
+        "demo partners: 1 Banco Demo (GT, MX), 2 Tienda Express (GT); rates and mid-market rates posted"
+    );
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Devnet helpers for `remesa dev`, `remesa devnet …` and the end-to-end tests: start anvil from the installed
+//! toolchain, deploy the test dollar and the escrow from the committed artifacts (embedded in the binary), mint,
+//! and give the node's relayer gas. Devnet only: the deployer is anvil's well-known account 0.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolValue;
+use anyhow::Context;
+
+use crate::app::{Deployment, INodeToken};
+
+const TOKEN_ARTIFACT: &str = include_str!("../../../contracts/artifacts/TestStablecoin.json");
+const ESCROW_ARTIFACT: &str = include_str!("../../../contracts/artifacts/RemittanceEscrow.json");
+
+/// Anvil's account 0 (a public, well-known devnet key): deployer, escrow owner, token minter.
+pub const DEV_DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// Where anvil is: `REMESA_ANVIL`, else `contracts/node_modules/.bin/anvil` under the current directory or one of
+/// its parents, else the repository this binary was built from, else `anvil` on the `PATH`.
+pub fn find_anvil() -> PathBuf {
+    if let Ok(p) = std::env::var("REMESA_ANVIL") {
+        return PathBuf::from(p);
+    }
+    let rel = Path::new("contracts/node_modules/.bin/anvil");
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let p = dir.join(rel);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
+    if built.exists() {
+        return built;
+    }
+    PathBuf::from("anvil")
+}
+
+/// Starts anvil on `port` (0: a free port) with a block time (0: automine).
+pub fn start_anvil(port: u16, block_time_s: u64) -> anyhow::Result<AnvilInstance> {
+    let bin = find_anvil();
+    let mut a = Anvil::at(&bin).arg("--accounts").arg("4");
+    if port != 0 {
+        a = a.port(port);
+    }
+    if block_time_s > 0 {
+        a = a.block_time(block_time_s);
+    }
+    a.try_spawn()
+        .with_context(|| format!("starting anvil ({})", bin.display()))
+}
+
+fn bytecode(artifact: &str) -> anyhow::Result<Vec<u8>> {
+    let json: serde_json::Value = serde_json::from_str(artifact).context("artifact json")?;
+    let hex_code = json["bytecode"]["object"]
+        .as_str()
+        .context("artifact has no bytecode.object")?;
+    hex::decode(hex_code.trim_start_matches("0x")).context("artifact bytecode hex")
+}
+
+pub fn deployer() -> anyhow::Result<PrivateKeySigner> {
+    DEV_DEPLOYER_KEY.parse().context("deployer key")
+}
+
+async fn deploy_code(
+    rpc_url: &str,
+    signer: &PrivateKeySigner,
+    code: Vec<u8>,
+) -> anyhow::Result<(Address, u64)> {
+    let p = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer.clone()))
+        .connect_http(rpc_url.parse()?);
+    let receipt = p
+        .send_transaction(TransactionRequest::default().with_deploy_code(code))
+        .await?
+        .with_timeout(Some(Duration::from_secs(60)))
+        .get_receipt()
+        .await?;
+    anyhow::ensure!(receipt.status(), "deployment reverted");
+    let block = receipt.block_number.context("receipt without block")?;
+    Ok((receipt.contract_address.context("no contract address")?, block))
+}
+
+/// Deploys the test dollar and the escrow (owner and guardian: the deployer).
+pub async fn deploy(rpc_url: &str) -> anyhow::Result<Deployment> {
+    let signer = deployer()?;
+    let p = ProviderBuilder::new().connect_http(rpc_url.parse()?);
+    let chain_id = p.get_chain_id().await.context("eth_chainId")?;
+    let (token, first_block) = deploy_code(rpc_url, &signer, bytecode(TOKEN_ARTIFACT)?).await?;
+    let mut code = bytecode(ESCROW_ARTIFACT)?;
+    code.extend((token, signer.address(), signer.address()).abi_encode_params());
+    let (escrow, _) = deploy_code(rpc_url, &signer, code).await?;
+    Ok(Deployment {
+        chain_id,
+        rpc_url: rpc_url.to_owned(),
+        token,
+        escrow,
+        deployer: signer.address(),
+        deploy_block: first_block,
+    })
+}
+
+/// Mints test dollars (base units) to `to` with the deployer (the minter).
+pub async fn mint(rpc_url: &str, d: &Deployment, to: Address, base_units: U256) -> anyhow::Result<()> {
+    let p = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(deployer()?))
+        .connect_http(rpc_url.parse()?);
+    let token = INodeToken::new(d.token, p);
+    let receipt = token
+        .mint(to, base_units)
+        .send()
+        .await?
+        .with_timeout(Some(Duration::from_secs(60)))
+        .get_receipt()
+        .await?;
+    anyhow::ensure!(receipt.status(), "mint reverted");
+    Ok(())
+}
+
+/// Gives `who` 100 ETH of gas on anvil (`anvil_setBalance`).
+pub async fn fund_gas(rpc_url: &str, who: Address) -> anyhow::Result<()> {
+    let p = ProviderBuilder::new().connect_http(rpc_url.parse()?);
+    let wei = U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64));
+    let _: serde_json::Value = p
+        .raw_request("anvil_setBalance".into(), (who, wei))
+        .await
+        .context("anvil_setBalance")?;
+    Ok(())
+}
+
+/// Moves anvil's clock forward and mines a block (`evm_increaseTime` + `evm_mine`).
+pub async fn time_travel(rpc_url: &str, seconds: u64) -> anyhow::Result<()> {
+    let p = ProviderBuilder::new().connect_http(rpc_url.parse()?);
+    let _: serde_json::Value = p
+        .raw_request("evm_increaseTime".into(), (seconds,))
+        .await
+        .context("evm_increaseTime")?;
+    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.context("evm_mine")?;
+    Ok(())
+}
+
+/// Writes the deployment JSON.
+pub fn write_deployment(path: &Path, d: &Deployment) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(d)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Raw bytes as hex (for printing).
+pub fn hex_bytes(b: &Bytes) -> String {
+    format!("0x{}", hex::encode(b))
+}

@@ -1,0 +1,10 @@
+//! Domain newtypes: built only by parsing, so a value of the type is valid by construction.
+
+mod ids;
+mod money;
+mod pickup;
+
+pub use crate::chat::phone::PhoneNumber;
+pub use ids::{IdError, IdempotencyKey, PartnerId, RemittanceId};
+pub use money::{MoneyError, PayoutMethod, TokenAmount, currency_exponent, parse_currency};
+pub use pickup::{PickupCode, PickupCodeError};

@@ -1,0 +1,154 @@
+//! Custodial keys: every chat user gets one account derived from the node's master mnemonic
+//! (BIP-44 `m/44'/60'/0'/0/<index>`); index 0 is the node's relayer (the chain writer's sending key).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use alloy::primitives::Address;
+use alloy::signers::local::{MnemonicBuilder, PrivateKeySigner};
+use secrecy::{ExposeSecret, SecretString};
+
+/// The node's master seed. `Debug` never shows it.
+pub struct Custody {
+    phrase: SecretString,
+    cache: Mutex<HashMap<u32, PrivateKeySigner>>,
+}
+
+impl fmt::Debug for Custody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Custody(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("key derivation failed: {0}")]
+pub struct CustodyError(String);
+
+impl Custody {
+    /// Relayer (chain writer) key index.
+    pub const RELAYER_INDEX: u32 = 0;
+
+    /// From a BIP-39 English mnemonic; checks it derives.
+    pub fn from_mnemonic(phrase: SecretString) -> Result<Custody, CustodyError> {
+        let c = Custody {
+            phrase,
+            cache: Mutex::new(HashMap::new()),
+        };
+        c.signer(Self::RELAYER_INDEX)?;
+        Ok(c)
+    }
+
+    /// The signer of account `index` (cached after the first derivation).
+    pub fn signer(&self, index: u32) -> Result<PrivateKeySigner, CustodyError> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some(s) = cache.get(&index)
+        {
+            return Ok(s.clone());
+        }
+        let signer = MnemonicBuilder::english()
+            .phrase(self.phrase.expose_secret())
+            .index(index)
+            .and_then(|b| b.build())
+            // the error text of the builder may quote input: keep only its kind
+            .map_err(|_| CustodyError(format!("account {index} could not be derived")))?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(index, signer.clone());
+        }
+        Ok(signer)
+    }
+
+    pub fn address(&self, index: u32) -> Result<Address, CustodyError> {
+        Ok(self.signer(index)?.address())
+    }
+
+    /// The relayer's key (pays gas for deposits, releases and refunds).
+    pub fn relayer(&self) -> Result<PrivateKeySigner, CustodyError> {
+        self.signer(Self::RELAYER_INDEX)
+    }
+
+    /// Creates a new random 24-word master mnemonic and stores it encrypted with `passphrase` (Web3 Secret
+    /// Storage: scrypt + AES-128-CTR) at `path`. Refuses to overwrite an existing file.
+    pub fn create_keystore(path: &Path, passphrase: &SecretString) -> Result<Custody, CustodyError> {
+        use alloy::signers::local::coins_bip39::{English, Mnemonic};
+        if path.exists() {
+            return Err(CustodyError(format!("{} already exists", path.display())));
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| CustodyError(format!("creating {}: {e}", dir.display())))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| CustodyError("keystore path has no file name".into()))?;
+        let mut rng = rand::rngs::OsRng;
+        let mnemonic = Mnemonic::<English>::new_with_count(&mut rng, 24)
+            .map_err(|_| CustodyError("mnemonic generation failed".into()))?;
+        let phrase = zeroize::Zeroizing::new(mnemonic.to_phrase());
+        eth_keystore::encrypt_key(
+            dir,
+            &mut rng,
+            phrase.as_bytes(),
+            passphrase.expose_secret(),
+            Some(name),
+        )
+        .map_err(|e| CustodyError(format!("writing the keystore: {e}")))?;
+        Custody::from_mnemonic(SecretString::from(phrase.as_str()))
+    }
+
+    /// Opens the keystore at `path` with `passphrase`.
+    pub fn open_keystore(path: &Path, passphrase: &SecretString) -> Result<Custody, CustodyError> {
+        let bytes = zeroize::Zeroizing::new(
+            eth_keystore::decrypt_key(path, passphrase.expose_secret())
+                .map_err(|_| CustodyError(format!("cannot open {} (wrong passphrase?)", path.display())))?,
+        );
+        let phrase = std::str::from_utf8(&bytes)
+            .map_err(|_| CustodyError("keystore content is not a mnemonic".into()))?;
+        Custody::from_mnemonic(SecretString::from(phrase))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHRASE: &str = "test test test test test test test test test test test junk";
+
+    #[test]
+    fn derives_the_well_known_accounts_and_hides_the_phrase() {
+        let c = Custody::from_mnemonic(SecretString::from(PHRASE)).expect("custody");
+        assert_eq!(
+            format!("{:#x}", c.address(0).expect("0")),
+            "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+        );
+        assert_eq!(
+            format!("{:#x}", c.address(1).expect("1")),
+            "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+        );
+        assert!(!format!("{c:?}").contains("junk"));
+    }
+
+    #[test]
+    fn keystore_round_trip() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("node-keystore.json");
+        let pass = SecretString::from("correct horse");
+        let a = Custody::create_keystore(&path, &pass).expect("create");
+        let b = Custody::open_keystore(&path, &pass).expect("open");
+        assert_eq!(a.address(5).expect("a"), b.address(5).expect("b"));
+        assert!(Custody::open_keystore(&path, &SecretString::from("wrong")).is_err());
+        assert!(Custody::create_keystore(&path, &pass).is_err());
+    }
+
+    #[test]
+    fn bad_phrase_is_refused_without_echo() {
+        let e = Custody::from_mnemonic(SecretString::from("not a mnemonic secretword")).expect_err("bad");
+        assert!(!e.to_string().contains("secretword"));
+    }
+}

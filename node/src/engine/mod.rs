@@ -1,0 +1,336 @@
+//! The remittance engine: users, partners and rates, firm quotes, the remittance state machine with its
+//! append-only transition feed, the double-entry ledger, custodial signing, and the chain event sink.
+//!
+//! Everything here is async and transactional. Chat (`crate::chat`) and the partner API (`crate::partner`) call
+//! the public methods of [`Engine`]; the chain workers call its [`crate::chain::ChainEventSink`] implementation.
+//!
+//! Architecture invariant: a remittance changes state only through [`transition`] in the same database transaction
+//! that writes its ledger entries and enqueues its chain work; every change is one row of
+//! `remittance_transitions` (the feed read by chat notifications and partner webhooks).
+
+pub mod authorization;
+pub mod custody;
+pub mod ledger;
+mod ops;
+pub mod pricing;
+mod sink;
+pub mod state;
+pub mod types;
+
+use std::sync::Arc;
+
+use alloy::primitives::Address;
+use serde_json::json;
+use sqlx::Row;
+
+pub use authorization::TokenDomain;
+pub use custody::Custody;
+pub use state::State;
+pub use types::*;
+
+use crate::chain::ChainError;
+use crate::store::{Db, StoreError, now_ms};
+
+/// Engine limits and timings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    pub quote_ttl_s_max: u64,
+    pub quote_ttl_s_default: u64,
+    pub remittance_expiry_s: u64,
+    pub page_limit_max: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            quote_ttl_s_max: 300,
+            quote_ttl_s_default: 300,
+            remittance_expiry_s: 24 * 3600,
+            page_limit_max: 200,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            quote_ttl_s_max: c.quote_ttl_s_max,
+            quote_ttl_s_default: c.quote_ttl_s_default.min(c.quote_ttl_s_max),
+            remittance_expiry_s: c.remittance_expiry_s,
+            page_limit_max: c.page_limit_max,
+        }
+    }
+}
+
+/// The chain the engine books against: escrow, token and the token's EIP-712 domain and decimals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainInfo {
+    pub chain_id: u64,
+    pub escrow: Address,
+    pub token: Address,
+    pub token_decimals: u8,
+    pub domain: TokenDomain,
+}
+
+/// Errors of the engine. `Display` texts are safe to show to API clients (no secrets, no SQL).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the quote has expired")]
+    QuoteExpired,
+    #[error("the quote was already used")]
+    QuoteUsed,
+    #[error("no partner serves this corridor and payout method for this amount")]
+    NoRoute,
+    #[error("insufficient funds: {available} available, {required} required")]
+    InsufficientFunds { available: String, required: String },
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyMismatch,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not available: {0}")]
+    Unavailable(String),
+    #[error("storage error")]
+    Store(#[from] StoreError),
+    #[error("chain outbox error")]
+    Chain(#[from] ChainError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        EngineError::Store(StoreError::Sqlx(e))
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// The engine. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    cfg: EngineConfig,
+    chain: Option<ChainInfo>,
+    custody: Option<Custody>,
+    token_decimals_default: u8,
+}
+
+impl Engine {
+    /// An engine over `db`. Without `chain`, remittances cannot be created (quotes, users, partners work); without
+    /// `custody`, custodial users cannot be registered or signed for.
+    pub fn new(
+        db: Db,
+        cfg: EngineConfig,
+        chain: Option<ChainInfo>,
+        custody: Option<Custody>,
+        token_decimals_default: u8,
+    ) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                db,
+                cfg,
+                chain,
+                custody,
+                token_decimals_default,
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    pub fn chain(&self) -> Option<&ChainInfo> {
+        self.inner.chain.as_ref()
+    }
+
+    pub fn custody(&self) -> Option<&Custody> {
+        self.inner.custody.as_ref()
+    }
+
+    /// Decimals of the token (from the chain when connected).
+    pub fn token_decimals(&self) -> u8 {
+        self.inner
+            .chain
+            .as_ref()
+            .map_or(self.inner.token_decimals_default, |c| c.token_decimals)
+    }
+
+    fn chain_required(&self) -> Result<&ChainInfo> {
+        self.inner.chain.as_ref().ok_or_else(|| {
+            EngineError::Unavailable("no chain is configured (REMESA_RPC_URL, deployment)".into())
+        })
+    }
+
+    fn custody_required(&self) -> Result<&Custody> {
+        self.inner
+            .custody
+            .as_ref()
+            .ok_or_else(|| EngineError::Unavailable("the node keystore is not loaded".into()))
+    }
+
+    /// Starts a write transaction: takes the feed lock first (see the module's invariant).
+    pub(crate) async fn write_tx(&self) -> Result<crate::store::Tx> {
+        let mut tx = self.inner.db.begin().await?;
+        lock_feed(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// Transitions after `cursor` (exclusive), oldest first, at most `limit` (capped). Optionally one partner's.
+    pub async fn events_after(
+        &self,
+        cursor: i64,
+        limit: u32,
+        partner_id: Option<u64>,
+    ) -> Result<Vec<TransitionEvent>> {
+        let limit = i64::from(limit.clamp(1, self.inner.cfg.page_limit_max));
+        let mut sql = String::from(
+            "SELECT t.seq, t.remittance_id, t.from_state, t.to_state, t.cause, t.detail, t.at_unix_ms, \
+             r.partner_id, r.sender_user_id FROM remittance_transitions t JOIN remittances r ON r.id = t.remittance_id \
+             WHERE t.seq > $1",
+        );
+        if partner_id.is_some() {
+            sql.push_str(" AND r.partner_id = $3");
+        }
+        sql.push_str(" ORDER BY t.seq LIMIT $2");
+        let mut q = sqlx::query(&sql).bind(cursor).bind(limit);
+        if let Some(p) = partner_id {
+            q = q.bind(i64::try_from(p).map_err(|_| EngineError::Invalid("partner id".into()))?);
+        }
+        let rows = q.fetch_all(&self.inner.db.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Every transition of one remittance, oldest first.
+    pub async fn history(&self, remittance_id: &str) -> Result<Vec<TransitionEvent>> {
+        let rows = sqlx::query(
+            "SELECT t.seq, t.remittance_id, t.from_state, t.to_state, t.cause, t.detail, t.at_unix_ms, \
+             r.partner_id, r.sender_user_id FROM remittance_transitions t JOIN remittances r ON r.id = t.remittance_id \
+             WHERE t.remittance_id = $1 ORDER BY t.seq",
+        )
+        .bind(remittance_id)
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// The newest transition's seq (0 when empty): where a new feed consumer may start.
+    pub async fn latest_event_seq(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM remittance_transitions")
+            .fetch_one(&self.inner.db.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+fn event_from_row(row: &sqlx::any::AnyRow) -> Result<TransitionEvent> {
+    let from: Option<String> = row.try_get(2)?;
+    let to: String = row.try_get(3)?;
+    let detail: String = row.try_get(5)?;
+    let partner_id: i64 = row.try_get(7)?;
+    Ok(TransitionEvent {
+        seq: row.try_get(0)?,
+        remittance_id: row.try_get(1)?,
+        from: from.as_deref().map(parse_state).transpose()?,
+        to: parse_state(&to)?,
+        cause: row.try_get(4)?,
+        detail: serde_json::from_str(&detail).unwrap_or_else(|_| json!({})),
+        at_unix_ms: row.try_get(6)?,
+        partner_id: u64::try_from(partner_id).unwrap_or(0),
+        sender_user_id: row.try_get(8)?,
+    })
+}
+
+pub(crate) fn parse_state(s: &str) -> Result<State> {
+    State::parse(s).ok_or_else(|| EngineError::Internal(format!("unknown stored state {s:?}")))
+}
+
+/// Takes the transition feed's lock (a no-op update of its counter row) for the rest of the transaction.
+pub(crate) async fn lock_feed(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::query("UPDATE counters SET value = value WHERE name = 'transition_seq'")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves remittance `id` from `from` to `to` (refused unless the machine allows it, or `rollback` and a reorg
+/// allows it), records the transition with its cause and detail, and returns its seq.
+pub(crate) async fn transition(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    from: State,
+    to: State,
+    cause: &str,
+    detail: serde_json::Value,
+    rollback: bool,
+) -> Result<i64> {
+    let allowed = if rollback {
+        from.can_roll_back_to(to)
+    } else {
+        from.can_go_to(to)
+    };
+    if !allowed {
+        return Err(EngineError::Conflict(format!(
+            "remittance {id} cannot go from {from} to {to}"
+        )));
+    }
+    let now = now_ms();
+    let done = sqlx::query(
+        "UPDATE remittances SET state = $1, updated_at_unix_ms = $2 WHERE id = $3 AND state = $4",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(id)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(EngineError::Conflict(format!(
+            "remittance {id} is no longer {from}"
+        )));
+    }
+    insert_transition(conn, id, Some(from), to, cause, detail, now).await
+}
+
+pub(crate) async fn insert_transition(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    from: Option<State>,
+    to: State,
+    cause: &str,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<i64> {
+    let seq = crate::store::next_counter(conn, "transition_seq").await?;
+    sqlx::query(
+        "INSERT INTO remittance_transitions (seq, remittance_id, from_state, to_state, cause, detail, at_unix_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(seq)
+    .bind(id)
+    .bind(from.map(|s| s.as_str()))
+    .bind(to.as_str())
+    .bind(cause)
+    .bind(detail.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    metrics::counter!("remesa_remittance_transitions_total", "to" => to.as_str()).increment(1);
+    tracing::info!(target: "engine", remittance_id = id, from = from.map(|s| s.as_str()), to = to.as_str(), cause, "transition");
+    Ok(seq)
+}

@@ -1,0 +1,383 @@
+//! The engine's public data types (also the HTTP API's JSON bodies).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::state::State;
+use crate::domain::PayoutMethod;
+
+/// A sender known to the node: a chat user with a custodial account, or a registered self-custody address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193f0c1-0000-7000-8000-000000000001", "channel": "whatsapp", "external_id": "14155552671",
+    "phone": "+14155552671", "display_name": "Alice", "lang": "es", "custody": "custodial",
+    "address": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "created_at_unix_ms": 1_789_999_000_000_i64
+}))]
+pub struct User {
+    pub id: String,
+    /// `whatsapp`, `telegram`, `terminal`, `api`.
+    pub channel: String,
+    /// The platform's user id (WhatsApp wa_id or BSUID, Telegram user id, …).
+    pub external_id: String,
+    /// E.164.
+    pub phone: Option<String>,
+    pub display_name: Option<String>,
+    pub lang: Option<String>,
+    /// `custodial` (the node holds the key) or `self`.
+    pub custody: String,
+    /// The user's account (0x-hex).
+    pub address: String,
+    pub created_at_unix_ms: i64,
+}
+
+/// Registration of a chat user (idempotent on channel + external id).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"channel": "whatsapp", "external_id": "14155552671", "phone": "+14155552671", "display_name": "Alice"}))]
+pub struct NewUser {
+    pub channel: String,
+    pub external_id: String,
+    /// E.164 (`+15551234567`); parsed, refused when invalid.
+    pub phone: Option<String>,
+    pub display_name: Option<String>,
+    pub lang: Option<String>,
+    /// A self-custody address; when absent the node derives a custodial account.
+    pub self_custody_address: Option<String>,
+}
+
+/// A custodial or self-custody balance as the ledger knows it (indexed chain state).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "address": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "balance": "1000.000000",
+    "balance_base_units": "1000000000", "available": "898.000000", "available_base_units": "898000000",
+    "token_decimals": 6
+}))]
+pub struct Balance {
+    pub address: String,
+    /// Whole tokens, exact decimal string.
+    pub balance: String,
+    pub balance_base_units: String,
+    /// Balance minus what pending remittances will pull.
+    pub available: String,
+    pub available_base_units: String,
+    pub token_decimals: u8,
+}
+
+/// A cash-out partner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Partner {
+    pub id: u64,
+    pub name: String,
+    /// ISO 3166-1 alpha-2 codes.
+    pub countries: Vec<String>,
+    /// ISO 4217 codes.
+    pub currencies: Vec<String>,
+    pub payout_methods: Vec<PayoutMethod>,
+    /// Ed25519 public key, 32 bytes base64 (standard alphabet).
+    pub public_key: String,
+    pub webhook_url: Option<String>,
+    pub settlement_address: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub created_at_unix_ms: i64,
+}
+
+/// Registration of a partner by the operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": 1, "name": "Banco Demo", "countries": ["GT"], "currencies": ["GTQ"],
+    "payout_methods": ["cash_pickup", "bank_deposit"],
+    "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+    "webhook_url": "http://127.0.0.1:9100/webhooks/remesa",
+    "settlement_address": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"
+}))]
+pub struct NewPartner {
+    pub id: u64,
+    pub name: String,
+    pub countries: Vec<String>,
+    pub currencies: Vec<String>,
+    pub payout_methods: Vec<PayoutMethod>,
+    pub public_key: String,
+    pub webhook_url: Option<String>,
+    pub settlement_address: String,
+}
+
+/// One posted rate: per corridor (country + currency) and payout method.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "country": "GT", "currency": "GTQ", "payout_method": "cash_pickup", "rate": "7.6543",
+    "fee_fixed": "1.50", "fee_bps": 75, "send_min": "1", "send_max": "2500", "valid_for_s": 86400
+}))]
+pub struct RateInput {
+    pub country: String,
+    pub currency: String,
+    pub payout_method: PayoutMethod,
+    /// Payout currency per 1 token (USD), decimal string.
+    pub rate: String,
+    /// Fixed fee in tokens, decimal string.
+    pub fee_fixed: String,
+    /// Variable fee in basis points of the send amount.
+    #[serde(default)]
+    pub fee_bps: u32,
+    pub send_min: String,
+    pub send_max: String,
+    /// How long the rate stays valid, seconds (at most 30 days).
+    pub valid_for_s: u64,
+}
+
+/// A stored rate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Rate {
+    pub partner_id: u64,
+    pub country: String,
+    pub currency: String,
+    pub payout_method: PayoutMethod,
+    pub rate: String,
+    pub fee_fixed: String,
+    pub fee_bps: u32,
+    pub send_min: String,
+    pub send_max: String,
+    pub valid_until_unix_ms: i64,
+}
+
+/// Ask for a firm quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"send_amount": "100", "country": "GT", "currency": "GTQ", "payout_method": "cash_pickup"}))]
+pub struct QuoteRequest {
+    /// Amount the recipient's side receives the value of, in tokens (USD), decimal string. The fee comes on top.
+    pub send_amount: String,
+    /// Recipient country, ISO 3166-1 alpha-2.
+    pub country: String,
+    /// Payout currency; may be omitted when the country's partners pay out in one currency.
+    pub currency: Option<String>,
+    pub payout_method: PayoutMethod,
+    /// Requested validity in seconds; capped by the server.
+    pub ttl_s: Option<u64>,
+}
+
+/// A firm, single-use quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193f0c2-5a7e-7cc1-9d0e-4b8f6a1d2e3f", "partner_id": 1, "partner_name": "Banco Demo",
+    "country": "GT", "currency": "GTQ", "payout_method": "cash_pickup", "token_decimals": 6,
+    "send_amount": "100", "fee": "2.25", "fee_fixed": "1.50", "fee_variable": "0.75", "fee_bps": 75,
+    "total": "102.25", "rate": "7.6543", "payout_amount": "765.43", "mid_market_rate": "7.70",
+    "all_in_cost": "2.843507", "all_in_cost_percent": "2.78",
+    "rounding": "fee rounded up to the token base unit; payout rounded down to the currency minor unit",
+    "expires_at_unix_ms": 1_790_000_000_000_i64, "created_at_unix_ms": 1_789_999_700_000_i64
+}))]
+pub struct Quote {
+    pub id: String,
+    pub partner_id: u64,
+    pub partner_name: String,
+    pub country: String,
+    pub currency: String,
+    pub payout_method: PayoutMethod,
+    pub token_decimals: u8,
+    /// Tokens converted for the recipient.
+    pub send_amount: String,
+    /// Total fee (fixed + variable), rounded up to the token's base unit.
+    pub fee: String,
+    pub fee_fixed: String,
+    pub fee_variable: String,
+    pub fee_bps: u32,
+    /// send_amount + fee: what the sender pays (and the escrow locks).
+    pub total: String,
+    /// Payout currency per token.
+    pub rate: String,
+    /// What the recipient gets, rounded down to the currency's minor unit.
+    pub payout_amount: String,
+    pub mid_market_rate: String,
+    /// total − payout at mid-market, in tokens.
+    pub all_in_cost: String,
+    pub all_in_cost_percent: String,
+    pub rounding: String,
+    pub expires_at_unix_ms: i64,
+    pub created_at_unix_ms: i64,
+}
+
+/// Who pays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SenderRef {
+    /// A registered user: custodial users are signed for by the node.
+    User { user_id: String },
+    /// A self-custody address; authorize afterwards with a signature made by `remesa-wallet`.
+    Address { address: String },
+}
+
+/// Who receives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Recipient {
+    /// E.164.
+    pub phone: String,
+    pub name: String,
+    /// Bank account / mobile-money number, when the payout method needs one.
+    pub account: Option<String>,
+}
+
+/// Create a remittance from a quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "quote_id": "0193f0c2-5a7e-7cc1-9d0e-4b8f6a1d2e3f",
+    "sender": {"kind": "user", "user_id": "0193f0c1-0000-7000-8000-000000000001"},
+    "recipient": {"phone": "+50255550101", "name": "Maria Lopez"}
+}))]
+pub struct CreateRemittance {
+    pub quote_id: String,
+    pub sender: SenderRef,
+    pub recipient: Recipient,
+}
+
+/// A self-custody sender's EIP-3009 `ReceiveWithAuthorization` signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "signature": "0x3c1f…(65 bytes r‖s‖v)", "valid_after_unix_s": 0, "valid_before_unix_s": 1_790_086_400
+}))]
+pub struct AuthorizationInput {
+    /// 65 bytes r‖s‖v, hex.
+    pub signature: String,
+    pub valid_after_unix_s: u64,
+    pub valid_before_unix_s: u64,
+}
+
+/// What a self-custody sender signs (EIP-3009 ReceiveWithAuthorization on the token's EIP-712 domain).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuthorizationRequest {
+    pub token: String,
+    pub chain_id: u64,
+    pub domain_name: String,
+    pub domain_version: String,
+    pub from: String,
+    /// The escrow (payee).
+    pub to: String,
+    pub value_base_units: String,
+    pub valid_after_unix_s: u64,
+    pub valid_before_unix_s: u64,
+    /// The remittance id.
+    pub nonce: String,
+}
+
+/// A remittance as the API shows it. The pickup code is never part of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0x5f0c6b1d8f8f4e1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192",
+    "state": "payout_assigned", "quote_id": "0193f0c2-5a7e-7cc1-9d0e-4b8f6a1d2e3f",
+    "sender_user_id": "0193f0c1-0000-7000-8000-000000000001",
+    "sender_address": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "custodial": true, "partner_id": 1,
+    "recipient_phone": "+50255550101", "recipient_name": "Maria Lopez", "country": "GT", "currency": "GTQ",
+    "payout_method": "cash_pickup", "token_decimals": 6, "send_amount": "100", "fee": "2", "total": "102",
+    "total_base_units": "102000000", "payout_amount": "765.43", "rate": "7.6543", "expiry_unix_s": 1_790_086_400,
+    "claim_hash": "0x8a35acfbc15ff81a39ae7d344fd709f28e8600b4aa8c65c6b64bfe7fe36bd19b",
+    "payout_reference": null, "failure_reason": null,
+    "lock_tx_hash": "0x46f91e2faa28e2f21635a2a9d481cd9340a08da4cc7d5d3b958c15149d4ee5bf",
+    "release_tx_hash": null, "refund_tx_hash": null, "authorization_request": null,
+    "created_at_unix_ms": 1_790_000_000_000_i64, "updated_at_unix_ms": 1_790_000_004_000_i64
+}))]
+pub struct Remittance {
+    /// The escrow terms hash (0x + 64 hex).
+    pub id: String,
+    pub state: State,
+    pub quote_id: String,
+    pub sender_user_id: Option<String>,
+    pub sender_address: String,
+    pub custodial: bool,
+    pub partner_id: u64,
+    pub recipient_phone: String,
+    pub recipient_name: String,
+    pub country: String,
+    pub currency: String,
+    pub payout_method: PayoutMethod,
+    pub token_decimals: u8,
+    pub send_amount: String,
+    pub fee: String,
+    pub total: String,
+    pub total_base_units: String,
+    pub payout_amount: String,
+    pub rate: String,
+    pub expiry_unix_s: u64,
+    pub claim_hash: String,
+    pub payout_reference: Option<String>,
+    pub failure_reason: Option<String>,
+    pub lock_tx_hash: Option<String>,
+    pub release_tx_hash: Option<String>,
+    pub refund_tx_hash: Option<String>,
+    /// Present while a self-custody sender still has to sign.
+    pub authorization_request: Option<AuthorizationRequest>,
+    pub created_at_unix_ms: i64,
+    pub updated_at_unix_ms: i64,
+}
+
+/// One entry of the transition feed (`GET /v1/events`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "seq": 42, "remittance_id": "0x5f0c…", "from": "payout_accepted", "to": "paid",
+    "cause": "partner_completed", "detail": {"reference": "counter 12"}, "at_unix_ms": 1_790_000_000_000_i64,
+    "partner_id": 1, "sender_user_id": "0193f0c1-0000-7000-8000-000000000001"
+}))]
+pub struct TransitionEvent {
+    /// Global, strictly increasing; pass the last one seen as `after`.
+    pub seq: i64,
+    pub remittance_id: String,
+    pub from: Option<State>,
+    pub to: State,
+    /// Why: `created`, `authorized`, `deposited`, `assigned`, `partner_accepted`, `partner_completed`,
+    /// `partner_failed`, `released`, `expired`, `refunded`, `cancelled`, `deposit_failed`, `reorg`, …
+    pub cause: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub at_unix_ms: i64,
+    pub partner_id: u64,
+    pub sender_user_id: Option<String>,
+}
+
+/// Proof a partner paid the recipient. `Debug` hides the pickup code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[schema(example = json!({"kind": "pickup_code", "code": "7KQ2-M9XD-4HTP"}))]
+pub enum PayoutProof {
+    /// The recipient's pickup code (cash).
+    PickupCode { code: String },
+    /// A bank / mobile-money reference.
+    Reference { reference: String },
+}
+
+impl std::fmt::Debug for PayoutProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PayoutProof::PickupCode { .. } => f.write_str("PickupCode(<redacted>)"),
+            PayoutProof::Reference { reference } => {
+                f.debug_struct("Reference").field("reference", reference).finish()
+            }
+        }
+    }
+}
+
+/// One on-chain settlement to a partner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Settlement {
+    pub event_id: String,
+    pub partner_id: u64,
+    pub settlement_address: String,
+    pub amount: String,
+    pub amount_base_units: String,
+    pub release_count: u64,
+    pub tx_hash: String,
+    pub block_number: u64,
+    pub at_unix_ms: i64,
+}
+
+/// Filter of [`super::Engine::list_remittances`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemittanceFilter {
+    pub sender_user_id: Option<String>,
+    pub sender_address: Option<String>,
+    pub partner_id: Option<u64>,
+    pub states: Vec<State>,
+}
+
+/// A page of a cursor-paginated list; `next_cursor` is absent on the last page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,281 @@
+//! Operator endpoints (`/v1/admin/...`, bearer operator token): partners, rates, mid-market rates, users, the
+//! payout path until a partner integrates, and the ledger.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Operator;
+use super::problem::{ApiJson, ApiPath, Problem};
+use crate::app::AppState;
+use crate::engine::{NewPartner, NewUser, Partner, PayoutProof, Rate, RateInput, Remittance, User, ledger};
+
+type ApiResult<T> = Result<T, Problem>;
+
+/// Register a partner (also run `setPartner` on the escrow: `remesa partner add` does both).
+#[utoipa::path(post, path = "/v1/admin/partners", tag = "admin", request_body = NewPartner,
+    responses((status = 201, body = Partner), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn add_partner(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiJson(p): ApiJson<NewPartner>,
+) -> ApiResult<impl IntoResponse> {
+    let partner = st.engine.add_partner(p).await?;
+    if let Some(chain) = &st.chain
+        && let Err(e) = chain
+            .register_partner_on_chain(partner.id, &partner.settlement_address)
+            .await
+    {
+        tracing::warn!(target: "http::admin", partner_id = partner.id, error = %e, "partner not registered on chain");
+    }
+    Ok((StatusCode::CREATED, ApiJson(partner)))
+}
+
+#[utoipa::path(get, path = "/v1/admin/partners", tag = "admin",
+    responses((status = 200, body = Vec<Partner>)), security(("operator" = [])))]
+pub async fn list_partners(State(st): State<AppState>, _op: Operator) -> ApiResult<ApiJson<Vec<Partner>>> {
+    Ok(ApiJson(st.engine.list_partners().await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct StatusBody {
+    /// `active` or `suspended`.
+    pub status: String,
+}
+
+#[utoipa::path(post, path = "/v1/admin/partners/{id}/status", tag = "admin", request_body = StatusBody,
+    params(("id" = u64, Path)), responses((status = 200, body = Partner)), security(("operator" = [])))]
+pub async fn partner_status(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<u64>,
+    ApiJson(b): ApiJson<StatusBody>,
+) -> ApiResult<ApiJson<Partner>> {
+    Ok(ApiJson(st.engine.set_partner_status(id, &b.status).await?))
+}
+
+/// Post a partner's rates (operator path; partners use `PUT /v1/partner/rates`).
+#[utoipa::path(put, path = "/v1/admin/partners/{id}/rates", tag = "admin", request_body = Vec<RateInput>,
+    params(("id" = u64, Path)), responses((status = 200, body = Vec<Rate>)), security(("operator" = [])))]
+pub async fn set_rates(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<u64>,
+    ApiJson(rates): ApiJson<Vec<RateInput>>,
+) -> ApiResult<ApiJson<Vec<Rate>>> {
+    Ok(ApiJson(st.engine.set_rates(id, rates).await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"rate": "7.70"}))]
+pub struct MidRateBody {
+    /// Payout currency per USD.
+    pub rate: String,
+}
+
+/// Set the mid-market reference rate of a currency (for the all-in cost in quotes).
+#[utoipa::path(put, path = "/v1/admin/fx/{currency}", tag = "admin", request_body = MidRateBody,
+    params(("currency" = String, Path)), responses((status = 204)), security(("operator" = [])))]
+pub async fn set_mid_rate(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(currency): ApiPath<String>,
+    ApiJson(b): ApiJson<MidRateBody>,
+) -> ApiResult<StatusCode> {
+    st.engine.set_mid_market_rate(&currency, &b.rate).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Register a user (custodial account derived by the node unless `self_custody_address` is given).
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = NewUser,
+    responses((status = 201, body = User), (status = 200, description = "Already registered", body = User)),
+    security(("operator" = [])))]
+pub async fn register_user(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiJson(u): ApiJson<NewUser>,
+) -> ApiResult<impl IntoResponse> {
+    let (user, created) = st.engine.register_user(u).await?;
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        ApiJson(user),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UserLookup {
+    pub channel: String,
+    pub external_id: String,
+}
+
+/// Find a user by chat identity.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(UserLookup),
+    responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn find_user(
+    State(st): State<AppState>,
+    _op: Operator,
+    super::problem::ApiQuery(q): super::problem::ApiQuery<UserLookup>,
+) -> ApiResult<ApiJson<User>> {
+    st.engine
+        .find_user_by_chat(&q.channel, &q.external_id)
+        .await?
+        .map(ApiJson)
+        .ok_or_else(|| Problem::not_found("user not found"))
+}
+
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn get_user(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ApiJson<User>> {
+    st.engine
+        .user(&id)
+        .await?
+        .map(ApiJson)
+        .ok_or_else(|| Problem::not_found("user not found"))
+}
+
+/// Mark a payout accepted for its partner (operator path until the partner integrates).
+#[utoipa::path(post, path = "/v1/admin/payouts/{id}/accept", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = Remittance)), security(("operator" = [])))]
+pub async fn payout_accept(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ApiJson<Remittance>> {
+    let r = st
+        .engine
+        .remittance(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("remittance not found"))?;
+    Ok(ApiJson(st.engine.payout_accepted(&id, r.partner_id).await?))
+}
+
+/// Mark a payout paid (pickup code for cash, else a reference): queues the release to the partner.
+#[utoipa::path(post, path = "/v1/admin/payouts/{id}/complete", tag = "admin", request_body = PayoutProof,
+    params(("id" = String, Path)), responses((status = 200, body = Remittance)), security(("operator" = [])))]
+pub async fn payout_complete(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(proof): ApiJson<PayoutProof>,
+) -> ApiResult<ApiJson<Remittance>> {
+    let r = st
+        .engine
+        .remittance(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("remittance not found"))?;
+    Ok(ApiJson(st.engine.payout_paid(&id, r.partner_id, proof).await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct FailBody {
+    pub reason: String,
+}
+
+/// Mark a payout failed: the remittance is refunded to the sender at its expiry.
+#[utoipa::path(post, path = "/v1/admin/payouts/{id}/fail", tag = "admin", request_body = FailBody,
+    params(("id" = String, Path)), responses((status = 200, body = Remittance)), security(("operator" = [])))]
+pub async fn payout_fail(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<FailBody>,
+) -> ApiResult<ApiJson<Remittance>> {
+    let r = st
+        .engine
+        .remittance(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("remittance not found"))?;
+    Ok(ApiJson(
+        st.engine.payout_failed(&id, r.partner_id, &b.reason).await?,
+    ))
+}
+
+/// Reveal a remittance's pickup code (operator; for demos and support).
+#[utoipa::path(get, path = "/v1/admin/remittances/{id}/pickup-code", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = PickupCodeBody)), security(("operator" = [])))]
+pub async fn pickup_code(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ApiJson<PickupCodeBody>> {
+    let code = st.engine.pickup_code(&id).await?;
+    Ok(ApiJson(PickupCodeBody {
+        code: code.display_grouped(),
+    }))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct PickupCodeBody {
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct LedgerReport {
+    pub entries: u64,
+    /// Account → balance in base units.
+    pub balances: Vec<(String, i64)>,
+}
+
+/// Ledger balances (every entry is checked to balance).
+#[utoipa::path(get, path = "/v1/admin/ledger", tag = "admin", responses((status = 200, body = LedgerReport)), security(("operator" = [])))]
+pub async fn ledger_report(State(st): State<AppState>, _op: Operator) -> ApiResult<ApiJson<LedgerReport>> {
+    let entries = ledger::check_balanced(&st.db.pool).await?;
+    let balances = ledger::balances(&st.db.pool).await?;
+    Ok(ApiJson(LedgerReport { entries, balances }))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ReconcileReport {
+    /// The indexer's cursor (the block the ledger describes).
+    pub block: Option<u64>,
+    pub ledger_escrow_base_units: String,
+    pub chain_escrow_base_units: String,
+    pub ledger_entries: u64,
+    pub matches: bool,
+    /// Outbox jobs per kind and status.
+    pub chain_jobs: Vec<(String, String, u64)>,
+}
+
+/// The ledger's escrow account against the escrow contract's balance at the indexed block, with the outbox's
+/// job counts (what `remesa reconcile` prints).
+#[utoipa::path(get, path = "/v1/admin/reconcile", tag = "admin",
+    responses((status = 200, body = ReconcileReport), (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn reconcile(State(st): State<AppState>, _op: Operator) -> ApiResult<ApiJson<ReconcileReport>> {
+    let r = crate::cli::reconcile::reconcile(&st).await.map_err(|e| {
+        tracing::warn!(target: "http::admin", error = %e, "reconciliation failed");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reconcile-unavailable",
+            "Reconciliation unavailable",
+            Some(e.to_string()),
+        )
+    })?;
+    let jobs = crate::chain::outbox::job_counts(&st.db.chain_db())
+        .await
+        .map_err(|_| Problem::internal())?;
+    Ok(ApiJson(ReconcileReport {
+        block: r.block,
+        ledger_escrow_base_units: r.ledger_escrow_base_units.to_string(),
+        chain_escrow_base_units: r.chain_escrow_base_units,
+        ledger_entries: r.ledger_entries,
+        matches: r.matches,
+        chain_jobs: jobs
+            .into_iter()
+            .map(|(k, s, n)| (k.as_str().to_owned(), s, n))
+            .collect(),
+    }))
+}

@@ -1,0 +1,188 @@
+//! The public HTTP API (axum 0.8): quotes, remittances, events, balances, admin, health, metrics and the OpenAPI
+//! document. Every error is RFC 9457 problem+json; every POST honours `Idempotency-Key`; bodies, pages and
+//! handler time are limited.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod idempotency;
+pub mod openapi;
+pub mod problem;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+pub use problem::{ApiJson, Problem};
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(target: "http", error = %e, "metrics recorder not installed");
+                None
+            }
+        })
+        .clone()
+}
+
+/// The node's own routes (without chat and partner routes; see [`crate::app::router`]).
+pub fn routes(state: AppState) -> Router<AppState> {
+    let v1 = Router::new()
+        .route("/v1/quotes", post(api::create_quote))
+        .route(
+            "/v1/remittances",
+            post(api::create_remittance).get(api::list_remittances),
+        )
+        .route("/v1/remittances/{id}", get(api::get_remittance))
+        .route("/v1/remittances/{id}/cancel", post(api::cancel))
+        .route("/v1/remittances/{id}/authorization", post(api::authorize))
+        .route("/v1/remittances/{id}/events", get(api::remittance_events))
+        .route("/v1/events", get(api::events))
+        .route("/v1/balances/{address}", get(api::balance))
+        .route(
+            "/v1/admin/partners",
+            post(admin::add_partner).get(admin::list_partners),
+        )
+        .route("/v1/admin/partners/{id}/status", post(admin::partner_status))
+        .route("/v1/admin/partners/{id}/rates", put(admin::set_rates))
+        .route("/v1/admin/fx/{currency}", put(admin::set_mid_rate))
+        .route(
+            "/v1/admin/users",
+            post(admin::register_user).get(admin::find_user),
+        )
+        .route("/v1/admin/users/{id}", get(admin::get_user))
+        .route("/v1/admin/payouts/{id}/accept", post(admin::payout_accept))
+        .route("/v1/admin/payouts/{id}/complete", post(admin::payout_complete))
+        .route("/v1/admin/payouts/{id}/fail", post(admin::payout_fail))
+        .route("/v1/admin/remittances/{id}/pickup-code", get(admin::pickup_code))
+        .route("/v1/admin/ledger", get(admin::ledger_report))
+        .route("/v1/admin/reconcile", get(admin::reconcile))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::serve))
+}
+
+/// Layers every route gets (also chat and partner routes): request ids, tracing, panics → 500 problem, a
+/// handler timeout → 503 problem, body limit, problem+json for unknown routes and methods.
+pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.config.http_body_bytes_max;
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            Problem::internal().into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn timeout(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(st.config.http_timeout_ms);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("remesa_http_timeouts_total").increment(1);
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long",
+                None,
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        None,
+    )
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> impl IntoResponse {
+    ApiJson(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the database answers (and, with a chain, the indexer has a cursor).
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "ready"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub async fn readyz(State(st): State<AppState>) -> Response {
+    if st.shutdown.is_cancelled() {
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "Shutting down",
+            None,
+        )
+        .into_response();
+    }
+    match st.db.ping().await {
+        Ok(()) => ApiJson(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(target: "http", error = %e, "not ready");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Database unavailable",
+                None,
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    crate::app::record_gauges(&st).await;
+    match metrics_handle() {
+        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics-unavailable",
+            "Metrics unavailable",
+            None,
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,60 @@
+//! The OpenAPI document (`GET /openapi.json`), generated from the handlers' annotations.
+
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, api};
+use crate::engine;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Remesa node API", description = "Remittances through chat, settled on chain, paid out by partners. \
+        Errors are RFC 9457 problem+json. Every POST accepts Idempotency-Key."),
+    paths(
+        api::create_quote, api::create_remittance, api::authorize, api::get_remittance, api::remittance_events,
+        api::list_remittances, api::cancel, api::events, api::balance,
+        admin::add_partner, admin::list_partners, admin::partner_status, admin::set_rates, admin::set_mid_rate,
+        admin::register_user, admin::find_user, admin::get_user, admin::payout_accept, admin::payout_complete, admin::payout_fail,
+        admin::pickup_code, admin::ledger_report, admin::reconcile,
+        super::healthz, super::readyz, super::metrics,
+    ),
+    components(schemas(
+        engine::Quote, engine::QuoteRequest, engine::CreateRemittance, engine::SenderRef, engine::Recipient,
+        engine::Remittance, engine::AuthorizationInput, engine::AuthorizationRequest, engine::TransitionEvent,
+        engine::State, engine::Partner, engine::NewPartner, engine::RateInput, engine::Rate, engine::User,
+        engine::NewUser, engine::Balance, engine::PayoutProof, engine::Settlement, crate::domain::PayoutMethod,
+        super::problem::Problem, admin::StatusBody, admin::MidRateBody, admin::FailBody, admin::PickupCodeBody,
+        admin::LedgerReport, admin::ReconcileReport,
+    )),
+    modifiers(&Security),
+    tags((name = "quotes"), (name = "remittances"), (name = "events"), (name = "wallets"), (name = "admin"), (name = "ops"))
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("REMESA_OPERATOR_TOKEN"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The node's document; chat and partner documents are merged in by [`crate::app::openapi`].
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn serve() -> impl IntoResponse {
+    axum::Json(crate::app::openapi())
+}

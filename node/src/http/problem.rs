@@ -1,0 +1,256 @@
+//! RFC 9457 problem details (`application/problem+json`) for every error the API returns, including extractor
+//! rejections, timeouts and unknown routes. Internals (SQL, RPC) are logged, never returned.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::engine::EngineError;
+
+/// A problem details object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "https://remesa.dev/problems/quote-expired", "title": "Quote expired", "status": 410,
+    "detail": "the quote has expired"
+}))]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<Option<String>>) -> Problem {
+        Problem {
+            type_uri: format!("https://remesa.dev/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            instance: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            Some(detail.into()),
+        )
+    }
+
+    pub fn validation(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Invalid request",
+            Some(detail.into()),
+        )
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            Some(detail.into()),
+        )
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            Some(detail.into()),
+        )
+    }
+
+    pub fn internal() -> Problem {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            None,
+        )
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (status, [(CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+impl From<EngineError> for Problem {
+    fn from(e: EngineError) -> Problem {
+        use StatusCode as S;
+        match &e {
+            EngineError::NotFound(_) => Problem::not_found(e.to_string()),
+            EngineError::Invalid(_) => Problem::validation(e.to_string()),
+            EngineError::Conflict(_) => {
+                Problem::new(S::CONFLICT, "conflict", "Conflict", Some(e.to_string()))
+            }
+            EngineError::QuoteExpired => {
+                Problem::new(S::GONE, "quote-expired", "Quote expired", Some(e.to_string()))
+            }
+            EngineError::QuoteUsed => Problem::new(
+                S::CONFLICT,
+                "quote-used",
+                "Quote already used",
+                Some(e.to_string()),
+            ),
+            EngineError::NoRoute => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "no-route",
+                "No partner available",
+                Some(e.to_string()),
+            ),
+            EngineError::InsufficientFunds { .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "insufficient-funds",
+                "Insufficient funds",
+                Some(e.to_string()),
+            ),
+            EngineError::IdempotencyMismatch => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused with another request",
+                Some(e.to_string()),
+            ),
+            EngineError::Forbidden(_) => {
+                Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", Some(e.to_string()))
+            }
+            EngineError::Unavailable(_) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                Some(e.to_string()),
+            ),
+            EngineError::Store(_) | EngineError::Chain(_) | EngineError::Internal(_) => {
+                tracing::error!(target: "http", error = ?e, "internal error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+/// `Json<T>` whose rejections are problem+json.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> Problem {
+    match r {
+        JsonRejection::JsonDataError(e) => Problem::validation(e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => Problem::bad_request(e.body_text()),
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Expected application/json",
+            Some("set Content-Type: application/json".to_owned()),
+        ),
+        JsonRejection::BytesRejection(e) => {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    status,
+                    "payload-too-large",
+                    "Request body too large",
+                    Some(e.body_text()),
+                )
+            } else {
+                Problem::new(status, "bad-body", "Unreadable request body", Some(e.body_text()))
+            }
+        }
+        other => Problem::bad_request(other.body_text()),
+    }
+}
+
+impl<T> IntoResponse for ApiJson<T>
+where
+    T: Serialize,
+{
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// `Query<T>` whose rejections are problem+json.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> Problem {
+    Problem::validation(e.body_text())
+}
+
+/// `Path<T>` whose rejections are problem+json.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(path_rejection(e)),
+        }
+    }
+}
+
+fn path_rejection(e: PathRejection) -> Problem {
+    Problem::bad_request(e.body_text())
+}

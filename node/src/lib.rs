@@ -1,0 +1,16 @@
+//! Remesa node library: the `remesa` binary is a thin shell over this crate.
+//!
+//! Codemap: [`config`] (file + `REMESA_*` env), [`store`] (sqlx `AnyPool`, migrations), [`domain`] (parsed
+//! newtypes), [`engine`] (quotes, remittance state machine, ledger, custody, chain event sink), [`chain`] (outbox,
+//! indexer, refund keeper), [`http`] (public API), [`chat`], [`partner`], [`app`] (wiring), [`cli`] (commands).
+
+pub mod app;
+pub mod chain;
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod http;
+pub mod partner;
+pub mod store;

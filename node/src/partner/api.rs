@@ -1,0 +1,922 @@
+//! The partner HTTP API (`/v1/partner/*`, every request RFC 9421-signed) and the operator's webhook admin
+//! endpoints (`/v1/admin/partner/*`, bearer operator token). Handlers call the engine for every state change;
+//! reads are scoped to the signing partner, so another partner's payout is a 404.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::auth::{
+    AuthenticatedPartner, KeyLookup, PartnerAuth, PartnerKey, problem, verify_partner_signature,
+};
+use super::config::PartnerConfig;
+use super::httpsig::Ed25519Signer;
+use super::store::{PartnerDb, PartnerEvent, StoreError, WebhookDelivery, now_ms};
+use super::views::{PartnerPayout, PartnerSettlement, VISIBLE_STATES};
+use crate::domain::PickupCode;
+use crate::engine::{Engine, EngineError, PayoutProof, Rate, RateInput};
+
+/// Default and largest page sizes of the partner lists.
+pub const PAGE_DEFAULT: i64 = 50;
+/// Largest accepted partner request body.
+pub const PARTNER_BODY_BYTES_MAX: usize = 64 * 1024;
+/// How long an Idempotency-Key is remembered (a retry after that is a new request).
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// What the partner router needs.
+#[derive(Clone)]
+pub struct PartnerState {
+    pub engine: Engine,
+    pub db: PartnerDb,
+    pub cfg: PartnerConfig,
+    /// The node's webhook signing key (its public half is served at `/v1/partner/webhook-key`).
+    pub node_signer: Ed25519Signer,
+    /// Bearer token of the admin endpoints; without it they answer 503.
+    pub operator_token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for PartnerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerState")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartnerState {
+    /// The keyid → key lookup over the `partners` table (keyid = the partner id; only active partners).
+    pub fn key_lookup(&self) -> KeyLookup {
+        let db = self.db.clone();
+        Arc::new(move |keyid: String| {
+            let db = db.clone();
+            Box::pin(async move {
+                let Ok(id) = keyid.parse::<i64>() else {
+                    return Ok(None);
+                };
+                let Some((key_b64, _)) = db.partner_key_and_webhook(id).await.map_err(|e| e.to_string())?
+                else {
+                    return Ok(None);
+                };
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(key_b64.trim())
+                    .map_err(|e| e.to_string())?;
+                let arr: [u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| "stored key is not 32 bytes".to_owned())?;
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| e.to_string())?;
+                Ok(Some(PartnerKey {
+                    partner_id: id.to_string(),
+                    key,
+                }))
+            })
+        })
+    }
+
+    fn auth(&self) -> PartnerAuth {
+        PartnerAuth {
+            db: self.db.clone(),
+            cfg: self.cfg.clone(),
+            keys: self.key_lookup(),
+            body_limit_bytes: PARTNER_BODY_BYTES_MAX,
+        }
+    }
+}
+
+/// `/v1/partner/*` (signed) and `/v1/admin/partner/*` (operator token).
+pub fn partner_router<S: Clone + Send + Sync + 'static>(state: PartnerState) -> Router<S> {
+    let signed = Router::new()
+        .route("/v1/partner/me", get(me))
+        .route("/v1/partner/rates", put(put_rates).get(get_rates))
+        .route("/v1/partner/payouts", get(list_payouts))
+        .route(
+            "/v1/partner/payouts/by-pickup-code/{code}",
+            get(payout_by_pickup_code),
+        )
+        .route("/v1/partner/payouts/{id}", get(get_payout))
+        .route("/v1/partner/payouts/{id}/accept", post(accept_payout))
+        .route("/v1/partner/payouts/{id}/complete", post(complete_payout))
+        .route("/v1/partner/payouts/{id}/fail", post(fail_payout))
+        .route("/v1/partner/settlements", get(list_settlements))
+        .route("/v1/partner/events", get(list_events))
+        .route("/v1/partner/webhook-key", get(webhook_key))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth(),
+            verify_partner_signature,
+        ));
+    let admin = Router::new()
+        .route("/v1/admin/partner/webhooks", get(admin_list_webhooks))
+        .route(
+            "/v1/admin/partner/webhooks/{id}/requeue",
+            post(admin_requeue_webhook),
+        );
+    signed.merge(admin).with_state(state)
+}
+
+// ------------------------------------------------------------------------------------------------ errors
+
+/// Errors of the partner API as RFC 9457 problem+json. Internal details stay in the logs.
+#[derive(Debug)]
+pub enum ApiError {
+    NotFound(&'static str),
+    BadRequest(String),
+    Unprocessable(String),
+    Conflict(String),
+    Unauthorized(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotFound(what) => Self::NotFound(what),
+            EngineError::Invalid(m) => Self::Unprocessable(m),
+            EngineError::Conflict(m) => Self::Conflict(m),
+            EngineError::IdempotencyMismatch => Self::Unprocessable(e.to_string()),
+            EngineError::Forbidden(_) => Self::NotFound("payout"),
+            EngineError::Unavailable(m) => Self::Unavailable(m),
+            EngineError::QuoteExpired | EngineError::QuoteUsed | EngineError::NoRoute => {
+                Self::Conflict(e.to_string())
+            }
+            other => Self::Internal(format!("{other:?}")),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let p = "https://remesa.dev/problems/";
+        match self {
+            Self::NotFound(what) => problem(
+                StatusCode::NOT_FOUND,
+                &format!("{p}not-found"),
+                "Not found",
+                &format!("{what} not found"),
+                "not_found",
+            ),
+            Self::BadRequest(m) => problem(
+                StatusCode::BAD_REQUEST,
+                &format!("{p}bad-request"),
+                "Bad request",
+                &m,
+                "bad_request",
+            ),
+            Self::Unprocessable(m) => problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("{p}invalid"),
+                "Invalid request",
+                &m,
+                "invalid",
+            ),
+            Self::Conflict(m) => problem(
+                StatusCode::CONFLICT,
+                &format!("{p}conflict"),
+                "Conflict",
+                &m,
+                "conflict",
+            ),
+            Self::Unauthorized(m) => problem(
+                StatusCode::UNAUTHORIZED,
+                &format!("{p}unauthorized"),
+                "Unauthorized",
+                &m,
+                "unauthorized",
+            ),
+            Self::Unavailable(m) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("{p}unavailable"),
+                "Unavailable",
+                &m,
+                "unavailable",
+            ),
+            Self::Internal(m) => {
+                tracing::error!(target: "partner::api", error = %m, "partner API internal error");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("{p}internal"),
+                    "Internal error",
+                    "something went wrong; try again",
+                    "internal",
+                )
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn partner_id(p: &AuthenticatedPartner) -> ApiResult<(i64, u64)> {
+    let id: u64 = p
+        .partner_id
+        .parse()
+        .map_err(|_| ApiError::Internal("non-numeric partner id".into()))?;
+    let i = i64::try_from(id).map_err(|_| ApiError::Internal("partner id out of range".into()))?;
+    Ok((i, id))
+}
+
+// ------------------------------------------------------------------------------------------- idempotency
+
+/// Runs `work` at most once per (partner, Idempotency-Key): a retry with the same key and body gets the stored
+/// response; the same key with another request is refused (422); a retry while the first is running gets 409.
+/// Stored in the node's `idempotency_keys` table, shared by every process.
+async fn idempotent<F, Fut>(
+    st: &PartnerState,
+    partner: &AuthenticatedPartner,
+    headers: &HeaderMap,
+    fingerprint: &[u8],
+    work: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<(StatusCode, serde_json::Value)>>,
+{
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => {
+            return match work().await {
+                Ok((s, v)) => (s, Json(v)).into_response(),
+                Err(e) => e.into_response(),
+            };
+        }
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_owned()
+        }
+        Some(_) => {
+            return ApiError::BadRequest("Idempotency-Key: 1 to 255 visible ASCII characters".into())
+                .into_response();
+        }
+    };
+    match idempotent_inner(st, partner, &key, fingerprint, work).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn idempotent_inner<F, Fut>(
+    st: &PartnerState,
+    partner: &AuthenticatedPartner,
+    key: &str,
+    fingerprint: &[u8],
+    work: F,
+) -> ApiResult<Response>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<(StatusCode, serde_json::Value)>>,
+{
+    let scope = format!("partner:{}", partner.partner_id);
+    let hash = hex::encode(Sha256::digest(fingerprint));
+    let now = now_ms();
+    // A key older than the TTL is forgotten.
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at_unix_ms < $3",
+    )
+    .bind(&scope)
+    .bind(key)
+    .bind(now - IDEMPOTENCY_TTL_MS)
+    .execute(&st.db.pool)
+    .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, idem_key, request_hash, created_at_unix_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (scope, idem_key) DO NOTHING",
+    )
+    .bind(&scope)
+    .bind(key)
+    .bind(&hash)
+    .bind(now)
+    .execute(&st.db.pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        let row = sqlx::query(
+            "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
+        )
+        .bind(&scope)
+        .bind(key)
+        .fetch_one(&st.db.pool)
+        .await?;
+        let stored_hash: String = row.try_get("request_hash")?;
+        if stored_hash != hash {
+            return Err(ApiError::Unprocessable(
+                "this Idempotency-Key was used with a different request".into(),
+            ));
+        }
+        let status: Option<i64> = row.try_get("status_code")?;
+        let body: Option<String> = row.try_get("response_body")?;
+        return match (status, body) {
+            (Some(s), Some(b)) => {
+                let code = u16::try_from(s)
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::OK);
+                let mut resp = (code, b).into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                resp.headers_mut()
+                    .insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+                Ok(resp)
+            }
+            _ => Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is still being processed".into(),
+            )),
+        };
+    }
+    match work().await {
+        Ok((status, value)) => {
+            let body = value.to_string();
+            sqlx::query("UPDATE idempotency_keys SET status_code = $1, response_body = $2 WHERE scope = $3 AND idem_key = $4")
+                .bind(i64::from(status.as_u16()))
+                .bind(&body)
+                .bind(&scope)
+                .bind(key)
+                .execute(&st.db.pool)
+                .await?;
+            Ok((status, Json(value)).into_response())
+        }
+        Err(e) => {
+            // Errors are not stored: the partner may fix the cause and retry with the same key.
+            sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
+                .bind(&scope)
+                .bind(key)
+                .execute(&st.db.pool)
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+    v.extend_from_slice(method.as_bytes());
+    v.push(0);
+    v.extend_from_slice(path.as_bytes());
+    v.push(0);
+    v.extend_from_slice(body);
+    v
+}
+
+// ---------------------------------------------------------------------------------------------- handlers
+
+/// The signing partner as registered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerMe {
+    pub id: u64,
+    pub name: String,
+    pub countries: Vec<String>,
+    pub currencies: Vec<String>,
+    pub payout_methods: Vec<String>,
+    pub webhook_url: Option<String>,
+    pub settlement_address: String,
+    pub status: String,
+}
+
+#[utoipa::path(get, path = "/v1/partner/me", tag = "partner", security(("http_signature" = [])),
+    responses((status = 200, description = "The signing partner", body = PartnerMe),
+              (status = 401, description = "Signature refused (problem+json with `reason`)")))]
+async fn me(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+) -> ApiResult<Json<PartnerMe>> {
+    let (_, id) = partner_id(&p)?;
+    let partner = st
+        .engine
+        .partner(id)
+        .await?
+        .ok_or(ApiError::NotFound("partner"))?;
+    Ok(Json(PartnerMe {
+        id: partner.id,
+        name: partner.name,
+        countries: partner.countries,
+        currencies: partner.currencies,
+        payout_methods: partner
+            .payout_methods
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        webhook_url: partner.webhook_url,
+        settlement_address: partner.settlement_address,
+        status: partner.status,
+    }))
+}
+
+/// Rates to post: each replaces the partner's rate for its corridor (country + currency) and payout method.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"rates": [{
+    "country": "GT", "currency": "GTQ", "payout_method": "cash_pickup", "rate": "7.6543",
+    "fee_fixed": "1.50", "fee_bps": 75, "send_min": "1", "send_max": "2500", "valid_for_s": 86400
+}]}))]
+pub struct PutRates {
+    pub rates: Vec<RateInput>,
+}
+
+/// The partner's current rates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatesOut {
+    pub rates: Vec<Rate>,
+}
+
+#[utoipa::path(put, path = "/v1/partner/rates", tag = "partner", security(("http_signature" = [])),
+    request_body = PutRates,
+    description = "Posts rates per corridor and payout method: rate (payout currency per token), fixed fee, \
+        variable fee (bps), minimum and maximum send amount, validity. Quotes pick, among the partners serving the \
+        corridor, method and amount with a valid rate, the one whose net payout to the recipient is best, and name it.",
+    responses((status = 200, description = "All of the partner's rates after the update", body = RatesOut),
+              (status = 422, description = "A rate outside the partner's registered corridors, or invalid numbers"),
+              (status = 401, description = "Signature refused")))]
+async fn put_rates(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    body: Bytes,
+) -> ApiResult<Json<RatesOut>> {
+    let (_, id) = partner_id(&p)?;
+    let req: PutRates = parse_json(&body)?;
+    let rates = st.engine.set_rates(id, req.rates).await?;
+    tracing::info!(target: "partner::api", partner_id = id, count = rates.len(), "rates posted");
+    Ok(Json(RatesOut { rates }))
+}
+
+#[utoipa::path(get, path = "/v1/partner/rates", tag = "partner", security(("http_signature" = [])),
+    responses((status = 200, description = "The partner's rates", body = RatesOut)))]
+async fn get_rates(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+) -> ApiResult<Json<RatesOut>> {
+    let (_, id) = partner_id(&p)?;
+    Ok(Json(RatesOut {
+        rates: st.engine.rates(id).await?,
+    }))
+}
+
+/// Filter and page of the payout list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PayoutListQuery {
+    /// `payout_assigned`, `payout_accepted`, `paid`, `settled`, `refund_pending` or `refunded`.
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// A page of payouts, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayoutPage {
+    pub items: Vec<PartnerPayout>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/partner/payouts", tag = "partner", security(("http_signature" = [])), params(PayoutListQuery),
+    responses((status = 200, description = "The partner's payouts", body = PayoutPage),
+              (status = 400, description = "Unknown status")))]
+async fn list_payouts(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Query(q): Query<PayoutListQuery>,
+) -> ApiResult<Json<PayoutPage>> {
+    let (pid, _) = partner_id(&p)?;
+    if let Some(s) = &q.status
+        && !VISIBLE_STATES.contains(&s.as_str())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status must be one of {}",
+            VISIBLE_STATES.join(", ")
+        )));
+    }
+    let (items, next_cursor) = st
+        .db
+        .partner_payouts(
+            pid,
+            q.status.as_deref(),
+            q.cursor.as_deref(),
+            q.limit.unwrap_or(PAGE_DEFAULT),
+        )
+        .await?;
+    Ok(Json(PayoutPage { items, next_cursor }))
+}
+
+async fn load_payout(st: &PartnerState, pid: i64, id: &str) -> ApiResult<PartnerPayout> {
+    st.db
+        .partner_payout(pid, id)
+        .await?
+        .ok_or(ApiError::NotFound("payout"))
+}
+
+#[utoipa::path(get, path = "/v1/partner/payouts/{id}", tag = "partner", security(("http_signature" = [])),
+    params(("id" = String, Path, description = "Remittance id (0x + 64 hex)")),
+    responses((status = 200, description = "The payout", body = PartnerPayout),
+              (status = 404, description = "No such payout for this partner (another partner's payouts are not found either)")))]
+async fn get_payout(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PartnerPayout>> {
+    let (pid, _) = partner_id(&p)?;
+    Ok(Json(load_payout(&st, pid, &id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/partner/payouts/by-pickup-code/{code}", tag = "partner", security(("http_signature" = [])),
+    description = "For counter agents: the payout the recipient's pickup code belongs to (dashes and case ignored).",
+    params(("code" = String, Path, description = "The recipient's 12-character pickup code", example = "K7QM-2XWD-9HPA")),
+    responses((status = 200, description = "The payout", body = PartnerPayout),
+              (status = 404, description = "No payout of this partner has that code")))]
+async fn payout_by_pickup_code(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Path(code): Path<String>,
+) -> ApiResult<Json<PartnerPayout>> {
+    let (pid, _) = partner_id(&p)?;
+    // A malformed code is as unknown as a wrong one.
+    let code = PickupCode::parse(&code).map_err(|_| ApiError::NotFound("payout"))?;
+    let hash = format!("{:#x}", code.claim_hash());
+    Ok(Json(
+        st.db
+            .partner_payout_by_claim_hash(pid, &hash)
+            .await?
+            .ok_or(ApiError::NotFound("payout"))?,
+    ))
+}
+
+/// Body of an accept (nothing to say; `{}` or empty).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({}))]
+pub struct AcceptPayout {}
+
+#[utoipa::path(post, path = "/v1/partner/payouts/{id}/accept", tag = "partner", security(("http_signature" = [])),
+    description = "Takes the payout (`payout_assigned` → `payout_accepted`). Repeating it is harmless. Honours `Idempotency-Key`.",
+    request_body(content = AcceptPayout, description = "Empty object (or no body)"),
+    params(("id" = String, Path, description = "Remittance id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Same key + same request → the same response")),
+    responses((status = 200, description = "The accepted payout", body = PartnerPayout),
+              (status = 404, description = "Not this partner's payout"),
+              (status = 409, description = "The payout is in a state that cannot be accepted")))]
+async fn accept_payout(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fp = fingerprint("accept", &id, &body);
+    idempotent(&st, &p, &headers, &fp, || async {
+        let (pid, uid) = partner_id(&p)?;
+        load_payout(&st, pid, &id).await?;
+        st.engine.payout_accepted(&id, uid).await?;
+        st.db
+            .record_action(&p.partner_id, &id, "accept", None, None)
+            .await?;
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(load_payout(&st, pid, &id).await?).unwrap_or_default(),
+        ))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/partner/payouts/{id}/complete", tag = "partner", security(("http_signature" = [])),
+    description = "The recipient was paid. Cash pickups are completed with the recipient's pickup code (checked \
+        against the on-chain claim hash); bank and mobile-money payouts with your reference. Queues the on-chain \
+        release of the escrowed funds to your settlement address (batched per partner). Honours `Idempotency-Key`.",
+    request_body(content = PayoutProof, examples(
+        ("cash" = (value = json!({"kind": "pickup_code", "code": "K7QM-2XWD-9HPA"}))),
+        ("bank" = (value = json!({"kind": "reference", "reference": "BANK-7731"}))))),
+    params(("id" = String, Path, description = "Remittance id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Same key + same request → the same response")),
+    responses((status = 200, description = "The paid payout (status `paid`, release queued)", body = PartnerPayout),
+              (status = 404, description = "Not this partner's payout"),
+              (status = 409, description = "Already withdrawn (refund pending) or not yet assigned"),
+              (status = 422, description = "Wrong pickup code, or a reference for a cash pickup")))]
+async fn complete_payout(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fp = fingerprint("complete", &id, &body);
+    idempotent(&st, &p, &headers, &fp, || async {
+        let (pid, uid) = partner_id(&p)?;
+        let proof: PayoutProof = parse_json(&body)?;
+        load_payout(&st, pid, &id).await?;
+        let reference = match &proof {
+            PayoutProof::Reference { reference } => Some(reference.clone()),
+            PayoutProof::PickupCode { .. } => None,
+        };
+        st.engine.payout_paid(&id, uid, proof).await?;
+        st.db
+            .record_action(&p.partner_id, &id, "complete", reference.as_deref(), None)
+            .await?;
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(load_payout(&st, pid, &id).await?).unwrap_or_default(),
+        ))
+    })
+    .await
+}
+
+/// Why the partner could not pay.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"reason": "recipient did not come to the counter"}))]
+pub struct FailPayout {
+    /// Up to 500 characters; shown to the sender.
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/partner/payouts/{id}/fail", tag = "partner", security(("http_signature" = [])),
+    description = "The payout cannot be made: it is withdrawn from you and refunded to the sender at expiry. Honours `Idempotency-Key`.",
+    request_body = FailPayout,
+    params(("id" = String, Path, description = "Remittance id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Same key + same request → the same response")),
+    responses((status = 200, description = "The payout, now `refund_pending`", body = PartnerPayout),
+              (status = 404, description = "Not this partner's payout"),
+              (status = 409, description = "Already paid")))]
+async fn fail_payout(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fp = fingerprint("fail", &id, &body);
+    idempotent(&st, &p, &headers, &fp, || async {
+        let (pid, uid) = partner_id(&p)?;
+        let req: FailPayout = parse_json(&body)?;
+        load_payout(&st, pid, &id).await?;
+        st.engine.payout_failed(&id, uid, &req.reason).await?;
+        st.db
+            .record_action(&p.partner_id, &id, "fail", None, Some(&req.reason))
+            .await?;
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(load_payout(&st, pid, &id).await?).unwrap_or_default(),
+        ))
+    })
+    .await
+}
+
+/// Page of settlements.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SettlementQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 500 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// Settlements, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettlementPage {
+    pub items: Vec<PartnerSettlement>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/partner/settlements", tag = "partner", security(("http_signature" = [])), params(SettlementQuery),
+    description = "What was settled to you on chain: one token transfer per batch of releases, when and in which transaction.",
+    responses((status = 200, description = "Settlements", body = SettlementPage)))]
+async fn list_settlements(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Query(q): Query<SettlementQuery>,
+) -> ApiResult<Json<SettlementPage>> {
+    let (pid, _) = partner_id(&p)?;
+    let (items, next_cursor) = st
+        .db
+        .partner_settlements(
+            pid,
+            st.engine.token_decimals(),
+            q.cursor.as_deref(),
+            q.limit.unwrap_or(PAGE_DEFAULT),
+        )
+        .await?;
+    Ok(Json(SettlementPage { items, next_cursor }))
+}
+
+/// Where to continue the feed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// The last `seq` you processed (0 or absent: from the beginning).
+    pub after: Option<i64>,
+    /// 1 to 500 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// Events in order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"seq": 7, "id": "0193f0c2-…", "type": "payout.created", "payout_id": "0x5f0c…",
+    "created_at_unix_ms": 1_790_000_000_000_i64, "data": {"payout": {"id": "0x5f0c…", "status": "payout_assigned"}}}],
+    "next_after": 7}))]
+pub struct EventPage {
+    pub items: Vec<PartnerEvent>,
+    /// Pass as `after` next time (the last `seq` of this page, or the `after` you sent when empty).
+    pub next_after: i64,
+}
+
+#[utoipa::path(get, path = "/v1/partner/events", tag = "partner", security(("http_signature" = [])), params(EventQuery),
+    description = "Replays everything the partner was told by webhook (`payout.created`, `payout.accepted`, `payout.paid`, \
+        `payout.settled`, `payout.cancelled`, `payout.refunded`), in order.",
+    responses((status = 200, description = "Events after the cursor", body = EventPage)))]
+async fn list_events(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    Query(q): Query<EventQuery>,
+) -> ApiResult<Json<EventPage>> {
+    let after = q.after.unwrap_or(0).max(0);
+    let items = st
+        .db
+        .list_events(&p.partner_id, after, q.limit.unwrap_or(PAGE_DEFAULT))
+        .await?;
+    let next_after = items.last().map_or(after, |e| e.seq);
+    Ok(Json(EventPage { items, next_after }))
+}
+
+/// The key the node signs webhooks with.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"keyid": "remesa-node-3f1c9a0b7d2e4c5a", "alg": "ed25519",
+    "public_key": "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs="}))]
+pub struct WebhookKey {
+    pub keyid: String,
+    pub alg: String,
+    /// Raw 32-byte Ed25519 public key, base64.
+    pub public_key: String,
+}
+
+#[utoipa::path(get, path = "/v1/partner/webhook-key", tag = "partner", security(("http_signature" = [])),
+    responses((status = 200, description = "The node's webhook signing key", body = WebhookKey)))]
+async fn webhook_key(State(st): State<PartnerState>) -> Json<WebhookKey> {
+    Json(WebhookKey {
+        keyid: st.node_signer.keyid().to_owned(),
+        alg: "ed25519".to_owned(),
+        public_key: base64::engine::general_purpose::STANDARD
+            .encode(st.node_signer.verifying_key().as_bytes()),
+    })
+}
+
+// ------------------------------------------------------------------------------------------------- admin
+
+fn check_operator(st: &PartnerState, headers: &HeaderMap) -> ApiResult<()> {
+    use subtle::ConstantTimeEq as _;
+    let Some(token) = &st.operator_token else {
+        return Err(ApiError::Unavailable(
+            "no operator token is configured (REMESA_OPERATOR_TOKEN)".into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(token.expose_secret().as_bytes());
+    if bool::from(a.ct_eq(&b)) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("operator token required".into()))
+    }
+}
+
+/// Filter of the delivery list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// `pending`, `delivering`, `delivered` or `failed` (parked).
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Webhook deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<WebhookDelivery>,
+    pub next_cursor: Option<String>,
+    /// How many deliveries are parked as failed in all.
+    pub failed_total: i64,
+}
+
+#[utoipa::path(get, path = "/v1/admin/partner/webhooks", tag = "admin", security(("operator_token" = [])), params(DeliveryQuery),
+    description = "Webhook deliveries; `status=failed` lists those parked after their last attempt (never dropped).",
+    responses((status = 200, description = "Deliveries", body = DeliveryPage),
+              (status = 401, description = "Operator token required")))]
+async fn admin_list_webhooks(
+    State(st): State<PartnerState>,
+    headers: HeaderMap,
+    Query(q): Query<DeliveryQuery>,
+) -> ApiResult<Json<DeliveryPage>> {
+    check_operator(&st, &headers)?;
+    if let Some(s) = &q.status
+        && !["pending", "delivering", "delivered", "failed"].contains(&s.as_str())
+    {
+        return Err(ApiError::BadRequest(
+            "status must be pending, delivering, delivered or failed".into(),
+        ));
+    }
+    let limit = q
+        .limit
+        .unwrap_or(PAGE_DEFAULT)
+        .clamp(1, super::store::PAGE_LIMIT_MAX);
+    let mut items = st
+        .db
+        .list_deliveries(q.status.as_deref(), q.cursor.as_deref(), limit + 1)
+        .await?;
+    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+        items.truncate(usize::try_from(limit).unwrap_or(0));
+        items.last().map(|d| d.id.clone())
+    } else {
+        None
+    };
+    let failed_total = st.db.count_deliveries("failed").await?;
+    Ok(Json(DeliveryPage {
+        items,
+        next_cursor,
+        failed_total,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/admin/partner/webhooks/{id}/requeue", tag = "admin", security(("operator_token" = [])),
+    params(("id" = String, Path, description = "Delivery id")),
+    responses((status = 200, description = "Re-queued with a fresh attempt budget"),
+              (status = 404, description = "No parked delivery with that id")))]
+async fn admin_requeue_webhook(
+    State(st): State<PartnerState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    check_operator(&st, &headers)?;
+    if !st.db.requeue_delivery(&id).await? {
+        return Err(ApiError::NotFound("failed delivery"));
+    }
+    tracing::info!(target: "partner::webhooks", delivery = %id, "parked webhook delivery re-queued by the operator");
+    Ok(Json(serde_json::json!({"id": id, "status": "pending"})))
+}
+
+// ----------------------------------------------------------------------------------------------- OpenAPI
+
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "http_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Signature",
+                "RFC 9421 HTTP Message Signature, alg ed25519, keyid = partner id, covering @method, @target-uri \
+                 and content-digest (RFC 9530, for bodies) with created (≤ 300 s old) and a nonce; sent with \
+                 Signature-Input and Content-Digest. Replays are refused. See the README's worked example.",
+            ))),
+        );
+        components.add_security_scheme(
+            "operator_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The partner API's OpenAPI fragment; the node merges it into `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    paths(me, put_rates, get_rates, list_payouts, get_payout, payout_by_pickup_code, accept_payout, complete_payout,
+          fail_payout, list_settlements, list_events, webhook_key, admin_list_webhooks, admin_requeue_webhook),
+    components(schemas(PartnerMe, AcceptPayout, PutRates, RatesOut, RateInput, Rate, PayoutPage, PartnerPayout, PayoutProof, FailPayout,
+                       SettlementPage, PartnerSettlement, EventPage, PartnerEvent, WebhookKey, DeliveryPage, WebhookDelivery)),
+    modifiers(&SecuritySchemes),
+    tags((name = "partner", description = "Cash-out partners: rates, payouts, settlements, events. Every request is \
+        signed (RFC 9421, ed25519)."), (name = "admin", description = "Operator endpoints (bearer token)."))
+)]
+#[derive(Debug)]
+pub struct PartnerApiDoc;

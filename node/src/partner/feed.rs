@@ -1,0 +1,215 @@
+//! Follows the engine's transition feed (`remittance_transitions`, whose `seq` grows in commit order) and turns
+//! the transitions a partner cares about into partner events (`GET /v1/partner/events`) and queued webhooks.
+//! One follower at a time across processes (a lease row); its cursor is stored, and each event is keyed by its
+//! transition (`transition:<seq>`), so a crash between writing events and moving the cursor adds nothing twice.
+
+use std::time::Duration;
+
+use sqlx::Row as _;
+use tokio_util::sync::CancellationToken;
+
+use super::config::PartnerConfig;
+use super::store::{NewEvent, PartnerDb, StoreError};
+
+const CURSOR: &str = "engine_feed";
+const LEASE_MS: i64 = 30_000;
+/// Transitions read per batch.
+pub const FEED_BATCH_MAX: i64 = 200;
+
+/// The partner event a transition becomes, if any. `seen_before`: the partner already has events for this payout.
+pub fn event_type(from: Option<&str>, to: &str, seen_before: bool) -> Option<&'static str> {
+    let was_offered = matches!(from, Some("payout_assigned" | "payout_accepted" | "paid"));
+    match to {
+        "payout_assigned" => Some("payout.created"),
+        "payout_accepted" => Some("payout.accepted"),
+        "paid" => Some("payout.paid"),
+        "settled" => Some("payout.settled"),
+        // Withdrawn from the partner: expiry reached, or the partner failed it (refund to the sender follows).
+        "refund_pending" if was_offered => Some("payout.cancelled"),
+        // A reorg removed the deposit after the payout was offered: do not pay until it is offered again.
+        "pending_funds" if was_offered => Some("payout.cancelled"),
+        "refunded" if seen_before => Some("payout.refunded"),
+        _ => None,
+    }
+}
+
+/// Turns engine transitions into partner events and webhooks.
+#[derive(Debug, Clone)]
+pub struct FeedFollower {
+    db: PartnerDb,
+    cfg: PartnerConfig,
+    owner: String,
+}
+
+impl FeedFollower {
+    pub fn new(db: PartnerDb, cfg: PartnerConfig) -> Self {
+        Self {
+            db,
+            cfg,
+            owner: format!("partner-feed-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
+    /// Runs until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        let poll = Duration::from_millis(self.cfg.partner_webhook_poll_interval_ms.max(10));
+        loop {
+            let n = match self.tick().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(target: "partner::feed", error = %e, "partner feed follower tick failed");
+                    0
+                }
+            };
+            if n > 0 {
+                continue;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Processes one batch if this process holds the lease. Returns how many transitions were read.
+    pub async fn tick(&self) -> Result<usize, StoreError> {
+        if !self.db.try_lease(CURSOR, &self.owner, LEASE_MS).await? {
+            return Ok(0);
+        }
+        let cursor: i64 = self
+            .db
+            .get_cursor(CURSOR)
+            .await?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let rows = sqlx::query(
+            "SELECT t.seq, t.remittance_id, t.from_state, t.to_state, t.cause, t.detail, t.at_unix_ms, r.partner_id \
+             FROM remittance_transitions t JOIN remittances r ON r.id = t.remittance_id \
+             WHERE t.seq > $1 ORDER BY t.seq LIMIT $2",
+        )
+        .bind(cursor)
+        .bind(FEED_BATCH_MAX)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut last = cursor;
+        for r in &rows {
+            let seq: i64 = r.try_get("seq")?;
+            let remittance_id: String = r.try_get("remittance_id")?;
+            let from: Option<String> = r.try_get("from_state")?;
+            let to: String = r.try_get("to_state")?;
+            let partner_id: i64 = r.try_get("partner_id")?;
+            let seen_before = if to == "refunded" {
+                sqlx::query(
+                    "SELECT 1 AS one FROM partner_events WHERE partner_id = $1 AND payout_id = $2 LIMIT 1",
+                )
+                .bind(partner_id.to_string())
+                .bind(&remittance_id)
+                .fetch_optional(&self.db.pool)
+                .await?
+                .is_some()
+            } else {
+                false
+            };
+            if let Some(kind) = event_type(from.as_deref(), &to, seen_before) {
+                let cause: String = r.try_get("cause")?;
+                let detail: String = r.try_get("detail")?;
+                let detail: serde_json::Value =
+                    serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null);
+                let payout = self.db.partner_payout(partner_id, &remittance_id).await?;
+                let webhook = self
+                    .db
+                    .partner_key_and_webhook(partner_id)
+                    .await?
+                    .and_then(|(_, url)| url);
+                let data = serde_json::json!({
+                    "payout": payout,
+                    "from": from,
+                    "to": to,
+                    "cause": cause,
+                    "detail": public_detail(&detail),
+                    "transition_seq": seq,
+                    "at_unix_ms": r.try_get::<i64, _>("at_unix_ms")?,
+                });
+                let source = format!("transition:{seq}");
+                let added = self
+                    .db
+                    .append_event(NewEvent {
+                        partner_id: &partner_id.to_string(),
+                        event_type: kind,
+                        payout_id: Some(&remittance_id),
+                        source_key: Some(&source),
+                        data,
+                        webhook_url: webhook.as_deref(),
+                        max_attempts: self.cfg.partner_webhook_max_attempts,
+                    })
+                    .await?;
+                if added.is_some() {
+                    metrics::counter!("remesa_partner_events_total", "type" => kind).increment(1);
+                }
+            }
+            last = seq;
+        }
+        if last != cursor {
+            self.db.set_cursor(CURSOR, &last.to_string()).await?;
+        }
+        Ok(rows.len())
+    }
+}
+
+/// The transition detail without anything a partner must not learn (a pickup code never travels to partners).
+fn public_detail(detail: &serde_json::Value) -> serde_json::Value {
+    match detail {
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.contains("pickup") && !k.contains("preimage") && !k.contains("code"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_map_to_partner_events() {
+        assert_eq!(
+            event_type(Some("funds_locked"), "payout_assigned", false),
+            Some("payout.created")
+        );
+        assert_eq!(
+            event_type(Some("payout_assigned"), "payout_accepted", false),
+            Some("payout.accepted")
+        );
+        assert_eq!(
+            event_type(Some("payout_accepted"), "paid", false),
+            Some("payout.paid")
+        );
+        assert_eq!(event_type(Some("paid"), "settled", false), Some("payout.settled"));
+        assert_eq!(
+            event_type(Some("payout_accepted"), "refund_pending", false),
+            Some("payout.cancelled")
+        );
+        assert_eq!(
+            event_type(Some("payout_assigned"), "pending_funds", false),
+            Some("payout.cancelled")
+        );
+        assert_eq!(event_type(Some("funds_locked"), "refund_pending", false), None);
+        assert_eq!(
+            event_type(Some("refund_pending"), "refunded", true),
+            Some("payout.refunded")
+        );
+        assert_eq!(event_type(Some("refund_pending"), "refunded", false), None);
+        assert_eq!(event_type(None, "quoted", false), None);
+        assert_eq!(event_type(Some("quoted"), "pending_funds", false), None);
+    }
+
+    #[test]
+    fn pickup_codes_never_reach_partners() {
+        let d = serde_json::json!({"reference": "BANK-1", "pickup_code": "ABCD", "code": "x", "reason": "closed"});
+        let p = public_detail(&d);
+        assert_eq!(p, serde_json::json!({"reference": "BANK-1", "reason": "closed"}));
+    }
+}

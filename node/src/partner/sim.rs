@@ -1,0 +1,345 @@
+//! `remesa partner-sim`: a devnet cash-out partner that uses the real partner API, signing every request. It
+//! polls its assigned payouts (and wakes up early on a `payout.created` webhook when it runs a receiver), accepts
+//! each after `accept_delay_ms`, and completes it after `complete_delay_ms` more: cash pickups with the recipient's
+//! pickup code when it knows it (`--pickup-codes-file`), otherwise with a reference.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{ClientError, PartnerClient};
+use super::httpsig::Ed25519Signer;
+
+/// Most payouts the simulator works on at once.
+pub const SIM_IN_FLIGHT_MAX: usize = 256;
+
+/// Options of `remesa partner-sim` (a `clap::Args`, flattened into the node's CLI).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Base URL of the node's API.
+    #[arg(
+        long,
+        env = "REMESA_PARTNER_SIM_NODE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub node_url: String,
+    /// The partner id (also the signature keyid).
+    #[arg(long, env = "REMESA_PARTNER_SIM_PARTNER_ID", default_value_t = 1)]
+    pub partner_id: u64,
+    /// File holding the partner's Ed25519 private key seed, 64 hex characters.
+    #[arg(long, env = "REMESA_PARTNER_SIM_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// Wait this long after a payout appears before accepting it.
+    #[arg(long, env = "REMESA_PARTNER_SIM_ACCEPT_DELAY_MS", default_value_t = 1_000)]
+    pub accept_delay_ms: u64,
+    /// Wait this long after accepting before reporting the payout as paid.
+    #[arg(long, env = "REMESA_PARTNER_SIM_COMPLETE_DELAY_MS", default_value_t = 2_000)]
+    pub complete_delay_ms: u64,
+    /// How often to poll for new payouts.
+    #[arg(long, env = "REMESA_PARTNER_SIM_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub poll_interval_ms: u64,
+    /// Listen here for the node's webhooks (verified with the node's key) to react at once.
+    #[arg(long, env = "REMESA_PARTNER_SIM_WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// Fail every Nth payout instead of paying it (0: never), to exercise refunds.
+    #[arg(long, env = "REMESA_PARTNER_SIM_FAIL_EVERY", default_value_t = 0)]
+    pub fail_every: u64,
+    /// A file of pickup codes (one per line) the recipients "bring to the counter"; cash payouts whose code is in
+    /// it are completed with the code, others with a reference.
+    #[arg(long, env = "REMESA_PARTNER_SIM_PICKUP_CODES_FILE")]
+    pub pickup_codes_file: Option<PathBuf>,
+    /// Stop after this many payouts were completed or failed (for tests); run forever when absent.
+    #[arg(long)]
+    pub stop_after: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("partner key file {path}: {detail}")]
+    Key { path: String, detail: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("webhook listener: {0}")]
+    Listen(std::io::Error),
+}
+
+#[derive(Debug, Deserialize)]
+struct PayoutItem {
+    id: String,
+    status: String,
+    payout_method: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayoutPage {
+    items: Vec<PayoutItem>,
+    next_cursor: Option<String>,
+}
+
+/// Reads a hex seed file into a signer with keyid = partner id.
+pub fn load_signer(partner_id: u64, key_file: &std::path::Path) -> Result<Ed25519Signer, SimError> {
+    let err = |detail: String| SimError::Key {
+        path: key_file.display().to_string(),
+        detail,
+    };
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(key_file).map_err(|e| err(e.to_string()))?);
+    Ed25519Signer::from_seed_hex(partner_id.to_string(), &text).map_err(|e| err(e.to_string()))
+}
+
+struct Sim {
+    client: PartnerClient,
+    args: SimArgs,
+    oracle: Option<PickupOracle>,
+    in_flight: Mutex<HashSet<String>>,
+    permits: Arc<Semaphore>,
+    handled: std::sync::atomic::AtomicU64,
+    seen: std::sync::atomic::AtomicU64,
+    done: Notify,
+}
+
+/// Where the simulator learns a cash payout's pickup code, standing in for the recipient at the counter (in
+/// `remesa dev` the node itself: `engine.pickup_code(id)`). Returns the code for a payout id, if known.
+pub type PickupOracle =
+    Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, Option<String>> + Send + Sync>;
+
+/// Runs the simulator until `cancel` fires (or `stop_after` payouts are handled).
+pub async fn run(args: SimArgs, cancel: CancellationToken) -> Result<(), SimError> {
+    run_with(args, cancel, None).await
+}
+
+/// [`run`] with a pickup-code oracle for cash payouts (devnet and tests).
+pub async fn run_with(
+    args: SimArgs,
+    cancel: CancellationToken,
+    oracle: Option<PickupOracle>,
+) -> Result<(), SimError> {
+    let signer = load_signer(args.partner_id, &args.key_file)?;
+    let client = PartnerClient::new(&args.node_url, signer)?;
+    let wake = Arc::new(Notify::new());
+    if let Some(addr) = args.webhook_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(SimError::Listen)?;
+        let node_key = fetch_node_key(&client).await;
+        let app = receiver_router(
+            node_key,
+            listener.local_addr().map_err(SimError::Listen)?,
+            wake.clone(),
+        );
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { c.cancelled().await })
+                .await;
+        });
+    }
+    let sim = Arc::new(Sim {
+        client,
+        args,
+        oracle,
+        in_flight: Mutex::default(),
+        permits: Arc::new(Semaphore::new(SIM_IN_FLIGHT_MAX)),
+        handled: Default::default(),
+        seen: Default::default(),
+        done: Notify::new(),
+    });
+    tracing::info!(target: "partner::sim", partner_id = sim.args.partner_id, node = %sim.args.node_url, "partner simulator started");
+    let poll = Duration::from_millis(sim.args.poll_interval_ms.max(50));
+    loop {
+        if let Err(e) = sim.clone().poll_once().await {
+            tracing::warn!(target: "partner::sim", error = %e, "polling payouts failed");
+        }
+        if sim.finished() {
+            break;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(poll) => {}
+            () = wake.notified() => {}
+            () = sim.done.notified() => {}
+        }
+        if sim.finished() {
+            break;
+        }
+    }
+    tracing::info!(target: "partner::sim", handled = sim.handled.load(std::sync::atomic::Ordering::Relaxed), "partner simulator stopped");
+    Ok(())
+}
+
+async fn fetch_node_key(client: &PartnerClient) -> Option<ed25519_dalek::VerifyingKey> {
+    use base64::Engine as _;
+    #[derive(Deserialize)]
+    struct K {
+        public_key: String,
+    }
+    let k: K = client.get("/v1/partner/webhook-key").await.ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(k.public_key)
+        .ok()?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes.try_into().ok()?).ok()
+}
+
+fn receiver_router(
+    node_key: Option<ed25519_dalek::VerifyingKey>,
+    addr: SocketAddr,
+    wake: Arc<Notify>,
+) -> axum::Router {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let wake = wake.clone();
+        async move {
+            let Some(key) = node_key else {
+                return StatusCode::SERVICE_UNAVAILABLE;
+            };
+            let target = format!(
+                "http://{addr}{}",
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            );
+            match super::webhook::verify_webhook(&method, &target, &headers, &body, &key, 300) {
+                Ok(_) => {
+                    wake.notify_one();
+                    StatusCode::NO_CONTENT
+                }
+                Err(e) => {
+                    tracing::warn!(target: "partner::sim", error = %e, "refused a webhook");
+                    StatusCode::UNAUTHORIZED
+                }
+            }
+        }
+    };
+    axum::Router::new().fallback(axum::routing::post(handler))
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    fn finished(&self) -> bool {
+        self.args
+            .stop_after
+            .is_some_and(|n| self.handled.load(std::sync::atomic::Ordering::SeqCst) >= n)
+    }
+
+    async fn poll_once(self: Arc<Self>) -> Result<(), ClientError> {
+        for status in ["payout_assigned", "payout_accepted"] {
+            let mut cursor: Option<String> = None;
+            for _page in 0..20 {
+                let mut path = format!("/v1/partner/payouts?status={status}&limit=100");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let page: PayoutPage = self.client.get(&path).await?;
+                for p in page.items {
+                    self.clone().schedule(p).await;
+                }
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn schedule(self: Arc<Self>, p: PayoutItem) {
+        if !self.in_flight.lock().await.insert(p.id.clone()) {
+            return;
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.in_flight.lock().await.remove(&p.id);
+            return;
+        };
+        let n = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        tokio::spawn(async move {
+            let id = p.id.clone();
+            if let Err(e) = self.work(p, n).await {
+                tracing::warn!(target: "partner::sim", payout = %id, error = %e, "payout step failed; will retry");
+            }
+            self.in_flight.lock().await.remove(&id);
+            drop(permit);
+        });
+    }
+
+    async fn work(&self, p: PayoutItem, n: u64) -> Result<(), ClientError> {
+        let empty = serde_json::json!({});
+        if p.status == "payout_assigned" {
+            tokio::time::sleep(Duration::from_millis(self.args.accept_delay_ms)).await;
+            let _: serde_json::Value = self
+                .client
+                .post(
+                    &format!("/v1/partner/payouts/{}/accept", p.id),
+                    &empty,
+                    Some(&format!("sim-accept-{}", p.id)),
+                )
+                .await?;
+            tracing::info!(target: "partner::sim", payout = %p.id, "accepted");
+        }
+        tokio::time::sleep(Duration::from_millis(self.args.complete_delay_ms)).await;
+        if self.args.fail_every > 0 && n.is_multiple_of(self.args.fail_every) {
+            let body = serde_json::json!({"reason": "simulated: recipient did not come"});
+            let _: serde_json::Value = self
+                .client
+                .post(
+                    &format!("/v1/partner/payouts/{}/fail", p.id),
+                    &body,
+                    Some(&format!("sim-fail-{}", p.id)),
+                )
+                .await?;
+            tracing::info!(target: "partner::sim", payout = %p.id, "failed on purpose");
+        } else {
+            let body = match (p.payout_method.as_str(), self.pickup_code_for(&p.id).await) {
+                ("cash_pickup", Some(code)) => serde_json::json!({"kind": "pickup_code", "code": code}),
+                _ => {
+                    serde_json::json!({"kind": "reference", "reference": format!("SIM-{}", &p.id[..p.id.len().min(18)])})
+                }
+            };
+            let _: serde_json::Value = self
+                .client
+                .post(
+                    &format!("/v1/partner/payouts/{}/complete", p.id),
+                    &body,
+                    Some(&format!("sim-complete-{}", p.id)),
+                )
+                .await?;
+            tracing::info!(target: "partner::sim", payout = %p.id, "paid");
+        }
+        self.handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.done.notify_one();
+        Ok(())
+    }
+
+    /// A pickup code from the codes file that belongs to this payout (asked through the counter-agent lookup).
+    async fn pickup_code_for(&self, payout_id: &str) -> Option<String> {
+        if let Some(oracle) = &self.oracle
+            && let Some(code) = oracle(payout_id.to_owned()).await
+        {
+            return Some(code);
+        }
+        let file = self.args.pickup_codes_file.as_ref()?;
+        let text = tokio::fs::read_to_string(file).await.ok()?;
+        for code in text.lines().map(str::trim).filter(|l| !l.is_empty()).take(10_000) {
+            let found: Result<serde_json::Value, _> = self
+                .client
+                .get(&format!("/v1/partner/payouts/by-pickup-code/{code}"))
+                .await;
+            if let Ok(v) = found
+                && v.get("id").and_then(|i| i.as_str()) == Some(payout_id)
+            {
+                return Some(code.to_owned());
+            }
+        }
+        None
+    }
+}

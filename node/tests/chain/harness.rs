@@ -1,0 +1,686 @@
+//! Test harness for the chain workers: real SQLite files / PostgreSQL schemas, a real anvil, the real contracts from
+//! the committed artifacts, and a sink that records what the engine would see in the same database transaction.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result};
+use remesa::chain::{
+    ChainDb, ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, RefundJob, Refunded, Released,
+    RolledBack, Settled, SinkError, Skipped,
+};
+use sqlx::Row;
+use sqlx::any::AnyPoolOptions;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+// ---- databases ----------------------------------------------------------------------------------------------
+
+/// A fresh database: a SQLite file in a temporary directory, or a fresh PostgreSQL schema.
+#[derive(Debug)]
+pub struct TestDb {
+    pub db: ChainDb,
+    pub url: String,
+    pub label: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+const TEST_TABLES: &str = "
+CREATE TABLE test_sink_events (event_id TEXT PRIMARY KEY, kind TEXT NOT NULL, remittance_id TEXT,
+    block_number BIGINT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE test_sink_rollbacks (from_block BIGINT NOT NULL, to_block BIGINT NOT NULL, event_ids TEXT NOT NULL);
+CREATE TABLE test_custodial (address TEXT PRIMARY KEY);
+CREATE TABLE test_locked (remittance_id TEXT PRIMARY KEY, payload TEXT NOT NULL, expiry_unix_s BIGINT NOT NULL,
+    refund_enqueued BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE test_failed_jobs (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, error TEXT NOT NULL);
+";
+
+async fn migrate(pool: &sqlx::AnyPool, dialect: &str) -> Result<()> {
+    let path = repo_root().join(format!("node/migrations/{dialect}/0002_chain.sql"));
+    let sql = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    sqlx::raw_sql(&sql)
+        .execute(pool)
+        .await
+        .context("0002_chain.sql")?;
+    sqlx::raw_sql(TEST_TABLES)
+        .execute(pool)
+        .await
+        .context("test tables")?;
+    Ok(())
+}
+
+pub async fn sqlite() -> Result<TestDb> {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("remesa.db").display());
+    let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
+    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
+        .execute(&pool)
+        .await?;
+    migrate(&pool, "sqlite").await?;
+    Ok(TestDb {
+        db: ChainDb::new(pool, false),
+        url,
+        label: "sqlite",
+        _dir: Some(dir),
+    })
+}
+
+/// A fresh schema on the test PostgreSQL server, or `None` (with the reason printed) when it is unreachable.
+/// With `REMESA_REQUIRE_POSTGRES=1` an unreachable server is a failure instead.
+pub async fn postgres() -> Result<Option<TestDb>> {
+    sqlx::any::install_default_drivers();
+    let base = std::env::var("REMESA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let admin = match tokio::time::timeout(
+        Duration::from_secs(5),
+        AnyPoolOptions::new().max_connections(1).connect(&base),
+    )
+    .await
+    {
+        Ok(Ok(pool)) => pool,
+        Ok(Err(e)) => return skip_pg(&format!("cannot connect to {base}: {e}")),
+        Err(_) => return skip_pg(&format!("connecting to {base} timed out")),
+    };
+    let schema = format!("chain_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let pool = AnyPoolOptions::new().max_connections(8).connect(&url).await?;
+    migrate(&pool, "postgres").await?;
+    Ok(Some(TestDb {
+        db: ChainDb::new(pool, true),
+        url,
+        label: "postgres",
+        _dir: None,
+    }))
+}
+
+fn skip_pg(reason: &str) -> Result<Option<TestDb>> {
+    if std::env::var("REMESA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        anyhow::bail!("PostgreSQL required (REMESA_REQUIRE_POSTGRES=1) but {reason}");
+    }
+    eprintln!("SKIPPED (PostgreSQL part): {reason}");
+    Ok(None)
+}
+
+/// SQLite always, PostgreSQL when reachable.
+pub async fn all_dbs() -> Result<Vec<TestDb>> {
+    let mut out = vec![sqlite().await?];
+    if let Some(pg) = postgres().await? {
+        out.push(pg);
+    }
+    Ok(out)
+}
+
+impl TestDb {
+    /// A second pool on the same database (another "process").
+    pub async fn another_pool(&self) -> Result<ChainDb> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(&self.url)
+            .await?;
+        Ok(ChainDb::new(pool, self.db.is_postgres()))
+    }
+
+    pub async fn count(&self, sql: &str) -> Result<i64> {
+        Ok(sqlx::query(sql)
+            .fetch_one(&self.db.pool)
+            .await?
+            .try_get::<i64, _>(0)?)
+    }
+
+    pub async fn sink_events(&self) -> Result<Vec<(String, String, Option<String>, i64)>> {
+        let rows = sqlx::query(
+            "SELECT event_id, kind, remittance_id, block_number FROM test_sink_events ORDER BY block_number, event_id",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+        }
+        Ok(out)
+    }
+
+    pub async fn add_custodial(&self, a: Address) -> Result<()> {
+        sqlx::query("INSERT INTO test_custodial (address) VALUES ($1)")
+            .bind(format!("{a:#x}"))
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn add_locked(&self, job: &RefundJob) -> Result<()> {
+        sqlx::query("INSERT INTO test_locked (remittance_id, payload, expiry_unix_s) VALUES ($1, $2, $3)")
+            .bind(format!("{:#x}", job.remittance_id))
+            .bind(serde_json::to_string(job)?)
+            .bind(i64::try_from(job.terms.expiry_unix_s)?)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+// ---- the sink: what the engine would do, recorded in the same transaction -------------------------------------
+
+#[derive(Debug, Default)]
+pub struct RecordingSink;
+
+async fn record(
+    tx: &mut DbTx,
+    id: &str,
+    kind: &str,
+    rid: Option<B256>,
+    block: u64,
+    detail: String,
+) -> Result<(), SinkError> {
+    sqlx::query(
+        "INSERT INTO test_sink_events (event_id, kind, remittance_id, block_number, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(rid.map(|r| format!("{r:#x}")))
+    .bind(i64::try_from(block)?)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl ChainEventSink for RecordingSink {
+    async fn on_deposited(&self, tx: &mut DbTx, ev: &Deposited) -> Result<(), SinkError> {
+        record(
+            tx,
+            &ev.meta.id,
+            "deposited",
+            Some(ev.remittance_id),
+            ev.meta.block_number,
+            ev.amount_base_units.to_string(),
+        )
+        .await
+    }
+    async fn on_released(&self, tx: &mut DbTx, ev: &Released) -> Result<(), SinkError> {
+        record(
+            tx,
+            &ev.meta.id,
+            "released",
+            Some(ev.remittance_id),
+            ev.meta.block_number,
+            ev.partner_id.to_string(),
+        )
+        .await
+    }
+    async fn on_settled(&self, tx: &mut DbTx, ev: &Settled) -> Result<(), SinkError> {
+        record(
+            tx,
+            &ev.meta.id,
+            "settled",
+            None,
+            ev.meta.block_number,
+            format!("{}:{}", ev.partner_id, ev.count),
+        )
+        .await
+    }
+    async fn on_refunded(&self, tx: &mut DbTx, ev: &Refunded) -> Result<(), SinkError> {
+        record(
+            tx,
+            &ev.meta.id,
+            "refunded",
+            Some(ev.remittance_id),
+            ev.meta.block_number,
+            ev.amount_base_units.to_string(),
+        )
+        .await
+    }
+    async fn on_skipped(&self, tx: &mut DbTx, ev: &Skipped) -> Result<(), SinkError> {
+        record(
+            tx,
+            &ev.meta.id,
+            "skipped",
+            Some(ev.remittance_id),
+            ev.meta.block_number,
+            format!("{:?}:{:?}", ev.reason, ev.batch),
+        )
+        .await
+    }
+    async fn on_token_transfer_to_custodial(
+        &self,
+        tx: &mut DbTx,
+        ev: &CustodialTransfer,
+    ) -> Result<(), SinkError> {
+        record(
+            tx,
+            &ev.meta.id,
+            "custodial_transfer",
+            None,
+            ev.meta.block_number,
+            format!("{:#x}:{}:{}", ev.to, ev.amount_base_units, ev.from_escrow),
+        )
+        .await
+    }
+    async fn on_rolled_back(&self, tx: &mut DbTx, rb: &RolledBack) -> Result<(), SinkError> {
+        let ids: Vec<&str> = rb.events.iter().map(|e| e.id.as_str()).collect();
+        for id in &ids {
+            sqlx::query("DELETE FROM test_sink_events WHERE event_id = $1")
+                .bind(*id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO test_sink_rollbacks (from_block, to_block, event_ids) VALUES ($1, $2, $3)")
+            .bind(i64::try_from(rb.from_block)?)
+            .bind(i64::try_from(rb.to_block)?)
+            .bind(ids.join(","))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+    async fn on_job_failed(&self, tx: &mut DbTx, job: &FailedJob) -> Result<(), SinkError> {
+        sqlx::query("INSERT INTO test_failed_jobs (job_id, kind, error) VALUES ($1, $2, $3)")
+            .bind(&job.job_id)
+            .bind(job.kind.as_str())
+            .bind(&job.error)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+    async fn custodial_among(
+        &self,
+        tx: &mut DbTx,
+        candidates: &[Address],
+    ) -> Result<HashSet<Address>, SinkError> {
+        let mut out = HashSet::new();
+        for a in candidates {
+            let hit = sqlx::query("SELECT 1 FROM test_custodial WHERE address = $1")
+                .bind(format!("{a:#x}"))
+                .fetch_optional(&mut **tx)
+                .await?;
+            if hit.is_some() {
+                out.insert(*a);
+            }
+        }
+        Ok(out)
+    }
+    async fn expired_locked(
+        &self,
+        tx: &mut DbTx,
+        now_unix_s: u64,
+        limit: u32,
+    ) -> Result<Vec<RefundJob>, SinkError> {
+        let rows = sqlx::query(
+            "SELECT remittance_id, payload FROM test_locked WHERE expiry_unix_s <= $1 AND refund_enqueued = 0 \
+             ORDER BY expiry_unix_s LIMIT $2",
+        )
+        .bind(i64::try_from(now_unix_s)?)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let payload: String = r.try_get(1)?;
+            sqlx::query("UPDATE test_locked SET refund_enqueued = 1 WHERE remittance_id = $1")
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            out.push(serde_json::from_str(&payload)?);
+        }
+        Ok(out)
+    }
+}
+
+// ---- helpers ------------------------------------------------------------------------------------------------
+
+pub fn preimage_of(code: &str) -> B256 {
+    let mut b = [0u8; 32];
+    let n = code.len().min(32);
+    b[..n].copy_from_slice(&code.as_bytes()[..n]);
+    B256::from(b)
+}
+
+pub fn claim_hash(preimage: B256) -> B256 {
+    keccak256(preimage.as_slice())
+}
+
+pub fn provider(url: &str) -> Result<DynProvider> {
+    Ok(ProviderBuilder::new().connect_http(url.parse()?).erased())
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn random_signer() -> PrivateKeySigner {
+    PrivateKeySigner::random()
+}
+
+pub fn u(v: u64) -> U256 {
+    U256::from(v)
+}
+
+pub async fn nonce_of(p: &DynProvider, a: Address) -> Result<u64> {
+    Ok(p.get_transaction_count(a).latest().await?)
+}
+
+// ---- chain: anvil + the real contracts ----------------------------------------------------------------------
+
+use alloy::dyn_abi::DynSolValue;
+use alloy::json_abi::JsonAbi;
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::Bytes;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::SignerSync;
+use alloy::sol_types::{SolCall, SolStruct};
+use remesa::chain::abi::IRemittanceEscrow;
+use remesa::chain::{
+    Authorization, ChainConfig, ChainContext, DepositJob, EscrowDeployment, ReleaseJob, Terms,
+};
+use std::sync::Arc;
+
+alloy::sol! {
+    interface ITestToken {
+        function mint(address to, uint256 amount) external;
+        function balanceOf(address who) external view returns (uint256);
+        function transfer(address to, uint256 amount) external returns (bool);
+    }
+    struct ReceiveWithAuthorization {
+        address from;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+}
+
+pub const PARTNER_ID: u64 = 1;
+
+#[derive(Debug)]
+pub struct Chain {
+    pub anvil: AnvilInstance,
+    pub url: String,
+    pub provider: DynProvider,
+    pub deployer: PrivateKeySigner,
+    /// Funded keys for the outbox writers (anvil's accounts 1..).
+    pub relayers: Vec<PrivateKeySigner>,
+    pub settlement: Address,
+    pub token: Address,
+    pub escrow: Address,
+    pub chain_id: u64,
+    pub deploy_block: u64,
+}
+
+/// The committed artifact `contracts/artifacts/<name>.json` (forge JSON: abi + bytecode).
+fn artifact(name: &str) -> Result<(JsonAbi, Bytes)> {
+    let path = repo_root().join(format!("contracts/artifacts/{name}.json"));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let abi: JsonAbi = serde_json::from_value(json["abi"].clone())?;
+    let code = json["bytecode"]["object"]
+        .as_str()
+        .or_else(|| json["bytecode"].as_str())
+        .context("bytecode")?;
+    Ok((abi, code.parse()?))
+}
+
+fn constructor_args(abi: &JsonAbi, token: Address, owner: Address) -> Result<Vec<u8>> {
+    let Some(ctor) = &abi.constructor else {
+        return Ok(Vec::new());
+    };
+    let mut args = Vec::new();
+    for p in &ctor.inputs {
+        let name = p.name.to_ascii_lowercase();
+        let v = match p.ty.as_str() {
+            "address" if name.contains("token") => DynSolValue::Address(token),
+            "address" => DynSolValue::Address(owner),
+            "string" if name.contains("symbol") => DynSolValue::String("TUSD".into()),
+            "string" => DynSolValue::String("Test Dollar".into()),
+            "uint8" => DynSolValue::Uint(U256::from(6), 8),
+            other => anyhow::bail!(
+                "constructor input {} of type {other} not known to the test harness",
+                p.name
+            ),
+        };
+        args.push(v);
+    }
+    Ok(DynSolValue::Tuple(args).abi_encode_params())
+}
+
+impl Chain {
+    /// Starts anvil (automine) and deploys the token and the escrow from the committed artifacts.
+    pub async fn start() -> Result<Chain> {
+        let anvil_bin = repo_root().join("contracts/node_modules/.bin/anvil");
+        let anvil = Anvil::at(anvil_bin)
+            .arg("--accounts")
+            .arg("6")
+            .try_spawn()
+            .context("start anvil")?;
+        let url = anvil.endpoint();
+        let keys: Vec<PrivateKeySigner> = anvil
+            .keys()
+            .iter()
+            .map(|k| PrivateKeySigner::from(k.clone()))
+            .collect();
+        let deployer = keys[0].clone();
+        let provider = provider(&url)?;
+        let chain_id = provider.get_chain_id().await?;
+        let mut chain = Chain {
+            anvil,
+            url,
+            provider,
+            deployer: deployer.clone(),
+            relayers: keys[1..].to_vec(),
+            settlement: Address::repeat_byte(0x5e),
+            token: Address::ZERO,
+            escrow: Address::ZERO,
+            chain_id,
+            deploy_block: 0,
+        };
+        let (token_abi, token_code) = artifact("TestStablecoin")?;
+        let mut data = token_code.to_vec();
+        data.extend(constructor_args(&token_abi, Address::ZERO, deployer.address())?);
+        chain.token = chain.deploy(data).await?;
+        let (escrow_abi, escrow_code) = artifact("RemittanceEscrow")?;
+        let mut data = escrow_code.to_vec();
+        data.extend(constructor_args(&escrow_abi, chain.token, deployer.address())?);
+        chain.escrow = chain.deploy(data).await?;
+        chain.deploy_block = chain.provider.get_block_number().await?;
+        chain
+            .send(
+                chain.escrow,
+                IRemittanceEscrow::setPartnerCall {
+                    partnerId: PARTNER_ID,
+                    settlement: chain.settlement,
+                }
+                .abi_encode(),
+            )
+            .await?;
+        Ok(chain)
+    }
+
+    fn wallet_provider(&self) -> Result<DynProvider> {
+        Ok(ProviderBuilder::new()
+            .wallet(EthereumWallet::from(self.deployer.clone()))
+            .connect_http(self.url.parse()?)
+            .erased())
+    }
+
+    async fn deploy(&self, code: Vec<u8>) -> Result<Address> {
+        let req = TransactionRequest::default().with_deploy_code(code);
+        let receipt = self
+            .wallet_provider()?
+            .send_transaction(req)
+            .await?
+            .get_receipt()
+            .await?;
+        anyhow::ensure!(receipt.status(), "deployment reverted");
+        receipt.contract_address.context("no contract address")
+    }
+
+    /// A transaction from the deployer (owner, minter); waits for its receipt.
+    pub async fn send(&self, to: Address, data: Vec<u8>) -> Result<()> {
+        let req = TransactionRequest::default().with_to(to).with_input(data);
+        let receipt = self
+            .wallet_provider()?
+            .send_transaction(req)
+            .await?
+            .get_receipt()
+            .await?;
+        anyhow::ensure!(receipt.status(), "transaction to {to} reverted");
+        Ok(())
+    }
+
+    pub async fn mint(&self, to: Address, amount: U256) -> Result<()> {
+        self.send(self.token, ITestToken::mintCall { to, amount }.abi_encode())
+            .await
+    }
+
+    pub async fn balance(&self, who: Address) -> Result<U256> {
+        let req = TransactionRequest::default()
+            .with_to(self.token)
+            .with_input(ITestToken::balanceOfCall { who }.abi_encode());
+        let out = self.provider.call(req).await?;
+        Ok(ITestToken::balanceOfCall::abi_decode_returns(&out)?)
+    }
+
+    pub async fn status_of(&self, id: B256) -> Result<u8> {
+        let req = TransactionRequest::default()
+            .with_to(self.escrow)
+            .with_input(IRemittanceEscrow::statusOfCall { id }.abi_encode());
+        let out = self.provider.call(req).await?;
+        Ok(u8::from(IRemittanceEscrow::statusOfCall::abi_decode_returns(
+            &out,
+        )?))
+    }
+
+    pub async fn now_unix_s(&self) -> Result<u64> {
+        let b = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await?
+            .context("latest")?;
+        Ok(b.header.timestamp)
+    }
+
+    pub fn deployment(&self) -> EscrowDeployment {
+        EscrowDeployment {
+            chain_id: self.chain_id,
+            escrow: self.escrow,
+            token: self.token,
+            start_block: self.deploy_block,
+        }
+    }
+
+    pub fn context(&self, db: &ChainDb, config: ChainConfig) -> Result<ChainContext<RecordingSink>> {
+        Ok(ChainContext {
+            db: db.clone(),
+            provider: remesa::chain::connect_http(&self.url)?,
+            deployment: self.deployment(),
+            config,
+            sink: Arc::new(RecordingSink),
+        })
+    }
+
+    /// A funded sender (random key, tokens minted, no ETH: deposits are gasless) and `n` signed deposits.
+    pub async fn deposits(&self, n: usize, amount: u64, expiry_in_s: u64) -> Result<Vec<(DepositJob, B256)>> {
+        let sender = random_signer();
+        let total = U256::from(amount) * U256::from(n as u64);
+        self.mint(sender.address(), total).await?;
+        let now = self.now_unix_s().await?;
+        let domain = alloy::sol_types::eip712_domain! {
+            name: "Test Dollar",
+            version: "1",
+            chain_id: self.chain_id,
+            verifying_contract: self.token,
+        };
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let code = uuid::Uuid::new_v4().simple().to_string()[..12].to_ascii_uppercase();
+            let preimage = preimage_of(&code);
+            let terms = Terms {
+                sender: sender.address(),
+                amount_base_units: U256::from(amount),
+                partner_id: PARTNER_ID,
+                expiry_unix_s: now + expiry_in_s,
+                claim_hash: claim_hash(preimage),
+            };
+            let id = terms.remittance_id(self.escrow);
+            let msg = ReceiveWithAuthorization {
+                from: sender.address(),
+                to: self.escrow,
+                value: terms.amount_base_units,
+                validAfter: U256::ZERO,
+                validBefore: U256::from(now + 86_400),
+                nonce: id,
+            };
+            let hash = msg.eip712_signing_hash(&domain);
+            let sig = sender.sign_hash_sync(&hash)?;
+            let authorization = Authorization {
+                valid_after_unix_s: U256::ZERO,
+                valid_before_unix_s: U256::from(now + 86_400),
+                v: 27 + u8::from(sig.v()),
+                r: B256::from(sig.r()),
+                s: B256::from(sig.s()),
+            };
+            out.push((
+                DepositJob {
+                    remittance_id: id,
+                    terms,
+                    authorization,
+                },
+                preimage,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+pub fn release_of(job: &DepositJob, preimage: B256) -> ReleaseJob {
+    ReleaseJob {
+        remittance_id: job.remittance_id,
+        terms: job.terms.clone(),
+        preimage,
+    }
+}
+
+/// Config for tests: fast polls, short leases.
+pub fn fast_config() -> ChainConfig {
+    ChainConfig {
+        batch_size_max: 8,
+        batch_delay_ms_max: 0,
+        writer_poll_ms: 50,
+        indexer_poll_ms: 50,
+        lease_ms: 1_000,
+        confirmations: 0,
+        tx_confirmations: 1,
+        bump_after_ms: 60_000,
+        refund_keeper_interval_ms: 100,
+        ..ChainConfig::default()
+    }
+}

@@ -1,0 +1,10 @@
+//! Chat bridge integration tests: one binary, a module per feature.
+
+mod conversation;
+mod fake_engine;
+mod full_node;
+mod harness;
+mod multi;
+mod store;
+mod terminal;
+mod webhooks;

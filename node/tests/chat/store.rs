@@ -1,0 +1,107 @@
+//! The chat tables on SQLite and PostgreSQL: inbox dedupe and per-user ordering, outbox dedupe and retry
+//! bookkeeping, cursors that never move back.
+
+use anyhow::Result;
+use remesa::chat::model::{ChatSender, InboundContent, InboundMessage, OutboundMessage, Platform};
+use remesa::chat::store::NewOutbound;
+
+use crate::harness::all_dbs;
+
+fn msg(user: &str, id: &str) -> InboundMessage {
+    InboundMessage {
+        platform: Platform::Whatsapp,
+        message_id: id.to_owned(),
+        sender: ChatSender {
+            user_key: user.into(),
+            address: user.into(),
+            phone_e164: Some(format!("+{user}")),
+            display_name: None,
+            language_code: None,
+        },
+        content: InboundContent::Text {
+            text: "hola".into(),
+            truncated: false,
+        },
+        callback_query_id: None,
+    }
+}
+
+#[tokio::test]
+async fn inbox_outbox_and_cursors_on_both_databases() -> Result<()> {
+    for db in all_dbs().await? {
+        let s = &db.store;
+        let label = db.label;
+        assert!(s.insert_inbox(&msg("1", "a")).await?.is_some(), "{label}");
+        assert!(
+            s.insert_inbox(&msg("1", "a")).await?.is_none(),
+            "{label}: duplicate"
+        );
+        assert!(s.insert_inbox(&msg("1", "b")).await?.is_some());
+        assert!(s.insert_inbox(&msg("2", "c")).await?.is_some());
+        // One item per user at a time, in order: worker 1 gets a, worker 2 gets c (not b, user 1 is busy).
+        let first = s.claim_inbox("w1", 60_000, None).await?.expect("a");
+        assert_eq!(first.message.message_id, "a", "{label}");
+        let second = s.claim_inbox("w2", 60_000, None).await?.expect("c");
+        assert_eq!(second.message.message_id, "c", "{label}");
+        assert!(
+            s.claim_inbox("w3", 60_000, None).await?.is_none(),
+            "{label}: b waits for a"
+        );
+        let reply = NewOutbound {
+            dedupe_key: "k1".into(),
+            platform: Platform::Whatsapp,
+            address: "1".into(),
+            message: OutboundMessage::text("hi"),
+            callback_query_id: None,
+        };
+        s.complete_inbox(&first, Some("{}"), std::slice::from_ref(&reply))
+            .await?;
+        assert!(!s.enqueue(&reply).await?, "{label}: outbox dedupe");
+        let b = s.claim_inbox("w3", 60_000, None).await?.expect("b");
+        assert_eq!(b.message.message_id, "b");
+        // Failures go back to pending until the limit.
+        assert!(!s.fail_inbox(&b, "boom", 300).await?);
+        assert!(
+            s.claim_inbox("w3", 60_000, None).await?.is_none(),
+            "{label}: not before its retry time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+        let b2 = s.claim_inbox("w3", 60_000, None).await?.expect("b again");
+        assert_eq!(b2.attempts, 2);
+        // The first claim is stale now: it can neither complete nor fail the item.
+        assert!(
+            !s.complete_inbox(&b, Some("{}"), &[]).await?,
+            "{label}: stale claim fenced"
+        );
+        assert!(!s.fail_inbox(&b, "late", 0).await?);
+        assert!(s.complete_inbox(&b2, Some("{}"), &[]).await?, "{label}");
+        // Outbox claim, failure with retry delay, then sent.
+        let o = s.claim_outbox("w1", 60_000).await?.expect("outbox row");
+        assert!(!s.mark_failed(&o, "rate limited", Some(130429), false, 0).await?);
+        let o = s.claim_outbox("w1", 60_000).await?.expect("again");
+        assert_eq!(o.attempts, 2);
+        s.mark_sent(&o.id, Some("wamid.x")).await?;
+        s.record_delivery_status("wamid.x", "failed", Some(131047), Some("Re-engagement message"))
+            .await?;
+        assert_eq!(db.count("SELECT COUNT(*) FROM chat_outbox WHERE delivery_status = 'failed' AND last_error_code = 131047").await?, 1, "{label}");
+        assert!(s.claim_outbox("w1", 60_000).await?.is_none());
+        // Cursors only move forward.
+        assert_eq!(s.cursor("x").await?, 0);
+        s.advance_cursor("x", 5).await?;
+        s.advance_cursor("x", 3).await?;
+        assert_eq!(s.cursor("x").await?, 5, "{label}");
+        // Terminal messages are fetched, not claimed by the delivery worker.
+        let t = NewOutbound {
+            dedupe_key: "t1".into(),
+            platform: Platform::Terminal,
+            address: "+1555".into(),
+            message: OutboundMessage::text("hey"),
+            callback_query_id: None,
+        };
+        s.enqueue(&t).await?;
+        assert!(s.claim_outbox("w1", 60_000).await?.is_none());
+        assert_eq!(s.take_terminal("+1555", None).await?.len(), 1);
+        assert!(s.take_terminal("+1555", None).await?.is_empty());
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The HTTP API on a real server (port 0) over a real database.
+
+use std::net::SocketAddr;
+
+use figment::Figment;
+use figment::providers::Serialized;
+use remesa::config::Config;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-operator-token";
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    shutdown: tokio_util::sync::CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn(database_url: Option<String>) -> Server {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut fig = Figment::new()
+        .merge(Serialized::default("http_addr", "127.0.0.1:0"))
+        .merge(Serialized::default("data_dir", dir.path()))
+        .merge(Serialized::default("operator_token", TOKEN))
+        .merge(Serialized::default("http_body_bytes_max", 4096));
+    if let Some(url) = database_url {
+        fig = fig.merge(Serialized::default("database_url", url));
+    }
+    let config = Config::from_figment(fig).expect("config");
+    let app = remesa::app::build(config).await.expect("build");
+    let port = app.port();
+    let shutdown = app.state().shutdown.clone();
+    tokio::spawn(app.run_until_stopped());
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    Server {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        shutdown,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+        auth: bool,
+    ) -> (u16, String, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        if auth {
+            req = req.bearer_auth(TOKEN);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = resp.text().await.expect("text");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, ct, json)
+    }
+}
+
+async fn api_contract(database_url: Option<String>) {
+    let s = spawn(database_url).await;
+    use reqwest::Method as M;
+    // health and docs
+    assert_eq!(s.call(M::GET, "/healthz", None, None, false).await.0, 200);
+    assert_eq!(s.call(M::GET, "/readyz", None, None, false).await.0, 200);
+    let (st, _, doc) = s.call(M::GET, "/openapi.json", None, None, false).await;
+    assert_eq!(st, 200);
+    for p in [
+        "/v1/quotes",
+        "/v1/remittances",
+        "/v1/remittances/{id}",
+        "/v1/remittances/{id}/cancel",
+        "/v1/events",
+        "/v1/admin/partners",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing from openapi");
+    }
+    // unknown route, bad JSON, wrong types, too large: all problem+json
+    let (st, ct, body) = s.call(M::GET, "/nope", None, None, false).await;
+    assert_eq!((st, ct.as_str()), (404, "application/problem+json"));
+    assert_eq!(body["status"], 404);
+    let resp = s
+        .client
+        .post(format!("{}/v1/quotes", s.base))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let (st, ct, _) = s
+        .call(
+            M::POST,
+            "/v1/quotes",
+            Some(json!({"send_amount": 5})),
+            None,
+            false,
+        )
+        .await;
+    assert_eq!((st, ct.as_str()), (422, "application/problem+json"));
+    let big = "x".repeat(10_000);
+    let (st, ct, _) = s
+        .call(
+            M::POST,
+            "/v1/quotes",
+            Some(json!({"send_amount": big})),
+            None,
+            false,
+        )
+        .await;
+    assert_eq!((st, ct.as_str()), (413, "application/problem+json"));
+    // admin needs the token
+    let partner = json!({
+        "id": 1, "name": "Banco Demo", "countries": ["GT"], "currencies": ["GTQ"], "payout_methods": ["cash_pickup"],
+        "public_key": crate::helpers::PARTNER_KEY_B64, "settlement_address": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"
+    });
+    assert_eq!(
+        s.call(M::POST, "/v1/admin/partners", Some(partner.clone()), None, false)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        s.call(
+            M::POST,
+            "/v1/admin/partners",
+            Some(partner.clone()),
+            Some("p1"),
+            true
+        )
+        .await
+        .0,
+        201
+    );
+    // idempotent replay of the same POST, 422 for another body with the same key
+    let (st, _, replay) = s
+        .call(
+            M::POST,
+            "/v1/admin/partners",
+            Some(partner.clone()),
+            Some("p1"),
+            true,
+        )
+        .await;
+    assert_eq!(st, 201, "{replay}");
+    let mut other = partner.clone();
+    other["id"] = json!(2);
+    let (st, _, body) = s
+        .call(M::POST, "/v1/admin/partners", Some(other), Some("p1"), true)
+        .await;
+    assert_eq!(st, 422, "{body}");
+    assert_eq!(body["type"], "https://remesa.dev/problems/idempotency-key-reused");
+    // without the key a duplicate is a conflict
+    assert_eq!(
+        s.call(M::POST, "/v1/admin/partners", Some(partner), None, true)
+            .await
+            .0,
+        409
+    );
+    let rates = json!([{"country": "GT", "currency": "GTQ", "payout_method": "cash_pickup", "rate": "7.65",
+        "fee_fixed": "1", "fee_bps": 0, "send_min": "1", "send_max": "1000", "valid_for_s": 600}]);
+    assert_eq!(
+        s.call(M::PUT, "/v1/admin/partners/1/rates", Some(rates), None, true)
+            .await
+            .0,
+        200
+    );
+    let (st, _, q1) = s
+        .call(
+            M::POST,
+            "/v1/quotes",
+            Some(json!({"send_amount": "100", "country": "GT", "payout_method": "cash_pickup"})),
+            Some("q"),
+            false,
+        )
+        .await;
+    assert_eq!(st, 201, "{q1}");
+    assert_eq!(q1["payout_amount"], "765.00");
+    assert_eq!(q1["total"], "101");
+    let (_, _, q2) = s
+        .call(
+            M::POST,
+            "/v1/quotes",
+            Some(json!({"send_amount": "100", "country": "GT", "payout_method": "cash_pickup"})),
+            Some("q"),
+            false,
+        )
+        .await;
+    assert_eq!(q1["id"], q2["id"], "same key, same quote");
+    // remittances need a chain here: a clear 503, never a 500
+    let (st, ct, _) = s.call(M::POST, "/v1/remittances", Some(json!({"quote_id": q1["id"], "sender": {"kind": "address", "address": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"}, "recipient": {"phone": "+50255550101", "name": "Maria"}})), Some("r1"), false).await;
+    assert_eq!((st, ct.as_str()), (503, "application/problem+json"));
+    let (st, _, _) = s.call(M::POST, "/v1/remittances", Some(json!({"quote_id": "x", "sender": {"kind": "address", "address": "0x00"}, "recipient": {"phone": "1", "name": "M"}})), None, false).await;
+    assert_eq!(st, 400, "Idempotency-Key is required");
+    assert_eq!(
+        s.call(M::GET, "/v1/remittances/0x1234", None, None, false)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        s.call(M::GET, "/v1/events?after=0", None, None, false).await.0,
+        401
+    );
+    let (st, _, ev) = s.call(M::GET, "/v1/events?after=0", None, None, true).await;
+    assert_eq!((st, ev.as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(
+        s.call(M::GET, "/v1/events?after=abc", None, None, true).await.0,
+        422
+    );
+    let (st, _, page) = s.call(M::GET, "/v1/remittances?limit=5", None, None, true).await;
+    assert_eq!(st, 200, "{page}");
+    let resp = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.text().await.expect("text").contains("remesa_quotes_total"));
+    s.shutdown.cancel();
+}
+
+#[test]
+fn personal_data_is_masked_for_the_public() {
+    let mut r: remesa::engine::Remittance = serde_json::from_value(
+        serde_json::to_value(
+            remesa::http::openapi::document()
+                .components
+                .expect("components")
+                .schemas["Remittance"]
+                .clone(),
+        )
+        .ok()
+        .and_then(|s| s.get("example").cloned())
+        .expect("example"),
+    )
+    .expect("remittance example parses");
+    remesa::http::api::redact(&mut r);
+    assert_eq!(r.recipient_phone, "+502******01");
+    assert_eq!(r.recipient_name, "M. L.");
+    assert_eq!(r.sender_user_id, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_contract_sqlite() {
+    api_contract(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_contract_postgres() {
+    let Ok(url) = remesa::store::testing::fresh_postgres_url().await else {
+        eprintln!(
+            "SKIPPED (PostgreSQL not reachable at {})",
+            remesa::store::testing::postgres_admin_url()
+        );
+        return;
+    };
+    api_contract(Some(url)).await;
+}

@@ -1,0 +1,81 @@
+//! The shared replay cache: one process or several, a signature is accepted once.
+
+use remesa::partner::store::{ReplayOutcome, now_ms};
+
+use crate::both_dbs;
+use crate::support::TestDb;
+
+async fn replay_is_refused_and_expired_rows_are_pruned(t: TestDb) {
+    let db = &t.db;
+    let exp = now_ms() + 60_000;
+    assert_eq!(
+        db.record_signature("p1", b"sig-a", exp, 100).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    assert_eq!(
+        db.record_signature("p1", b"sig-a", exp, 100).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+    // Same signature bytes under another keyid are another entry.
+    assert_eq!(
+        db.record_signature("p2", b"sig-a", exp, 100).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    // A second handle on the same database (another process) sees the same cache.
+    let other = remesa::partner::store::PartnerDb::detect(db.pool.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        other.record_signature("p1", b"sig-a", exp, 100).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+
+    // Concurrent identical requests: exactly one wins.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { db.record_signature("p1", b"sig-race", exp, 100).await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        if t.await.unwrap() == ReplayOutcome::Fresh {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+
+    // An expired leftover is not a replay (its signature would be refused as too old anyway).
+    let past = now_ms() - 1;
+    assert_eq!(
+        db.record_signature("p1", b"sig-old", past, 100).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    assert_eq!(
+        db.record_signature("p1", b"sig-old", exp, 100).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+
+    // Bounded: when full of unexpired entries, new requests are refused (fail closed), replays still refused.
+    db.prune_replay(now_ms(), 3).await.unwrap();
+    assert_eq!(
+        db.record_signature("p3", b"sig-new", exp, 3).await.unwrap(),
+        ReplayOutcome::CacheFull
+    );
+    assert_eq!(
+        db.record_signature("p1", b"sig-a", exp, 3).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+    db.prune_replay(now_ms() + 120_000, 3).await.unwrap();
+    assert_eq!(
+        db.record_signature("p3", b"sig-newer", exp + 200_000, 3)
+            .await
+            .unwrap(),
+        ReplayOutcome::Fresh
+    );
+}
+
+#[tokio::test]
+async fn replay_cache() {
+    both_dbs!(replay_is_refused_and_expired_rows_are_pruned);
+}

@@ -1,0 +1,760 @@
+//! The six figures: each measures its subject beside its baseline, run by run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+
+use crate::Ctx;
+use crate::loadgen::{self, MakeRequest};
+use crate::node::Node;
+use crate::procs::{self, Proc};
+use crate::report::{Figure, Goal, Measurement, Metric, Outcome, int};
+
+pub const TITLE_GAS: &str = "Gas per remittance, all-in";
+pub const GOAL_GAS: &str = "at most 90,000 gas (deposit + release amortised over a batch of 32)";
+pub const TITLE_SETTLE: &str = "Settlement throughput";
+pub const GOAL_SETTLE: &str =
+    "settled remittances/s at least 1.0× the plain ERC-20 transfers/s on the same anvil configuration";
+pub const TITLE_WEBHOOK: &str = "Webhook ingest";
+pub const GOAL_WEBHOOK: &str =
+    "acknowledged (durably stored) webhooks/s at least 1.0× single-row durable SQLite commits/s";
+pub const TITLE_PARTNER: &str = "Partner API latency";
+pub const GOAL_PARTNER: &str = "p99 at most 10 ms at a fixed 1,000 requests/s for 60 s on loopback";
+pub const TITLE_MEMORY: &str = "Node memory (RSS)";
+pub const GOAL_MEMORY: &str = "idle at most 30 MB, at the peak of figure 2 at most 100 MB";
+pub const TITLE_DEV: &str = "`remesa dev` start to healthy";
+pub const GOAL_DEV: &str = "at most 3 s (binaries already built)";
+
+/// What figure 2 leaves for figure 5: the node's memory idle and at its peak, per run.
+#[derive(Debug, Default)]
+pub struct NodeMemory {
+    pub idle_kib: Vec<u64>,
+    pub peak_kib: Vec<u64>,
+    pub why_not: Option<String>,
+}
+
+pub async fn run_all(ctx: &Ctx, only: &[u8]) -> Vec<Figure> {
+    let wanted = |n: u8| only.is_empty() || only.contains(&n);
+    let mut out = Vec::new();
+    let mut memory = NodeMemory::default();
+    if wanted(1) {
+        out.push(gas(ctx));
+    }
+    if wanted(2) || wanted(5) {
+        let f = settlement(ctx, &mut memory).await;
+        if wanted(2) {
+            out.push(f);
+        }
+    }
+    if wanted(3) {
+        out.push(webhook(ctx).await);
+    }
+    if wanted(4) {
+        out.push(partner(ctx).await);
+    }
+    if wanted(5) {
+        out.push(memory_figure(ctx, &memory).await);
+    }
+    if wanted(6) {
+        out.push(dev_start(ctx).await);
+    }
+    out
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("[bench] {}", msg.as_ref());
+}
+
+fn measured(number: u8, title: &str, goal: &str, m: Measurement) -> Figure {
+    Figure {
+        number,
+        title: title.to_owned(),
+        goal: goal.to_owned(),
+        outcome: Outcome::Measured(Box::new(m)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Gas
+
+fn gas(ctx: &Ctx) -> Figure {
+    let snapshot = ctx.path("contracts/snapshots/RemittanceGas.json");
+    let g = match crate::gas::read(&snapshot) {
+        Ok(g) => g,
+        Err(e) => return Figure::not_measured(1, TITLE_GAS, GOAL_GAS, format!("{e:#}")),
+    };
+    let mut allin = Metric::new("all-in gas per remittance", "gas", 0).with_goal(Goal::AtMost(90_000.0));
+    allin.samples.push(g.per_remittance_allin.round());
+    let mut baseline = Metric::new("ERC-20 transfer to a fresh address", "gas", 0);
+    baseline.samples.push(g.erc20_transfer_fresh);
+    let mut ratio = Metric::new("ratio (remittance ÷ transfer)", "×", 2);
+    ratio.samples = allin.samples.paired_ratio(&baseline.samples);
+    measured(
+        1,
+        TITLE_GAS,
+        GOAL_GAS,
+        Measurement {
+            metrics: vec![allin],
+            baseline: Some(baseline),
+            ratio: Some(ratio),
+            method: "read from the committed forge gas snapshot `contracts/snapshots/RemittanceGas.json` \
+                     (written by `contracts/test/Gas.t.sol` via `scripts/gas-report.sh`; method in `contracts/GAS.md`): \
+                     all-in gas of `depositBatch` of 32 and `releaseBatch` of 32, each run as its own transaction \
+                     (forge's isolated mode: 21,000 intrinsic + calldata + execution), each divided by 32; baseline: a \
+                     plain ERC-20 `transfer` to a fresh address measured the same way. Gas is deterministic, so one \
+                     measurement is the figure; `scripts/gas-report.sh --check` fails if the snapshot is stale. \
+                     Figure 2 cross-checks it on anvil: the gas of every transaction the node's relayer actually sent, \
+                     per settled remittance."
+                .to_owned(),
+            limits: format!(
+                "the deposit ({} gas per remittance in a batch: two new storage slots — the escrow's status and \
+                 the token's EIP-3009 nonce — the sender's balance write, ecrecover, three events, ~320 bytes of \
+                 calldata) dominates the release ({}); unbatched it would be {} (see `contracts/GAS.md`).",
+                int(g.deposit_per_remittance),
+                int(g.release_per_remittance),
+                int(g.unbatched)
+            ),
+            notes: Vec::new(),
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. Settlement throughput (and the memory figure 5 reads)
+
+fn sizes_settle(ctx: &Ctx) -> (usize, usize) {
+    if ctx.smoke { (10, 100) } else { (1000, 4000) }
+}
+
+async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
+    let (remittances, transfers) = sizes_settle(ctx);
+    let idle_wait = if ctx.smoke {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    let mut baseline = Metric::new("plain ERC-20 transfers confirmed", "tx/s", 1);
+    let mut settled = Metric::new("remittances settled", "remittances/s", 1);
+    let mut gas = Metric::new("relayer gas per settled remittance (on chain)", "gas", 0);
+    let mut notes = Vec::new();
+    let sink = match crate::floor::spawn_graph_sink().await {
+        Ok(s) => s,
+        Err(e) => {
+            return Figure::not_measured(2, TITLE_SETTLE, GOAL_SETTLE, format!("Graph API sink: {e:#}"));
+        }
+    };
+    let mut why_not: Option<String> = None;
+    for run in 0..ctx.runs {
+        log(format!(
+            "figure 2 run {}: baseline, {transfers} ERC-20 transfers from 10 senders",
+            run + 1
+        ));
+        let transfer = match crate::erc20::run(&ctx.anvil_bin, &ctx.token_artifact, transfers, 10).await {
+            Ok(r) => {
+                log(format!(
+                    "  {:.1} tx/s ({} in {:.2} s over {} blocks, {} gas each)",
+                    r.per_s(),
+                    r.transfers,
+                    r.elapsed.as_secs_f64(),
+                    r.blocks,
+                    r.gas_per_transfer
+                ));
+                notes.push(format!(
+                    "Run {} baseline: {} transfers from {} senders confirmed in {:.2} s over {} blocks, {} gas each.",
+                    run + 1,
+                    int(r.transfers as f64),
+                    r.senders,
+                    r.elapsed.as_secs_f64(),
+                    r.blocks,
+                    int(r.gas_per_transfer as f64)
+                ));
+                baseline.samples.push(r.per_s());
+                r
+            }
+            Err(e) => {
+                memory.why_not = Some(format!("figure 2's baseline failed: {e:#}"));
+                return Figure::not_measured(2, TITLE_SETTLE, GOAL_SETTLE, format!("baseline failed: {e:#}"));
+            }
+        };
+        if why_not.is_some() {
+            continue;
+        }
+        log(format!(
+            "figure 2 run {}: node, {remittances} remittances from WhatsApp users to settled",
+            run + 1
+        ));
+        match crate::settle::run(ctx, run, remittances, idle_wait, &sink).await {
+            Ok(r) => {
+                log(format!(
+                    "  {:.2} remittances/s ({} in {:.1} s over {} blocks; relayer sent {} txs, {:.0} gas per remittance; \
+                     RSS idle {} KiB, peak {} KiB)",
+                    r.per_s(),
+                    r.remittances,
+                    r.elapsed.as_secs_f64(),
+                    r.blocks,
+                    r.relayer_txs,
+                    r.relayer_gas_per_remittance,
+                    r.idle_rss_kib,
+                    r.peak_hwm_kib
+                ));
+                notes.push(format!(
+                    "Run {} node: {} remittances settled in {:.1} s over {} blocks; the relayer sent {} transactions; \
+                     remittances by state every 10 s: {}.",
+                    run + 1,
+                    r.remittances,
+                    r.elapsed.as_secs_f64(),
+                    r.blocks,
+                    r.relayer_txs,
+                    if r.progress.is_empty() { "—".to_owned() } else { r.progress.join("; ") }
+                ));
+                if run == 0 && r.relayer_gas_per_remittance > 0.0 {
+                    let t = &transfer;
+                    let per_block_remit = t.block_gas_limit as f64 / r.relayer_gas_per_remittance;
+                    let per_block_transfer = t.block_gas_limit as f64 / t.gas_per_transfer as f64;
+                    notes.push(format!(
+                        "Chain ceiling: a {}-gas block holds at most {} remittances (at the {} gas per \
+                         remittance measured here) or {} transfers, so on gas alone the ratio cannot exceed {:.2}×.",
+                        int(t.block_gas_limit as f64),
+                        int(per_block_remit.floor()),
+                        int(r.relayer_gas_per_remittance),
+                        int(per_block_transfer.floor()),
+                        per_block_remit / per_block_transfer
+                    ));
+                }
+                settled.samples.push(r.per_s());
+                gas.samples.push(r.relayer_gas_per_remittance);
+                memory.idle_kib.push(r.idle_rss_kib);
+                memory.peak_kib.push(r.peak_hwm_kib);
+            }
+            Err(e) => why_not = Some(format!("{e:#}")),
+        }
+    }
+    if let Some(why) = why_not {
+        memory.why_not = Some(format!("figure 2 through the node failed: {why}"));
+        return Figure::not_measured(
+            2,
+            TITLE_SETTLE,
+            GOAL_SETTLE,
+            format!("{why} (baseline measured: {})", baseline.summary()),
+        );
+    }
+    memory.why_not = None;
+    let mut ratio = Metric::new("ratio (remittances ÷ transfers)", "×", 3).with_goal(Goal::AtLeast(1.0));
+    ratio.samples = settled.samples.paired_ratio(&baseline.samples);
+    measured(
+        2,
+        TITLE_SETTLE,
+        GOAL_SETTLE,
+        Measurement {
+            metrics: vec![settled, gas],
+            baseline: Some(baseline),
+            ratio: Some(ratio),
+            method: format!(
+                "each run starts its own anvil (`--block-time 1`, otherwise defaults) and deploys TestStablecoin and \
+                 RemittanceEscrow from the committed artifacts. Node: a fresh `remesa serve` (SQLite, default chain \
+                 settings) with {remittances} custodial WhatsApp users registered and funded with 100 TUSD each and \
+                 the node's devnet partner simulator (`remesa partner-sim`'s code, run in the benchmark process with \
+                 accept and complete delays 0, polling every 100 ms, completing each cash pickup with the pickup code \
+                 the recipient would bring, read from the node's operator API); on the clock, every user sends \
+                 \"{}\" then \"yes\" as signed \
+                 webhooks over 64 connections, and the clock stops when the node lists all {remittances} as `settled` \
+                 (released on chain). The relayer's gas is summed from the receipts of every transaction it sent \
+                 during the run. Baseline, same run, a fresh anvil with the same flags: {transfers} plain ERC-20 \
+                 transfers pre-signed with explicit nonces and the exact gas estimate, pipelined from 10 senders, \
+                 timed from the first send to the block holding the last.",
+                crate::settle::SEND_TEXT
+            ),
+            limits: "the chain's capacity (30M gas per 1-second block; a remittance costs more gas than a transfer, \
+                     see figure 1) and the node's pipeline: deposit and release batching (size and delay limits), \
+                     transactions in flight per key, confirmations, and the partner's polling."
+                .to_owned(),
+            notes,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. Webhook ingest
+
+pub const WA_APP_SECRET: &str = "bench-whatsapp-app-secret";
+const WEBHOOK_CONNECTIONS: usize = 64;
+
+/// A one-message WhatsApp Cloud API text webhook (the shape of `whatsapp_text.json` in the chat fixtures).
+pub fn whatsapp_message(wa_id: &str, name: &str, message_id: &str, text: &str) -> String {
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "880480571844883",
+            "changes": [{
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550000000", "phone_number_id": "409552778964973"},
+                    "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                    "messages": [{
+                        "from": wa_id,
+                        "id": message_id,
+                        "timestamp": ts.to_string(),
+                        "text": {"body": text},
+                        "type": "text"
+                    }]
+                },
+                "field": "messages"
+            }]
+        }]
+    })
+    .to_string()
+}
+
+/// Figure 3's message `i` of run `run`: "help" from one of 64 users.
+fn whatsapp_body(run: usize, i: u64) -> String {
+    let user = i % WEBHOOK_CONNECTIONS as u64;
+    whatsapp_message(
+        &format!("1646555{:04}", user),
+        &format!("Bench User {user}"),
+        &format!("wamid.bench.{run}.{i}"),
+        "help",
+    )
+}
+
+pub fn whatsapp_signature(body: &[u8]) -> anyhow::Result<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(WA_APP_SECRET.as_bytes())?;
+    mac.update(body);
+    Ok(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+}
+
+async fn webhook(ctx: &Ctx) -> Figure {
+    let duration = if ctx.smoke {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
+    };
+    let mut baseline = Metric::new("durable SQLite commits", "commits/s", 0);
+    let mut acks = Metric::new("webhooks acknowledged", "acks/s", 0);
+    let mut notes = Vec::new();
+    let mut pools = Vec::new();
+    let mut errors_total = 0u64;
+    let sink = match crate::floor::spawn_graph_sink().await {
+        Ok(s) => s,
+        Err(e) => {
+            return Figure::not_measured(3, TITLE_WEBHOOK, GOAL_WEBHOOK, format!("Graph API sink: {e:#}"));
+        }
+    };
+    let mut why_not = None;
+    for run in 0..ctx.runs {
+        log(format!(
+            "figure 3 run {}: baseline, SQLite commits from {WEBHOOK_CONNECTIONS} tasks",
+            run + 1
+        ));
+        match crate::sqlite::best_commits_per_s(&ctx.work_dir, WEBHOOK_CONNECTIONS, duration / 2).await {
+            Ok(r) => {
+                log(format!(
+                    "  {:.0} commits/s (pool of {})",
+                    r.commits_per_s, r.pool_size
+                ));
+                baseline.samples.push(r.commits_per_s);
+                pools.push(r.pool_size);
+            }
+            Err(e) => {
+                return Figure::not_measured(
+                    3,
+                    TITLE_WEBHOOK,
+                    GOAL_WEBHOOK,
+                    format!("baseline failed: {e:#}"),
+                );
+            }
+        }
+        if why_not.is_some() {
+            continue;
+        }
+        log(format!(
+            "figure 3 run {}: node, signed WhatsApp webhooks over {WEBHOOK_CONNECTIONS} connections",
+            run + 1
+        ));
+        match webhook_run(ctx, run, duration, &sink).await {
+            Ok(t) => {
+                log(format!(
+                    "  {:.0} acks/s ({} acks, {} errors)",
+                    t.ok_per_s(),
+                    t.ok,
+                    t.errors
+                ));
+                errors_total += t.errors;
+                if let Some(e) = &t.first_error {
+                    notes.push(format!(
+                        "Run {}: {} requests not acknowledged; first: {e}",
+                        run + 1,
+                        t.errors
+                    ));
+                }
+                acks.samples.push(t.ok_per_s());
+            }
+            Err(e) => why_not = Some(format!("{e:#}")),
+        }
+    }
+    if let Some(why) = why_not {
+        return Figure::not_measured(
+            3,
+            TITLE_WEBHOOK,
+            GOAL_WEBHOOK,
+            format!("{why} (baseline measured: {})", baseline.summary()),
+        );
+    }
+    let mut ratio = Metric::new("ratio (acks ÷ commits)", "×", 2).with_goal(Goal::AtLeast(1.0));
+    ratio.samples = acks.samples.paired_ratio(&baseline.samples);
+    measured(
+        3,
+        TITLE_WEBHOOK,
+        GOAL_WEBHOOK,
+        Measurement {
+            metrics: vec![acks],
+            baseline: Some(baseline),
+            ratio: Some(ratio),
+            method: format!(
+                "`remesa serve` on a fresh SQLite data directory with WhatsApp enabled (its replies go to a local \
+                 Graph API stand-in); {WEBHOOK_CONNECTIONS} keep-alive connections post one-message text webhooks \
+                 (unique message ids, {WEBHOOK_CONNECTIONS} users, `X-Hub-Signature-256` over the raw body) back to \
+                 back for {} s; a 200 means the message was stored. Baseline, same run, same disk: \
+                 {WEBHOOK_CONNECTIONS} tasks each committing one ~900-byte row per transaction to SQLite \
+                 (sqlx, WAL, synchronous=FULL) for {} s per pool size, best of pool sizes 1, 8 and 64 (best pool \
+                 sizes per run: {:?}).",
+                duration.as_secs(),
+                (duration / 2).as_secs_f64(),
+                pools
+            ),
+            limits: if errors_total == 0 {
+                "each acknowledgement is one durable SQLite commit (the inbox insert, fsync of the WAL) with no group \
+                 commit, and the node's inbox worker processes the stored messages at the same time (conversation \
+                 state, reply outbox, delivery records), so its writes share SQLite's single writer and the two \
+                 cores with the acknowledgements; HMAC checking and JSON parsing add CPU per request."
+                    .to_owned()
+            } else {
+                format!("{errors_total} requests were not acknowledged (see notes).")
+            },
+            notes,
+        },
+    )
+}
+
+async fn webhook_run(
+    ctx: &Ctx,
+    run: usize,
+    duration: Duration,
+    graph_api_base: &str,
+) -> anyhow::Result<loadgen::Throughput> {
+    let env: Vec<(String, String)> = vec![
+        ("REMESA_WHATSAPP_APP_SECRET".into(), WA_APP_SECRET.into()),
+        ("REMESA_WHATSAPP_VERIFY_TOKEN".into(), "bench-verify-token".into()),
+        ("REMESA_WHATSAPP_ACCESS_TOKEN".into(), "bench-access-token".into()),
+        // Meta's phone number ids are numeric, but the node's configuration loader then reads them as numbers.
+        ("REMESA_WHATSAPP_PHONE_NUMBER_ID".into(), "409552778964973".into()),
+        ("REMESA_WHATSAPP_API_BASE".into(), graph_api_base.into()),
+    ];
+    let node = Node::serve(ctx, "webhook-node", &env).await?;
+    let url = format!("{}/webhooks/whatsapp", node.base_url);
+    let make: MakeRequest = Arc::new(move |client: &reqwest::Client, i: u64| {
+        let body = whatsapp_body(run, i);
+        let sig = whatsapp_signature(body.as_bytes())?;
+        Ok(client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("x-hub-signature-256", sig)
+            .body(body)
+            .build()?)
+    });
+    let t = loadgen::closed_loop(WEBHOOK_CONNECTIONS, duration, make).await?;
+    node.proc.stop(Duration::from_secs(10))?;
+    anyhow::ensure!(
+        t.ok > 0,
+        "no webhook was acknowledged; first error: {}",
+        t.first_error.unwrap_or_default()
+    );
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. Partner API latency
+
+fn partner_load(ctx: &Ctx) -> (u32, Duration) {
+    if ctx.smoke {
+        (100, Duration::from_secs(2))
+    } else {
+        (1000, Duration::from_secs(60))
+    }
+}
+
+async fn partner(ctx: &Ctx) -> Figure {
+    let (rate, duration) = partner_load(ctx);
+    let mut p50 = Metric::new("p50", "ms", 2);
+    let mut p99 = Metric::new("p99", "ms", 2).with_goal(Goal::AtMost(10.0));
+    let mut floor_p99 = Metric::new("floor server p99", "ms", 2);
+    let mut notes = Vec::new();
+    let mut why_not = None;
+    for run in 0..ctx.runs {
+        log(format!(
+            "figure 4 run {}: floor server at {rate} req/s for {} s",
+            run + 1,
+            duration.as_secs()
+        ));
+        match floor_latency(ctx, rate, duration).await {
+            Ok(l) => {
+                log(format!(
+                    "  p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                    l.quantile_ms(0.5),
+                    l.quantile_ms(0.99),
+                    l.errors
+                ));
+                floor_p99.samples.push(l.quantile_ms(0.99));
+            }
+            Err(e) => {
+                return Figure::not_measured(4, TITLE_PARTNER, GOAL_PARTNER, format!("floor server: {e:#}"));
+            }
+        }
+        if why_not.is_some() {
+            continue;
+        }
+        log(format!(
+            "figure 4 run {}: node partner API at {rate} req/s for {} s",
+            run + 1,
+            duration.as_secs()
+        ));
+        match crate::partner::node_latency(ctx, rate, duration).await {
+            Ok(l) => {
+                log(format!(
+                    "  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors, {:.0} req/s started",
+                    l.quantile_ms(0.5),
+                    l.quantile_ms(0.99),
+                    l.histogram.max() as f64 / 1000.0,
+                    l.errors,
+                    l.achieved_per_s
+                ));
+                notes.push(format!(
+                    "Run {}: {} requests, max latency {:.2} ms; the generator dispatched 99% of requests within \
+                     {:.2} ms of their schedule (max {:.2} ms).",
+                    run + 1,
+                    l.sent,
+                    l.histogram.max() as f64 / 1000.0,
+                    l.dispatch_lag.value_at_quantile(0.99) as f64 / 1000.0,
+                    l.dispatch_lag.max() as f64 / 1000.0
+                ));
+                if l.errors > 0 {
+                    notes.push(format!(
+                        "Run {}: {} of {} requests failed; first: {}",
+                        run + 1,
+                        l.errors,
+                        l.sent,
+                        l.first_error.clone().unwrap_or_default()
+                    ));
+                }
+                p50.samples.push(l.quantile_ms(0.5));
+                p99.samples.push(l.quantile_ms(0.99));
+            }
+            Err(e) => why_not = Some(format!("{e:#}")),
+        }
+    }
+    if let Some(why) = why_not {
+        return Figure::not_measured(
+            4,
+            TITLE_PARTNER,
+            GOAL_PARTNER,
+            format!("{why} (floor measured: p99 {})", floor_p99.summary()),
+        );
+    }
+    let mut ratio = Metric::new("ratio (node p99 ÷ floor p99)", "×", 1);
+    ratio.samples = p99.samples.paired_ratio(&floor_p99.samples);
+    measured(
+        4,
+        TITLE_PARTNER,
+        GOAL_PARTNER,
+        Measurement {
+            metrics: vec![p99, p50],
+            baseline: Some(floor_p99),
+            ratio: Some(ratio),
+            method: crate::partner::METHOD
+                .replace("{rate}", &rate.to_string())
+                .replace("{secs}", &duration.as_secs().to_string()),
+            limits: crate::partner::LIMITS.to_owned(),
+            notes,
+        },
+    )
+}
+
+async fn floor_latency(ctx: &Ctx, rate: u32, duration: Duration) -> anyhow::Result<loadgen::Latency> {
+    let floor = start_floor(ctx).await?;
+    let url = format!("{}/v1/partner/payouts?limit=50", floor.1);
+    let l = crate::partner::signed_open_loop(&url, crate::partner::bench_signer("1"), rate, duration).await?;
+    floor.0.stop(Duration::from_secs(5))?;
+    Ok(l)
+}
+
+/// Starts this binary's floor server as its own process; returns it and its base URL.
+pub async fn start_floor(ctx: &Ctx) -> anyhow::Result<(Proc, String)> {
+    let port = procs::free_port()?;
+    let exe = std::env::current_exe().context("locating remesa-bench")?;
+    let addr = format!("127.0.0.1:{port}");
+    let mut p = Proc::spawn(
+        "floor server",
+        &exe,
+        &["floor-server", "--addr", &addr],
+        &[],
+        &ctx.work_dir.join("floor.log"),
+    )?;
+    let base = format!("http://{addr}");
+    procs::wait_http_200(&format!("{base}/readyz"), Duration::from_secs(10), || {
+        p.check_alive()
+    })
+    .await?;
+    Ok((p, base))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5. Memory
+
+async fn memory_figure(ctx: &Ctx, memory: &NodeMemory) -> Figure {
+    let idle_wait = if ctx.smoke {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    let mut floor_idle = Metric::new("floor server (tokio + axum) idle", "MB", 1);
+    for run in 0..ctx.runs {
+        log(format!("figure 5 run {}: floor server idle RSS", run + 1));
+        match start_floor(ctx).await {
+            Ok((p, _)) => {
+                tokio::time::sleep(idle_wait).await;
+                match p.rss_kib() {
+                    Ok(kib) => floor_idle.samples.push(kib_to_mb(kib)),
+                    Err(e) => {
+                        return Figure::not_measured(
+                            5,
+                            TITLE_MEMORY,
+                            GOAL_MEMORY,
+                            format!("floor RSS: {e:#}"),
+                        );
+                    }
+                }
+                let _ = p.stop(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Figure::not_measured(5, TITLE_MEMORY, GOAL_MEMORY, format!("floor server: {e:#}"));
+            }
+        }
+    }
+    if let Some(why) = &memory.why_not {
+        return Figure::not_measured(
+            5,
+            TITLE_MEMORY,
+            GOAL_MEMORY,
+            format!("{why} (floor measured: idle {})", floor_idle.summary()),
+        );
+    }
+    let mut idle = Metric::new("idle", "MB", 1).with_goal(Goal::AtMost(30.0));
+    idle.samples =
+        crate::stats::Samples::from_values(memory.idle_kib.iter().map(|k| kib_to_mb(*k)).collect());
+    let mut peak = Metric::new("peak during figure 2", "MB", 1).with_goal(Goal::AtMost(100.0));
+    peak.samples =
+        crate::stats::Samples::from_values(memory.peak_kib.iter().map(|k| kib_to_mb(*k)).collect());
+    let mut ratio = Metric::new("ratio (idle ÷ floor idle)", "×", 1);
+    ratio.samples = idle.samples.paired_ratio(&floor_idle.samples);
+    measured(
+        5,
+        TITLE_MEMORY,
+        GOAL_MEMORY,
+        Measurement {
+            metrics: vec![idle, peak],
+            baseline: Some(floor_idle),
+            ratio: Some(ratio),
+            method: format!(
+                "`VmRSS` of the figure-2 node {} s after `/readyz` answered, before any load (idle), and its `VmHWM` \
+                 (peak resident set) when figure 2's run ended; MB = 10^6 bytes. Floor: `VmRSS` of a minimal tokio + \
+                 axum server process (`remesa-bench floor-server`) {} s after it started.",
+                idle_wait.as_secs(),
+                idle_wait.as_secs()
+            ),
+            limits: MEMORY_LIMITS.to_owned(),
+            notes: Vec::new(),
+        },
+    )
+}
+
+const MEMORY_LIMITS: &str = "idle is what the process holds once started (code, the tokio runtime and its worker \
+    threads, the SQLite pool, HTTP and RPC clients, the chain, chat and partner workers); the floor shows what a \
+    tokio + axum process alone holds. The peak follows the work in flight during figure 2: 1,000 conversations, \
+    quotes and remittances, their batches and the HTTP connections, plus allocator retention.";
+
+fn kib_to_mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1_000_000.0
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 6. `remesa dev` start to healthy
+
+async fn dev_start(ctx: &Ctx) -> Figure {
+    let mut anvil = Metric::new("anvil start to RPC ready", "s", 3);
+    let mut dev = Metric::new("start to /readyz 200", "s", 3).with_goal(Goal::AtMost(3.0));
+    let mut why_not = None;
+    for run in 0..ctx.runs {
+        log(format!(
+            "figure 6 run {}: anvil start to first RPC answer",
+            run + 1
+        ));
+        match anvil_start(ctx).await {
+            Ok(d) => {
+                log(format!("  {:.3} s", d.as_secs_f64()));
+                anvil.samples.push(d.as_secs_f64());
+            }
+            Err(e) => return Figure::not_measured(6, TITLE_DEV, GOAL_DEV, format!("anvil baseline: {e:#}")),
+        }
+        if why_not.is_some() {
+            continue;
+        }
+        log(format!(
+            "figure 6 run {}: remesa dev start to /readyz 200",
+            run + 1
+        ));
+        match crate::dev::start_to_ready(ctx).await {
+            Ok(d) => {
+                log(format!("  {:.3} s", d.as_secs_f64()));
+                dev.samples.push(d.as_secs_f64());
+            }
+            Err(e) => why_not = Some(format!("{e:#}")),
+        }
+    }
+    if let Some(why) = why_not {
+        return Figure::not_measured(
+            6,
+            TITLE_DEV,
+            GOAL_DEV,
+            format!("{why} (anvil alone: {})", anvil.summary()),
+        );
+    }
+    let mut ratio = Metric::new("ratio (remesa dev ÷ anvil)", "×", 1);
+    ratio.samples = dev.samples.paired_ratio(&anvil.samples);
+    measured(
+        6,
+        TITLE_DEV,
+        GOAL_DEV,
+        Measurement {
+            metrics: vec![dev],
+            baseline: Some(anvil),
+            ratio: Some(ratio),
+            method: crate::dev::METHOD.to_owned(),
+            limits: crate::dev::LIMITS.to_owned(),
+            notes: Vec::new(),
+        },
+    )
+}
+
+async fn anvil_start(ctx: &Ctx) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let anvil = crate::erc20::spawn_anvil(&ctx.anvil_bin, 0, 10)?;
+    let url = anvil.endpoint_url();
+    let p = alloy::providers::ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_http(url);
+    alloy::providers::Provider::get_block_number(&p).await?;
+    Ok(started.elapsed())
+}
