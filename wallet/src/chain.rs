@@ -1,0 +1,429 @@
+//! A connection to the chain: HTTP(S) or WebSocket, chain id checked, every RPC call bounded by a timeout.
+//! Token metadata and balances, the token's EIP-712 domain, escrow status.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::sol_types::SolInterface;
+use alloy::transports::{RpcError, TransportErrorKind};
+
+use crate::contracts::{EscrowStatus, RemittanceEscrow, TestStablecoin};
+use crate::eip3009::TokenDomain;
+use crate::money::TokenAmount;
+
+/// Default bound on one RPC call.
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("the RPC URL {0:?} is not valid (use http://, https://, ws:// or wss://)")]
+    InvalidUrl(String),
+    #[error("cannot reach the RPC endpoint {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("chain id mismatch at {url}: expected {expected}, the node reports {actual}")]
+    ChainIdMismatch { url: String, expected: u64, actual: u64 },
+    #[error("{what} timed out after {after_s} s (RPC {url})")]
+    Timeout { what: String, url: String, after_s: u64 },
+    #[error("{what} failed: the RPC node answered: {message}")]
+    Rpc { what: String, message: String },
+    #[error("{what} was refused by the contract: {reason}")]
+    Refused { what: String, reason: String },
+    #[error("there is no contract at {address} on this chain (is the deployment file for this chain?)")]
+    NoContract { address: Address },
+    #[error("transaction {tx_hash} failed on chain (reverted, {gas_used} gas used)")]
+    TxFailed { tx_hash: B256, gas_used: u64 },
+    #[error(
+        "transaction {tx_hash} (nonce {nonce}) did not reach {confirmations} confirmation(s) within {after_s} s; \
+         it may still be mined"
+    )]
+    ConfirmationTimeout {
+        tx_hash: B256,
+        nonce: u64,
+        confirmations: u64,
+        after_s: u64,
+    },
+}
+
+impl ChainError {
+    /// True when the person asking can fix it by changing their input (bad URL, request refused by a contract);
+    /// false for chain and network failures.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            ChainError::InvalidUrl(_) | ChainError::Refused { .. } | ChainError::NoContract { .. }
+        )
+    }
+}
+
+/// Shows an RPC URL without credentials: user info and query dropped, long path segments (API keys) elided.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|seg| if seg.len() > 16 { "…" } else { seg })
+        .collect();
+    let sep = if scheme.is_empty() { "" } else { "://" };
+    format!("{scheme}{sep}{host}{}", path.join("/"))
+}
+
+/// Decodes a revert reason from the escrow's or the token's custom errors (or a plain `Error(string)`).
+pub fn decode_revert(data: &[u8]) -> String {
+    if let Ok(e) = RemittanceEscrow::RemittanceEscrowErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = TestStablecoin::TestStablecoinErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(s) = <alloy::sol_types::Revert as alloy::sol_types::SolError>::abi_decode(data) {
+        return s.reason;
+    }
+    if data.is_empty() {
+        "reverted without a reason".into()
+    } else {
+        format!("reverted with data 0x{}", hex::encode(data))
+    }
+}
+
+/// Maps an RPC error: transport failures are "unreachable", reverts are "refused", the rest are RPC errors.
+pub fn classify(url: &str, what: &str, e: &RpcError<TransportErrorKind>) -> ChainError {
+    match e {
+        RpcError::Transport(kind) => ChainError::Unreachable {
+            url: redact_url(url),
+            reason: kind.to_string(),
+        },
+        RpcError::ErrorResp(payload) => {
+            if let Some(data) = payload.as_revert_data() {
+                ChainError::Refused {
+                    what: what.to_owned(),
+                    reason: decode_revert(&data),
+                }
+            } else if payload.message.contains("revert") {
+                ChainError::Refused {
+                    what: what.to_owned(),
+                    reason: payload.message.to_string(),
+                }
+            } else {
+                ChainError::Rpc {
+                    what: what.to_owned(),
+                    message: payload.message.to_string(),
+                }
+            }
+        }
+        other => ChainError::Rpc {
+            what: what.to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Token metadata read from the chain.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    pub address: Address,
+    pub name: String,
+    pub symbol: String,
+    pub decimals: u8,
+}
+
+impl TokenInfo {
+    pub fn amount(&self, base_units: U256) -> TokenAmount {
+        TokenAmount::from_base_units(base_units, self.decimals)
+    }
+}
+
+/// A checked connection to one chain.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    provider: DynProvider,
+    url: String,
+    chain_id: u64,
+    rpc_timeout: Duration,
+}
+
+impl Chain {
+    /// Connects over `http(s)://` or `ws(s)://` and reads the chain id; with `expected_chain_id`, a different chain
+    /// is [`ChainError::ChainIdMismatch`].
+    pub async fn connect(
+        url: &str,
+        expected_chain_id: Option<u64>,
+        rpc_timeout: Duration,
+    ) -> Result<Self, ChainError> {
+        let lower = url.to_ascii_lowercase();
+        if !["http://", "https://", "ws://", "wss://"]
+            .iter()
+            .any(|s| lower.starts_with(s))
+        {
+            return Err(ChainError::InvalidUrl(redact_url(url)));
+        }
+        let shown = redact_url(url);
+        let connect = ProviderBuilder::new().disable_recommended_fillers().connect(url);
+        let provider = match tokio::time::timeout(rpc_timeout, connect).await {
+            Err(_) => {
+                return Err(ChainError::Timeout {
+                    what: "connecting".into(),
+                    url: shown,
+                    after_s: rpc_timeout.as_secs(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(match e {
+                    RpcError::Transport(_) => classify(url, "connecting", &e),
+                    other => ChainError::Unreachable {
+                        url: shown,
+                        reason: other.to_string(),
+                    },
+                });
+            }
+            Ok(Ok(p)) => p.erased(),
+        };
+        let mut chain = Self {
+            provider,
+            url: url.to_owned(),
+            chain_id: 0,
+            rpc_timeout,
+        };
+        let actual = chain
+            .rpc(
+                "reading the chain id",
+                chain.provider.get_chain_id().into_future(),
+            )
+            .await?;
+        if let Some(expected) = expected_chain_id
+            && expected != actual
+        {
+            return Err(ChainError::ChainIdMismatch {
+                url: shown,
+                expected,
+                actual,
+            });
+        }
+        chain.chain_id = actual;
+        Ok(chain)
+    }
+
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The URL as given (may hold credentials: show [`redact_url`] of it instead).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn rpc_timeout(&self) -> Duration {
+        self.rpc_timeout
+    }
+
+    /// Runs one RPC call with the timeout, classifying its error.
+    pub async fn rpc<T, F>(&self, what: &str, fut: F) -> Result<T, ChainError>
+    where
+        F: std::future::Future<Output = Result<T, RpcError<TransportErrorKind>>>,
+    {
+        match tokio::time::timeout(self.rpc_timeout, fut).await {
+            Err(_) => Err(ChainError::Timeout {
+                what: what.to_owned(),
+                url: redact_url(&self.url),
+                after_s: self.rpc_timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(classify(&self.url, what, &e)),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Runs one contract call with the timeout, classifying its error.
+    pub async fn contract_call<T, F>(&self, what: &str, fut: F) -> Result<T, ChainError>
+    where
+        F: IntoFuture<Output = Result<T, alloy::contract::Error>>,
+    {
+        match tokio::time::timeout(self.rpc_timeout, fut.into_future()).await {
+            Err(_) => Err(ChainError::Timeout {
+                what: what.to_owned(),
+                url: redact_url(&self.url),
+                after_s: self.rpc_timeout.as_secs(),
+            }),
+            Ok(Err(alloy::contract::Error::TransportError(e))) => Err(classify(&self.url, what, &e)),
+            Ok(Err(e)) => Err(ChainError::Rpc {
+                what: what.to_owned(),
+                message: e.to_string(),
+            }),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Fails with [`ChainError::NoContract`] when `address` holds no code.
+    pub async fn require_contract(&self, address: Address) -> Result<(), ChainError> {
+        let code: Bytes = self
+            .rpc(
+                "reading contract code",
+                self.provider.get_code_at(address).into_future(),
+            )
+            .await?;
+        if code.is_empty() {
+            return Err(ChainError::NoContract { address });
+        }
+        Ok(())
+    }
+
+    /// Name, symbol and decimals as the token reports them.
+    pub async fn token_info(&self, token: Address) -> Result<TokenInfo, ChainError> {
+        self.require_contract(token).await?;
+        let t = TestStablecoin::new(token, &self.provider);
+        let decimals = self
+            .contract_call("reading token decimals", t.decimals().call())
+            .await?;
+        let symbol = self
+            .contract_call("reading token symbol", t.symbol().call())
+            .await?;
+        let name = self.contract_call("reading token name", t.name().call()).await?;
+        Ok(TokenInfo {
+            address: token,
+            name,
+            symbol,
+            decimals,
+        })
+    }
+
+    /// The token's EIP-712 domain from its `eip712Domain()` (EIP-5267); tokens without it: `name()` and version
+    /// "1".
+    pub async fn token_domain(&self, token: Address) -> Result<TokenDomain, ChainError> {
+        let t = TestStablecoin::new(token, &self.provider);
+        match self
+            .contract_call("reading the token's EIP-712 domain", t.eip712Domain().call())
+            .await
+        {
+            Ok(d) => Ok(TokenDomain {
+                name: d.name,
+                version: d.version,
+                chain_id: u64::try_from(d.chainId).unwrap_or(self.chain_id),
+                token: d.verifyingContract,
+            }),
+            Err(ChainError::Rpc { .. } | ChainError::Refused { .. }) => {
+                let name = self.contract_call("reading token name", t.name().call()).await?;
+                Ok(TokenDomain {
+                    name,
+                    version: "1".into(),
+                    chain_id: self.chain_id,
+                    token,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn token_balance(&self, token: &TokenInfo, owner: Address) -> Result<TokenAmount, ChainError> {
+        let t = TestStablecoin::new(token.address, &self.provider);
+        let units = self
+            .contract_call("reading a token balance", t.balanceOf(owner).call())
+            .await?;
+        Ok(token.amount(units))
+    }
+
+    /// Native coin balance in wei.
+    pub async fn eth_balance(&self, owner: Address) -> Result<U256, ChainError> {
+        self.rpc(
+            "reading a balance",
+            self.provider.get_balance(owner).into_future(),
+        )
+        .await
+    }
+
+    /// EIP-2612 nonce of `owner` on the token.
+    pub async fn permit_nonce(&self, token: Address, owner: Address) -> Result<U256, ChainError> {
+        let t = TestStablecoin::new(token, &self.provider);
+        self.contract_call("reading the permit nonce", t.nonces(owner).call())
+            .await
+    }
+
+    /// Whether an EIP-3009 nonce of `authorizer` has been used.
+    pub async fn authorization_used(
+        &self,
+        token: Address,
+        authorizer: Address,
+        nonce: B256,
+    ) -> Result<bool, ChainError> {
+        let t = TestStablecoin::new(token, &self.provider);
+        self.contract_call(
+            "reading the authorization state",
+            t.authorizationState(authorizer, nonce).call(),
+        )
+        .await
+    }
+
+    /// The escrow's status for a remittance id.
+    pub async fn escrow_status(&self, escrow: Address, id: B256) -> Result<EscrowStatus, ChainError> {
+        let e = RemittanceEscrow::new(escrow, &self.provider);
+        let v = self
+            .contract_call("reading the remittance status", e.statusOf(id).call())
+            .await?;
+        EscrowStatus::from_u8(v).ok_or_else(|| ChainError::Rpc {
+            what: "reading the remittance status".into(),
+            message: format!("unknown status {v}"),
+        })
+    }
+
+    /// The settlement address of a partner (zero when not registered).
+    pub async fn partner_settlement(&self, escrow: Address, partner_id: u64) -> Result<Address, ChainError> {
+        let e = RemittanceEscrow::new(escrow, &self.provider);
+        self.contract_call(
+            "reading the partner registry",
+            e.partnerSettlement(partner_id).call(),
+        )
+        .await
+    }
+
+    /// Timestamp of the latest block (the chain's "now"; on a devnet it can be ahead of the wall clock).
+    pub async fn latest_timestamp(&self) -> Result<u64, ChainError> {
+        let block = self
+            .rpc(
+                "reading the latest block",
+                self.provider
+                    .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                    .into_future(),
+            )
+            .await?;
+        block.map(|b| b.header.timestamp).ok_or_else(|| ChainError::Rpc {
+            what: "reading the latest block".into(),
+            message: "no latest block".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
+        assert_eq!(
+            redact_url("https://user:pw@mainnet.infura.io/v3/0123456789abcdef0123456789abcdef?x=1"),
+            "https://mainnet.infura.io/v3/…"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_urls_and_reports_unreachable() {
+        let e = Chain::connect("ftp://x", None, DEFAULT_RPC_TIMEOUT)
+            .await
+            .expect_err("bad");
+        assert!(e.is_user_error());
+        // Port 9 (discard) on localhost: nothing listens there.
+        let e = Chain::connect("http://127.0.0.1:9", None, Duration::from_secs(5))
+            .await
+            .expect_err("unreachable");
+        assert!(matches!(e, ChainError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("http://127.0.0.1:9"));
+    }
+}

@@ -1,0 +1,158 @@
+//! Issue 2's end-to-end contract test: anvil, both contracts deployed from the committed artifacts, a partner,
+//! a signed receive authorization, deposit, release with the preimage, and a refund after time travel.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use alloy::primitives::U256;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use remesa_wallet::contracts::{EscrowStatus, RemittanceEscrow};
+use remesa_wallet::devnet;
+use remesa_wallet::eip3009::{self, AuthorizationKind, AuthorizationTerms};
+use remesa_wallet::relayer::{ReceiptSummary, RelayerConfig};
+use remesa_wallet::terms::{PickupCode, RemittanceTerms};
+
+fn events<E: SolEvent>(r: &ReceiptSummary) -> Vec<E> {
+    r.receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|l| E::decode_log(&l.inner).ok().map(|d| d.data))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deposit_release_refund_against_the_deployed_contracts() {
+    let d = common::devnet().await;
+    let chain = &d.chain;
+    let (token, escrow) = (d.deployment.token, d.deployment.escrow);
+    // Register a second partner with a fresh settlement address.
+    let owner = d.relayer(0, RelayerConfig::default());
+    let settlement = PrivateKeySigner::random().address();
+    let call = RemittanceEscrow::setPartnerCall {
+        partnerId: 42,
+        settlement,
+    };
+    use alloy::sol_types::SolCall;
+    owner
+        .send_and_confirm(
+            "setPartner",
+            alloy::primitives::TxKind::Call(escrow),
+            call.abi_encode().into(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(chain.partner_settlement(escrow, 42).await.unwrap(), settlement);
+
+    // A sender with a local key, funded by the minter.
+    let sender = PrivateKeySigner::random();
+    let amount = U256::from(250_000_000u64); // 250 TUSD
+    owner
+        .send_and_confirm(
+            "mint",
+            alloy::primitives::TxKind::Call(token),
+            remesa_wallet::contracts::TestStablecoin::mintCall {
+                to: sender.address(),
+                amount: amount * U256::from(2u8),
+            }
+            .abi_encode()
+            .into(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+
+    let domain = chain.token_domain(token).await.unwrap();
+    assert_eq!(
+        (domain.name.as_str(), domain.version.as_str()),
+        ("Test Dollar", "1")
+    );
+    let now = chain.latest_timestamp().await.unwrap();
+    let sign = |terms: &RemittanceTerms| {
+        let t = AuthorizationTerms {
+            from: sender.address(),
+            to: escrow,
+            value: terms.amount_base_units,
+            valid_after_unix_s: 0,
+            valid_before_unix_s: now + 3600,
+            nonce: terms.id(),
+        };
+        eip3009::sign_authorization(&sender, AuthorizationKind::Receive, &domain, &t).unwrap()
+    };
+    // The relayer pays the gas (the sender has none).
+    let relayer = d.relayer(4, RelayerConfig::default());
+
+    // 1. Deposit, then release with the pickup code's preimage.
+    let code = PickupCode::generate();
+    let terms = RemittanceTerms {
+        escrow,
+        sender: sender.address(),
+        amount_base_units: amount,
+        partner_id: 42,
+        expires_at_unix_s: now + 86_400,
+        claim_hash: code.claim_hash(),
+    };
+    let p = relayer.deposit(&terms, &sign(&terms)).await.unwrap();
+    let r = relayer.confirm(p, |_| {}).await.unwrap();
+    let deposited = events::<RemittanceEscrow::Deposited>(&r);
+    assert_eq!(deposited.len(), 1);
+    assert_eq!(deposited[0].id, terms.id(), "the event's id is our terms hash");
+    assert_eq!(
+        chain.escrow_status(escrow, terms.id()).await.unwrap(),
+        EscrowStatus::Locked
+    );
+    assert_eq!(d.balance_of(escrow).await.unwrap(), amount);
+
+    let p = relayer.release(&terms, code.preimage()).await.unwrap();
+    let r = relayer.confirm(p, |_| {}).await.unwrap();
+    let released = events::<RemittanceEscrow::Released>(&r);
+    let settled = events::<RemittanceEscrow::Settled>(&r);
+    assert_eq!(released.len(), 1);
+    assert_eq!(
+        (released[0].id, released[0].preimage),
+        (terms.id(), code.preimage())
+    );
+    assert_eq!(settled.len(), 1);
+    assert_eq!(
+        (settled[0].partnerId, settled[0].settlement, settled[0].amount),
+        (42, settlement, amount)
+    );
+    assert_eq!(d.balance_of(settlement).await.unwrap(), amount);
+    assert_eq!(
+        chain.escrow_status(escrow, terms.id()).await.unwrap(),
+        EscrowStatus::Released
+    );
+
+    // 2. Another with a short expiry: time travel, refund by anyone (the relayer).
+    let terms2 = RemittanceTerms {
+        expires_at_unix_s: now + 60,
+        claim_hash: PickupCode::generate().claim_hash(),
+        ..terms
+    };
+    let p = relayer.deposit(&terms2, &sign(&terms2)).await.unwrap();
+    relayer.confirm(p, |_| {}).await.unwrap();
+    assert_eq!(d.balance_of(sender.address()).await.unwrap(), U256::ZERO);
+    // Too early: refused by the contract before anything is sent.
+    let early = relayer.refund(&terms2).await.expect_err("not expired");
+    assert!(
+        early.is_user_error() && early.to_string().contains("NotExpired"),
+        "{early}"
+    );
+    devnet::increase_time(chain, 120).await.unwrap();
+    let p = relayer.refund(&terms2).await.unwrap();
+    let r = relayer.confirm(p, |_| {}).await.unwrap();
+    let refunded = events::<RemittanceEscrow::Refunded>(&r);
+    assert_eq!(refunded.len(), 1);
+    assert_eq!(
+        (refunded[0].id, refunded[0].sender, refunded[0].amount),
+        (terms2.id(), sender.address(), amount)
+    );
+    assert_eq!(d.balance_of(sender.address()).await.unwrap(), amount);
+    assert_eq!(d.balance_of(escrow).await.unwrap(), U256::ZERO);
+    assert_eq!(
+        chain.escrow_status(escrow, terms2.id()).await.unwrap(),
+        EscrowStatus::Refunded
+    );
+}
