@@ -97,6 +97,7 @@ enum Command {
     },
     /// Devnet only: mint test dollars from the minter key.
     Faucet {
+        #[arg(allow_hyphen_values = true)]
         amount: String,
         /// Wallet name or 0x address.
         #[arg(long, default_value = "default")]
@@ -104,6 +105,7 @@ enum Command {
     },
     /// Gasless transfer: sign an EIP-3009 transferWithAuthorization and submit it through the relayer.
     Send {
+        #[arg(allow_hyphen_values = true)]
         amount: String,
         /// Wallet name or 0x address.
         to: String,
@@ -118,6 +120,7 @@ enum Command {
     },
     /// Sign the ReceiveWithAuthorization for a remittance and print what the node's API takes.
     Remit {
+        #[arg(allow_hyphen_values = true)]
         amount: String,
         /// Cash-out partner id (registered at the escrow).
         #[arg(long)]
