@@ -170,7 +170,7 @@ impl TokenAmount {
         } else {
             (d.mantissa(), scale)
         };
-        let m = u128::try_from(mantissa.unsigned_abs()).map_err(|_| MoneyError::Overflow)?;
+        let m: u128 = mantissa.unsigned_abs();
         let exp = u32::from(decimals) - scale;
         let factor = U256::from(10u8)
             .checked_pow(U256::from(exp))

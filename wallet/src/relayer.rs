@@ -345,12 +345,13 @@ impl Relayer {
                 }
                 None => {
                     progress(0);
-                    if p.last_sent.elapsed() >= self.config.bump_after && p.bumps < self.config.max_bumps {
-                        if let Err(e) = self.replace(&mut p).await {
-                            // e.g. "nonce too low": an earlier broadcast was just mined; keep polling.
-                            tracing::debug!(target: "wallet::relayer", error = %e, "replacement not sent");
-                            p.last_sent = Instant::now();
-                        }
+                    if p.last_sent.elapsed() >= self.config.bump_after
+                        && p.bumps < self.config.max_bumps
+                        && let Err(e) = self.replace(&mut p).await
+                    {
+                        // e.g. "nonce too low": an earlier broadcast was just mined; keep polling.
+                        tracing::debug!(target: "wallet::relayer", error = %e, "replacement not sent");
+                        p.last_sent = Instant::now();
                     }
                 }
             }

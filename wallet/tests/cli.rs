@@ -154,7 +154,7 @@ async fn send_is_gasless_and_refuses_bad_input() {
     assert_eq!(d.chain.eth_balance(me).await.unwrap(), U256::ZERO);
     // The devnet's relayer (anvil account 0) is used when no key is given.
     let run = cli.run(&["--json", "send", "0.75", &to.to_string()]).ok();
-    assert_eq!(run.json()["receipt"]["nonce"].as_u64().is_some(), true);
+    assert!(run.json()["receipt"]["nonce"].as_u64().is_some());
 
     cli.run_with(&["send", "100", &to.to_string()], &env, None)
         .fails(2, "insufficient balance")
