@@ -53,7 +53,8 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir)?;
-    let anvil = devnet::start_anvil(args.anvil_port, args.block_time_s)?;
+    // Set up in automine mode (every set-up transaction confirms at once), then switch to the block time below.
+    let anvil = devnet::start_anvil(args.anvil_port, 0)?;
     let rpc_url = anvil.endpoint();
     println!("anvil: {rpc_url} (chain {})", anvil.chain_id());
     let deployment = devnet::deploy(&rpc_url).await?;
@@ -123,6 +124,9 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
         );
     }
 
+    if args.block_time_s > 0 {
+        devnet::set_interval_mining(&rpc_url, args.block_time_s).await?;
+    }
     let app = app::build_from_state(state.clone()).await?;
     let node_url = format!("http://127.0.0.1:{}", app.port());
     if !args.no_partner_sim {

@@ -136,6 +136,17 @@ pub async fn fund_gas(rpc_url: &str, who: Address) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Switches anvil from mining on every transaction to a block every `seconds` (`evm_setIntervalMining`). `remesa dev`
+/// sets the devnet up in automine mode (each set-up transaction confirms at once) and then gives it its block time.
+pub async fn set_interval_mining(rpc_url: &str, seconds: u64) -> anyhow::Result<()> {
+    let p = ProviderBuilder::new().connect_http(rpc_url.parse()?);
+    let _: serde_json::Value = p
+        .raw_request("evm_setIntervalMining".into(), (seconds,))
+        .await
+        .context("evm_setIntervalMining")?;
+    Ok(())
+}
+
 /// Moves anvil's clock forward and mines a block (`evm_increaseTime` + `evm_mine`).
 pub async fn time_travel(rpc_url: &str, seconds: u64) -> anyhow::Result<()> {
     let p = ProviderBuilder::new().connect_http(rpc_url.parse()?);
