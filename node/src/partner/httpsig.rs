@@ -1211,7 +1211,7 @@ mod tests {
 #[cfg(test)]
 mod worked_example {
     #![allow(clippy::unwrap_used)]
-    //! The worked example of `node/src/partner/SIGNATURES.md`, checked so the document cannot drift.
+    //! The worked example in README.md ("Partner API: signed requests"), checked so the document cannot drift.
     use super::*;
 
     pub const SEED_HEX: &str = "9f8362f87a484a954e6e740c5b4c0e84229139a20aa8ab56ff66586f6a7d29c5";
@@ -1240,17 +1240,17 @@ mod worked_example {
         println!("BASE\n{}", out.signature_base);
         println!("INPUT {}", out.signature_input);
         println!("SIG {}", out.signature);
-        let doc = include_str!("SIGNATURES.md");
+        let doc = include_str!("../../../README.md");
         for needle in [
             out.content_digest.unwrap(),
             out.signature_input,
             out.signature,
             B64.encode(s.verifying_key().as_bytes()),
         ] {
-            assert!(doc.contains(&needle), "SIGNATURES.md lacks {needle}");
+            assert!(doc.contains(&needle), "README.md lacks {needle}");
         }
         for line in out.signature_base.lines() {
-            assert!(doc.contains(line), "SIGNATURES.md lacks the base line {line}");
+            assert!(doc.contains(line), "README.md lacks the base line {line}");
         }
     }
 }
