@@ -34,6 +34,9 @@ if [[ $only_rust -eq 0 ]]; then
   step "forge test (unit, fuzz, invariant)"
   (cd contracts && "$forge" test)
 
+  step "gas snapshot is current (contracts/GAS.md, snapshots/)"
+  "$root/scripts/gas-report.sh" --check
+
   step "cargo fmt --check"
   cargo fmt --all -- --check
 
