@@ -31,7 +31,7 @@ pub enum KeyError {
     InvalidPrivateKey,
     #[error("account {0} could not be derived")]
     Derivation(u32),
-    #[error("wrong passphrase for wallet {0:?}")]
+    #[error("wrong passphrase for {0:?}")]
     WrongPassphrase(String),
     #[error("no wallet named {name:?} in {dir} (create one with `remesa-wallet new` or `import`)")]
     NotFound { name: String, dir: PathBuf },
@@ -260,24 +260,7 @@ impl Keystore {
     }
 
     fn write(&self, info: &WalletInfo, secret: &[u8], pass: &Passphrase) -> Result<(), KeyError> {
-        eth_keystore::encrypt_key(
-            &self.dir,
-            &mut rand::rngs::OsRng,
-            secret,
-            pass.expose(),
-            Some(&format!("{}.json", info.name)),
-        )
-        .map_err(|e| match e {
-            eth_keystore::KeystoreError::StdIo(err) => KeyError::Io {
-                context: format!("writing the keystore in {}", self.dir.display()),
-                source: std::io::Error::other(err),
-            },
-            _ => KeyError::Io {
-                context: "encrypting the keystore".into(),
-                source: std::io::Error::other("encryption failed"),
-            },
-        })?;
-        restrict(&self.key_path(&info.name), 0o600);
+        write_keystore_file(&self.key_path(&info.name), secret, pass)?;
         let meta = serde_json::to_vec_pretty(info).map_err(|e| KeyError::Io {
             context: "encoding wallet metadata".into(),
             source: std::io::Error::other(e),
@@ -365,12 +348,10 @@ impl Keystore {
     pub fn unlock(&self, name: &str, pass: &Passphrase) -> Result<Unlocked, KeyError> {
         let info = self.info(name)?;
         let path = self.key_path(name);
-        let secret = Zeroizing::new(eth_keystore::decrypt_key(&path, pass.expose()).map_err(
-            |e| match e {
-                eth_keystore::KeystoreError::MacMismatch => KeyError::WrongPassphrase(name.to_owned()),
-                _ => KeyError::Corrupt(path.clone()),
-            },
-        )?);
+        let secret = read_keystore_file(&path, pass).map_err(|e| match e {
+            KeyError::WrongPassphrase(_) => KeyError::WrongPassphrase(name.to_owned()),
+            other => other,
+        })?;
         let unlocked = match info.kind {
             WalletKind::Mnemonic => {
                 let phrase = std::str::from_utf8(&secret).map_err(|_| KeyError::Corrupt(path.clone()))?;
@@ -391,6 +372,57 @@ impl Keystore {
         }
         Ok(unlocked)
     }
+}
+
+/// Writes `secret` encrypted with `pass` to `path` as a Web3 Secret Storage v3 file (scrypt + AES-128-CTR), mode
+/// 0600. Refuses to overwrite; creates the parent directory.
+pub fn write_keystore_file(path: &Path, secret: &[u8], pass: &Passphrase) -> Result<(), KeyError> {
+    if path.exists() {
+        return Err(KeyError::Io {
+            context: format!("writing {}", path.display()),
+            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        });
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| KeyError::Io {
+            context: format!("writing {}", path.display()),
+            source: std::io::Error::other("the keystore path has no file name"),
+        })?;
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    eth_keystore::encrypt_key(dir, &mut rand::rngs::OsRng, secret, pass.expose(), Some(name)).map_err(
+        |e| KeyError::Io {
+            context: format!("writing the keystore {}", path.display()),
+            source: std::io::Error::other(match e {
+                eth_keystore::KeystoreError::StdIo(m) => m,
+                _ => "encryption failed".into(),
+            }),
+        },
+    )?;
+    restrict(path, 0o600);
+    Ok(())
+}
+
+/// Decrypts a file written by [`write_keystore_file`] (or any Web3 Secret Storage v3 file). A wrong passphrase is
+/// [`KeyError::WrongPassphrase`] (with the file's name).
+pub fn read_keystore_file(path: &Path, pass: &Passphrase) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    if !path.exists() {
+        return Err(KeyError::Io {
+            context: format!("reading {}", path.display()),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    eth_keystore::decrypt_key(path, pass.expose())
+        .map(Zeroizing::new)
+        .map_err(|e| match e {
+            eth_keystore::KeystoreError::MacMismatch => KeyError::WrongPassphrase(path.display().to_string()),
+            _ => KeyError::Corrupt(path.to_owned()),
+        })
 }
 
 #[cfg(unix)]

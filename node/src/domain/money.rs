@@ -16,22 +16,26 @@ pub enum MoneyError {
     Currency(String),
 }
 
-/// An amount of the stablecoin in base units (`U256`), with the token's decimals beside it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TokenAmount {
-    base_units: U256,
-    decimals: u8,
+/// An amount of the stablecoin in base units (`U256`), with the token's decimals beside it: the wallet's
+/// [`remesa_wallet::TokenAmount`] with the node's positive-only constructors and error type.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenAmount(remesa_wallet::TokenAmount);
+
+impl From<remesa_wallet::MoneyError> for MoneyError {
+    fn from(e: remesa_wallet::MoneyError) -> Self {
+        use remesa_wallet::MoneyError as W;
+        match e {
+            W::Empty | W::Invalid | W::Negative | W::Zero => MoneyError::NotPositive,
+            W::TooPrecise { decimals } => MoneyError::TooPrecise { decimals },
+            W::Overflow => MoneyError::TooLarge,
+        }
+    }
 }
 
 impl TokenAmount {
     /// Parses a decimal string in whole tokens ("100.25") exactly: more decimal places than the token has is an error.
     pub fn parse_decimal(s: &str, decimals: u8) -> Result<Self, MoneyError> {
-        let t = s.trim();
-        if t.is_empty() || t.len() > 40 || !t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return Err(MoneyError::NotPositive);
-        }
-        let d: Decimal = t.parse().map_err(|_| MoneyError::NotPositive)?;
-        Self::from_decimal(d, decimals)
+        Ok(Self(remesa_wallet::TokenAmount::parse_positive(s, decimals)?))
     }
 
     /// From a decimal in whole tokens; exact, never rounded.
@@ -39,51 +43,49 @@ impl TokenAmount {
         if d <= Decimal::ZERO {
             return Err(MoneyError::NotPositive);
         }
-        let d = d.normalize();
-        if d.scale() > u32::from(decimals) {
-            return Err(MoneyError::TooPrecise { decimals });
-        }
-        let scaled = d
-            .checked_mul(Decimal::from(
-                10u64
-                    .checked_pow(u32::from(decimals))
-                    .ok_or(MoneyError::TooLarge)?,
-            ))
-            .ok_or(MoneyError::TooLarge)?
-            .normalize();
-        let int: u128 = scaled.try_into().map_err(|_| MoneyError::TooLarge)?;
-        Ok(Self {
-            base_units: U256::from(int),
-            decimals,
-        })
+        Ok(Self(remesa_wallet::TokenAmount::from_decimal_exact(d, decimals)?))
     }
 
     pub fn from_base_units(base_units: U256, decimals: u8) -> Self {
-        Self { base_units, decimals }
+        Self(remesa_wallet::TokenAmount::from_base_units(base_units, decimals))
     }
 
     pub fn base_units(&self) -> U256 {
-        self.base_units
+        self.0.base_units()
     }
 
     pub fn decimals(&self) -> u8 {
-        self.decimals
+        self.0.decimals()
     }
 
     /// As a decimal in whole tokens (exact for anything below 2^96 base units).
     pub fn to_decimal(&self) -> Option<Decimal> {
-        let v: u128 = self.base_units.try_into().ok()?;
-        let i = i128::try_from(v).ok()?;
-        Decimal::try_from_i128_with_scale(i, u32::from(self.decimals)).ok()
+        self.0.to_decimal().ok()
+    }
+
+    /// The wallet's amount type.
+    pub fn as_wallet(&self) -> remesa_wallet::TokenAmount {
+        self.0
     }
 }
 
+impl PartialOrd for TokenAmount {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TokenAmount {
+    /// By base units, then decimals.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.base_units(), self.decimals()).cmp(&(other.base_units(), other.decimals()))
+    }
+}
+
+/// All of the token's decimal places ("100.250000").
 impl fmt::Display for TokenAmount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_decimal() {
-            Some(d) => write!(f, "{d}"),
-            None => write!(f, "{} base units", self.base_units),
-        }
+        f.write_str(&self.0.to_fixed_string())
     }
 }
 impl fmt::Debug for TokenAmount {
@@ -91,7 +93,8 @@ impl fmt::Debug for TokenAmount {
         write!(
             f,
             "TokenAmount({} base units, {} decimals)",
-            self.base_units, self.decimals
+            self.base_units(),
+            self.decimals()
         )
     }
 }

@@ -1,45 +1,17 @@
 //! EIP-3009 `ReceiveWithAuthorization` over the token's EIP-712 domain: signed by the node for custodial senders,
-//! verified (signer recovery) for self-custody senders before anything is queued.
+//! verified (signer recovery) for self-custody senders before anything is queued. The typed data, signing and
+//! recovery are the wallet's ([`remesa_wallet::eip3009`]); this module adapts them to the node's types.
 
-use alloy::primitives::{Address, B256, Signature, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{Eip712Domain, SolStruct, eip712_domain};
+use remesa_wallet::eip3009::{
+    self, AuthorizationKind, AuthorizationTerms, Signature65, SignatureError, SignedAuthorization,
+};
 
 use crate::chain::Authorization;
 
-alloy::sol! {
-    /// The EIP-3009 typed message (USDC's type string).
-    #[derive(Debug)]
-    struct ReceiveWithAuthorization {
-        address from;
-        address to;
-        uint256 value;
-        uint256 validAfter;
-        uint256 validBefore;
-        bytes32 nonce;
-    }
-}
-
-/// The token's EIP-712 domain (name and version as reported by its `eip712Domain()`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenDomain {
-    pub name: String,
-    pub version: String,
-    pub chain_id: u64,
-    pub token: Address,
-}
-
-impl TokenDomain {
-    pub fn eip712(&self) -> Eip712Domain {
-        eip712_domain! {
-            name: self.name.clone(),
-            version: self.version.clone(),
-            chain_id: self.chain_id,
-            verifying_contract: self.token,
-        }
-    }
-}
+pub use remesa_wallet::eip3009::{ReceiveWithAuthorization, TokenDomain};
 
 /// What is signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,20 +25,20 @@ pub struct AuthTerms {
 }
 
 impl AuthTerms {
-    fn message(&self) -> ReceiveWithAuthorization {
-        ReceiveWithAuthorization {
+    fn to_wallet(self) -> AuthorizationTerms {
+        AuthorizationTerms {
             from: self.from,
             to: self.escrow,
             value: self.value,
-            validAfter: U256::from(self.valid_after_unix_s),
-            validBefore: U256::from(self.valid_before_unix_s),
+            valid_after_unix_s: self.valid_after_unix_s,
+            valid_before_unix_s: self.valid_before_unix_s,
             nonce: self.nonce,
         }
     }
 
     /// The EIP-712 digest that is signed.
     pub fn signing_hash(&self, domain: &TokenDomain) -> B256 {
-        self.message().eip712_signing_hash(&domain.eip712())
+        self.to_wallet().signing_hash(AuthorizationKind::Receive, domain)
     }
 }
 
@@ -80,7 +52,30 @@ pub enum AuthError {
     WrongSigner { recovered: Address, expected: Address },
 }
 
-/// Signs for a custodial sender.
+impl From<SignatureError> for AuthError {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::Sign => AuthError::Sign,
+            SignatureError::Malformed => AuthError::Malformed,
+            SignatureError::WrongSigner { recovered, expected } => {
+                AuthError::WrongSigner { recovered, expected }
+            }
+        }
+    }
+}
+
+fn to_authorization(a: &SignedAuthorization) -> Authorization {
+    Authorization {
+        valid_after_unix_s: U256::from(a.valid_after_unix_s),
+        valid_before_unix_s: U256::from(a.valid_before_unix_s),
+        v: a.signature.v(),
+        r: a.signature.r(),
+        s: a.signature.s(),
+    }
+}
+
+/// Signs for a custodial sender. (Unlike the wallet's `sign_authorization`, it does not insist that `signer` is
+/// `t.from`: tests use it to forge signatures by someone else.)
 pub fn sign(
     signer: &PrivateKeySigner,
     domain: &TokenDomain,
@@ -89,34 +84,34 @@ pub fn sign(
     let sig = signer
         .sign_hash_sync(&t.signing_hash(domain))
         .map_err(|_| AuthError::Sign)?;
-    Ok(to_authorization(t, &sig))
+    Ok(to_authorization(&SignedAuthorization {
+        signature: Signature65::from_signature(&sig),
+        valid_after_unix_s: t.valid_after_unix_s,
+        valid_before_unix_s: t.valid_before_unix_s,
+    }))
 }
 
-fn to_authorization(t: &AuthTerms, sig: &Signature) -> Authorization {
-    Authorization {
-        valid_after_unix_s: U256::from(t.valid_after_unix_s),
-        valid_before_unix_s: U256::from(t.valid_before_unix_s),
-        v: if sig.v() { 28 } else { 27 },
-        r: B256::from(sig.r()),
-        s: B256::from(sig.s()),
-    }
+/// Signs an EIP-3009 `TransferWithAuthorization` for a custodial sender's P2P payment: `t.escrow` is then the
+/// recipient (the payee), and `t.nonce` the remittance id. Anyone may submit it (the node's relayer does), which is
+/// safe because it can only move `t.value` from `t.from` to that recipient, once, within the window.
+pub fn sign_transfer(
+    signer: &PrivateKeySigner,
+    domain: &TokenDomain,
+    t: &AuthTerms,
+) -> Result<Authorization, AuthError> {
+    let signed = eip3009::sign_authorization(signer, AuthorizationKind::Transfer, domain, &t.to_wallet())?;
+    Ok(to_authorization(&signed))
 }
 
 /// Parses a 65-byte `r‖s‖v` signature (hex, with or without 0x) and checks it was made by `t.from`.
 pub fn verify(domain: &TokenDomain, t: &AuthTerms, signature_hex: &str) -> Result<Authorization, AuthError> {
-    let bytes =
-        hex::decode(signature_hex.trim().trim_start_matches("0x")).map_err(|_| AuthError::Malformed)?;
-    let sig = Signature::try_from(bytes.as_slice()).map_err(|_| AuthError::Malformed)?;
-    let recovered = sig
-        .recover_address_from_prehash(&t.signing_hash(domain))
-        .map_err(|_| AuthError::Malformed)?;
-    if recovered != t.from {
-        return Err(AuthError::WrongSigner {
-            recovered,
-            expected: t.from,
-        });
-    }
-    Ok(to_authorization(t, &sig))
+    let signature = Signature65::parse(signature_hex)?;
+    eip3009::verify_authorization(AuthorizationKind::Receive, domain, &t.to_wallet(), &signature)?;
+    Ok(to_authorization(&SignedAuthorization {
+        signature,
+        valid_after_unix_s: t.valid_after_unix_s,
+        valid_before_unix_s: t.valid_before_unix_s,
+    }))
 }
 
 /// The stored form of an authorization's signature: `0x` + r‖s‖v hex.
@@ -130,17 +125,12 @@ pub fn signature_hex(a: &Authorization) -> String {
 
 /// Inverse of [`signature_hex`] with the window.
 pub fn from_stored(valid_after: u64, valid_before: u64, sig_hex: &str) -> Result<Authorization, AuthError> {
-    let bytes = hex::decode(sig_hex.trim_start_matches("0x")).map_err(|_| AuthError::Malformed)?;
-    if bytes.len() != 65 {
-        return Err(AuthError::Malformed);
-    }
-    Ok(Authorization {
-        valid_after_unix_s: U256::from(valid_after),
-        valid_before_unix_s: U256::from(valid_before),
-        v: bytes[64],
-        r: B256::from_slice(&bytes[..32]),
-        s: B256::from_slice(&bytes[32..64]),
-    })
+    let signature = Signature65::parse(sig_hex)?;
+    Ok(to_authorization(&SignedAuthorization {
+        signature,
+        valid_after_unix_s: valid_after,
+        valid_before_unix_s: valid_before,
+    }))
 }
 
 #[cfg(test)]

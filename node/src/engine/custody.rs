@@ -1,5 +1,6 @@
 //! Custodial keys: every chat user gets one account derived from the node's master mnemonic
 //! (BIP-44 `m/44'/60'/0'/0/<index>`); index 0 is the node's relayer (the chain writer's sending key).
+//! Mnemonic handling, derivation and the encrypted keystore file are the wallet's ([`remesa_wallet::keys`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,12 +8,13 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use alloy::primitives::Address;
-use alloy::signers::local::{MnemonicBuilder, PrivateKeySigner};
+use alloy::signers::local::PrivateKeySigner;
+use remesa_wallet::keys::{self, KeyError, Mnemonic, Passphrase};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The node's master seed. `Debug` never shows it.
 pub struct Custody {
-    phrase: SecretString,
+    mnemonic: Mnemonic,
     cache: Mutex<HashMap<u32, PrivateKeySigner>>,
 }
 
@@ -26,14 +28,20 @@ impl fmt::Debug for Custody {
 #[error("key derivation failed: {0}")]
 pub struct CustodyError(String);
 
+fn passphrase(p: &SecretString) -> Result<Passphrase, CustodyError> {
+    Passphrase::new(p.expose_secret()).map_err(|e| CustodyError(e.to_string()))
+}
+
 impl Custody {
     /// Relayer (chain writer) key index.
     pub const RELAYER_INDEX: u32 = 0;
 
     /// From a BIP-39 English mnemonic; checks it derives.
     pub fn from_mnemonic(phrase: SecretString) -> Result<Custody, CustodyError> {
+        // The wallet's error never quotes the phrase.
+        let mnemonic = Mnemonic::parse(phrase.expose_secret()).map_err(|e| CustodyError(e.to_string()))?;
         let c = Custody {
-            phrase,
+            mnemonic,
             cache: Mutex::new(HashMap::new()),
         };
         c.signer(Self::RELAYER_INDEX)?;
@@ -47,11 +55,9 @@ impl Custody {
         {
             return Ok(s.clone());
         }
-        let signer = MnemonicBuilder::english()
-            .phrase(self.phrase.expose_secret())
-            .index(index)
-            .and_then(|b| b.build())
-            // the error text of the builder may quote input: keep only its kind
+        let signer = self
+            .mnemonic
+            .signer(index)
             .map_err(|_| CustodyError(format!("account {index} could not be derived")))?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 100_000 {
@@ -73,41 +79,27 @@ impl Custody {
 
     /// Creates a new random 24-word master mnemonic and stores it encrypted with `passphrase` (Web3 Secret
     /// Storage: scrypt + AES-128-CTR) at `path`. Refuses to overwrite an existing file.
-    pub fn create_keystore(path: &Path, passphrase: &SecretString) -> Result<Custody, CustodyError> {
-        use alloy::signers::local::coins_bip39::{English, Mnemonic};
+    pub fn create_keystore(path: &Path, passphrase_: &SecretString) -> Result<Custody, CustodyError> {
         if path.exists() {
             return Err(CustodyError(format!("{} already exists", path.display())));
         }
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| CustodyError(format!("creating {}: {e}", dir.display())))?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| CustodyError("keystore path has no file name".into()))?;
-        let mut rng = rand::rngs::OsRng;
-        let mnemonic = Mnemonic::<English>::new_with_count(&mut rng, 24)
-            .map_err(|_| CustodyError("mnemonic generation failed".into()))?;
-        let phrase = zeroize::Zeroizing::new(mnemonic.to_phrase());
-        eth_keystore::encrypt_key(
-            dir,
-            &mut rng,
-            phrase.as_bytes(),
-            passphrase.expose_secret(),
-            Some(name),
-        )
-        .map_err(|e| CustodyError(format!("writing the keystore: {e}")))?;
-        Custody::from_mnemonic(SecretString::from(phrase.as_str()))
+        let pass = passphrase(passphrase_)?;
+        let mnemonic =
+            Mnemonic::generate(24).map_err(|_| CustodyError("mnemonic generation failed".into()))?;
+        keys::write_keystore_file(path, mnemonic.expose().as_bytes(), &pass)
+            .map_err(|e| CustodyError(format!("writing the keystore: {e}")))?;
+        Custody::from_mnemonic(SecretString::from(mnemonic.expose()))
     }
 
     /// Opens the keystore at `path` with `passphrase`.
-    pub fn open_keystore(path: &Path, passphrase: &SecretString) -> Result<Custody, CustodyError> {
-        let bytes = zeroize::Zeroizing::new(
-            eth_keystore::decrypt_key(path, passphrase.expose_secret())
-                .map_err(|_| CustodyError(format!("cannot open {} (wrong passphrase?)", path.display())))?,
-        );
+    pub fn open_keystore(path: &Path, passphrase_: &SecretString) -> Result<Custody, CustodyError> {
+        let pass = passphrase(passphrase_)?;
+        let bytes = keys::read_keystore_file(path, &pass).map_err(|e| match e {
+            KeyError::WrongPassphrase(_) => {
+                CustodyError(format!("cannot open {} (wrong passphrase?)", path.display()))
+            }
+            other => CustodyError(format!("cannot open {}: {other}", path.display())),
+        })?;
         let phrase = std::str::from_utf8(&bytes)
             .map_err(|_| CustodyError("keystore content is not a mnemonic".into()))?;
         Custody::from_mnemonic(SecretString::from(phrase))
