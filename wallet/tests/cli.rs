@@ -145,7 +145,12 @@ async fn send_is_gasless_and_refuses_bad_input() {
     ];
     let secrets = [mnemonic.as_str(), PASSPHRASE, relayer_key.as_str()];
 
-    let run = cli.run_with(&["send", "4.25", &to.to_string()], &env, None).ok();
+    // Even with every log enabled, no secret reaches the output.
+    let traced = [env[0], env[1], ("REMESA_LOG", "trace")];
+    let run = cli
+        .run_with(&["send", "4.25", &to.to_string()], &traced, None)
+        .ok();
+    assert!(run.stderr.contains("wallet::relayer"), "logs are on: {run:#?}");
     run.hides(&secrets);
     assert!(run.stdout.contains("Sent 4.25 TUSD"), "{run:#?}");
     assert_eq!(d.balance_of(to).await.unwrap(), U256::from(4_250_000u64));
@@ -328,6 +333,11 @@ async fn network_failures_exit_3_with_the_reason() {
         .run(&["--rpc-url", &d.ws_endpoint(), "--json", "balance"])
         .ok();
     assert_eq!(run.json()["balance"], "0");
+    // A transaction that is never mined: the wait ends at --timeout-s with exit 3.
+    devnet::set_automine(&d.chain, false).await.unwrap();
+    cli.run(&["--timeout-s", "2", "faucet", "1"])
+        .fails(3, "did not reach 1 confirmation(s) within 2 s");
+    devnet::set_automine(&d.chain, true).await.unwrap();
     // No deployment file: a user error that says what to do.
     cli.run(&["--deployment", "/nonexistent/deployment.json", "balance"])
         .fails(2, "scripts/devnet.sh");
