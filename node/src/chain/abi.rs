@@ -14,8 +14,42 @@ alloy::sol! {
     }
 }
 
-/// Calldata for one batch transaction. All payloads must be of one kind (the caller groups them).
+alloy::sol! {
+    #[derive(Debug, PartialEq, Eq)]
+    interface IERC3009Transfer {
+        function transferWithAuthorization(
+            address from,
+            address to,
+            uint256 value,
+            uint256 validAfter,
+            uint256 validBefore,
+            bytes32 nonce,
+            uint8 v,
+            bytes32 r,
+            bytes32 s
+        ) external;
+    }
+}
+
+/// Calldata for one batch transaction. All payloads must be of one kind (the caller groups them). A transfer job is
+/// a call on the token and is never batched: when the first payload is a transfer, only it is encoded (the writer
+/// claims transfers one at a time).
 pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
+    if let Some(JobPayload::Transfer(j)) = payloads.first() {
+        return IERC3009Transfer::transferWithAuthorizationCall {
+            from: j.from,
+            to: j.to,
+            value: j.value_base_units,
+            validAfter: j.authorization.valid_after_unix_s,
+            validBefore: j.authorization.valid_before_unix_s,
+            nonce: j.remittance_id,
+            v: j.authorization.v,
+            r: j.authorization.r,
+            s: j.authorization.s,
+        }
+        .abi_encode()
+        .into();
+    }
     let mut deposits = Vec::new();
     let mut releases = Vec::new();
     let mut refunds = Vec::new();
@@ -30,6 +64,7 @@ pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
                 preimage: j.preimage,
             }),
             JobPayload::Refund(j) => refunds.push(j.terms.to_sol()),
+            JobPayload::Transfer(_) => {} // never mixed with escrow jobs (see above)
         }
     }
     if !deposits.is_empty() {

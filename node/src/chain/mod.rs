@@ -2,7 +2,8 @@
 //! escrow and token events, and the refund keeper.
 //!
 //! - The engine enqueues work inside its own database transaction with [`outbox::enqueue_deposit`],
-//!   [`outbox::enqueue_release`] and [`outbox::enqueue_refund`].
+//!   [`outbox::enqueue_release`], [`outbox::enqueue_refund`] and (P2P transfers on the token)
+//!   [`outbox::enqueue_transfer`].
 //! - The engine implements [`ChainEventSink`]; the indexer calls it inside the transaction that advances its
 //!   cursor, so event application and cursor move commit together.
 //! - [`spawn_workers`] starts one [`writer::Writer`] per sending key, the [`indexer::Indexer`] and the
@@ -38,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::ChainConfig;
 pub use db::ChainDb;
 pub use error::ChainError;
-pub use outbox::{Enqueued, enqueue_deposit, enqueue_refund, enqueue_release};
+pub use outbox::{Enqueued, enqueue_deposit, enqueue_refund, enqueue_release, enqueue_transfer};
 pub use sink::{ChainEventSink, DbTx, SinkError};
 pub use types::*;
 

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::db::{ChainDb, b256_text, now_ms};
 use super::error::ChainError;
-use super::types::{DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob};
+use super::types::{DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob, TransferJob};
 
 /// The result of an enqueue: the job's id and whether this call created it (false: it already existed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +40,15 @@ pub async fn enqueue_refund(
     job: RefundJob,
 ) -> Result<Enqueued, ChainError> {
     enqueue(tx, &JobPayload::Refund(job)).await
+}
+
+/// Enqueue a P2P `transferWithAuthorization` on the token (one transaction of its own), inside the engine's
+/// transaction.
+pub async fn enqueue_transfer(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job: TransferJob,
+) -> Result<Enqueued, ChainError> {
+    enqueue(tx, &JobPayload::Transfer(job)).await
 }
 
 async fn enqueue(tx: &mut sqlx::AnyConnection, payload: &JobPayload) -> Result<Enqueued, ChainError> {

@@ -100,23 +100,43 @@ pub struct RefundJob {
     pub terms: Terms,
 }
 
-/// What a job asks the escrow to do; one transaction carries jobs of one kind.
+/// A gasless P2P payment between two Remesa wallets: the token's EIP-3009 `transferWithAuthorization`, signed by
+/// the sender (`from`) for the recipient (`to`), whose `nonce` is the remittance id. It never touches the escrow and
+/// cannot be batched: one job, one transaction, sent to the token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferJob {
+    pub remittance_id: B256,
+    pub from: Address,
+    pub to: Address,
+    pub value_base_units: U256,
+    pub authorization: Authorization,
+}
+
+/// What a job asks the chain to do; one transaction carries jobs of one kind (escrow batches), or exactly one
+/// token transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Deposit,
     Release,
     Refund,
+    Transfer,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Deposit, JobKind::Release, JobKind::Refund];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Deposit,
+        JobKind::Release,
+        JobKind::Refund,
+        JobKind::Transfer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Deposit => "deposit",
             JobKind::Release => "release",
             JobKind::Refund => "refund",
+            JobKind::Transfer => "transfer",
         }
     }
 
@@ -125,8 +145,14 @@ impl JobKind {
             "deposit" => Some(JobKind::Deposit),
             "release" => Some(JobKind::Release),
             "refund" => Some(JobKind::Refund),
+            "transfer" => Some(JobKind::Transfer),
             _ => None,
         }
+    }
+
+    /// Whether jobs of this kind go to the token (one per transaction) rather than to the escrow (batched).
+    pub fn is_token_call(self) -> bool {
+        self == JobKind::Transfer
     }
 }
 
@@ -143,6 +169,7 @@ pub enum JobPayload {
     Deposit(DepositJob),
     Release(ReleaseJob),
     Refund(RefundJob),
+    Transfer(TransferJob),
 }
 
 impl fmt::Debug for JobPayload {
@@ -151,6 +178,7 @@ impl fmt::Debug for JobPayload {
             JobPayload::Deposit(j) => j.fmt(f),
             JobPayload::Release(j) => j.fmt(f),
             JobPayload::Refund(j) => j.fmt(f),
+            JobPayload::Transfer(j) => j.fmt(f),
         }
     }
 }
@@ -161,6 +189,7 @@ impl JobPayload {
             JobPayload::Deposit(_) => JobKind::Deposit,
             JobPayload::Release(_) => JobKind::Release,
             JobPayload::Refund(_) => JobKind::Refund,
+            JobPayload::Transfer(_) => JobKind::Transfer,
         }
     }
 
@@ -169,14 +198,17 @@ impl JobPayload {
             JobPayload::Deposit(j) => j.remittance_id,
             JobPayload::Release(j) => j.remittance_id,
             JobPayload::Refund(j) => j.remittance_id,
+            JobPayload::Transfer(j) => j.remittance_id,
         }
     }
 
-    pub fn terms(&self) -> &Terms {
+    /// The escrow terms of an escrow job (`None` for a P2P transfer, which has no escrow terms).
+    pub fn terms(&self) -> Option<&Terms> {
         match self {
-            JobPayload::Deposit(j) => &j.terms,
-            JobPayload::Release(j) => &j.terms,
-            JobPayload::Refund(j) => &j.terms,
+            JobPayload::Deposit(j) => Some(&j.terms),
+            JobPayload::Release(j) => Some(&j.terms),
+            JobPayload::Refund(j) => Some(&j.terms),
+            JobPayload::Transfer(_) => None,
         }
     }
 }

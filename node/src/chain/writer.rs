@@ -75,6 +75,8 @@ struct StoredTx {
     id: String,
     nonce: u64,
     kind: JobKind,
+    /// The contract called (the escrow, or the token for a P2P transfer); re-priced attempts go to the same one.
+    to: Address,
     status: String,
     calldata: Bytes,
     gas_limit: u64,
@@ -103,6 +105,7 @@ pub struct Writer<S> {
     sender_text: String,
     chain_id: u64,
     escrow: Address,
+    token: Address,
     cfg: ChainConfig,
     sink: Arc<S>,
     holder: String,
@@ -122,6 +125,7 @@ impl<S: ChainEventSink> Writer<S> {
             sender_text: addr_text(sender),
             chain_id: ctx.deployment.chain_id,
             escrow: ctx.deployment.escrow,
+            token: ctx.deployment.token,
             cfg: ctx.config.clone(),
             sink: ctx.sink.clone(),
             holder: uuid::Uuid::new_v4().to_string(),
@@ -132,6 +136,15 @@ impl<S: ChainEventSink> Writer<S> {
 
     pub fn sender(&self) -> Address {
         self.sender
+    }
+
+    /// The contract a job kind calls: the token for P2P transfers, the escrow otherwise.
+    fn target(&self, kind: JobKind) -> Address {
+        if kind.is_token_call() {
+            self.token
+        } else {
+            self.escrow
+        }
     }
 
     fn lease_name(&self) -> String {
@@ -622,7 +635,7 @@ impl<S: ChainEventSink> Writer<S> {
             tracing::warn!(target: "chain::outbox", tx_id = tx.id, nonce = tx.nonce, ceiling, "stuck transaction at the fee ceiling");
             return Ok(false);
         }
-        let (hash, raw) = self.sign(tx.nonce, tx.gas_limit, max_fee, tip, &tx.calldata)?;
+        let (hash, raw) = self.sign(tx.to, tx.nonce, tx.gas_limit, max_fee, tip, &tx.calldata)?;
         let attempt_no = latest.attempt.saturating_add(1);
         let mut dbtx: DbTx = self.db.pool.begin().await?;
         self.lease()?.renew_in(&mut dbtx).await?;
@@ -686,9 +699,11 @@ impl<S: ChainEventSink> Writer<S> {
         let now = now_ms();
         let delay = i64::try_from(self.cfg.batch_delay_ms_max).unwrap_or(i64::MAX);
         let backlog = outbox::backlog(&self.db, now).await?;
+        // A token transfer is its own transaction: its "batch" is full with one job.
+        let cap_of = |k: JobKind| if k.is_token_call() { 1 } else { cap };
         let Some(ready) = backlog
             .iter()
-            .find(|b| b.count >= u64::from(cap) || now.saturating_sub(b.oldest_unix_ms) >= delay)
+            .find(|b| b.count >= u64::from(cap_of(b.kind)) || now.saturating_sub(b.oldest_unix_ms) >= delay)
             .copied()
         else {
             return Ok(None);
@@ -697,7 +712,7 @@ impl<S: ChainEventSink> Writer<S> {
             &self.db,
             ready.kind,
             &self.sender_text,
-            cap,
+            cap_of(ready.kind),
             self.cfg.claim_timeout_ms,
         )
         .await?;
@@ -706,7 +721,7 @@ impl<S: ChainEventSink> Writer<S> {
         }
         if ready.kind == JobKind::Release {
             // One token transfer per run of equal partner ids.
-            jobs.sort_by_key(|j| j.payload.terms().partner_id);
+            jobs.sort_by_key(|j| j.payload.terms().map(|t| t.partner_id));
         }
         match self.sign_and_store(ready.kind, &jobs).await {
             Ok(p) => Ok(Some(p)),
@@ -723,9 +738,10 @@ impl<S: ChainEventSink> Writer<S> {
     async fn sign_and_store(&mut self, kind: JobKind, jobs: &[ClaimedJob]) -> Result<PreparedTx, ChainError> {
         let payloads: Vec<JobPayload> = jobs.iter().map(|j| j.payload.clone()).collect();
         let calldata = batch_calldata(&payloads);
+        let to = self.target(kind);
         let req = TransactionRequest::default()
             .from(self.sender)
-            .to(self.escrow)
+            .to(to)
             .input(calldata.clone().into());
         let estimate = tokio::time::timeout(
             Duration::from_millis(self.cfg.rpc_timeout_ms),
@@ -751,7 +767,7 @@ impl<S: ChainEventSink> Writer<S> {
         let gas_limit = gas.saturating_mul(100 + u64::from(self.cfg.gas_limit_margin_percent)) / 100;
         let (max_fee, tip) = self.suggest_fees().await?;
         let nonce = self.next_nonce().await?;
-        let (hash, raw) = self.sign(nonce, gas_limit, max_fee, tip, &calldata)?;
+        let (hash, raw) = self.sign(to, nonce, gas_limit, max_fee, tip, &calldata)?;
         let tx_id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
 
@@ -767,7 +783,7 @@ impl<S: ChainEventSink> Writer<S> {
         .bind(&self.sender_text)
         .bind(to_i64(nonce)?)
         .bind(kind.as_str())
-        .bind(addr_text(self.escrow))
+        .bind(addr_text(to))
         .bind(calldata.to_string())
         .bind(to_i64(gas_limit)?)
         .bind(i64::try_from(jobs.len()).unwrap_or(i64::MAX))
@@ -885,6 +901,7 @@ impl<S: ChainEventSink> Writer<S> {
 
     fn sign(
         &self,
+        to: Address,
         nonce: u64,
         gas_limit: u64,
         max_fee: u128,
@@ -897,7 +914,7 @@ impl<S: ChainEventSink> Writer<S> {
             gas_limit,
             max_fee_per_gas: max_fee,
             max_priority_fee_per_gas: tip,
-            to: TxKind::Call(self.escrow),
+            to: TxKind::Call(to),
             value: U256::ZERO,
             access_list: Default::default(),
             input: calldata.clone(),
@@ -943,8 +960,8 @@ impl<S: ChainEventSink> Writer<S> {
 
     async fn load_tx(&self, id: &str) -> Result<Option<StoredTx>, ChainError> {
         let Some(row) = sqlx::query(
-            "SELECT id, nonce, kind, status, calldata, gas_limit, bumps, broadcast_failures, mined_tx_hash \
-             FROM chain_txs WHERE id = $1",
+            "SELECT id, nonce, kind, status, calldata, gas_limit, bumps, broadcast_failures, mined_tx_hash, \
+             to_address FROM chain_txs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.db.pool)
@@ -955,6 +972,10 @@ impl<S: ChainEventSink> Writer<S> {
         let kind: String = row.try_get(2)?;
         let calldata: String = row.try_get(4)?;
         let mined: Option<String> = row.try_get(8)?;
+        let to_text: String = row.try_get(9)?;
+        let to: Address = to_text
+            .parse()
+            .map_err(|_| ChainError::corrupt(format!("tx to_address {to_text}")))?;
         let attempts = sqlx::query(
             "SELECT tx_hash, attempt, raw_tx, max_fee_per_gas_wei, max_priority_fee_per_gas_wei, \
              broadcast_at_unix_ms, created_at_unix_ms FROM chain_tx_attempts WHERE tx_id = $1 ORDER BY attempt",
@@ -986,6 +1007,7 @@ impl<S: ChainEventSink> Writer<S> {
             id: row.try_get(0)?,
             nonce: to_u64(row.try_get(1)?)?,
             kind: JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("tx kind {kind}")))?,
+            to,
             status: row.try_get(3)?,
             calldata: parse_bytes(&calldata)?,
             gas_limit: to_u64(row.try_get(5)?)?,

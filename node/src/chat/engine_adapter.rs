@@ -46,7 +46,9 @@ fn internal(e: EngineError) -> BackendError {
     match e {
         EngineError::NotFound(_) => BackendError::NotFound,
         EngineError::QuoteExpired | EngineError::QuoteUsed => BackendError::QuoteExpired,
-        EngineError::NoRoute => BackendError::NoQuote(e.to_string()),
+        EngineError::NoRoute | EngineError::RecipientNotRegistered { .. } => {
+            BackendError::NoQuote(e.to_string())
+        }
         EngineError::Invalid(m) => BackendError::NoQuote(m),
         EngineError::InsufficientFunds { available, required } => BackendError::InsufficientFunds {
             balance: dec(&available),
@@ -191,6 +193,7 @@ impl ChatBackend for EngineBackend {
                     currency: None,
                     payout_method: engine_method(req.payout_method)?,
                     ttl_s: None,
+                    recipient_phone: Some(req.recipient_phone.to_string()),
                 })
                 .await
                 .map_err(internal)?;

@@ -253,6 +253,63 @@ pub fn quote(lang: Lang, q: &QuoteView) -> OutboundMessage {
     };
     let minutes = ((q.expires_at_unix_s - q.now_unix_s).max(0) + 59) / 60;
     let rate = q.rate.round_dp(4);
+    if q.payout_method == PayoutMethod::RemesaWallet {
+        // A P2P transfer between Remesa wallets: same currency, no partner, no rate to show.
+        let fee = if q.fee_total.is_zero() {
+            t(
+                lang,
+                " (free: no fee, no gas to pay)",
+                " (gratis: sin comisión ni gas)",
+            )
+        } else {
+            String::new()
+        };
+        let lines = match lang {
+            Lang::En => vec![
+                "*Your quote*".to_owned(),
+                format!("You send: {}", money(q.send_amount, &q.send_currency)),
+                format!("Fee: {}{fee}", money(q.fee_total, &q.send_currency)),
+                format!("Total to pay: *{}*", money(q.total_debit, &q.send_currency)),
+                format!(
+                    "{recipient} gets: *{}* in their Remesa wallet, instantly",
+                    money(q.payout_amount, &q.payout_currency)
+                ),
+                format!(
+                    "Valid for {minutes} min (until {}).",
+                    format_time(q.expires_at_unix_s)
+                ),
+                "Confirm?".to_owned(),
+            ],
+            Lang::Es => vec![
+                "*Tu cotización*".to_owned(),
+                format!("Envías: {}", money(q.send_amount, &q.send_currency)),
+                format!("Comisión: {}{fee}", money(q.fee_total, &q.send_currency)),
+                format!("Total a pagar: *{}*", money(q.total_debit, &q.send_currency)),
+                format!(
+                    "{recipient} recibe: *{}* en su billetera Remesa, al instante",
+                    money(q.payout_amount, &q.payout_currency)
+                ),
+                format!(
+                    "Válida por {minutes} min (hasta {}).",
+                    format_time(q.expires_at_unix_s)
+                ),
+                "¿Confirmas?".to_owned(),
+            ],
+        };
+        return OutboundMessage::with_buttons(
+            lines.join("\n"),
+            vec![
+                Button::new(
+                    format!("{BTN_CONFIRM}{}", q.quote_id),
+                    t(lang, "Confirm", "Confirmar"),
+                ),
+                Button::new(
+                    format!("{BTN_CANCEL}{}", q.quote_id),
+                    t(lang, "Cancel", "Cancelar"),
+                ),
+            ],
+        );
+    }
     let mut lines = match lang {
         Lang::En => vec![
             "*Your quote*".to_owned(),
@@ -738,6 +795,43 @@ pub fn settled(lang: Lang, reference: &str, tx_hash: Option<&str>) -> OutboundMe
     OutboundMessage::text(match lang {
         Lang::En => format!("Transfer {reference} is complete and settled on chain.{tx}"),
         Lang::Es => format!("El envío {reference} está completo y liquidado en cadena.{tx}"),
+    })
+}
+
+/// To the sender of a P2P transfer into a Remesa wallet: done.
+pub fn p2p_sent(
+    lang: Lang,
+    reference: &str,
+    amount: Decimal,
+    currency: &str,
+    tx_hash: Option<&str>,
+) -> OutboundMessage {
+    let tx = tx_hash.map(|h| format!("\ntx: {h}")).unwrap_or_default();
+    let amount = money(amount, currency);
+    OutboundMessage::text(match lang {
+        Lang::En => format!("Transfer {reference}: sent. {amount} is in the recipient's Remesa wallet.{tx}"),
+        Lang::Es => format!(
+            "Envío {reference}: enviado. {amount} ya está en la billetera Remesa del destinatario.{tx}"
+        ),
+    })
+}
+
+/// To the recipient of a P2P transfer: the money is in their Remesa wallet.
+pub fn p2p_received(
+    lang: Lang,
+    sender: &str,
+    amount: Decimal,
+    currency: &str,
+    reference: &str,
+) -> OutboundMessage {
+    let amount = money(amount, currency);
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "{sender} sent you {amount}, it is in your Remesa wallet. Write *balance* to see it.\nRef: {reference}"
+        ),
+        Lang::Es => format!(
+            "{sender} te envió {amount}, ya está en tu billetera Remesa. Escribe *saldo* para verlo.\nRef: {reference}"
+        ),
     })
 }
 

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::backend::{ChatBackend, TransitionEvent};
 use super::config::ChatConfig;
 use super::conversation;
-use super::intent::Lang;
 use super::intent::format_money;
+use super::intent::{Lang, PayoutMethod};
 use super::model::{OutboundMessage, Platform, TemplateMessage};
 use super::render::{self, IncomingView};
 use super::retry::RetryPolicy;
@@ -367,7 +367,7 @@ impl ChatService {
             Sender,
             Recipient,
         }
-        let plan: Vec<(Who, &str)> = match ev.to_state.as_str() {
+        let mut plan: Vec<(Who, &str)> = match ev.to_state.as_str() {
             "funds_locked" => vec![(Who::Sender, "locked"), (Who::Recipient, "incoming")],
             // If the engine's feed skipped funds_locked for us (cursor set late), these still deliver the code once.
             "payout_assigned" | "payout_accepted" => vec![(Who::Recipient, "incoming")],
@@ -382,6 +382,13 @@ impl ChatService {
             Err(super::backend::BackendError::NotFound) => return Ok(()),
             Err(e) => return Err(NotifyError::Backend(e.to_string())),
         };
+        // A P2P transfer into a Remesa wallet has no escrow or partner steps: settled is when both sides hear.
+        if view.payout_method == PayoutMethod::RemesaWallet {
+            plan = match ev.to_state.as_str() {
+                "settled" => vec![(Who::Sender, "p2p_sent"), (Who::Recipient, "p2p_received")],
+                _ => return Ok(()),
+            };
+        }
         for (who, what) in plan {
             let (platform, address, lang) = match who {
                 Who::Sender => match store
@@ -436,6 +443,20 @@ impl ChatService {
                 }
                 "paid" => render::paid(lang, &view.reference, to_sender),
                 "settled" => render::settled(lang, &view.reference, ev.tx_hash.as_deref()),
+                "p2p_sent" => render::p2p_sent(
+                    lang,
+                    &view.reference,
+                    view.payout_amount,
+                    &view.payout_currency,
+                    ev.tx_hash.as_deref(),
+                ),
+                "p2p_received" => render::p2p_received(
+                    lang,
+                    &view.sender_label,
+                    view.payout_amount,
+                    &view.payout_currency,
+                    &view.reference,
+                ),
                 _ => render::refunded(lang, &view.reference, to_sender),
             };
             let role = if to_sender { "sender" } else { "recipient" };

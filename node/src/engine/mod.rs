@@ -87,6 +87,12 @@ pub enum EngineError {
     QuoteUsed,
     #[error("no partner serves this corridor and payout method for this amount")]
     NoRoute,
+    /// A P2P transfer (payout method `remesa_wallet`) to a phone that has no Remesa wallet.
+    #[error(
+        "{phone} is not a Remesa user, so there is no Remesa wallet to send to: choose cash pickup, bank deposit \
+         or mobile wallet instead"
+    )]
+    RecipientNotRegistered { phone: String },
     #[error("insufficient funds: {available} available, {required} required")]
     InsufficientFunds { available: String, required: String },
     #[error("this idempotency key was used with a different request")]
@@ -284,6 +290,37 @@ pub(crate) async fn transition(
     } else {
         from.can_go_to(to)
     };
+    apply_transition(conn, id, from, to, cause, detail, allowed).await
+}
+
+/// [`transition`] for a direct P2P transfer into a Remesa wallet: checked against the direct machine
+/// ([`State::can_go_to_direct`], [`State::can_roll_back_direct_to`]).
+pub(crate) async fn transition_direct(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    from: State,
+    to: State,
+    cause: &str,
+    detail: serde_json::Value,
+    rollback: bool,
+) -> Result<i64> {
+    let allowed = if rollback {
+        from.can_roll_back_direct_to(to)
+    } else {
+        from.can_go_to_direct(to)
+    };
+    apply_transition(conn, id, from, to, cause, detail, allowed).await
+}
+
+async fn apply_transition(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    from: State,
+    to: State,
+    cause: &str,
+    detail: serde_json::Value,
+    allowed: bool,
+) -> Result<i64> {
     if !allowed {
         return Err(EngineError::Conflict(format!(
             "remittance {id} cannot go from {from} to {to}"

@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, U256};
+use alloy::sol_types::SolValue;
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::Row;
@@ -12,14 +13,21 @@ use super::authorization::{self, AuthTerms};
 use super::pricing::{self, PostedRate, PricingError};
 use super::state::State;
 use super::types::*;
-use super::{Engine, EngineError, Result, insert_transition, ledger, parse_state, transition};
-use crate::chain::{self, DepositJob, ReleaseJob, Terms};
+use super::{
+    Engine, EngineError, Result, insert_transition, ledger, parse_state, transition, transition_direct,
+};
+use crate::chain::{self, DepositJob, ReleaseJob, Terms, TransferJob};
 use crate::domain::{
     IdempotencyKey, PartnerId, PayoutMethod, PhoneNumber, PickupCode, currency_exponent, parse_currency,
 };
 use crate::store::{next_counter, now_ms};
 
 const RATES_PER_CALL_MAX: usize = 500;
+/// The fee of a P2P transfer into a Remesa wallet (payout method `remesa_wallet`), in token base units: none. The
+/// node's relayer pays the gas; no partner and no FX are involved, so the recipient gets exactly what is sent.
+pub const P2P_FEE_BASE_UNITS: i64 = 0;
+/// Domain separator of P2P remittance ids (so they can never collide with escrow terms hashes).
+const P2P_ID_TAG: &[u8] = b"remesa.p2p.v1";
 const RATE_VALIDITY_S_MAX: u64 = 30 * 24 * 3600;
 const NAME_LEN_MAX: usize = 100;
 /// How long an `Idempotency-Key` (and an unused expired quote) is kept: retries must come within this window.
@@ -29,7 +37,7 @@ pub(crate) const R_COLS: &str = "id, state, quote_id, sender_user_id, sender_add
     recipient_phone, recipient_name, country, currency, payout_method, send_amount_base_units, fee_base_units, \
     total_base_units, payout_amount_minor, rate, expiry_unix_s, claim_hash, payout_reference, failure_reason, \
     lock_tx_hash, release_tx_hash, refund_tx_hash, auth_valid_after, auth_valid_before, auth_signature, \
-    created_at_unix_ms, updated_at_unix_ms, pickup_code";
+    created_at_unix_ms, updated_at_unix_ms, pickup_code, recipient_address";
 
 /// A remittance row as stored (the pickup code included: never print it).
 #[derive(Clone)]
@@ -67,6 +75,8 @@ pub(crate) struct RemRow {
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
     pub pickup_code: String,
+    /// `remesa_wallet` only: the recipient's custodial address.
+    pub recipient_address: Option<String>,
 }
 
 impl std::fmt::Debug for RemRow {
@@ -119,6 +129,7 @@ impl RemRow {
             created_at_unix_ms: r.try_get(27)?,
             updated_at_unix_ms: r.try_get(28)?,
             pickup_code: r.try_get(29)?,
+            recipient_address: r.try_get(30)?,
         })
     }
 
@@ -693,6 +704,9 @@ impl Engine {
     /// A firm quote from the partner with the best net payout among those serving the corridor, method and amount.
     #[tracing::instrument(skip_all, fields(country = %req.country))]
     pub async fn quote(&self, req: QuoteRequest) -> Result<Quote> {
+        if req.payout_method == PayoutMethod::RemesaWallet {
+            return self.quote_p2p(req).await;
+        }
         let decimals = self.token_decimals();
         let send = parse_decimal("send_amount", &req.send_amount)?;
         if send <= Decimal::ZERO {
@@ -826,6 +840,7 @@ impl Engine {
                 .into(),
             expires_at_unix_ms: now.saturating_add(i64::try_from(ttl_s * 1000).unwrap_or(i64::MAX)),
             created_at_unix_ms: now,
+            recipient_phone: None,
         };
         let payout_minor = to_base(p.payout_amount, u8::try_from(exponent).unwrap_or(2))?;
         let body = serde_json::to_string(&quote).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -917,7 +932,8 @@ impl Engine {
         }
         let q = sqlx::query(&format!(
             "SELECT partner_id, country, currency, payout_method, send_amount_base_units, fee_base_units, \
-             total_base_units, rate, payout_amount_minor, expires_at_unix_ms, used_by FROM quotes WHERE id = $1{}",
+             total_base_units, rate, payout_amount_minor, expires_at_unix_ms, used_by, recipient_phone FROM quotes \
+             WHERE id = $1{}",
             self.db().dialect.for_update()
         ))
         .bind(&req.quote_id)
@@ -937,6 +953,19 @@ impl Engine {
         let method: String = q.try_get(3)?;
         let payout_method =
             PayoutMethod::parse(&method).ok_or_else(|| EngineError::Internal("quote method".into()))?;
+        if payout_method == PayoutMethod::RemesaWallet {
+            return self
+                .create_p2p(
+                    tx,
+                    &req,
+                    idempotency_key,
+                    &phone,
+                    &recipient_name,
+                    &q,
+                    &chain_info,
+                )
+                .await;
+        }
         if matches!(
             payout_method,
             PayoutMethod::BankDeposit | PayoutMethod::MobileWallet
@@ -1096,6 +1125,294 @@ impl Engine {
         tx.commit().await?;
         metrics::counter!("remesa_remittances_created_total").increment(1);
         Ok((self.to_api(&row), true))
+    }
+
+    /// A quote for a P2P transfer into the recipient's Remesa wallet (payout method `remesa_wallet`): USD
+    /// stablecoin, no partner (partner id 0), no FX (rate 1) and no fee ([`P2P_FEE_BASE_UNITS`]). Bound to the
+    /// recipient's phone, which must belong to a registered user with a custodial (Remesa) wallet.
+    async fn quote_p2p(&self, req: QuoteRequest) -> Result<Quote> {
+        let decimals = self.token_decimals();
+        let send = parse_decimal("send_amount", &req.send_amount)?;
+        if send <= Decimal::ZERO {
+            return Err(EngineError::Invalid("send_amount must be positive".into()));
+        }
+        if send.normalize().scale() > u32::from(decimals) {
+            return Err(EngineError::Invalid(format!(
+                "send_amount has at most {decimals} decimal places"
+            )));
+        }
+        let c = country(&req.country)?;
+        if let Some(cur) = req.currency.as_deref() {
+            let cur = parse_currency(cur).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            if cur != "USD" {
+                return Err(EngineError::Invalid(format!(
+                    "a Remesa wallet holds USD (stablecoin), not {cur}"
+                )));
+            }
+        }
+        let phone_text = req
+            .recipient_phone
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+            .ok_or_else(|| {
+                EngineError::Invalid("recipient_phone is required for payout method remesa_wallet".into())
+            })?;
+        let phone = PhoneNumber::parse(phone_text, None)
+            .map_err(|e| EngineError::Invalid(format!("recipient phone: {e}")))?;
+        let mut conn = self.db().pool.acquire().await?;
+        p2p_recipient(&mut conn, &phone).await?;
+        drop(conn);
+        let send_base = to_base(send, decimals)?;
+        let fee = tokens(P2P_FEE_BASE_UNITS, decimals);
+        let total_base = send_base
+            .checked_add(P2P_FEE_BASE_UNITS)
+            .ok_or_else(|| EngineError::Invalid("amount too large".into()))?;
+        let total = tokens(total_base, decimals);
+        let cfg = self.config();
+        let ttl_s = req
+            .ttl_s
+            .unwrap_or(cfg.quote_ttl_s_default)
+            .clamp(1, cfg.quote_ttl_s_max);
+        let now = now_ms();
+        let quote = Quote {
+            id: uuid::Uuid::now_v7().to_string(),
+            partner_id: 0,
+            partner_name: "Remesa".into(),
+            country: c,
+            currency: "USD".into(),
+            payout_method: PayoutMethod::RemesaWallet,
+            token_decimals: decimals,
+            send_amount: send.normalize().to_string(),
+            fee: fee.normalize().to_string(),
+            fee_fixed: fee.normalize().to_string(),
+            fee_variable: "0".into(),
+            fee_bps: 0,
+            total: total.normalize().to_string(),
+            rate: "1".into(),
+            payout_amount: send.normalize().to_string(),
+            mid_market_rate: "1".into(),
+            all_in_cost: fee.normalize().to_string(),
+            all_in_cost_percent: "0".into(),
+            rounding:
+                "no conversion: the recipient's Remesa wallet receives exactly the amount sent, in USD \
+                       stablecoin; no fee, the node pays the gas"
+                    .into(),
+            expires_at_unix_ms: now.saturating_add(i64::try_from(ttl_s * 1000).unwrap_or(i64::MAX)),
+            created_at_unix_ms: now,
+            recipient_phone: Some(phone.as_str().to_owned()),
+        };
+        let body = serde_json::to_string(&quote).map_err(|e| EngineError::Internal(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO quotes (id, partner_id, country, currency, payout_method, send_amount_base_units, \
+             fee_base_units, total_base_units, token_decimals, rate, mid_market_rate, payout_amount_minor, body, \
+             expires_at_unix_ms, created_at_unix_ms, recipient_phone) \
+             VALUES ($1, 0, $2, 'USD', $3, $4, $5, $6, $7, '1', '1', $4, $8, $9, $10, $11)",
+        )
+        .bind(&quote.id)
+        .bind(&quote.country)
+        .bind(PayoutMethod::RemesaWallet.as_str())
+        .bind(send_base)
+        .bind(P2P_FEE_BASE_UNITS)
+        .bind(total_base)
+        .bind(i64::from(decimals))
+        .bind(&body)
+        .bind(quote.expires_at_unix_ms)
+        .bind(quote.created_at_unix_ms)
+        .bind(phone.as_str())
+        .execute(&self.db().pool)
+        .await?;
+        metrics::counter!("remesa_quotes_total").increment(1);
+        Ok(quote)
+    }
+
+    /// Creates a P2P remittance into the recipient's Remesa wallet from a `remesa_wallet` quote: the sender's
+    /// custodial key signs an EIP-3009 `TransferWithAuthorization` (nonce = the remittance id) and the transfer is
+    /// queued in the chain outbox in the same database transaction (`quoted` → `pending_funds`). It settles when the
+    /// indexer sees the token `Transfer` (see the engine's chain sink).
+    #[allow(clippy::too_many_arguments)]
+    async fn create_p2p(
+        &self,
+        mut tx: crate::store::Tx,
+        req: &CreateRemittance,
+        idempotency_key: &IdempotencyKey,
+        phone: &PhoneNumber,
+        recipient_name: &str,
+        q: &AnyRow,
+        chain_info: &super::ChainInfo,
+    ) -> Result<(Remittance, bool)> {
+        let quote_phone: Option<String> = q.try_get(11)?;
+        if quote_phone.as_deref() != Some(phone.as_str()) {
+            return Err(EngineError::Invalid(
+                "this quote was made for another recipient".into(),
+            ));
+        }
+        let self_custody = || {
+            EngineError::Invalid(
+                "transfers into a Remesa wallet are sent by users whose wallet the node holds; a self-custody \
+                 wallet transfers directly with remesa-wallet"
+                    .into(),
+            )
+        };
+        let SenderRef::User { user_id } = &req.sender else {
+            return Err(self_custody());
+        };
+        let u = sqlx::query("SELECT custody, address, derivation_index FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(EngineError::NotFound("user"))?;
+        let custody: String = u.try_get(0)?;
+        if custody != "custodial" {
+            return Err(self_custody());
+        }
+        let sender = parse_address("sender address", &u.try_get::<String, _>(1)?)?;
+        let index: i64 = u.try_get(2)?;
+        let idx = u32::try_from(index).map_err(|_| EngineError::Internal("derivation index".into()))?;
+        let signer = self
+            .custody_required()?
+            .signer(idx)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let recipient = p2p_recipient(&mut tx, phone).await?;
+        if recipient == sender {
+            return Err(EngineError::Invalid(
+                "that is your own Remesa wallet: send to someone else".into(),
+            ));
+        }
+        let total: i64 = q.try_get(6)?;
+        self.ensure_available(&mut tx, sender, total).await?;
+
+        let now = now_ms();
+        let expiry_unix_s = u64::try_from(now / 1000)
+            .unwrap_or(0)
+            .saturating_add(self.config().remittance_expiry_s);
+        let value = U256::from(u64::try_from(total).map_err(|_| EngineError::Internal("total".into()))?);
+        // A random salt makes each id (the EIP-3009 nonce) unique; it is stored as the pickup code column but is no
+        // claim and is never shown.
+        let salt = PickupCode::generate();
+        let id_b = alloy::primitives::keccak256(
+            (
+                alloy::primitives::keccak256(P2P_ID_TAG),
+                chain_info.token,
+                sender,
+                recipient,
+                value,
+                expiry_unix_s,
+                salt.claim_hash(),
+            )
+                .abi_encode_params(),
+        );
+        let id = format!("{id_b:#x}");
+        let used = sqlx::query("UPDATE quotes SET used_by = $1 WHERE id = $2 AND used_by IS NULL")
+            .bind(&id)
+            .bind(&req.quote_id)
+            .execute(&mut *tx)
+            .await?;
+        if used.rows_affected() != 1 {
+            return Err(EngineError::QuoteUsed);
+        }
+        sqlx::query(
+            "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
+             partner_id, recipient_phone, recipient_name, recipient_account, country, currency, payout_method, \
+             send_amount_base_units, fee_base_units, total_base_units, payout_amount_minor, rate, expiry_unix_s, \
+             claim_hash, pickup_code, state, created_at_unix_ms, updated_at_unix_ms, recipient_address) VALUES \
+             ($1, $2, $3, $4, $5, 1, 0, $6, $7, NULL, $8, 'USD', $9, $10, $11, $12, $10, '1', $13, $14, $15, 'quoted', \
+             $16, $16, $17)",
+        )
+        .bind(&id)
+        .bind(&req.quote_id)
+        .bind(idempotency_key.as_str())
+        .bind(user_id)
+        .bind(addr_text(sender))
+        .bind(phone.as_str())
+        .bind(recipient_name)
+        .bind(q.try_get::<String, _>(1)?)
+        .bind(PayoutMethod::RemesaWallet.as_str())
+        .bind(q.try_get::<i64, _>(4)?)
+        .bind(q.try_get::<i64, _>(5)?)
+        .bind(total)
+        .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
+        .bind(format!("{:#x}", salt.claim_hash()))
+        .bind(salt.expose())
+        .bind(now)
+        .bind(addr_text(recipient))
+        .execute(&mut *tx)
+        .await?;
+        insert_transition(
+            &mut tx,
+            &id,
+            None,
+            State::Quoted,
+            "created",
+            json!({"quote_id": req.quote_id, "payout_method": "remesa_wallet"}),
+            now,
+        )
+        .await?;
+        let auth_terms = AuthTerms {
+            from: sender,
+            escrow: recipient, // the payee of a TransferWithAuthorization
+            value,
+            valid_after_unix_s: 0,
+            valid_before_unix_s: expiry_unix_s,
+            nonce: id_b,
+        };
+        let auth = authorization::sign_transfer(&signer, &chain_info.domain, &auth_terms)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        sqlx::query("UPDATE remittances SET auth_valid_after = $1, auth_valid_before = $2, auth_signature = $3 WHERE id = $4")
+            .bind(0i64)
+            .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
+            .bind(authorization::signature_hex(&auth))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        transition_direct(
+            &mut tx,
+            &id,
+            State::Quoted,
+            State::PendingFunds,
+            "authorized",
+            json!({"by": "custodial key", "authorization": "transfer_with_authorization"}),
+            false,
+        )
+        .await?;
+        chain::enqueue_transfer(
+            &mut tx,
+            TransferJob {
+                remittance_id: id_b,
+                from: sender,
+                to: recipient,
+                value_base_units: value,
+                authorization: auth,
+            },
+        )
+        .await?;
+        let row = load(&mut tx, &id, "")
+            .await?
+            .ok_or(EngineError::NotFound("remittance"))?;
+        tx.commit().await?;
+        metrics::counter!("remesa_remittances_created_total").increment(1);
+        Ok((self.to_api(&row), true))
+    }
+
+    /// Refuses when the sender's ledger balance minus what its pending remittances will pull is below `total`.
+    async fn ensure_available(&self, tx: &mut crate::store::Tx, sender: Address, total: i64) -> Result<()> {
+        let balance = ledger::balance(&mut **tx, &ledger::wallet(&addr_text(sender))).await?;
+        let pending = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(total_base_units), 0) AS BIGINT) FROM remittances \
+             WHERE sender_address = $1 AND state IN ('quoted', 'pending_funds')",
+        )
+        .bind(addr_text(sender))
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get::<i64, _>(0)?;
+        let available = balance.saturating_sub(pending);
+        if available < total {
+            let d = self.token_decimals();
+            return Err(EngineError::InsufficientFunds {
+                available: tokens(available.max(0), d).normalize().to_string(),
+                required: tokens(total, d).normalize().to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn auth_terms(&self, chain_info: &super::ChainInfo, terms: &Terms, id: B256, now_ms: i64) -> AuthTerms {
@@ -1311,6 +1628,12 @@ impl Engine {
         if r.state == State::Cancelled {
             drop(tx);
             return Ok(self.to_api(&r));
+        }
+        if r.payout_method == PayoutMethod::RemesaWallet && r.state != State::Quoted {
+            return Err(EngineError::Conflict(format!(
+                "an instant transfer to a Remesa wallet cannot be cancelled once authorized (it is {})",
+                r.state
+            )));
         }
         if !matches!(r.state, State::Quoted | State::PendingFunds) {
             return Err(EngineError::Conflict(format!(
@@ -1635,7 +1958,12 @@ impl Engine {
             fee: tokens(r.fee_base, d).normalize().to_string(),
             total: tokens(r.total_base, d).normalize().to_string(),
             total_base_units: r.total_base.to_string(),
-            payout_amount: Decimal::new(r.payout_minor, exp).to_string(),
+            // remesa_wallet: no conversion, the recipient gets exactly the tokens sent
+            payout_amount: if r.payout_method == PayoutMethod::RemesaWallet {
+                tokens(r.send_base, d).normalize().to_string()
+            } else {
+                Decimal::new(r.payout_minor, exp).to_string()
+            },
             rate: r.rate.clone(),
             expiry_unix_s: r.expiry_unix_s,
             claim_hash: r.claim_hash.clone(),
@@ -1645,10 +1973,27 @@ impl Engine {
             release_tx_hash: r.release_tx_hash.clone(),
             refund_tx_hash: r.refund_tx_hash.clone(),
             authorization_request,
+            recipient_address: r.recipient_address.clone(),
             created_at_unix_ms: r.created_at_unix_ms,
             updated_at_unix_ms: r.updated_at_unix_ms,
         }
     }
+}
+
+/// The Remesa (custodial) wallet of the first registered user with this phone, or
+/// [`EngineError::RecipientNotRegistered`].
+async fn p2p_recipient(conn: &mut sqlx::AnyConnection, phone: &PhoneNumber) -> Result<Address> {
+    let row = sqlx::query(
+        "SELECT address FROM users WHERE phone = $1 AND custody = 'custodial' ORDER BY created_at_unix_ms LIMIT 1",
+    )
+    .bind(phone.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| EngineError::RecipientNotRegistered {
+        phone: phone.as_str().to_owned(),
+    })?;
+    let a: String = row.try_get(0)?;
+    parse_address("recipient address", &a)
 }
 
 enum BindVal {

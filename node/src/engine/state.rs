@@ -110,6 +110,22 @@ impl State {
         )
     }
 
+    /// Whether `self → to` is a forward transition of a direct P2P transfer into a Remesa wallet (payout method
+    /// `remesa_wallet`): no escrow and no partner, so quoted → pending_funds (authorized, transfer queued) →
+    /// settled (the token `Transfer` was indexed), or failed when the transfer could not be sent.
+    pub fn can_go_to_direct(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (Quoted, PendingFunds | Cancelled | Expired | Failed) | (PendingFunds, Settled | Failed)
+        )
+    }
+
+    /// Whether a reorg that removed the transfer of a direct P2P payment may move it from `self` back to `to`.
+    pub fn can_roll_back_direct_to(self, to: State) -> bool {
+        matches!((self, to), (State::Settled, State::PendingFunds))
+    }
+
     /// Whether a reorg that removed the event which led to `self` may move it back to `to`.
     pub fn can_roll_back_to(self, to: State) -> bool {
         use State::*;
@@ -163,6 +179,31 @@ mod tests {
         assert!(!Settled.can_go_to(Refunded));
         assert!(!Refunded.can_go_to(Settled));
         assert!(!FundsLocked.can_go_to(Cancelled));
+    }
+
+    #[test]
+    fn direct_transfers_have_their_own_short_path() {
+        use State::*;
+        assert!(Quoted.can_go_to_direct(PendingFunds));
+        assert!(PendingFunds.can_go_to_direct(Settled));
+        assert!(PendingFunds.can_go_to_direct(Failed));
+        // the escrow machine never skips to settled, the direct one never visits the escrow states
+        assert!(!PendingFunds.can_go_to(Settled));
+        for s in [
+            FundsLocked,
+            PayoutAssigned,
+            PayoutAccepted,
+            Paid,
+            RefundPending,
+            Refunded,
+        ] {
+            assert!(!PendingFunds.can_go_to_direct(s), "{s}");
+            assert!(!s.can_go_to_direct(Settled), "{s}");
+        }
+        assert!(!Settled.can_go_to_direct(Refunded));
+        assert!(!PendingFunds.can_go_to_direct(Cancelled));
+        assert!(Settled.can_roll_back_direct_to(PendingFunds));
+        assert!(!Settled.can_roll_back_direct_to(Paid));
     }
 
     #[test]

@@ -149,9 +149,15 @@ pub struct QuoteRequest {
     pub country: String,
     /// Payout currency; may be omitted when the country's partners pay out in one currency.
     pub currency: Option<String>,
+    /// `remesa_wallet` sends USD stablecoin straight into the recipient's Remesa wallet: an instant, gasless P2P
+    /// transfer with no partner, no FX and no fee; it needs `recipient_phone` of a registered user.
     pub payout_method: PayoutMethod,
     /// Requested validity in seconds; capped by the server.
     pub ttl_s: Option<u64>,
+    /// The recipient's phone (E.164). Required for `remesa_wallet` (the quote is bound to it and refused when the
+    /// phone has no Remesa wallet); ignored for the other methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_phone: Option<String>,
 }
 
 /// A firm, single-use quote.
@@ -193,6 +199,9 @@ pub struct Quote {
     pub rounding: String,
     pub expires_at_unix_ms: i64,
     pub created_at_unix_ms: i64,
+    /// `remesa_wallet` quotes only: the recipient the quote is bound to (E.164).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_phone: Option<String>,
 }
 
 /// Who pays.
@@ -299,10 +308,14 @@ pub struct Remittance {
     pub payout_reference: Option<String>,
     pub failure_reason: Option<String>,
     pub lock_tx_hash: Option<String>,
+    /// The transaction that paid out: the escrow release to the partner, or (`remesa_wallet`) the P2P transfer.
     pub release_tx_hash: Option<String>,
     pub refund_tx_hash: Option<String>,
     /// Present while a self-custody sender still has to sign.
     pub authorization_request: Option<AuthorizationRequest>,
+    /// `remesa_wallet` only: the recipient's Remesa (custodial) wallet address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_address: Option<String>,
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
 }

@@ -125,6 +125,12 @@ impl From<EngineError> for Problem {
                 "No partner available",
                 Some(e.to_string()),
             ),
+            EngineError::RecipientNotRegistered { .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "recipient-not-registered",
+                "The recipient has no Remesa wallet",
+                Some(e.to_string()),
+            ),
             EngineError::InsufficientFunds { .. } => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "insufficient-funds",

@@ -147,9 +147,10 @@ impl From<EngineError> for ApiError {
             EngineError::IdempotencyMismatch => Self::Unprocessable(e.to_string()),
             EngineError::Forbidden(_) => Self::NotFound("payout"),
             EngineError::Unavailable(m) => Self::Unavailable(m),
-            EngineError::QuoteExpired | EngineError::QuoteUsed | EngineError::NoRoute => {
-                Self::Conflict(e.to_string())
-            }
+            EngineError::QuoteExpired
+            | EngineError::QuoteUsed
+            | EngineError::NoRoute
+            | EngineError::RecipientNotRegistered { .. } => Self::Conflict(e.to_string()),
             other => Self::Internal(format!("{other:?}")),
         }
     }

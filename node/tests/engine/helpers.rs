@@ -158,6 +158,7 @@ impl TestEnv {
             currency: Some("GTQ".into()),
             payout_method: PayoutMethod::CashPickup,
             ttl_s: None,
+            recipient_phone: None,
         }
     }
 

@@ -136,6 +136,7 @@ pub async fn locked_remittance(node: &Node, method: PayoutMethod, key: &str) -> 
             currency: Some("GTQ".into()),
             payout_method: method,
             ttl_s: None,
+            recipient_phone: None,
         })
         .await
         .unwrap();
@@ -249,6 +250,7 @@ async fn api_flow(t: TestDb) {
             currency: Some("GTQ".into()),
             payout_method: PayoutMethod::CashPickup,
             ttl_s: None,
+            recipient_phone: None,
         })
         .await
         .unwrap();

@@ -168,6 +168,7 @@ async fn e2e(database_url: String) {
                 currency: Some("GTQ".into()),
                 payout_method: method,
                 ttl_s: None,
+                recipient_phone: None,
             })
             .await
             .unwrap();

@@ -1,0 +1,5 @@
+-- P2P transfers straight into a Remesa wallet (payout method remesa_wallet): no partner (partner_id 0), no FX.
+-- The quote is bound to the recipient's phone; the remittance records the recipient's custodial address, the
+-- EIP-3009 TransferWithAuthorization is sent to the token by the chain outbox (chain_jobs.kind = 'transfer').
+ALTER TABLE quotes ADD COLUMN recipient_phone TEXT;
+ALTER TABLE remittances ADD COLUMN recipient_address TEXT;
