@@ -30,6 +30,8 @@ pub enum ChainError {
     Rpc { what: String, message: String },
     #[error("{what} was refused by the contract: {reason}")]
     Refused { what: String, reason: String },
+    #[error("the relayer account {relayer} cannot pay for gas: fund it with the chain's native coin")]
+    RelayerUnfunded { relayer: Address },
     #[error("there is no contract at {address} on this chain (is the deployment file for this chain?)")]
     NoContract { address: Address },
     #[error("transaction {tx_hash} failed on chain (reverted, {gas_used} gas used)")]
@@ -52,7 +54,10 @@ impl ChainError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            ChainError::InvalidUrl(_) | ChainError::Refused { .. } | ChainError::NoContract { .. }
+            ChainError::InvalidUrl(_)
+                | ChainError::Refused { .. }
+                | ChainError::NoContract { .. }
+                | ChainError::RelayerUnfunded { .. }
         )
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! No floating point anywhere. Parsing from a decimal string is exact: more fractional digits than the token has is
 //! an error unless the extra digits are all zero ("1.5000000" with 6 decimals is exactly 1.5). Conversions to and from
-//! [`rust_decimal::Decimal`] state their rounding in their names.
+//! [`rust_decimal::Decimal`] state their rounding in their names: exact, round down (payouts), round up
+//! (fees).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -28,6 +29,13 @@ pub enum MoneyError {
     Overflow,
     #[error("the amount must be greater than zero")]
     Zero,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    Exact,
+    Down,
+    Up,
 }
 
 /// An amount of a token in base units (`U256`), with the token's decimals (read from the chain) beside it.
@@ -146,36 +154,45 @@ impl TokenAmount {
     /// From a [`Decimal`] in whole tokens, exactly: `TooPrecise` if it has more (non-zero) decimal places than the
     /// token.
     pub fn from_decimal_exact(d: Decimal, decimals: u8) -> Result<Self, MoneyError> {
-        Self::from_decimal(d, decimals, false)
+        Self::from_decimal(d, decimals, Rounding::Exact)
     }
 
     /// From a [`Decimal`] in whole tokens, rounding toward zero (down) to the token's base unit. Use this for amounts
     /// paid out; never for amounts charged.
     pub fn from_decimal_round_down(d: Decimal, decimals: u8) -> Result<Self, MoneyError> {
-        Self::from_decimal(d, decimals, true)
+        Self::from_decimal(d, decimals, Rounding::Down)
     }
 
-    fn from_decimal(d: Decimal, decimals: u8, round_down: bool) -> Result<Self, MoneyError> {
+    /// From a [`Decimal`] in whole tokens, rounding away from zero (up) to the token's base unit. Use this for fees
+    /// and amounts charged.
+    pub fn from_decimal_round_up(d: Decimal, decimals: u8) -> Result<Self, MoneyError> {
+        Self::from_decimal(d, decimals, Rounding::Up)
+    }
+
+    fn from_decimal(d: Decimal, decimals: u8, rounding: Rounding) -> Result<Self, MoneyError> {
         if d.is_sign_negative() && !d.is_zero() {
             return Err(MoneyError::Negative);
         }
         let d = d.normalize();
         let scale = d.scale();
-        let (mantissa, scale) = if scale > u32::from(decimals) {
-            if !round_down {
+        let (mantissa, scale, remainder) = if scale > u32::from(decimals) {
+            if rounding == Rounding::Exact {
                 return Err(MoneyError::TooPrecise { decimals });
             }
             let t = d.trunc_with_scale(u32::from(decimals));
-            (t.mantissa(), t.scale())
+            (t.mantissa(), t.scale(), t != d)
         } else {
-            (d.mantissa(), scale)
+            (d.mantissa(), scale, false)
         };
         let m: u128 = mantissa.unsigned_abs();
         let exp = u32::from(decimals) - scale;
         let factor = U256::from(10u8)
             .checked_pow(U256::from(exp))
             .ok_or(MoneyError::Overflow)?;
-        let units = U256::from(m).checked_mul(factor).ok_or(MoneyError::Overflow)?;
+        let mut units = U256::from(m).checked_mul(factor).ok_or(MoneyError::Overflow)?;
+        if remainder && rounding == Rounding::Up {
+            units = units.checked_add(U256::from(1u8)).ok_or(MoneyError::Overflow)?;
+        }
         Ok(Self {
             base_units: units,
             decimals,
@@ -288,6 +305,7 @@ mod tests {
             Err(MoneyError::TooPrecise { decimals: 6 })
         );
         assert_eq!(TokenAmount::from_decimal_round_down(d, 6), Ok(amt(1_234_567, 6)));
+        assert_eq!(TokenAmount::from_decimal_round_up(d, 6), Ok(amt(1_234_568, 6)));
         assert_eq!(
             TokenAmount::from_decimal_exact(Decimal::NEGATIVE_ONE, 6),
             Err(MoneyError::Negative)
@@ -324,6 +342,7 @@ mod tests {
             let d = a.to_decimal().expect("fits");
             prop_assert_eq!(TokenAmount::from_decimal_exact(d, decimals), Ok(a));
             prop_assert_eq!(TokenAmount::from_decimal_round_down(d, decimals), Ok(a));
+            prop_assert_eq!(TokenAmount::from_decimal_round_up(d, decimals), Ok(a));
         }
 
         #[test]
@@ -335,6 +354,8 @@ mod tests {
             );
             let a = TokenAmount::from_decimal_round_down(d, decimals).expect("fits");
             prop_assert_eq!(a.base_units(), U256::from(units));
+            let up = TokenAmount::from_decimal_round_up(d, decimals).expect("fits");
+            prop_assert_eq!(up.base_units(), U256::from(units) + U256::from(1u8));
             prop_assert_eq!(
                 TokenAmount::from_decimal_exact(d, decimals),
                 Err(MoneyError::TooPrecise { decimals })

@@ -203,10 +203,18 @@ impl Relayer {
         let provider = self.chain.provider();
         let mut slot = self.next_nonce.lock().await;
         // Refused here (a revert) means nothing was sent and no nonce is used.
-        let estimate = self
+        let estimate = match self
             .chain
             .rpc(label, provider.estimate_gas(base.clone()).into_future())
-            .await?;
+            .await
+        {
+            Err(e) if rpc_message(&e).contains("insufficient funds") => {
+                return Err(ChainError::RelayerUnfunded {
+                    relayer: self.address,
+                });
+            }
+            other => other?,
+        };
         let gas_limit = estimate.saturating_mul(self.config.gas_limit_percent) / 100;
         let fees = self
             .chain
@@ -239,6 +247,11 @@ impl Relayer {
                     // Not in the mempool: do not keep the nonce; the next attempt reads the chain.
                     *slot = None;
                     let m = rpc_message(&e);
+                    if m.contains("insufficient funds") {
+                        return Err(ChainError::RelayerUnfunded {
+                            relayer: self.address,
+                        });
+                    }
                     if !retried && (m.contains("nonce too low") || m.contains("nonce too high")) {
                         retried = true;
                         continue;

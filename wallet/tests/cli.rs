@@ -186,6 +186,14 @@ async fn send_is_gasless_and_refuses_bad_input() {
     cli.run_with(&["send", "1", &to.to_string()], &wrong, None)
         .fails(2, "wrong passphrase")
         .hides(&["not the passphrase", PASSPHRASE]);
+    let broke = hex::encode(PrivateKeySigner::random().to_bytes());
+    let unfunded = [
+        ("REMESA_WALLET_PASSPHRASE", PASSPHRASE),
+        ("REMESA_RELAYER_KEY", broke.as_str()),
+    ];
+    cli.run_with(&["send", "1", &to.to_string()], &unfunded, None)
+        .fails(2, "cannot pay for gas")
+        .hides(&[&broke]);
     let bad_relayer = [
         ("REMESA_WALLET_PASSPHRASE", PASSPHRASE),
         ("REMESA_RELAYER_KEY", "0xdeadbeef"),
