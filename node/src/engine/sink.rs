@@ -10,11 +10,12 @@ use sqlx::Row;
 
 use super::ops::{R_COLS, RemRow, load};
 use super::state::State;
-use super::{Engine, EngineError, ledger, lock_feed, transition};
+use super::{Engine, EngineError, ledger, lock_feed, transition, transition_direct};
 use crate::chain::{
     ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, JobKind, RefundJob, Refunded, Released,
     RolledBack, Settled, SinkError, SkipReason, Skipped,
 };
+use crate::domain::PayoutMethod;
 use crate::store::now_ms;
 
 fn amount_i64(a: U256) -> Result<i64, EngineError> {
@@ -267,7 +268,45 @@ impl Engine {
         let mut events = rb.events.clone();
         events.sort_by(|a, b| b.block_number.cmp(&a.block_number).then_with(|| b.id.cmp(&a.id)));
         for ev in &events {
+            // a P2P transfer's settlement is booked against its remittance; find it before reversing
+            let p2p: Option<String> = if ev.kind == "custodial_transfer" {
+                sqlx::query(
+                    "SELECT remittance_id FROM ledger_entries WHERE source = $1 AND reversed_by IS NULL \
+                     AND kind = 'p2p_transfer'",
+                )
+                .bind(source(&ev.id))
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>(0))
+                .transpose()?
+                .flatten()
+            } else {
+                None
+            };
             ledger::reverse(tx, &source(&ev.id), "reorg").await?;
+            if let Some(id) = p2p {
+                if let Some(r) = load(tx, &id, self.db().dialect.for_update()).await?
+                    && r.state == State::Settled
+                {
+                    sqlx::query("UPDATE remittances SET release_tx_hash = NULL WHERE id = $1")
+                        .bind(&id)
+                        .execute(&mut **tx)
+                        .await?;
+                    let detail =
+                        json!({"event_id": ev.id, "from_block": rb.from_block, "to_block": rb.to_block});
+                    transition_direct(
+                        tx,
+                        &id,
+                        State::Settled,
+                        State::PendingFunds,
+                        "reorg",
+                        detail,
+                        true,
+                    )
+                    .await?;
+                }
+                continue;
+            }
             if ev.kind == "settled" {
                 sqlx::query("DELETE FROM settlements WHERE event_id = $1")
                     .bind(&ev.id)
@@ -299,6 +338,88 @@ impl Engine {
         Ok(())
     }
 
+    /// A token `Transfer` into a custodial address. When it was mined by one of the outbox's P2P transfer jobs it
+    /// settles that remittance (wallet:from → wallet:to, `pending_funds` → `settled`); otherwise it is money coming
+    /// in: from another custodial wallet (wallet → wallet) or from the outside world (external → wallet).
+    async fn transfer_in(&self, tx: &mut DbTx, ev: &CustodialTransfer) -> Result<(), EngineError> {
+        if ev.from_escrow {
+            return Ok(()); // booked from Refunded
+        }
+        let amount = amount_i64(ev.amount_base_units)?;
+        let from = format!("{:#x}", ev.from);
+        let to = format!("{:#x}", ev.to);
+        let tx_hash = format!("{:#x}", ev.meta.tx_hash);
+        let job = sqlx::query(
+            "SELECT j.remittance_id FROM chain_tx_attempts a JOIN chain_jobs j ON j.tx_id = a.tx_id \
+             WHERE a.tx_hash = $1 AND j.kind = 'transfer'",
+        )
+        .bind(&tx_hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = job {
+            lock_feed(tx).await?;
+            let id: String = row.try_get(0)?;
+            if let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? {
+                if r.payout_method == PayoutMethod::RemesaWallet
+                    && r.sender_address == from
+                    && r.recipient_address.as_deref() == Some(to.as_str())
+                    && r.total_base == amount
+                {
+                    ledger::post(
+                        tx,
+                        Some(&id),
+                        "p2p_transfer",
+                        &source(&ev.meta.id),
+                        Some(ev.meta.block_number),
+                        &[(ledger::wallet(&from), -amount), (ledger::wallet(&to), amount)],
+                    )
+                    .await?;
+                    if r.state == State::PendingFunds {
+                        sqlx::query("UPDATE remittances SET release_tx_hash = $1 WHERE id = $2")
+                            .bind(&tx_hash)
+                            .bind(&id)
+                            .execute(&mut **tx)
+                            .await?;
+                        transition_direct(
+                            tx,
+                            &id,
+                            State::PendingFunds,
+                            State::Settled,
+                            "transferred",
+                            json!({"tx_hash": tx_hash, "event_id": ev.meta.id, "block_number": ev.meta.block_number}),
+                            false,
+                        )
+                        .await?;
+                    } else if r.state != State::Settled {
+                        tracing::error!(target: "engine", remittance_id = id, state = %r.state, "P2P transfer mined for a remittance that is not pending: operator attention needed");
+                    }
+                    return Ok(());
+                }
+                tracing::error!(target: "engine", remittance_id = id, "transfer job's token Transfer does not match its remittance: booked as a plain transfer");
+            }
+        }
+        let from_custodial = sqlx::query("SELECT id FROM users WHERE address = $1 AND custody = 'custodial'")
+            .bind(&from)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        let counterpart = if from_custodial {
+            ledger::wallet(&from)
+        } else {
+            ledger::EXTERNAL.to_owned()
+        };
+        ledger::post(
+            tx,
+            None,
+            "transfer_in",
+            &source(&ev.meta.id),
+            Some(ev.meta.block_number),
+            &[(ledger::wallet(&to), amount), (counterpart, -amount)],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn job_failed(&self, tx: &mut DbTx, job: &FailedJob) -> Result<(), EngineError> {
         lock_feed(tx).await?;
         let id = format!("{:#x}", job.remittance_id);
@@ -319,6 +440,23 @@ impl Engine {
                     r.state,
                     State::Failed,
                     "deposit_failed",
+                    json!({"attempts": job.attempts, "error": job.error}),
+                    false,
+                )
+                .await?;
+            }
+            (JobKind::Transfer, State::PendingFunds) => {
+                sqlx::query("UPDATE remittances SET failure_reason = $1 WHERE id = $2")
+                    .bind(format!("transfer failed after {} attempts", job.attempts))
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+                transition_direct(
+                    tx,
+                    &id,
+                    r.state,
+                    State::Failed,
+                    "transfer_failed",
                     json!({"attempts": job.attempts, "error": job.error}),
                     false,
                 )
@@ -418,24 +556,7 @@ impl ChainEventSink for Engine {
         tx: &mut DbTx,
         ev: &CustodialTransfer,
     ) -> Result<(), SinkError> {
-        if ev.from_escrow {
-            return Ok(()); // booked from Refunded
-        }
-        let amount = amount_i64(ev.amount_base_units).map_err(sink_err)?;
-        ledger::post(
-            tx,
-            None,
-            "transfer_in",
-            &source(&ev.meta.id),
-            Some(ev.meta.block_number),
-            &[
-                (ledger::wallet(&format!("{:#x}", ev.to)), amount),
-                (ledger::EXTERNAL.to_owned(), -amount),
-            ],
-        )
-        .await
-        .map_err(sink_err)?;
-        Ok(())
+        self.transfer_in(tx, ev).await.map_err(sink_err)
     }
 
     async fn on_rolled_back(&self, tx: &mut DbTx, rb: &RolledBack) -> Result<(), SinkError> {
