@@ -121,13 +121,17 @@ impl Mnemonic {
 
     /// Checks the words and the checksum. The error never quotes the input.
     pub fn parse(input: &str) -> Result<Self, KeyError> {
-        let normalised = Zeroizing::new(
-            input
-                .split_whitespace()
-                .map(str::to_lowercase)
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        if input.len() > 1024 {
+            return Err(KeyError::InvalidMnemonic);
+        }
+        // Room for lower-casing without reallocating (a reallocation would leave an unzeroized copy).
+        let mut normalised = Zeroizing::new(String::with_capacity(input.len() * 3));
+        for word in input.split_whitespace() {
+            if !normalised.is_empty() {
+                normalised.push(' ');
+            }
+            normalised.extend(word.chars().flat_map(char::to_lowercase));
+        }
         Bip39::<English>::new_from_phrase(&normalised).map_err(|_| KeyError::InvalidMnemonic)?;
         Ok(Self(SecretString::from(normalised.as_str())))
     }

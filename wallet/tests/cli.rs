@@ -309,7 +309,8 @@ async fn remit_status_refund() {
     cli.run(&["remit", "20", "--partner", "1", "--expires-at-unix-s", "5"])
         .fails(2, "in the past");
     cli.run(&["status", "no-such-file.json"]).fails(2, "cannot read");
-    cli.run(&["refund", "0x1234"]).fails(2, "cannot read");
+    cli.run(&["refund", &id]).fails(2, "needs the remittance's terms");
+    cli.run(&["status", "0x1234"]).fails(2, "not a remittance id");
     let r = cli.run(&["--json", "status", "0x1234"]);
     assert_eq!(r.code, 2, "{r:#?}");
     assert_eq!(r.json()["error"]["kind"], "user");

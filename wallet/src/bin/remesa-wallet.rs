@@ -754,12 +754,16 @@ async fn run(ctx: &Ctx) -> Result<()> {
             ctx.print(&v, &human);
         }
         Command::Status { remittance } => {
-            let (id, terms) = match remittance.parse::<B256>() {
-                Ok(id) if remittance.starts_with("0x") => (id, None),
-                _ => {
-                    let t = parse_terms(remittance)?;
-                    (t.id(), Some(t))
-                }
+            let (id, terms) = if remittance.starts_with("0x") {
+                let id = remittance.parse::<B256>().map_err(|_| {
+                    CliError::user(format!(
+                        "{remittance:?} is not a remittance id (0x and 64 hex digits)"
+                    ))
+                })?;
+                (id, None)
+            } else {
+                let t = parse_terms(remittance)?;
+                (t.id(), Some(t))
             };
             let c = ctx.connect().await?;
             if let Some(t) = &terms
@@ -792,6 +796,11 @@ async fn run(ctx: &Ctx) -> Result<()> {
             ctx.print(&v, &human);
         }
         Command::Refund { remittance } => {
+            if remittance.starts_with("0x") {
+                return Err(CliError::user(
+                    "a refund needs the remittance's terms, not only its id: pass the file written by `remit --save`",
+                ));
+            }
             let terms = parse_terms(remittance)?;
             let c = ctx.connect().await?;
             if terms.escrow != c.deployment.escrow {
