@@ -386,6 +386,18 @@ mod tests {
         }
 
         #[test]
+        fn blank_is_empty(s in "[ \t\n\r]{0,10}", decimals in any::<u8>()) {
+            prop_assert_eq!(TokenAmount::parse(&s, decimals), Err(MoneyError::Empty));
+        }
+
+        #[test]
+        fn zeros_are_zero_for_parse_positive(int in "0{1,5}", frac in "0{0,5}") {
+            let s = format!("{int}.{frac}");
+            prop_assert_eq!(TokenAmount::parse_positive(&s, 6), Err(MoneyError::Zero));
+            prop_assert_eq!(TokenAmount::parse(&s, 6), Ok(TokenAmount::zero(6)));
+        }
+
+        #[test]
         fn beyond_u256_overflows(extra in "[1-9][0-9]{78,90}") {
             prop_assert_eq!(TokenAmount::parse(&extra, 0), Err(MoneyError::Overflow));
         }
