@@ -17,12 +17,14 @@ use crate::engine::{
 
 type ApiResult<T> = Result<T, Problem>;
 
-/// Get a firm, single-use quote from the partner with the best net payout.
+/// Get a firm, single-use quote from the partner with the best net payout. With `payout_method` `remesa_wallet`
+/// and the `recipient_phone` of a registered user, the quote is for an instant, gasless P2P transfer of USD
+/// stablecoin into the recipient's Remesa wallet: no partner (`partner_id` 0), no FX (rate 1), no fee.
 #[utoipa::path(post, path = "/v1/quotes", tag = "quotes", request_body = QuoteRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the POST safe to retry")),
     responses(
         (status = 201, description = "Firm quote", body = Quote),
-        (status = 422, description = "Invalid request or no partner for the corridor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request, no partner for the corridor, or (remesa_wallet) the recipient phone has no Remesa wallet (`recipient-not-registered`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_quote(
     State(st): State<AppState>,

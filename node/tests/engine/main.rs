@@ -7,6 +7,7 @@ mod helpers;
 mod http;
 mod lifecycle;
 mod model;
+mod p2p;
 mod quotes;
 
 /// Runs an async test body against SQLite and then PostgreSQL.
