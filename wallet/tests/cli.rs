@@ -104,6 +104,33 @@ async fn keys_new_import_list_balance_faucet() {
     )
     .fails(2, "nothing to import");
 
+    // address: derived accounts (the restored mnemonic derives the same ones)
+    let run = cli
+        .run(&["--json", "address", "--index", "1", "--count", "3"])
+        .ok();
+    let accounts = run.json()["accounts"].as_array().unwrap().clone();
+    assert_eq!(accounts.len(), 3);
+    assert_eq!(accounts[0]["index"], 1);
+    let restored = cli
+        .run(&["--json", "address", "restored", "--index", "1", "--count", "3"])
+        .ok();
+    assert_eq!(restored.json()["accounts"].as_array().unwrap(), &accounts);
+    let run = cli.run_with(&["address"], &[], None).ok();
+    assert!(
+        run.stdout.to_lowercase().contains(&default_addr.to_lowercase()),
+        "index 0 needs no passphrase: {run:#?}"
+    );
+    cli.run(&["address", "hot", "--index", "1"])
+        .fails(2, "account 1 could not be derived");
+    cli.run(&["address", "--count", "1000"])
+        .fails(2, "between 1 and 100");
+    cli.run_with(
+        &["address", "--index", "2"],
+        &[("REMESA_WALLET_PASSPHRASE", "nope nope nope")],
+        None,
+    )
+    .fails(2, "wrong passphrase");
+
     // list
     let run = cli.run(&["list"]).ok();
     for name in ["default", "quiet", "restored", "hot"] {
@@ -359,4 +386,31 @@ async fn network_failures_exit_3_with_the_reason() {
     other.save(&path).unwrap();
     cli.run(&["--deployment", path.to_str().unwrap(), "balance"])
         .fails(2, "no contract at");
+    // Not the scripts/devnet.sh deployment (another deployer): no built-in faucet or relayer key.
+    cli.run(&["faucet", "1"]).ok();
+    let foreign = remesa_wallet::devnet::Deployment {
+        deployer: Address::repeat_byte(0x77),
+        ..d.deployment.clone()
+    };
+    let path = cli.dir.path().join("foreign.json");
+    foreign.save(&path).unwrap();
+    let foreign = ["--deployment", path.to_str().unwrap()];
+    cli.run(&[&foreign[..], &["faucet", "1"]].concat())
+        .fails(2, "devnet only");
+    cli.run(
+        &[
+            &foreign[..],
+            &["send", "1", "0x0000000000000000000000000000000000000001"],
+        ]
+        .concat(),
+    )
+    .fails(2, "no relayer key: set REMESA_RELAYER_KEY");
+    cli.run(
+        &[
+            &foreign[..],
+            &["send", "100", "0x0000000000000000000000000000000000000001"],
+        ]
+        .concat(),
+    )
+    .fails(2, "insufficient balance");
 }

@@ -90,6 +90,17 @@ enum Command {
     },
     /// List wallets (no passphrase needed).
     List,
+    /// Addresses of a wallet's accounts m/44'/60'/0'/0/<index> (needs the passphrase for a mnemonic wallet).
+    Address {
+        #[arg(default_value = "default")]
+        wallet: String,
+        /// First index.
+        #[arg(long, default_value_t = 0)]
+        index: u32,
+        /// How many consecutive accounts (at most 100).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
     /// Token and native balance of a wallet name or an 0x address.
     Balance {
         #[arg(default_value = "default")]
@@ -573,6 +584,34 @@ async fn run(ctx: &Ctx) -> Result<()> {
                     .join("\n")
             };
             ctx.print(&json!({"keystore_dir": ks.dir(), "wallets": wallets}), &human);
+        }
+        Command::Address { wallet, index, count } => {
+            if *count == 0 || *count > 100 {
+                return Err(CliError::user("--count must be between 1 and 100"));
+            }
+            let ks = ctx.keystore()?;
+            let info = ks.info(wallet)?;
+            let addresses: Vec<(u32, Address)> = if *index == 0 && *count == 1 {
+                vec![(0, info.address)]
+            } else {
+                let end = index
+                    .checked_add(*count)
+                    .ok_or_else(|| CliError::user("--index is too large"))?;
+                let unlocked = ks.unlock(wallet, &ctx.passphrase(false)?)?;
+                (*index..end)
+                    .map(|i| Ok((i, unlocked.signer(i)?.address())))
+                    .collect::<Result<_>>()?
+            };
+            let human = addresses
+                .iter()
+                .map(|(i, a)| format!("{wallet}/{i}  {a}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let list: Vec<Value> = addresses
+                .iter()
+                .map(|(i, a)| json!({"index": i, "address": a}))
+                .collect();
+            ctx.print(&json!({"wallet": wallet, "accounts": list}), &human);
         }
         Command::Balance { account } => {
             let address = ctx.resolve(account)?;
