@@ -35,7 +35,7 @@ const ANA: &str = "15551234567";
 const MARIA: &str = "50255550101";
 const SETTLEMENT: Address = Address::repeat_byte(0x5e);
 
-fn artifact(name: &str) -> Result<Vec<u8>> {
+pub fn artifact(name: &str) -> Result<Vec<u8>> {
     let path = repo_root().join(format!("contracts/artifacts/{name}.json"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| path.display().to_string())?)?;
@@ -43,7 +43,7 @@ fn artifact(name: &str) -> Result<Vec<u8>> {
     Ok(code.to_vec())
 }
 
-async fn deploy(p: &DynProvider, code: Vec<u8>) -> Result<Address> {
+pub async fn deploy(p: &DynProvider, code: Vec<u8>) -> Result<Address> {
     let receipt = p
         .send_transaction(TransactionRequest::default().with_deploy_code(code))
         .await?
@@ -53,7 +53,7 @@ async fn deploy(p: &DynProvider, code: Vec<u8>) -> Result<Address> {
     receipt.contract_address.context("no contract address")
 }
 
-async fn call(p: &DynProvider, to: Address, data: Vec<u8>) -> Result<()> {
+pub async fn call(p: &DynProvider, to: Address, data: Vec<u8>) -> Result<()> {
     let receipt = p
         .send_transaction(TransactionRequest::default().with_to(to).with_input(data))
         .await?
@@ -63,7 +63,7 @@ async fn call(p: &DynProvider, to: Address, data: Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,

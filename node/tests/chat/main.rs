@@ -5,6 +5,7 @@ mod fake_engine;
 mod full_node;
 mod harness;
 mod multi;
+mod p2p;
 mod store;
 mod terminal;
 mod webhooks;
