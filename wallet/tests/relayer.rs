@@ -146,6 +146,27 @@ async fn nonces_batches_and_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_broadcast_that_fails_leaves_no_gap() {
+    let d = common::devnet().await;
+    let key = PrivateKeySigner::random();
+    let relayer = remesa_wallet::Relayer::new(d.chain.clone(), key.clone(), quick());
+    let (t1, a1, _) = signed_deposit(&d, &anvil_dev_signer(1), 1_000_000, 3600).await;
+    // No gas coin: the node refuses the raw transaction; nothing reached the mempool.
+    let e = relayer.deposit(&t1, &a1).await.expect_err("unfunded");
+    assert!(matches!(e, ChainError::RelayerUnfunded { .. }), "{e:?}");
+    assert_eq!(relayer.next_nonce().await.unwrap(), 0);
+    d.chain
+        .provider()
+        .anvil_set_balance(key.address(), U256::from(10u128.pow(18)))
+        .await
+        .unwrap();
+    let p = relayer.deposit(&t1, &a1).await.unwrap();
+    assert_eq!(p.nonce, 0, "the failed send did not use up a nonce");
+    relayer.confirm(p, |_| {}).await.unwrap();
+    assert_eq!(relayer.next_nonce().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn stuck_and_dropped_transactions_are_replaced_with_higher_fees() {
     let d = common::devnet().await;
     let config = RelayerConfig {
