@@ -348,10 +348,14 @@ async fn p2p_on_anvil(database_url: Option<String>) -> Result<()> {
     );
     assert_eq!(history[2].detail["tx_hash"], tx_hash.as_str());
     // the transaction went to the token, from the node's relayer, gasless for Ana
-    let row = sqlx::query("SELECT to_address, sender, kind FROM chain_txs WHERE mined_tx_hash = $1")
-        .bind(&tx_hash)
-        .fetch_one(&engine.db().pool)
-        .await?;
+    // (looked up by attempt hash: the indexer may settle before the writer has recorded the receipt)
+    let row = sqlx::query(
+        "SELECT t.to_address, t.sender, t.kind FROM chain_tx_attempts a JOIN chain_txs t ON t.id = a.tx_id \
+         WHERE a.tx_hash = $1",
+    )
+    .bind(&tx_hash)
+    .fetch_one(&engine.db().pool)
+    .await?;
     assert_eq!(row.try_get::<String, _>(0)?, format!("{token:#x}"));
     assert_eq!(row.try_get::<String, _>(1)?, format!("{relayer:#x}"));
     assert_eq!(row.try_get::<String, _>(2)?, "transfer");
