@@ -34,6 +34,15 @@ pub enum BackendError {
     /// No partner serves that corridor/method, or the amount is outside limits; the text is user-facing.
     #[error("cannot quote: {0}")]
     NoQuote(String),
+    /// No partner serves that corridor and payout method for this amount.
+    #[error("no partner serves this corridor and payout method for this amount")]
+    NoRoute,
+    /// A transfer into a Remesa wallet, but the recipient's phone has none.
+    #[error("{phone} has no Remesa wallet")]
+    RecipientNotRegistered {
+        /// The recipient's phone (E.164).
+        phone: String,
+    },
     /// Unknown remittance.
     #[error("not found")]
     NotFound,

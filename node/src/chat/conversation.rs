@@ -460,6 +460,14 @@ async fn advance(
             replies.push(render::no_quote(lang, &reason));
             state.draft = None;
         }
+        Err(BackendError::NoRoute) => {
+            replies.push(render::no_route(lang));
+            state.draft = None;
+        }
+        Err(BackendError::RecipientNotRegistered { phone }) => {
+            replies.push(render::recipient_not_registered(lang, &phone));
+            state.draft = None;
+        }
         Err(BackendError::InsufficientFunds {
             balance,
             needed,
@@ -502,6 +510,10 @@ async fn confirm(
             ));
         }
         Err(BackendError::NoQuote(reason)) => replies.push(render::no_quote(lang, &reason)),
+        Err(BackendError::NoRoute) => replies.push(render::no_route(lang)),
+        Err(BackendError::RecipientNotRegistered { phone }) => {
+            replies.push(render::recipient_not_registered(lang, &phone))
+        }
         Err(e) => return Err(backend_err(e)),
     }
     Ok(())

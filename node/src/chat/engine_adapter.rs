@@ -46,9 +46,8 @@ fn internal(e: EngineError) -> BackendError {
     match e {
         EngineError::NotFound(_) => BackendError::NotFound,
         EngineError::QuoteExpired | EngineError::QuoteUsed => BackendError::QuoteExpired,
-        EngineError::NoRoute | EngineError::RecipientNotRegistered { .. } => {
-            BackendError::NoQuote(e.to_string())
-        }
+        EngineError::NoRoute => BackendError::NoRoute,
+        EngineError::RecipientNotRegistered { phone } => BackendError::RecipientNotRegistered { phone },
         EngineError::Invalid(m) => BackendError::NoQuote(m),
         EngineError::InsufficientFunds { available, required } => BackendError::InsufficientFunds {
             balance: dec(&available),

@@ -522,6 +522,36 @@ pub fn no_quote(lang: Lang, reason: &str) -> OutboundMessage {
     })
 }
 
+/// No partner serves the corridor and payout method for this amount.
+pub fn no_route(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => {
+            "Sorry, no payout partner serves that country and payout method for this amount. Try another \
+                     amount or payout method (cash pickup, bank deposit, mobile wallet)."
+                .to_owned()
+        }
+        Lang::Es => {
+            "Lo siento, ningún socio de pago atiende ese país y método de pago para este monto. Prueba otro \
+                     monto u otro método (efectivo, depósito bancario, billetera móvil)."
+                .to_owned()
+        }
+    })
+}
+
+/// A transfer into a Remesa wallet, but the recipient has none.
+pub fn recipient_not_registered(lang: Lang, phone: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "{phone} is not a Remesa user yet, so there is no Remesa wallet to send to. Send it as cash pickup, \
+             bank deposit or mobile wallet instead, or ask them to write to Remesa first."
+        ),
+        Lang::Es => format!(
+            "{phone} todavía no tiene billetera Remesa. Envíalo en efectivo, depósito bancario o billetera móvil, \
+             o pídele que le escriba primero a Remesa."
+        ),
+    })
+}
+
 /// The wallet lacks funds for the total.
 pub fn insufficient_funds(
     lang: Lang,
@@ -959,6 +989,20 @@ mod tests {
             PayoutMethod::parse("remesa_wallet"),
             Some(PayoutMethod::RemesaWallet)
         );
+    }
+
+    #[test]
+    fn refusals_speak_one_language() {
+        let en = recipient_not_registered(Lang::En, "+50255550101").text;
+        let es = recipient_not_registered(Lang::Es, "+50255550101").text;
+        assert!(
+            en.contains("+50255550101") && en.contains("is not a Remesa user") && en.contains("cash pickup")
+        );
+        assert!(es.contains("+50255550101") && es.contains("billetera Remesa") && es.contains("efectivo"));
+        assert!(!es.contains("Remesa user") && !es.contains("cash pickup"));
+        assert!(no_route(Lang::En).text.contains("no payout partner"));
+        let es = no_route(Lang::Es).text;
+        assert!(es.contains("ningún socio") && !es.contains("partner"));
     }
 
     #[test]
