@@ -17,6 +17,11 @@ struct Server {
 }
 
 async fn spawn(database_url: Option<String>) -> Server {
+    spawn_with(database_url, Figment::new()).await
+}
+
+/// `extra` settings are merged over the test defaults.
+async fn spawn_with(database_url: Option<String>, extra: Figment) -> Server {
     let dir = tempfile::tempdir().expect("tmp");
     let mut fig = Figment::new()
         .merge(Serialized::default("http_addr", "127.0.0.1:0"))
@@ -26,7 +31,7 @@ async fn spawn(database_url: Option<String>) -> Server {
     if let Some(url) = database_url {
         fig = fig.merge(Serialized::default("database_url", url));
     }
-    let config = Config::from_figment(fig).expect("config");
+    let config = Config::from_figment(fig.merge(extra)).expect("config");
     let app = remesa::app::build(config).await.expect("build");
     let port = app.port();
     let shutdown = app.state().shutdown.clone();
@@ -274,4 +279,66 @@ async fn api_contract_postgres() {
         return;
     };
     api_contract(Some(url)).await;
+}
+
+/// A handler that cannot finish within `http_timeout_ms` (here: its database write waits behind another
+/// connection's exclusive lock on the SQLite file) answers a 503 problem instead of hanging, and the node serves
+/// normally once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_handler_times_out_with_a_problem() {
+    use sqlx::Connection;
+    let s = spawn_with(
+        None,
+        Figment::new().merge(Serialized::default("http_timeout_ms", 300)),
+    )
+    .await;
+    let db_file = s._dir.path().join("remesa.sqlite");
+    assert!(
+        db_file.exists(),
+        "the node's SQLite file is {}",
+        db_file.display()
+    );
+    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_file.display()))
+        .await
+        .expect("second connection");
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .expect("lock");
+
+    let partner = json!({"id": 7, "name": "Slow Partner", "countries": ["GT"], "currencies": ["GTQ"],
+        "payout_methods": ["cash_pickup"], "public_key": crate::helpers::PARTNER_KEY_B64,
+        "settlement_address": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"});
+    let started = std::time::Instant::now();
+    let (status, ct, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/partners",
+            Some(partner.clone()),
+            None,
+            true,
+        )
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(ct, "application/problem+json");
+    assert!(body["type"].as_str().unwrap_or("").ends_with("timeout"), "{body}");
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "answered after {waited:?}"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut lock).await.expect("unlock");
+    drop(lock);
+    let (status, _, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/partners",
+            Some(partner),
+            None,
+            true,
+        )
+        .await;
+    assert!(status == 200 || status == 201, "after the lock: {status} {body}");
+    s.shutdown.cancel();
 }
