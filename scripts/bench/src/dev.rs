@@ -8,12 +8,13 @@ use crate::procs::{self, Proc};
 
 pub const METHOD: &str = "`remesa dev` (binaries already built) with a fresh data directory and a free anvil port, \
     timed from spawning the process until `GET /readyz` answers 200 (polled every 10 ms); in that time it starts \
-    anvil (1-second blocks), deploys the contracts, creates the keystore, registers the demo partner (also in the \
+    anvil (in automine mode for the setup, then 1-second blocks), deploys the contracts, creates the keystore, registers the demo partner (also in the \
     escrow) and users, funds them, and serves. Baseline: anvil alone, from spawn to its first JSON-RPC answer.";
 
-pub const LIMITS: &str = "`remesa dev` waits, one after another, for its setup transactions (token and escrow \
-    deployments, the relayer's gas, the partner's registration in the escrow, the demo users' funds) to be mined in \
-    anvil's 1-second blocks: each wait costs up to a block.";
+pub const LIMITS: &str = "`remesa dev` sends its setup transactions (token and escrow deployments, the partners' \
+    registration in the escrow, the demo users' funds) one after another, each mined at once in automine mode, then \
+    gives anvil its 1-second block time; the rest is starting anvil, deriving and encrypting the node keystore \
+    (scrypt), migrating a fresh SQLite database and starting the workers.";
 
 pub async fn start_to_ready(ctx: &Ctx) -> anyhow::Result<Duration> {
     let data_dir = fresh_dir(ctx, "dev-node")?;
