@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use sqlx::AnyConnection;
 use sqlx::ConnectOptions;
 use sqlx::any::AnyConnectOptions;
 
@@ -33,9 +34,14 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh SQLite file.
     pub async fn sqlite() -> Result<TestDb, StoreError> {
+        Self::sqlite_with(5).await
+    }
+
+    /// A fresh SQLite file with a pool of at most `connections_max` connections.
+    pub async fn sqlite_with(connections_max: u32) -> Result<TestDb, StoreError> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(format!("tempdir: {e}")))?;
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.sqlite").display());
-        let db = Db::connect(&url, 5).await?;
+        let db = Db::connect(&url, connections_max).await?;
         db.migrate().await?;
         Ok(TestDb {
             db,
@@ -64,17 +70,58 @@ impl TestDb {
             }
         }
     }
+
+    /// The PostgreSQL part of a suite that runs on SQLite always and on PostgreSQL when reachable: a fresh migrated
+    /// database with a pool of at most `connections_max` connections, or `Ok(None)` after printing
+    /// `SKIPPED (PostgreSQL part): <reason>` when the server cannot be reached. With `REMESA_REQUIRE_POSTGRES=1`
+    /// ([`postgres_required`]) an unreachable server is an error instead; any other failure is always an error.
+    pub async fn postgres_part(connections_max: u32) -> Result<Option<TestDb>, String> {
+        let admin = postgres_admin_url();
+        let conn = match admin_connection(&admin).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let reason = match e {
+                    Unreachable::TimedOut => format!("connecting to {admin} timed out"),
+                    Unreachable::Failed(e) => format!("cannot connect to {admin}: {e}"),
+                };
+                if postgres_required() {
+                    return Err(format!(
+                        "PostgreSQL required (REMESA_REQUIRE_POSTGRES=1) but {reason}"
+                    ));
+                }
+                eprintln!("SKIPPED (PostgreSQL part): {reason}");
+                return Ok(None);
+            }
+        };
+        let url = create_database(conn, admin).await?;
+        let db = Db::connect(&url, connections_max)
+            .await
+            .map_err(|e| format!("connecting to a fresh PostgreSQL database failed: {e}"))?;
+        db.migrate()
+            .await
+            .map_err(|e| format!("migrating a fresh PostgreSQL database failed: {e}"))?;
+        Ok(Some(TestDb { db, url, _dir: None }))
+    }
 }
 
-/// Creates an empty database on the test server and returns its URL.
-pub async fn fresh_postgres_url() -> Result<String, String> {
+/// Why the test server could not be reached.
+enum Unreachable {
+    TimedOut,
+    Failed(String),
+}
+
+/// A connection to the test server's admin URL (5 s timeout).
+async fn admin_connection(admin: &str) -> Result<AnyConnection, Unreachable> {
     sqlx::any::install_default_drivers();
-    let admin = postgres_admin_url();
-    let opts = AnyConnectOptions::from_str(&admin).map_err(|e| e.to_string())?;
-    let mut conn = tokio::time::timeout(std::time::Duration::from_secs(5), opts.connect())
+    let opts = AnyConnectOptions::from_str(admin).map_err(|e| Unreachable::Failed(e.to_string()))?;
+    tokio::time::timeout(std::time::Duration::from_secs(5), opts.connect())
         .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| Unreachable::TimedOut)?
+        .map_err(|e| Unreachable::Failed(e.to_string()))
+}
+
+/// Creates `remesa_test_<random>` over `conn` and returns its URL.
+async fn create_database(mut conn: AnyConnection, admin: String) -> Result<String, String> {
     let name = format!("remesa_test_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
@@ -82,4 +129,14 @@ pub async fn fresh_postgres_url() -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
     Ok(format!("{base}/{name}"))
+}
+
+/// Creates an empty database on the test server and returns its URL.
+pub async fn fresh_postgres_url() -> Result<String, String> {
+    let admin = postgres_admin_url();
+    let conn = admin_connection(&admin).await.map_err(|e| match e {
+        Unreachable::TimedOut => "timed out".to_owned(),
+        Unreachable::Failed(e) => e,
+    })?;
+    create_database(conn, admin).await
 }

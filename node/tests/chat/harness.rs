@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,9 +18,10 @@ use axum::response::IntoResponse;
 use remesa::chat::config::ChatConfig;
 use remesa::chat::signature::whatsapp_signature;
 use remesa::chat::store::ChatStore;
+use remesa::store::Dialect;
+use remesa::store::testing;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::any::AnyPoolOptions;
 
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "meatyhamhock";
@@ -38,75 +39,35 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A fresh database with the chat tables.
+/// A fresh migrated database from `remesa::store::testing` (a SQLite file in a temporary directory, or a fresh
+/// PostgreSQL database), seen through the chat store.
 pub struct TestDb {
     pub store: ChatStore,
     pub url: String,
     pub label: &'static str,
-    _dir: Option<tempfile::TempDir>,
+    _db: testing::TestDb,
 }
 
-async fn migrate(pool: &sqlx::AnyPool, dialect: &str) -> Result<()> {
-    let path = repo_root().join(format!("node/migrations/{dialect}/0003_chat.sql"));
-    let sql = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-    sqlx::raw_sql(&sql).execute(pool).await.context("0003_chat.sql")?;
-    Ok(())
+fn chat_db(t: testing::TestDb, label: &'static str) -> TestDb {
+    TestDb {
+        store: ChatStore::new(t.db.pool.clone(), t.db.dialect == Dialect::Postgres),
+        url: t.url.clone(),
+        label,
+        _db: t,
+    }
 }
 
 pub async fn sqlite() -> Result<TestDb> {
-    sqlx::any::install_default_drivers();
-    let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("remesa.db").display());
-    let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
-    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
-        .execute(&pool)
-        .await?;
-    migrate(&pool, "sqlite").await?;
-    Ok(TestDb {
-        store: ChatStore::new(pool, false),
-        url,
-        label: "sqlite",
-        _dir: Some(dir),
-    })
+    Ok(chat_db(testing::TestDb::sqlite_with(4).await?, "sqlite"))
 }
 
+/// A fresh database on the test PostgreSQL server, or `None` (with the reason printed) when it is unreachable.
+/// With `REMESA_REQUIRE_POSTGRES=1` an unreachable server is a failure instead.
 pub async fn postgres() -> Result<Option<TestDb>> {
-    sqlx::any::install_default_drivers();
-    let base = std::env::var("REMESA_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let admin = match tokio::time::timeout(
-        Duration::from_secs(5),
-        AnyPoolOptions::new().max_connections(1).connect(&base),
-    )
-    .await
-    {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => return skip_pg(&format!("cannot connect to {base}: {e}")),
-        Err(_) => return skip_pg(&format!("connecting to {base} timed out")),
-    };
-    let schema = format!("chat_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let pool = AnyPoolOptions::new().max_connections(8).connect(&url).await?;
-    migrate(&pool, "postgres").await?;
-    Ok(Some(TestDb {
-        store: ChatStore::new(pool, true),
-        url,
-        label: "postgres",
-        _dir: None,
-    }))
-}
-
-fn skip_pg(reason: &str) -> Result<Option<TestDb>> {
-    if std::env::var("REMESA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-        anyhow::bail!("PostgreSQL required (REMESA_REQUIRE_POSTGRES=1) but {reason}");
-    }
-    eprintln!("SKIPPED (PostgreSQL part): {reason}");
-    Ok(None)
+    Ok(testing::TestDb::postgres_part(8)
+        .await
+        .map_err(anyhow::Error::msg)?
+        .map(|t| chat_db(t, "postgres")))
 }
 
 /// SQLite always, PostgreSQL when reachable.
