@@ -1,42 +1,20 @@
-//! ABI of the escrow (from the fixed interface file) and of the token's `Transfer` event, plus calldata builders.
+//! Batch calldata builders. The contract bindings are the wallet's (`remesa_wallet::contracts`, generated from the
+//! committed artifacts); they are re-exported here. For the token the node uses only standard members of
+//! `TestStablecoin`'s ABI (the ERC-20 `Transfer` event and EIP-3009 `transferWithAuthorization`), which any USDC-like
+//! token shares.
 
 use alloy::primitives::Bytes;
 use alloy::sol_types::SolCall;
+pub use remesa_wallet::contracts::{IRemittanceEscrow, RemittanceEscrow, TestStablecoin};
 
 use super::types::JobPayload;
-
-alloy::sol!("../contracts/src/interfaces/IRemittanceEscrow.sol");
-
-alloy::sol! {
-    #[derive(Debug, PartialEq, Eq)]
-    interface IERC20Transfer {
-        event Transfer(address indexed from, address indexed to, uint256 value);
-    }
-}
-
-alloy::sol! {
-    #[derive(Debug, PartialEq, Eq)]
-    interface IERC3009Transfer {
-        function transferWithAuthorization(
-            address from,
-            address to,
-            uint256 value,
-            uint256 validAfter,
-            uint256 validBefore,
-            bytes32 nonce,
-            uint8 v,
-            bytes32 r,
-            bytes32 s
-        ) external;
-    }
-}
 
 /// Calldata for one batch transaction. All payloads must be of one kind (the caller groups them). A transfer job is
 /// a call on the token and is never batched: when the first payload is a transfer, only it is encoded (the writer
 /// claims transfers one at a time).
 pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
     if let Some(JobPayload::Transfer(j)) = payloads.first() {
-        return IERC3009Transfer::transferWithAuthorizationCall {
+        return TestStablecoin::transferWithAuthorizationCall {
             from: j.from,
             to: j.to,
             value: j.value_base_units,
@@ -68,16 +46,16 @@ pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
         }
     }
     if !deposits.is_empty() {
-        IRemittanceEscrow::depositBatchCall { items: deposits }
+        RemittanceEscrow::depositBatchCall { items: deposits }
             .abi_encode()
             .into()
     } else if !releases.is_empty() {
         // Runs of equal partner ids share one token transfer: the writer sorts releases by partner.
-        IRemittanceEscrow::releaseBatchCall { items: releases }
+        RemittanceEscrow::releaseBatchCall { items: releases }
             .abi_encode()
             .into()
     } else {
-        IRemittanceEscrow::refundBatchCall { items: refunds }
+        RemittanceEscrow::refundBatchCall { items: refunds }
             .abi_encode()
             .into()
     }

@@ -20,7 +20,7 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::ChainContext;
-use super::abi::{IERC20Transfer, IRemittanceEscrow};
+use super::abi::{RemittanceEscrow, TestStablecoin};
 use super::config::ChainConfig;
 use super::db::{ChainDb, b256_text, now_ms, parse_b256, to_i64, to_u64};
 use super::error::ChainError;
@@ -194,12 +194,12 @@ impl<S: ChainEventSink> Indexer<S> {
             .to_block(to)
             .address(vec![self.escrow, self.token])
             .event_signature(vec![
-                IRemittanceEscrow::Deposited::SIGNATURE_HASH,
-                IRemittanceEscrow::Released::SIGNATURE_HASH,
-                IRemittanceEscrow::Settled::SIGNATURE_HASH,
-                IRemittanceEscrow::Refunded::SIGNATURE_HASH,
-                IRemittanceEscrow::Skipped::SIGNATURE_HASH,
-                IERC20Transfer::Transfer::SIGNATURE_HASH,
+                RemittanceEscrow::Deposited::SIGNATURE_HASH,
+                RemittanceEscrow::Released::SIGNATURE_HASH,
+                RemittanceEscrow::Settled::SIGNATURE_HASH,
+                RemittanceEscrow::Refunded::SIGNATURE_HASH,
+                RemittanceEscrow::Skipped::SIGNATURE_HASH,
+                TestStablecoin::Transfer::SIGNATURE_HASH,
             ]);
         let mut logs = rpc::call("eth_getLogs", timeout, self.provider.get_logs(&filter)).await?;
         logs.retain(|l| !l.removed);
@@ -347,7 +347,7 @@ impl<S: ChainEventSink> Indexer<S> {
             let mut set = HashSet::new();
             for l in logs {
                 if l.address() == self.token
-                    && let Ok(t) = IERC20Transfer::Transfer::decode_log_data(l.data())
+                    && let Ok(t) = TestStablecoin::Transfer::decode_log_data(l.data())
                 {
                     set.insert(t.to);
                 }
@@ -429,10 +429,10 @@ impl<S: ChainEventSink> Indexer<S> {
         let bad =
             |e: alloy::sol_types::Error| ChainError::rpc("eth_getLogs", format!("undecodable log: {e}"));
         if l.address() == self.token {
-            if topic0 != IERC20Transfer::Transfer::SIGNATURE_HASH {
+            if topic0 != TestStablecoin::Transfer::SIGNATURE_HASH {
                 return Ok(None);
             }
-            let t = IERC20Transfer::Transfer::decode_log_data(l.data()).map_err(bad)?;
+            let t = TestStablecoin::Transfer::decode_log_data(l.data()).map_err(bad)?;
             if !custodial.contains(&t.to) {
                 return Ok(None);
             }
@@ -449,8 +449,8 @@ impl<S: ChainEventSink> Indexer<S> {
             return Ok(None);
         }
         let data = l.data();
-        let ev = if topic0 == IRemittanceEscrow::Deposited::SIGNATURE_HASH {
-            let e = IRemittanceEscrow::Deposited::decode_log_data(data).map_err(bad)?;
+        let ev = if topic0 == RemittanceEscrow::Deposited::SIGNATURE_HASH {
+            let e = RemittanceEscrow::Deposited::decode_log_data(data).map_err(bad)?;
             ChainEvent::Deposited(Deposited {
                 meta,
                 remittance_id: e.id,
@@ -460,8 +460,8 @@ impl<S: ChainEventSink> Indexer<S> {
                 expiry_unix_s: e.expiry,
                 claim_hash: e.claimHash,
             })
-        } else if topic0 == IRemittanceEscrow::Released::SIGNATURE_HASH {
-            let e = IRemittanceEscrow::Released::decode_log_data(data).map_err(bad)?;
+        } else if topic0 == RemittanceEscrow::Released::SIGNATURE_HASH {
+            let e = RemittanceEscrow::Released::decode_log_data(data).map_err(bad)?;
             ChainEvent::Released(Released {
                 meta,
                 remittance_id: e.id,
@@ -469,8 +469,8 @@ impl<S: ChainEventSink> Indexer<S> {
                 amount_base_units: e.amount,
                 preimage: e.preimage,
             })
-        } else if topic0 == IRemittanceEscrow::Settled::SIGNATURE_HASH {
-            let e = IRemittanceEscrow::Settled::decode_log_data(data).map_err(bad)?;
+        } else if topic0 == RemittanceEscrow::Settled::SIGNATURE_HASH {
+            let e = RemittanceEscrow::Settled::decode_log_data(data).map_err(bad)?;
             ChainEvent::Settled(Settled {
                 meta,
                 partner_id: e.partnerId,
@@ -478,16 +478,16 @@ impl<S: ChainEventSink> Indexer<S> {
                 amount_base_units: e.amount,
                 count: e.count,
             })
-        } else if topic0 == IRemittanceEscrow::Refunded::SIGNATURE_HASH {
-            let e = IRemittanceEscrow::Refunded::decode_log_data(data).map_err(bad)?;
+        } else if topic0 == RemittanceEscrow::Refunded::SIGNATURE_HASH {
+            let e = RemittanceEscrow::Refunded::decode_log_data(data).map_err(bad)?;
             ChainEvent::Refunded(Refunded {
                 meta,
                 remittance_id: e.id,
                 sender: e.sender,
                 amount_base_units: e.amount,
             })
-        } else if topic0 == IRemittanceEscrow::Skipped::SIGNATURE_HASH {
-            let e = IRemittanceEscrow::Skipped::decode_log_data(data).map_err(bad)?;
+        } else if topic0 == RemittanceEscrow::Skipped::SIGNATURE_HASH {
+            let e = RemittanceEscrow::Skipped::decode_log_data(data).map_err(bad)?;
             let batch = sqlx::query(
                 "SELECT t.kind FROM chain_tx_attempts a JOIN chain_txs t ON t.id = a.tx_id WHERE a.tx_hash = $1",
             )
@@ -500,7 +500,7 @@ impl<S: ChainEventSink> Indexer<S> {
             ChainEvent::Skipped(Skipped {
                 meta,
                 remittance_id: e.id,
-                reason: SkipReason::from_u8(u8::from(e.reason)),
+                reason: SkipReason::from_u8(e.reason),
                 batch,
             })
         } else {

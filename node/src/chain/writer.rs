@@ -23,7 +23,7 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::ChainContext;
-use super::abi::{IRemittanceEscrow, batch_calldata};
+use super::abi::{RemittanceEscrow, batch_calldata};
 use super::config::ChainConfig;
 use super::db::{ChainDb, addr_text, b256_text, now_ms, parse_b256, to_i64, to_u64};
 use super::error::ChainError;
@@ -247,14 +247,14 @@ impl<S: ChainEventSink> Writer<S> {
         }
         let req = TransactionRequest::default()
             .to(self.escrow)
-            .input(IRemittanceEscrow::MAX_BATCHCall {}.abi_encode().into());
+            .input(RemittanceEscrow::MAX_BATCHCall {}.abi_encode().into());
         let out = rpc::call(
             "eth_call MAX_BATCH",
             self.cfg.rpc_timeout_ms,
             self.provider.call(req).into_future(),
         )
         .await?;
-        let max = IRemittanceEscrow::MAX_BATCHCall::abi_decode_returns(&out)
+        let max = RemittanceEscrow::MAX_BATCHCall::abi_decode_returns(&out)
             .map_err(|e| ChainError::rpc("eth_call MAX_BATCH", e))?;
         let max = u32::try_from(max).unwrap_or(u32::MAX).max(1);
         let cap = self.cfg.batch_size_max.min(max);

@@ -15,6 +15,7 @@ use remesa::chain::{
     ChainDb, ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, RefundJob, Refunded, Released,
     RolledBack, Settled, SinkError, Skipped,
 };
+use remesa::store::testing;
 use sqlx::Row;
 use sqlx::any::AnyPoolOptions;
 
@@ -24,13 +25,14 @@ pub fn repo_root() -> PathBuf {
 
 // ---- databases ----------------------------------------------------------------------------------------------
 
-/// A fresh database: a SQLite file in a temporary directory, or a fresh PostgreSQL schema.
+/// A fresh migrated database from `remesa::store::testing` (a SQLite file in a temporary directory, or a fresh
+/// PostgreSQL database) with the harness's own tables added.
 #[derive(Debug)]
 pub struct TestDb {
     pub db: ChainDb,
     pub url: String,
     pub label: &'static str,
-    _dir: Option<tempfile::TempDir>,
+    _db: testing::TestDb,
 }
 
 const TEST_TABLES: &str = "
@@ -43,76 +45,33 @@ CREATE TABLE test_locked (remittance_id TEXT PRIMARY KEY, payload TEXT NOT NULL,
 CREATE TABLE test_failed_jobs (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, error TEXT NOT NULL);
 ";
 
-async fn migrate(pool: &sqlx::AnyPool, dialect: &str) -> Result<()> {
-    let path = repo_root().join(format!("node/migrations/{dialect}/0002_chain.sql"));
-    let sql = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-    sqlx::raw_sql(&sql)
-        .execute(pool)
-        .await
-        .context("0002_chain.sql")?;
+async fn with_test_tables(t: testing::TestDb, label: &'static str) -> Result<TestDb> {
     sqlx::raw_sql(TEST_TABLES)
-        .execute(pool)
+        .execute(&t.db.pool)
         .await
         .context("test tables")?;
-    Ok(())
-}
-
-pub async fn sqlite() -> Result<TestDb> {
-    sqlx::any::install_default_drivers();
-    let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("remesa.db").display());
-    let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
-    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
-        .execute(&pool)
-        .await?;
-    migrate(&pool, "sqlite").await?;
     Ok(TestDb {
-        db: ChainDb::new(pool, false),
-        url,
-        label: "sqlite",
-        _dir: Some(dir),
+        db: t.db.chain_db(),
+        url: t.url.clone(),
+        label,
+        _db: t,
     })
 }
 
-/// A fresh schema on the test PostgreSQL server, or `None` (with the reason printed) when it is unreachable.
-/// With `REMESA_REQUIRE_POSTGRES=1` an unreachable server is a failure instead.
-pub async fn postgres() -> Result<Option<TestDb>> {
-    sqlx::any::install_default_drivers();
-    let base = std::env::var("REMESA_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let admin = match tokio::time::timeout(
-        Duration::from_secs(5),
-        AnyPoolOptions::new().max_connections(1).connect(&base),
-    )
-    .await
-    {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => return skip_pg(&format!("cannot connect to {base}: {e}")),
-        Err(_) => return skip_pg(&format!("connecting to {base} timed out")),
-    };
-    let schema = format!("chain_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let pool = AnyPoolOptions::new().max_connections(8).connect(&url).await?;
-    migrate(&pool, "postgres").await?;
-    Ok(Some(TestDb {
-        db: ChainDb::new(pool, true),
-        url,
-        label: "postgres",
-        _dir: None,
-    }))
+pub async fn sqlite() -> Result<TestDb> {
+    with_test_tables(testing::TestDb::sqlite_with(4).await?, "sqlite").await
 }
 
-fn skip_pg(reason: &str) -> Result<Option<TestDb>> {
-    if std::env::var("REMESA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-        anyhow::bail!("PostgreSQL required (REMESA_REQUIRE_POSTGRES=1) but {reason}");
+/// A fresh database on the test PostgreSQL server, or `None` (with the reason printed) when it is unreachable.
+/// With `REMESA_REQUIRE_POSTGRES=1` an unreachable server is a failure instead.
+pub async fn postgres() -> Result<Option<TestDb>> {
+    match testing::TestDb::postgres_part(8)
+        .await
+        .map_err(anyhow::Error::msg)?
+    {
+        Some(t) => Ok(Some(with_test_tables(t, "postgres").await?)),
+        None => Ok(None),
     }
-    eprintln!("SKIPPED (PostgreSQL part): {reason}");
-    Ok(None)
 }
 
 /// SQLite always, PostgreSQL when reachable.
@@ -397,7 +356,7 @@ use alloy::primitives::Bytes;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::SignerSync;
 use alloy::sol_types::{SolCall, SolStruct};
-use remesa::chain::abi::IRemittanceEscrow;
+use remesa::chain::abi::RemittanceEscrow;
 use remesa::chain::{
     Authorization, ChainConfig, ChainContext, DepositJob, EscrowDeployment, ReleaseJob, Terms,
 };
@@ -514,7 +473,7 @@ impl Chain {
         chain
             .send(
                 chain.escrow,
-                IRemittanceEscrow::setPartnerCall {
+                RemittanceEscrow::setPartnerCall {
                     partnerId: PARTNER_ID,
                     settlement: chain.settlement,
                 }
@@ -572,11 +531,9 @@ impl Chain {
     pub async fn status_of(&self, id: B256) -> Result<u8> {
         let req = TransactionRequest::default()
             .with_to(self.escrow)
-            .with_input(IRemittanceEscrow::statusOfCall { id }.abi_encode());
+            .with_input(RemittanceEscrow::statusOfCall { id }.abi_encode());
         let out = self.provider.call(req).await?;
-        Ok(u8::from(IRemittanceEscrow::statusOfCall::abi_decode_returns(
-            &out,
-        )?))
+        Ok(RemittanceEscrow::statusOfCall::abi_decode_returns(&out)?)
     }
 
     pub async fn now_unix_s(&self) -> Result<u64> {
