@@ -50,24 +50,16 @@ impl TestDb {
         })
     }
 
-    /// A fresh PostgreSQL database named `remesa_test_<random>`, or `None` (with the reason printed) when the
-    /// server cannot be reached.
+    /// A fresh PostgreSQL database named `remesa_test_<random>`, or `None` when the server cannot be reached (see
+    /// [`postgres_url_or_skip`]: the reason is printed, and with `REMESA_REQUIRE_POSTGRES=1` it panics instead).
     pub async fn postgres() -> Option<TestDb> {
-        match fresh_postgres_url().await {
-            Ok(url) => match Db::connect(&url, 5).await {
-                Ok(db) => match db.migrate().await {
-                    Ok(()) => Some(TestDb { db, url, _dir: None }),
-                    Err(e) => panic!("migrating a fresh PostgreSQL database failed: {e}"),
-                },
-                Err(e) => panic!("connecting to a fresh PostgreSQL database failed: {e}"),
+        let url = postgres_url_or_skip().await?;
+        match Db::connect(&url, 5).await {
+            Ok(db) => match db.migrate().await {
+                Ok(()) => Some(TestDb { db, url, _dir: None }),
+                Err(e) => panic!("migrating a fresh PostgreSQL database failed: {e}"),
             },
-            Err(reason) => {
-                eprintln!(
-                    "SKIPPED (PostgreSQL not reachable at {}): {reason}",
-                    postgres_admin_url()
-                );
-                None
-            }
+            Err(e) => panic!("connecting to a fresh PostgreSQL database failed: {e}"),
         }
     }
 
@@ -129,6 +121,26 @@ async fn create_database(mut conn: AnyConnection, admin: String) -> Result<Strin
         .map_err(|e| e.to_string())?;
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
     Ok(format!("{base}/{name}"))
+}
+
+/// The URL of a fresh, empty database on the test server; or `None` after printing `SKIPPED (PostgreSQL not
+/// reachable at …)` when the server cannot be reached. With `REMESA_REQUIRE_POSTGRES=1` (CI) an unreachable server
+/// panics instead, so a PostgreSQL test never passes without running.
+pub async fn postgres_url_or_skip() -> Option<String> {
+    match fresh_postgres_url().await {
+        Ok(url) => Some(url),
+        Err(reason) if postgres_required() => panic!(
+            "PostgreSQL required (REMESA_REQUIRE_POSTGRES=1) but not reachable at {}: {reason}",
+            postgres_admin_url()
+        ),
+        Err(reason) => {
+            eprintln!(
+                "SKIPPED (PostgreSQL not reachable at {}): {reason}",
+                postgres_admin_url()
+            );
+            None
+        }
+    }
 }
 
 /// Creates an empty database on the test server and returns its URL.

@@ -271,11 +271,7 @@ async fn api_contract_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_contract_postgres() {
-    let Ok(url) = remesa::store::testing::fresh_postgres_url().await else {
-        eprintln!(
-            "SKIPPED (PostgreSQL not reachable at {})",
-            remesa::store::testing::postgres_admin_url()
-        );
+    let Some(url) = remesa::store::testing::postgres_url_or_skip().await else {
         return;
     };
     api_contract(Some(url)).await;

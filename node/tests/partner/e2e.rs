@@ -353,9 +353,8 @@ async fn e2e(database_url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quote_to_settlement_on_anvil_postgres() {
-    match remesa::store::testing::fresh_postgres_url().await {
-        Ok(url) => e2e(url).await,
-        Err(e) => eprintln!("SKIPPED (PostgreSQL not reachable): {e}"),
+    if let Some(url) = remesa::store::testing::postgres_url_or_skip().await {
+        e2e(url).await;
     }
 }
 
