@@ -22,26 +22,9 @@ use crate::chain::{self, ChainContext, EscrowDeployment};
 use crate::config::Config;
 use crate::engine::{ChainInfo, Custody, Engine, EngineConfig, TokenDomain};
 use crate::store::Db;
-
-alloy::sol! {
-    #[sol(rpc)]
-    interface INodeToken {
-        function decimals() external view returns (uint8);
-        function balanceOf(address) external view returns (uint256);
-        function mint(address to, uint256 amount) external;
-        function eip712Domain() external view returns (bytes1 fields, string name, string version, uint256 chainId,
-            address verifyingContract, bytes32 salt, uint256[] extensions);
-    }
-
-    #[sol(rpc)]
-    interface INodeEscrow {
-        function owner() external view returns (address);
-        function token() external view returns (address);
-        function setPartner(uint64 partnerId, address settlement) external;
-        function partnerSettlement(uint64 partnerId) external view returns (address);
-        function statusOf(bytes32 id) external view returns (uint8);
-    }
-}
+// The wallet's artifact bindings; the token calls used here (decimals, balanceOf, eip712Domain) are standard, so
+// they work for any USDC-like token.
+use remesa_wallet::contracts::{RemittanceEscrow, TestStablecoin};
 
 /// The devnet/production deployment file (`deployment.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +86,7 @@ impl ChainRuntime {
                 deployment.chain_id
             )));
         }
-        let token = INodeToken::new(deployment.token, provider.clone());
+        let token = TestStablecoin::new(deployment.token, provider.clone());
         let decimals = token
             .decimals()
             .call()
@@ -138,7 +121,7 @@ impl ChainRuntime {
     /// `setPartner(id, settlement)` with the owner key, waiting for the receipt. Skipped when already set.
     pub async fn register_partner_on_chain(&self, partner_id: u64, settlement: &str) -> Result<(), String> {
         let settlement = Address::from_str(settlement).map_err(|e| e.to_string())?;
-        let escrow = INodeEscrow::new(self.deployment.escrow, self.provider.clone());
+        let escrow = RemittanceEscrow::new(self.deployment.escrow, self.provider.clone());
         let current = escrow
             .partnerSettlement(partner_id)
             .call()
@@ -155,7 +138,7 @@ impl ChainRuntime {
         let p = ProviderBuilder::new()
             .wallet(EthereumWallet::from(owner))
             .connect_http(url);
-        let escrow = INodeEscrow::new(self.deployment.escrow, p);
+        let escrow = RemittanceEscrow::new(self.deployment.escrow, p);
         let receipt = escrow
             .setPartner(partner_id, settlement)
             .send()
@@ -174,7 +157,7 @@ impl ChainRuntime {
 
     /// The escrow contract's token balance at `block` (latest when `None`).
     pub async fn escrow_balance(&self, block: Option<u64>) -> Result<U256, String> {
-        let token = INodeToken::new(self.deployment.token, self.provider.clone());
+        let token = TestStablecoin::new(self.deployment.token, self.provider.clone());
         let call = token.balanceOf(self.deployment.escrow);
         let call = match block {
             Some(b) => call.block(b.into()),

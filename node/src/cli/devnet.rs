@@ -1,23 +1,19 @@
 //! Devnet helpers for `remesa dev`, `remesa devnet …` and the end-to-end tests: start anvil from the installed
-//! toolchain, deploy the test dollar and the escrow from the committed artifacts (embedded in the binary), mint,
-//! and give the node's relayer gas. Devnet only: the deployer is anvil's well-known account 0.
+//! toolchain, deploy the test dollar and the escrow from the committed artifacts (the wallet's bindings embed their
+//! bytecode), mint, and give the node's relayer gas. Devnet only: the deployer is anvil's well-known account 0.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolValue;
 use anyhow::Context;
+use remesa_wallet::chain::Chain;
+use remesa_wallet::relayer::{Relayer, RelayerConfig};
 
-use crate::app::{Deployment, INodeToken};
-
-const TOKEN_ARTIFACT: &str = include_str!("../../../contracts/artifacts/TestStablecoin.json");
-const ESCROW_ARTIFACT: &str = include_str!("../../../contracts/artifacts/RemittanceEscrow.json");
+use crate::app::Deployment;
 
 /// Anvil's account 0 (a public, well-known devnet key): deployer, escrow owner, token minter.
 pub const DEV_DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -58,70 +54,34 @@ pub fn start_anvil(port: u16, block_time_s: u64) -> anyhow::Result<AnvilInstance
         .with_context(|| format!("starting anvil ({})", bin.display()))
 }
 
-fn bytecode(artifact: &str) -> anyhow::Result<Vec<u8>> {
-    let json: serde_json::Value = serde_json::from_str(artifact).context("artifact json")?;
-    let hex_code = json["bytecode"]["object"]
-        .as_str()
-        .context("artifact has no bytecode.object")?;
-    hex::decode(hex_code.trim_start_matches("0x")).context("artifact bytecode hex")
-}
-
 pub fn deployer() -> anyhow::Result<PrivateKeySigner> {
     DEV_DEPLOYER_KEY.parse().context("deployer key")
 }
 
-async fn deploy_code(
-    rpc_url: &str,
-    signer: &PrivateKeySigner,
-    code: Vec<u8>,
-) -> anyhow::Result<(Address, u64)> {
-    let p = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer.clone()))
-        .connect_http(rpc_url.parse()?);
-    let receipt = p
-        .send_transaction(TransactionRequest::default().with_deploy_code(code))
-        .await?
-        .with_timeout(Some(Duration::from_secs(60)))
-        .get_receipt()
-        .await?;
-    anyhow::ensure!(receipt.status(), "deployment reverted");
-    let block = receipt.block_number.context("receipt without block")?;
-    Ok((receipt.contract_address.context("no contract address")?, block))
+/// The wallet's view of the chain at `rpc_url` (every call with a timeout).
+async fn chain(rpc_url: &str) -> anyhow::Result<Chain> {
+    Ok(Chain::connect(rpc_url, None, Duration::from_secs(15)).await?)
 }
 
-/// Deploys the test dollar and the escrow (owner and guardian: the deployer).
+/// Deploys the test dollar and the escrow from the committed artifacts (owner and guardian: the deployer), through
+/// the wallet's devnet module.
 pub async fn deploy(rpc_url: &str) -> anyhow::Result<Deployment> {
-    let signer = deployer()?;
-    let p = ProviderBuilder::new().connect_http(rpc_url.parse()?);
-    let chain_id = p.get_chain_id().await.context("eth_chainId")?;
-    let (token, first_block) = deploy_code(rpc_url, &signer, bytecode(TOKEN_ARTIFACT)?).await?;
-    let mut code = bytecode(ESCROW_ARTIFACT)?;
-    code.extend((token, signer.address(), signer.address()).abi_encode_params());
-    let (escrow, _) = deploy_code(rpc_url, &signer, code).await?;
+    let d = remesa_wallet::devnet::deploy(&chain(rpc_url).await?, deployer()?, &[]).await?;
     Ok(Deployment {
-        chain_id,
+        chain_id: d.chain_id,
         rpc_url: rpc_url.to_owned(),
-        token,
-        escrow,
-        deployer: signer.address(),
-        deploy_block: first_block,
+        token: d.token,
+        escrow: d.escrow,
+        deployer: d.deployer,
+        deploy_block: d.deploy_block,
     })
 }
 
-/// Mints test dollars (base units) to `to` with the deployer (the minter).
+/// Mints test dollars (base units) to `to` with the deployer (the minter) and waits for the receipt.
 pub async fn mint(rpc_url: &str, d: &Deployment, to: Address, base_units: U256) -> anyhow::Result<()> {
-    let p = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(deployer()?))
-        .connect_http(rpc_url.parse()?);
-    let token = INodeToken::new(d.token, p);
-    let receipt = token
-        .mint(to, base_units)
-        .send()
-        .await?
-        .with_timeout(Some(Duration::from_secs(60)))
-        .get_receipt()
-        .await?;
-    anyhow::ensure!(receipt.status(), "mint reverted");
+    let minter = Relayer::new(chain(rpc_url).await?, deployer()?, RelayerConfig::default());
+    let pending = minter.mint(d.token, to, base_units).await?;
+    minter.confirm(pending, |_| {}).await?;
     Ok(())
 }
 
@@ -149,13 +109,7 @@ pub async fn set_interval_mining(rpc_url: &str, seconds: u64) -> anyhow::Result<
 
 /// Moves anvil's clock forward and mines a block (`evm_increaseTime` + `evm_mine`).
 pub async fn time_travel(rpc_url: &str, seconds: u64) -> anyhow::Result<()> {
-    let p = ProviderBuilder::new().connect_http(rpc_url.parse()?);
-    let _: serde_json::Value = p
-        .raw_request("evm_increaseTime".into(), (seconds,))
-        .await
-        .context("evm_increaseTime")?;
-    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.context("evm_mine")?;
-    Ok(())
+    Ok(remesa_wallet::devnet::increase_time(&chain(rpc_url).await?, seconds).await?)
 }
 
 /// Writes the deployment JSON.
