@@ -1055,14 +1055,7 @@ impl Engine {
         };
         let id_b = terms.remittance_id(chain_info.escrow);
         let id = format!("{id_b:#x}");
-        let used = sqlx::query("UPDATE quotes SET used_by = $1 WHERE id = $2 AND used_by IS NULL")
-            .bind(&id)
-            .bind(&req.quote_id)
-            .execute(&mut *tx)
-            .await?;
-        if used.rows_affected() != 1 {
-            return Err(EngineError::QuoteUsed);
-        }
+        use_quote(&mut tx, &req.quote_id, &id).await?;
         sqlx::query(
             "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
              partner_id, recipient_phone, recipient_name, recipient_account, country, currency, payout_method, \
@@ -1302,14 +1295,7 @@ impl Engine {
                 .abi_encode_params(),
         );
         let id = format!("{id_b:#x}");
-        let used = sqlx::query("UPDATE quotes SET used_by = $1 WHERE id = $2 AND used_by IS NULL")
-            .bind(&id)
-            .bind(&req.quote_id)
-            .execute(&mut *tx)
-            .await?;
-        if used.rows_affected() != 1 {
-            return Err(EngineError::QuoteUsed);
-        }
+        use_quote(&mut tx, &req.quote_id, &id).await?;
         sqlx::query(
             "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
              partner_id, recipient_phone, recipient_name, recipient_account, country, currency, payout_method, \
@@ -2017,4 +2003,18 @@ fn parse_public_key(s: &str) -> Result<String> {
     ed25519_dalek::VerifyingKey::from_bytes(&arr)
         .map_err(|_| EngineError::Invalid("public_key is not a valid Ed25519 key".into()))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(arr))
+}
+
+/// Marks quote `quote_id` as used by remittance `remittance_id`; a quote is single-use, so a second use is
+/// [`EngineError::QuoteUsed`].
+async fn use_quote(conn: &mut sqlx::AnyConnection, quote_id: &str, remittance_id: &str) -> Result<()> {
+    let used = sqlx::query("UPDATE quotes SET used_by = $1 WHERE id = $2 AND used_by IS NULL")
+        .bind(remittance_id)
+        .bind(quote_id)
+        .execute(&mut *conn)
+        .await?;
+    if used.rows_affected() != 1 {
+        return Err(EngineError::QuoteUsed);
+    }
+    Ok(())
 }

@@ -428,39 +428,21 @@ impl Engine {
         };
         metrics::counter!("remesa_chain_jobs_failed_total", "kind" => job.kind.as_str()).increment(1);
         match (job.kind, r.state) {
-            (JobKind::Deposit, State::PendingFunds) => {
+            (kind @ (JobKind::Deposit | JobKind::Transfer), State::PendingFunds) => {
+                let what = kind.as_str();
                 sqlx::query("UPDATE remittances SET failure_reason = $1 WHERE id = $2")
-                    .bind(format!("deposit failed after {} attempts", job.attempts))
+                    .bind(format!("{what} failed after {} attempts", job.attempts))
                     .bind(&id)
                     .execute(&mut **tx)
                     .await?;
-                transition(
-                    tx,
-                    &id,
-                    r.state,
-                    State::Failed,
-                    "deposit_failed",
-                    json!({"attempts": job.attempts, "error": job.error}),
-                    false,
-                )
-                .await?;
-            }
-            (JobKind::Transfer, State::PendingFunds) => {
-                sqlx::query("UPDATE remittances SET failure_reason = $1 WHERE id = $2")
-                    .bind(format!("transfer failed after {} attempts", job.attempts))
-                    .bind(&id)
-                    .execute(&mut **tx)
-                    .await?;
-                transition_direct(
-                    tx,
-                    &id,
-                    r.state,
-                    State::Failed,
-                    "transfer_failed",
-                    json!({"attempts": job.attempts, "error": job.error}),
-                    false,
-                )
-                .await?;
+                let cause = format!("{what}_failed");
+                let detail = json!({"attempts": job.attempts, "error": job.error});
+                // A transfer into a Remesa wallet follows the direct machine; a deposit the escrow's.
+                if kind == JobKind::Transfer {
+                    transition_direct(tx, &id, r.state, State::Failed, &cause, detail, false).await?;
+                } else {
+                    transition(tx, &id, r.state, State::Failed, &cause, detail, false).await?;
+                }
             }
             (kind, state) => {
                 tracing::error!(target: "engine", remittance_id = id, %kind, %state, error = job.error, "chain job failed: operator attention needed");
