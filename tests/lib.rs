@@ -233,6 +233,12 @@ impl Node {
 
     /// Starts `remesa serve` (log in `<data_dir>/<name>-<n>.log`) and waits for `/readyz`.
     pub async fn start(&mut self) -> Result<()> {
+        self.launch()?;
+        self.wait_ready().await
+    }
+
+    /// Starts `remesa serve` without waiting for it to be ready (it may crash on purpose before a poll sees it).
+    pub fn launch(&mut self) -> Result<()> {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.join(format!("{}-{}.log", self.name, self.starts)))?;
         let child = self
@@ -243,6 +249,11 @@ impl Node {
             .spawn()
             .context("spawn remesa serve")?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) -> Result<()> {
         let url = format!("{}/readyz", self.base);
         let client = self.client.clone();
         eventually("the node is ready", Duration::from_secs(30), || {
@@ -265,6 +276,41 @@ impl Node {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits up to `timeout` for the node process to exit by itself (an injected crash); its exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().context("the node is not running")?;
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("node {} did not exit within {timeout:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a variable of the node's environment for its next start or command.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_owned(), v.to_owned()));
+        }
+    }
+
+    /// `remesa <args>` as a background process with the node's environment (stderr into `<data_dir>/<log>`).
+    pub fn spawn(&self, args: &[&str], log: &str) -> Result<Child> {
+        let log = std::fs::File::create(self.dir.join(log))?;
+        self.command()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawn remesa")
     }
 
     /// SIGTERM and wait for a clean exit.
@@ -322,6 +368,29 @@ impl Node {
             .ok("GET", &format!("/v1/remittances/{id}"), None, None)
             .await?;
         Ok(v["state"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The node's database URL (its PostgreSQL database, or the SQLite file in the data directory).
+    pub fn database_url(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "REMESA_DATABASE_URL")
+            .map_or_else(
+                || format!("sqlite://{}?mode=rw", self.dir.join("remesa.sqlite").display()),
+                |(_, v)| v.clone(),
+            )
+    }
+
+    /// A remittance's state read from the database (while the node is down).
+    pub async fn state_of_offline(&self, id: &str) -> Result<String> {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.database_url()).await?;
+        let state = sqlx::query_scalar::<_, String>("SELECT state FROM remittances WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await;
+        pool.close().await;
+        Ok(state?)
     }
 
     pub async fn wait_state(&self, id: &str, want: &str, timeout: Duration) -> Result<()> {

@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::{self, ChainContext, EscrowDeployment};
 use crate::config::Config;
 use crate::engine::{ChainInfo, Custody, Engine, EngineConfig, TokenDomain};
+use crate::faults::Faults;
 use crate::store::Db;
+use crate::store::instances::{self, Instance};
 // The wallet's artifact bindings; the token calls used here (decimals, balanceOf, eip712Domain) are standard, so
 // they work for any USDC-like token.
 use remesa_wallet::contracts::{RemittanceEscrow, TestStablecoin};
@@ -176,6 +178,10 @@ pub struct AppState {
     pub chain: Option<ChainRuntime>,
     /// Fires on shutdown; background tasks of every module watch it.
     pub shutdown: CancellationToken,
+    /// This process (its start id marks the work it claims).
+    pub instance: Instance,
+    /// Injected faults (crash tests only; empty otherwise).
+    pub faults: Faults,
 }
 
 /// A built node, bound to its port, not yet serving.
@@ -244,6 +250,10 @@ pub async fn state(config: Config) -> Result<AppState, AppError> {
         }
         _ => None,
     };
+    let faults = Faults::parse(config.faults.as_deref().unwrap_or_default()).map_err(AppError::Config)?;
+    if !faults.is_empty() {
+        tracing::warn!(target: "app", faults = ?config.faults, "FAULT INJECTION IS ON: this node will crash or stall on purpose");
+    }
     let engine = Engine::new(
         db.clone(),
         EngineConfig::from_config(&config),
@@ -257,6 +267,8 @@ pub async fn state(config: Config) -> Result<AppState, AppError> {
         config: Arc::new(config),
         chain,
         shutdown: CancellationToken::new(),
+        instance: Instance::new(),
+        faults,
     })
 }
 
@@ -273,6 +285,14 @@ pub async fn build_from_state(state: AppState) -> Result<App, AppError> {
     let _ = crate::http::metrics_handle();
     let listener = TcpListener::bind(state.config.http_addr).await?;
     let port = listener.local_addr()?.port();
+    // Holding the port, this is the only live process of its node name: what a previous run under the name left
+    // claimed is taken over now, before any worker starts.
+    let node_name = state.config.node_name_for_port(port);
+    let recovered = instances::register(&state.db, &node_name, &state.instance).await?;
+    tracing::info!(target: "app", node_name, start_id = %state.instance.start_id,
+        previous_start_id = ?recovered.previous_start_id, idempotency_keys = recovered.idempotency_keys,
+        chat_inbox = recovered.chat_inbox, chat_outbox = recovered.chat_outbox,
+        webhook_deliveries = recovered.webhook_deliveries, "registered");
     let workers = spawn_workers(&state)?;
     Ok(App {
         listener,

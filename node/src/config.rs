@@ -19,6 +19,12 @@ use crate::chain::ChainConfig;
 pub struct Config {
     /// Where the HTTP API listens (`REMESA_HTTP_ADDR`, default `127.0.0.1:8080`; port 0 picks a free port).
     pub http_addr: SocketAddr,
+    /// This process's name among the processes sharing the database (`REMESA_NODE_NAME`; default
+    /// `<hostname>:<port>`). Two processes running at once must not share it; a process restarted under the same
+    /// name takes over the claims its previous run left behind at once (see `store::instances`).
+    pub node_name: Option<String>,
+    /// Injected faults for crash tests (`REMESA_FAULTS`, see `faults`); never set in production.
+    pub faults: Option<String>,
     /// Holds the SQLite file, the node keystore and devnet state (`REMESA_DATA_DIR`, default `./.remesa`).
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…` (`REMESA_DATABASE_URL`); default: `sqlite://<data_dir>/remesa.sqlite`.
@@ -74,6 +80,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            node_name: None,
+            faults: None,
             data_dir: PathBuf::from(".remesa"),
             database_url: None,
             database_connections_max: 10,
@@ -106,6 +114,8 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("http_addr", &self.http_addr)
+            .field("node_name", &self.node_name)
+            .field("faults", &self.faults)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_deref().map(mask_password))
             .field("database_connections_max", &self.database_connections_max)
@@ -161,7 +171,11 @@ pub enum ConfigError {
 }
 
 /// Keys read verbatim from the environment (never parsed as numbers or booleans).
+const NODE_NAME_LEN_MAX: usize = 128;
+
 const STRING_KEYS: &[&str] = &[
+    "node_name",
+    "faults",
     "operator_token",
     "keystore_passphrase",
     "escrow_owner_key",
@@ -253,10 +267,38 @@ impl Config {
         if self.database_connections_max == 0 {
             return bad("database_connections_max must be at least 1");
         }
+        if let Some(n) = &self.node_name
+            && (n.is_empty() || n.len() > NODE_NAME_LEN_MAX || !n.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return bad("node_name must be 1 to 128 visible ASCII characters");
+        }
+        if let Some(f) = &self.faults {
+            crate::faults::Faults::parse(f).map_err(|e| ConfigError::Invalid(format!("faults: {e}")))?;
+        }
         self.chain
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("chain: {e}")))?;
         Ok(())
+    }
+
+    /// This process's node name: the configured one, or `<hostname>:<port>` of the port it listens on.
+    pub fn node_name_for_port(&self, port: u16) -> String {
+        if let Some(n) = &self.node_name {
+            return n.clone();
+        }
+        let host = gethostname::gethostname();
+        let host: String = host
+            .to_string_lossy()
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(NODE_NAME_LEN_MAX - 6)
+            .collect();
+        let host = if host.is_empty() {
+            "localhost".to_owned()
+        } else {
+            host
+        };
+        format!("{host}:{port}")
     }
 
     /// The database URL: the configured one, or a SQLite file in the data directory.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod faults;
 pub mod http;
 pub mod partner;
 pub mod store;

@@ -7,6 +7,7 @@
 //! process shares the database and the work.
 
 mod dev;
+mod partner_crash;
 
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use anyhow::{Context, Result};
 use remesa_e2e::{Anvil, Node, eventually, fresh_postgres, token_balance};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(90);
+pub(crate) const WAIT: Duration = Duration::from_secs(90);
 const SETTLEMENT: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"; // demo partner 1 (anvil account 2)
 
-async fn create(node: &Node, user_id: &str, amount: &str, key: &str) -> Result<Value> {
+pub(crate) async fn create(node: &Node, user_id: &str, amount: &str, key: &str) -> Result<Value> {
     let q = node
         .ok("POST", "/v1/quotes", Some(json!({"send_amount": amount, "country": "GT", "currency": "GTQ", "payout_method": "cash_pickup"})), None)
         .await?;
@@ -53,14 +54,14 @@ async fn complete(node: &Node, id: &str) -> Result<()> {
     Ok(())
 }
 
-fn reconcile(node: &Node) -> Result<String> {
+pub(crate) fn reconcile(node: &Node) -> Result<String> {
     let out = node.run(&["reconcile"])?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     anyhow::ensure!(text.contains("OK"), "reconcile: {text}");
     Ok(text)
 }
 
-async fn exactly_once(node: &Node, id: &str, final_state: &str) -> Result<()> {
+pub(crate) async fn exactly_once(node: &Node, id: &str, final_state: &str) -> Result<()> {
     let h = node
         .ok("GET", &format!("/v1/remittances/{id}/events"), None, None)
         .await?;
@@ -80,28 +81,34 @@ async fn exactly_once(node: &Node, id: &str, final_state: &str) -> Result<()> {
 async fn scenario(database_url: Option<String>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let result = run_scenario(database_url, dir.path()).await;
-    if result.is_err() {
-        // show the nodes' logs of a failed run
-        if let Ok(entries) = std::fs::read_dir(dir.path()) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "log") {
-                    let text = std::fs::read_to_string(&p).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(60).collect();
-                    eprintln!("==== {} (last lines) ====", p.display());
-                    for l in tail.iter().rev() {
-                        eprintln!("{l}");
-                    }
-                }
-            }
-        }
-    }
+    show_logs_on_error(&result, dir.path());
     result
 }
 
-async fn run_scenario(database_url: Option<String>, dir: &std::path::Path) -> Result<()> {
-    let anvil = Anvil::start(1).await?;
-    let mut node = Node::new("a", dir, &anvil.url, database_url.as_deref());
+/// Prints the tail of every node log of a failed run.
+pub(crate) fn show_logs_on_error<T>(result: &Result<T>, dir: &std::path::Path) {
+    if result.is_ok() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            eprintln!("==== {} (last lines) ====", p.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// A devnet (contracts, demo partners) and a started node with one custodial user holding 1,000 tokens; returns
+/// the token address, the user id and the user's address.
+async fn funded_node(node: &mut Node) -> Result<(String, String, String)> {
     let setup = node.run(&["devnet", "setup"])?;
     let setup: Value = serde_json::from_slice(&setup.stdout).context("setup output")?;
     let token = setup["deployment"]["token"].as_str().context("token")?.to_owned();
@@ -127,6 +134,13 @@ async fn run_scenario(database_url: Option<String>, dir: &std::path::Path) -> Re
             == "1000000000")
     })
     .await?;
+    Ok((token, user_id, address))
+}
+
+async fn run_scenario(database_url: Option<String>, dir: &std::path::Path) -> Result<()> {
+    let anvil = Anvil::start(1).await?;
+    let mut node = Node::new("a", dir, &anvil.url, database_url.as_deref());
+    let (token, user_id, address) = funded_node(&mut node).await?;
 
     // 1. quote → remittance → locked on chain → paid (admin path) → released → settled
     let r = create(&node, &user_id, "100", "e2e-1").await?;

@@ -27,9 +27,6 @@ use super::store::NewOutbound;
 use super::telegram::{self, TelegramEvent};
 use super::whatsapp;
 
-/// How long `/v1/dev/chat` waits for the replies of a message.
-const DEV_CHAT_WAIT: Duration = Duration::from_secs(20);
-
 /// The chat routes' OpenAPI fragment; the node merges it into `/openapi.json`.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -357,7 +354,7 @@ async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Byte
         }
         match store.inbox_status(Platform::Terminal, &msg.message_id).await {
             Ok(Some((_, status))) if status == "done" || status == "failed" => break,
-            _ if started.elapsed() > DEV_CHAT_WAIT => {
+            _ if started.elapsed() > svc.dev_chat_wait() => {
                 return problem(StatusCode::GATEWAY_TIMEOUT, "no reply yet");
             }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,

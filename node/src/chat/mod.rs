@@ -52,10 +52,14 @@ pub fn service(state: &AppState) -> service::ChatService {
         state.db.dialect == crate::store::Dialect::Postgres,
     );
     let backend = Arc::new(engine_adapter::EngineBackend::new(state.engine.clone()));
-    service::ChatService::new(
+    service::ChatService::with_options(
         &state.config.chat,
         store,
         backend,
         state.config.operator_token.clone(),
+        service::ServiceOptions {
+            worker_id: state.instance.worker_id("chat"),
+            dev_chat_wait: service::ServiceOptions::dev_chat_wait_for(state.config.http_timeout_ms),
+        },
     )
 }

@@ -48,6 +48,7 @@ struct Inner {
     operator_token: Option<SecretString>,
     recipient_template: Option<String>,
     worker_id: String,
+    dev_chat_wait: Duration,
     poll_interval: Duration,
     body_limit_bytes: usize,
     wake_inbox: tokio::sync::Notify,
@@ -64,6 +65,36 @@ impl std::fmt::Debug for ChatService {
     }
 }
 
+/// Longest wait of `/v1/dev/chat` for the replies of a message.
+pub const DEV_CHAT_WAIT_MAX: Duration = Duration::from_secs(20);
+
+/// What the node tells the service about the process it runs in.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// The claim holder of this process's chat workers (`store::instances::Instance::worker_id("chat")`), so a
+    /// restart of the node takes its dead claims over at once.
+    pub worker_id: String,
+    /// How long `/v1/dev/chat` waits for replies before answering 504: shorter than the HTTP handler timeout.
+    pub dev_chat_wait: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            worker_id: format!("chat@{}", uuid::Uuid::new_v4()),
+            dev_chat_wait: DEV_CHAT_WAIT_MAX,
+        }
+    }
+}
+
+impl ServiceOptions {
+    /// The wait of `/v1/dev/chat` under an HTTP handler timeout: a second (or a quarter) less, at most 20 s.
+    pub fn dev_chat_wait_for(http_timeout_ms: u64) -> Duration {
+        let margin_ms = (http_timeout_ms / 4).min(1_000);
+        Duration::from_millis(http_timeout_ms.saturating_sub(margin_ms)).min(DEV_CHAT_WAIT_MAX)
+    }
+}
+
 impl ChatService {
     /// Builds the service from configuration. `operator_token` enables the terminal endpoint (`/v1/dev/chat`).
     pub fn new(
@@ -71,6 +102,17 @@ impl ChatService {
         store: ChatStore,
         backend: Arc<dyn ChatBackend>,
         operator_token: Option<SecretString>,
+    ) -> Self {
+        Self::with_options(config, store, backend, operator_token, ServiceOptions::default())
+    }
+
+    /// [`ChatService::new`] inside a node process.
+    pub fn with_options(
+        config: &ChatConfig,
+        store: ChatStore,
+        backend: Arc<dyn ChatBackend>,
+        operator_token: Option<SecretString>,
+        options: ServiceOptions,
     ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -115,7 +157,8 @@ impl ChatService {
                     .whatsapp_recipient_template
                     .clone()
                     .filter(|t| !t.is_empty()),
-                worker_id: format!("chat-{}", uuid::Uuid::new_v4()),
+                worker_id: options.worker_id,
+                dev_chat_wait: options.dev_chat_wait,
                 poll_interval: Duration::from_millis(config.chat_poll_interval_ms.max(10)),
                 body_limit_bytes: config.chat_body_limit_bytes.clamp(1024, 4 * 1024 * 1024),
                 wake_inbox: tokio::sync::Notify::new(),
@@ -155,6 +198,10 @@ impl ChatService {
             .operator_token
             .as_ref()
             .map(|s| s.expose_secret().as_bytes())
+    }
+
+    pub(crate) fn dev_chat_wait(&self) -> Duration {
+        self.inner.dev_chat_wait
     }
 
     pub(crate) fn body_limit_bytes(&self) -> usize {

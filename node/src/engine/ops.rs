@@ -31,7 +31,7 @@ const P2P_ID_TAG: &[u8] = b"remesa.p2p.v1";
 const RATE_VALIDITY_S_MAX: u64 = 30 * 24 * 3600;
 const NAME_LEN_MAX: usize = 100;
 /// How long an `Idempotency-Key` (and an unused expired quote) is kept: retries must come within this window.
-pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
+pub const IDEMPOTENCY_RETENTION_MS: i64 = crate::store::idempotency::RETENTION_MS;
 
 pub(crate) const R_COLS: &str = "id, state, quote_id, sender_user_id, sender_address, custodial, partner_id, \
     recipient_phone, recipient_name, country, currency, payout_method, send_amount_base_units, fee_base_units, \
@@ -1876,11 +1876,7 @@ impl Engine {
     /// [`IDEMPOTENCY_RETENTION_MS`] and unused quotes expired that long ago are deleted.
     pub async fn prune(&self, now_ms: i64) -> Result<(u64, u64)> {
         let cutoff = now_ms.saturating_sub(IDEMPOTENCY_RETENTION_MS);
-        let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at_unix_ms < $1")
-            .bind(cutoff)
-            .execute(&self.db().pool)
-            .await?
-            .rows_affected();
+        let keys = crate::store::idempotency::prune(&self.db().pool, now_ms).await?;
         let quotes = sqlx::query("DELETE FROM quotes WHERE used_by IS NULL AND expires_at_unix_ms < $1")
             .bind(cutoff)
             .execute(&self.db().pool)

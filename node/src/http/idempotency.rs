@@ -1,7 +1,8 @@
 //! `Idempotency-Key` on every POST: the first request with a key runs and its response is stored; the same key
 //! with the same method, path and body gets the stored response again (`Idempotent-Replayed: true`); the same key
 //! with another request is a 422 problem; a request still running with that key is a 409 problem. Server errors
-//! (5xx) are not stored, so the client may retry them with the same key.
+//! (5xx) are not stored, so the client may retry them with the same key. The records and their crash recovery
+//! are [`crate::store::idempotency`]; the partner API uses the same records with its own scope.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -9,17 +10,50 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::domain::IdempotencyKey;
-use crate::store::now_ms;
+use crate::store::idempotency::{self, Begin, Claim};
 
 pub const HEADER: &str = "idempotency-key";
-/// A stored "in progress" row older than this is considered abandoned (the process died mid-request).
-const IN_PROGRESS_STALE_MS: i64 = 120_000;
 const RESPONSE_BYTES_MAX: usize = 1 << 20;
+/// A handler runs at most `http_timeout_ms` (the timeout layer drops it); an unfinished key older than that plus
+/// this margin has nobody working on it.
+const STALE_MARGIN_MS: u64 = 5_000;
+
+/// From when an unfinished key is abandoned (see [`store::idempotency`]).
+pub fn stale_ms(http_timeout_ms: u64) -> i64 {
+    i64::try_from(http_timeout_ms.saturating_add(STALE_MARGIN_MS)).unwrap_or(i64::MAX)
+}
+
+/// The request fingerprint stored with a key: SHA-256 over the scope, a zero byte and the body.
+pub fn request_hash(scope: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(scope.as_bytes());
+    h.update([0]);
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// The problem answered for a key that cannot run now.
+pub fn refusal(outcome: &Begin) -> Option<Problem> {
+    match outcome {
+        Begin::Mismatch => Some(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused with another request",
+            Some("this Idempotency-Key was already used with a different request".to_owned()),
+        )),
+        Begin::InProgress => Some(Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-in-use",
+            "A request with this Idempotency-Key is in progress",
+            Some("retry after it completes".to_owned()),
+        )),
+        Begin::Run(_) | Begin::Replay { .. } => None,
+    }
+}
 
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST && req.method() != Method::PUT {
@@ -49,146 +83,60 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         }
     };
     let scope = format!("{} {}", parts.method, parts.uri.path());
-    let mut h = Sha256::new();
-    h.update(scope.as_bytes());
-    h.update([0]);
-    h.update(&bytes);
-    let hash = hex::encode(h.finalize());
+    let hash = request_hash(&scope, &bytes);
     let pool = &state.db.pool;
-
-    for _ in 0..2 {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, created_at_unix_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (scope, idem_key) DO NOTHING",
-        )
-        .bind(&scope)
-        .bind(key.as_str())
-        .bind(&hash)
-        .bind(now_ms())
-        .execute(pool)
-        .await;
-        match inserted {
-            Ok(done) if done.rows_affected() == 1 => {
-                let req = Request::from_parts(parts, Body::from(bytes));
-                return run_and_store(&state, &scope, &key, req, next).await;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(target: "http::idempotency", error = %e, "idempotency store failed");
-                return Problem::internal().into_response();
-            }
+    let outcome = idempotency::begin(
+        pool,
+        &scope,
+        key.as_str(),
+        &hash,
+        &state.instance.start_id,
+        stale_ms(state.config.http_timeout_ms),
+    )
+    .await;
+    match outcome {
+        Ok(Begin::Run(claim)) => {
+            let req = Request::from_parts(parts, Body::from(bytes));
+            run_and_store(&state, &claim, req, next).await
         }
-        let row = sqlx::query(
-            "SELECT request_hash, status_code, response_body, created_at_unix_ms FROM idempotency_keys \
-             WHERE scope = $1 AND idem_key = $2",
-        )
-        .bind(&scope)
-        .bind(key.as_str())
-        .fetch_optional(pool)
-        .await;
-        let row = match row {
-            Ok(Some(r)) => r,
-            Ok(None) => continue, // deleted in between (a 5xx): try again
-            Err(e) => {
-                tracing::error!(target: "http::idempotency", error = %e, "idempotency lookup failed");
-                return Problem::internal().into_response();
-            }
-        };
-        let stored_hash: String = row.try_get(0).unwrap_or_default();
-        let status: Option<i64> = row.try_get(1).unwrap_or(None);
-        let body: Option<String> = row.try_get(2).unwrap_or(None);
-        let created: i64 = row.try_get(3).unwrap_or(0);
-        if stored_hash != hash {
-            return Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "Idempotency key reused with another request",
-                Some("this Idempotency-Key was already used with a different request".to_owned()),
-            )
-            .into_response();
-        }
-        match (status, body) {
-            (Some(status), Some(body)) => return replay(status, body),
-            _ if now_ms() - created > IN_PROGRESS_STALE_MS => {
-                let _ = sqlx::query(
-                    "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND status_code IS NULL",
-                )
-                .bind(&scope)
-                .bind(key.as_str())
-                .execute(pool)
-                .await;
-                continue;
-            }
-            _ => {
-                return Problem::new(
-                    StatusCode::CONFLICT,
-                    "idempotency-key-in-use",
-                    "A request with this Idempotency-Key is in progress",
-                    Some("retry after it completes".to_owned()),
-                )
-                .into_response();
-            }
+        Ok(Begin::Replay { status, body }) => replay(status, body),
+        Ok(other) => refusal(&other).unwrap_or_else(Problem::internal).into_response(),
+        Err(e) => {
+            tracing::error!(target: "http::idempotency", error = %e, "idempotency store failed");
+            Problem::internal().into_response()
         }
     }
-    Problem::new(
-        StatusCode::CONFLICT,
-        "idempotency-key-in-use",
-        "Idempotency key contention",
-        None,
-    )
-    .into_response()
 }
 
-async fn run_and_store(
-    state: &AppState,
-    scope: &str,
-    key: &IdempotencyKey,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn run_and_store(state: &AppState, claim: &Claim, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
     let (parts, body) = response.into_parts();
+    let pool = &state.db.pool;
     let bytes = match to_bytes(body, RESPONSE_BYTES_MAX).await {
         Ok(b) => b,
         Err(_) => {
-            forget(state, scope, key).await;
+            let _ = idempotency::forget(pool, claim).await;
             return Problem::internal().into_response();
         }
     };
     if status.is_server_error() {
-        forget(state, scope, key).await;
+        let _ = idempotency::forget(pool, claim).await;
     } else {
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Err(e) = sqlx::query(
-            "UPDATE idempotency_keys SET status_code = $1, response_body = $2 WHERE scope = $3 AND idem_key = $4",
-        )
-        .bind(i64::from(status.as_u16()))
-        .bind(text)
-        .bind(scope)
-        .bind(key.as_str())
-        .execute(&state.db.pool)
-        .await
-        {
-            tracing::error!(target: "http::idempotency", error = %e, "storing the response failed");
+        let text = String::from_utf8_lossy(&bytes);
+        match idempotency::finish(pool, claim, status.as_u16(), &text).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(target: "http::idempotency", scope = %claim.scope,
+                "the key was taken over while this request ran; its response is not stored"),
+            Err(e) => tracing::error!(target: "http::idempotency", error = %e, "storing the response failed"),
         }
     }
     Response::from_parts(parts, Body::from(bytes))
 }
 
-async fn forget(state: &AppState, scope: &str, key: &IdempotencyKey) {
-    let _ = sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
-        .bind(scope)
-        .bind(key.as_str())
-        .execute(&state.db.pool)
-        .await;
-}
-
-fn replay(status: i64, body: String) -> Response {
-    let status = u16::try_from(status)
-        .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::OK);
+/// The stored response again, marked `Idempotent-Replayed: true`.
+pub fn replay(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let ct = if status.is_success() {
         "application/json"
     } else {

@@ -14,7 +14,6 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sqlx::Row as _;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::auth::{
@@ -22,17 +21,18 @@ use super::auth::{
 };
 use super::config::PartnerConfig;
 use super::httpsig::Ed25519Signer;
-use super::store::{PartnerDb, PartnerEvent, StoreError, WebhookDelivery, now_ms};
+use super::store::{PartnerDb, PartnerEvent, StoreError, WebhookDelivery};
 use super::views::{PartnerPayout, PartnerSettlement, VISIBLE_STATES};
-use crate::domain::PickupCode;
+use crate::domain::{IdempotencyKey, PickupCode};
 use crate::engine::{Engine, EngineError, PayoutProof, Rate, RateInput};
+use crate::faults::Faults;
+use crate::store::idempotency::{self, Begin};
+use crate::store::instances::Instance;
 
 /// Default and largest page sizes of the partner lists.
 pub const PAGE_DEFAULT: i64 = 50;
 /// Largest accepted partner request body.
 pub const PARTNER_BODY_BYTES_MAX: usize = 64 * 1024;
-/// How long an Idempotency-Key is remembered (a retry after that is a new request).
-pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
 /// What the partner router needs.
 #[derive(Clone)]
@@ -44,6 +44,12 @@ pub struct PartnerState {
     pub node_signer: Ed25519Signer,
     /// Bearer token of the admin endpoints; without it they answer 503.
     pub operator_token: Option<SecretString>,
+    /// This process: its start id owns the Idempotency-Keys it is working on.
+    pub instance: Instance,
+    /// From when an unfinished Idempotency-Key is abandoned (`http::idempotency::stale_ms`).
+    pub idempotency_stale_ms: i64,
+    /// Injected faults (crash tests only).
+    pub faults: Faults,
 }
 
 impl std::fmt::Debug for PartnerState {
@@ -133,6 +139,8 @@ pub enum ApiError {
     BadRequest(String),
     Unprocessable(String),
     Conflict(String),
+    /// A request with the same Idempotency-Key is running: retry it later, unchanged.
+    InProgress,
     Unauthorized(String),
     Unavailable(String),
     Internal(String),
@@ -158,6 +166,12 @@ impl From<EngineError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
         Self::Internal(e.to_string())
     }
 }
@@ -199,6 +213,13 @@ impl IntoResponse for ApiError {
                 "Conflict",
                 &m,
                 "conflict",
+            ),
+            Self::InProgress => problem(
+                StatusCode::CONFLICT,
+                &format!("{p}idempotency-key-in-use"),
+                "Request in progress",
+                "a request with this Idempotency-Key is still being processed; retry it unchanged",
+                "idempotency_key_in_use",
             ),
             Self::Unauthorized(m) => problem(
                 StatusCode::UNAUTHORIZED,
@@ -247,11 +268,15 @@ fn partner_id(p: &AuthenticatedPartner) -> ApiResult<(i64, u64)> {
 
 /// Runs `work` at most once per (partner, Idempotency-Key): a retry with the same key and body gets the stored
 /// response; the same key with another request is refused (422); a retry while the first is running gets 409.
-/// Stored in the node's `idempotency_keys` table, shared by every process.
+/// Errors are not stored (the partner may fix the cause and retry with the same key). The records are the node's
+/// ([`crate::store::idempotency`], scope `partner:<id>`), so a request whose process crashed before its response
+/// was stored is run again by the next retry once the node restarted (or the record went stale); the work (the
+/// engine's accept, complete and fail) accepts a repeat, so it happens once.
 async fn idempotent<F, Fut>(
     st: &PartnerState,
     partner: &AuthenticatedPartner,
     headers: &HeaderMap,
+    action: &str,
     fingerprint: &[u8],
     work: F,
 ) -> Response
@@ -266,15 +291,19 @@ where
                 Err(e) => e.into_response(),
             };
         }
-        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
-            k.to_owned()
-        }
-        Some(_) => {
+        Some(Ok(k)) => match IdempotencyKey::parse(k) {
+            Ok(k) => k,
+            Err(_) => {
+                return ApiError::BadRequest("Idempotency-Key: 1 to 255 visible ASCII characters".into())
+                    .into_response();
+            }
+        },
+        Some(Err(_)) => {
             return ApiError::BadRequest("Idempotency-Key: 1 to 255 visible ASCII characters".into())
                 .into_response();
         }
     };
-    match idempotent_inner(st, partner, &key, fingerprint, work).await {
+    match idempotent_inner(st, partner, key.as_str(), action, fingerprint, work).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -284,6 +313,7 @@ async fn idempotent_inner<F, Fut>(
     st: &PartnerState,
     partner: &AuthenticatedPartner,
     key: &str,
+    action: &str,
     fingerprint: &[u8],
     work: F,
 ) -> ApiResult<Response>
@@ -293,83 +323,41 @@ where
 {
     let scope = format!("partner:{}", partner.partner_id);
     let hash = hex::encode(Sha256::digest(fingerprint));
-    let now = now_ms();
-    // A key older than the TTL is forgotten.
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at_unix_ms < $3",
+    let pool = &st.db.pool;
+    let claim = match idempotency::begin(
+        pool,
+        &scope,
+        key,
+        &hash,
+        &st.instance.start_id,
+        st.idempotency_stale_ms,
     )
-    .bind(&scope)
-    .bind(key)
-    .bind(now - IDEMPOTENCY_TTL_MS)
-    .execute(&st.db.pool)
-    .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, idem_key, request_hash, created_at_unix_ms) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (scope, idem_key) DO NOTHING",
-    )
-    .bind(&scope)
-    .bind(key)
-    .bind(&hash)
-    .bind(now)
-    .execute(&st.db.pool)
     .await?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        let row = sqlx::query(
-            "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
-        )
-        .bind(&scope)
-        .bind(key)
-        .fetch_one(&st.db.pool)
-        .await?;
-        let stored_hash: String = row.try_get("request_hash")?;
-        if stored_hash != hash {
+    {
+        Begin::Run(claim) => claim,
+        Begin::Replay { status, body } => return Ok(crate::http::idempotency::replay(status, body)),
+        Begin::Mismatch => {
             return Err(ApiError::Unprocessable(
                 "this Idempotency-Key was used with a different request".into(),
             ));
         }
-        let status: Option<i64> = row.try_get("status_code")?;
-        let body: Option<String> = row.try_get("response_body")?;
-        return match (status, body) {
-            (Some(s), Some(b)) => {
-                let code = u16::try_from(s)
-                    .ok()
-                    .and_then(|s| StatusCode::from_u16(s).ok())
-                    .unwrap_or(StatusCode::OK);
-                let mut resp = (code, b).into_response();
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                resp.headers_mut()
-                    .insert("idempotent-replayed", header::HeaderValue::from_static("true"));
-                Ok(resp)
-            }
-            _ => Err(ApiError::Conflict(
-                "a request with this Idempotency-Key is still being processed".into(),
-            )),
-        };
-    }
+        Begin::InProgress => {
+            return Err(ApiError::InProgress);
+        }
+    };
+    st.faults.hit(&format!("partner.{action}.before_work")).await;
     match work().await {
         Ok((status, value)) => {
+            st.faults.hit(&format!("partner.{action}.after_work")).await;
             let body = value.to_string();
-            sqlx::query("UPDATE idempotency_keys SET status_code = $1, response_body = $2 WHERE scope = $3 AND idem_key = $4")
-                .bind(i64::from(status.as_u16()))
-                .bind(&body)
-                .bind(&scope)
-                .bind(key)
-                .execute(&st.db.pool)
-                .await?;
+            if !idempotency::finish(pool, &claim, status.as_u16(), &body).await? {
+                tracing::warn!(target: "partner::api", scope, "the Idempotency-Key was taken over while this request ran");
+            }
             Ok((status, Json(value)).into_response())
         }
         Err(e) => {
             // Errors are not stored: the partner may fix the cause and retry with the same key.
-            sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
-                .bind(&scope)
-                .bind(key)
-                .execute(&st.db.pool)
-                .await?;
+            idempotency::forget(pool, &claim).await?;
             Err(e)
         }
     }
@@ -580,7 +568,7 @@ pub struct AcceptPayout {}
            ("Idempotency-Key" = Option<String>, Header, description = "Same key + same request → the same response")),
     responses((status = 200, description = "The accepted payout", body = PartnerPayout),
               (status = 404, description = "Not this partner's payout"),
-              (status = 409, description = "The payout is in a state that cannot be accepted")))]
+              (status = 409, description = "The payout is in a state that cannot be accepted; or the same Idempotency-Key is still running (reason `idempotency_key_in_use`: retry unchanged)")))]
 async fn accept_payout(
     State(st): State<PartnerState>,
     Extension(p): Extension<AuthenticatedPartner>,
@@ -589,7 +577,7 @@ async fn accept_payout(
     body: Bytes,
 ) -> Response {
     let fp = fingerprint("accept", &id, &body);
-    idempotent(&st, &p, &headers, &fp, || async {
+    idempotent(&st, &p, &headers, "accept", &fp, || async {
         let (pid, uid) = partner_id(&p)?;
         load_payout(&st, pid, &id).await?;
         st.engine.payout_accepted(&id, uid).await?;
@@ -615,7 +603,7 @@ async fn accept_payout(
            ("Idempotency-Key" = Option<String>, Header, description = "Same key + same request → the same response")),
     responses((status = 200, description = "The paid payout (status `paid`, release queued)", body = PartnerPayout),
               (status = 404, description = "Not this partner's payout"),
-              (status = 409, description = "Already withdrawn (refund pending) or not yet assigned"),
+              (status = 409, description = "Already withdrawn (refund pending) or not yet assigned; or the same Idempotency-Key is still running (reason `idempotency_key_in_use`: retry unchanged)"),
               (status = 422, description = "Wrong pickup code, or a reference for a cash pickup")))]
 async fn complete_payout(
     State(st): State<PartnerState>,
@@ -625,7 +613,7 @@ async fn complete_payout(
     body: Bytes,
 ) -> Response {
     let fp = fingerprint("complete", &id, &body);
-    idempotent(&st, &p, &headers, &fp, || async {
+    idempotent(&st, &p, &headers, "complete", &fp, || async {
         let (pid, uid) = partner_id(&p)?;
         let proof: PayoutProof = parse_json(&body)?;
         load_payout(&st, pid, &id).await?;
@@ -660,7 +648,7 @@ pub struct FailPayout {
            ("Idempotency-Key" = Option<String>, Header, description = "Same key + same request → the same response")),
     responses((status = 200, description = "The payout, now `refund_pending`", body = PartnerPayout),
               (status = 404, description = "Not this partner's payout"),
-              (status = 409, description = "Already paid")))]
+              (status = 409, description = "Already paid; or the same Idempotency-Key is still running (reason `idempotency_key_in_use`: retry unchanged)")))]
 async fn fail_payout(
     State(st): State<PartnerState>,
     Extension(p): Extension<AuthenticatedPartner>,
@@ -669,7 +657,7 @@ async fn fail_payout(
     body: Bytes,
 ) -> Response {
     let fp = fingerprint("fail", &id, &body);
-    idempotent(&st, &p, &headers, &fp, || async {
+    idempotent(&st, &p, &headers, "fail", &fp, || async {
         let (pid, uid) = partner_id(&p)?;
         let req: FailPayout = parse_json(&body)?;
         load_payout(&st, pid, &id).await?;

@@ -18,6 +18,8 @@ use super::httpsig::Ed25519Signer;
 
 /// Most payouts the simulator works on at once.
 pub const SIM_IN_FLIGHT_MAX: usize = 256;
+/// How long one payout step is retried with the same key while the node does not answer it.
+pub const SIM_STEP_RETRY_MS: u64 = 120_000;
 
 /// Options of `remesa partner-sim` (a `clap::Args`, flattened into the node's CLI).
 #[derive(Debug, Clone, clap::Args)]
@@ -276,27 +278,23 @@ impl Sim {
         let empty = serde_json::json!({});
         if p.status == "payout_assigned" {
             tokio::time::sleep(Duration::from_millis(self.args.accept_delay_ms)).await;
-            let _: serde_json::Value = self
-                .client
-                .post(
-                    &format!("/v1/partner/payouts/{}/accept", p.id),
-                    &empty,
-                    Some(&format!("sim-accept-{}", p.id)),
-                )
-                .await?;
+            self.step(
+                &format!("/v1/partner/payouts/{}/accept", p.id),
+                &empty,
+                &format!("sim-accept-{}", p.id),
+            )
+            .await?;
             tracing::info!(target: "partner::sim", payout = %p.id, "accepted");
         }
         tokio::time::sleep(Duration::from_millis(self.args.complete_delay_ms)).await;
         if self.args.fail_every > 0 && n.is_multiple_of(self.args.fail_every) {
             let body = serde_json::json!({"reason": "simulated: recipient did not come"});
-            let _: serde_json::Value = self
-                .client
-                .post(
-                    &format!("/v1/partner/payouts/{}/fail", p.id),
-                    &body,
-                    Some(&format!("sim-fail-{}", p.id)),
-                )
-                .await?;
+            self.step(
+                &format!("/v1/partner/payouts/{}/fail", p.id),
+                &body,
+                &format!("sim-fail-{}", p.id),
+            )
+            .await?;
             tracing::info!(target: "partner::sim", payout = %p.id, "failed on purpose");
         } else {
             let body = match (p.payout_method.as_str(), self.pickup_code_for(&p.id).await) {
@@ -305,19 +303,50 @@ impl Sim {
                     serde_json::json!({"kind": "reference", "reference": format!("SIM-{}", &p.id[..p.id.len().min(18)])})
                 }
             };
-            let _: serde_json::Value = self
-                .client
-                .post(
-                    &format!("/v1/partner/payouts/{}/complete", p.id),
-                    &body,
-                    Some(&format!("sim-complete-{}", p.id)),
-                )
-                .await?;
+            self.step(
+                &format!("/v1/partner/payouts/{}/complete", p.id),
+                &body,
+                &format!("sim-complete-{}", p.id),
+            )
+            .await?;
             tracing::info!(target: "partner::sim", payout = %p.id, "paid");
         }
         self.handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.done.notify_one();
         Ok(())
+    }
+
+    /// One payout step, as a partner's system does it: the same request with the same Idempotency-Key again until
+    /// the node answers (no answer, a 5xx or "still in progress" is retried with back-off for up to
+    /// [`SIM_STEP_RETRY_MS`]); any other answer is final. A step whose answer was lost (the node crashed) is thus
+    /// retried even when its payout no longer shows up in the lists the simulator polls.
+    async fn step(&self, path: &str, body: &serde_json::Value, key: &str) -> Result<(), ClientError> {
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let result: Result<serde_json::Value, ClientError> =
+                self.client.post(path, body, Some(key)).await;
+            let retry = match &result {
+                Ok(_) => false,
+                Err(e) => match e {
+                    ClientError::Status { status, body } => {
+                        status.is_server_error()
+                            || (*status == reqwest::StatusCode::CONFLICT
+                                && body.contains("idempotency_key_in_use"))
+                    }
+                    ClientError::Http(_) => true,
+                    _ => false,
+                },
+            };
+            if !retry || started.elapsed() > Duration::from_millis(SIM_STEP_RETRY_MS) {
+                return result.map(|_| ());
+            }
+            if let Err(e) = &result {
+                tracing::warn!(target: "partner::sim", path, error = %e, "payout step got no answer; retrying with the same key");
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
     }
 
     /// A pickup code from the codes file that belongs to this payout (asked through the counter-agent lookup).

@@ -113,8 +113,14 @@ impl WebhookWorker {
             signer,
             http,
             cfg,
-            worker_id: format!("webhooks-{}", uuid::Uuid::new_v4()),
+            worker_id: format!("webhooks@{}", uuid::Uuid::new_v4()),
         })
+    }
+
+    /// Claims as `worker_id` (the node's `Instance::worker_id("webhooks")`, so a restart takes them over at once).
+    pub fn with_worker_id(mut self, worker_id: String) -> Self {
+        self.worker_id = worker_id;
+        self
     }
 
     pub fn signer(&self) -> &Ed25519Signer {

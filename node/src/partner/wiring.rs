@@ -35,6 +35,9 @@ fn partner_state(state: &AppState) -> Result<PartnerState, NodeKeyError> {
         cfg: state.config.partner.clone(),
         node_signer: node_signer(state)?,
         operator_token: state.config.operator_token.clone(),
+        instance: state.instance.clone(),
+        faults: state.faults.clone(),
+        idempotency_stale_ms: crate::http::idempotency::stale_ms(state.config.http_timeout_ms),
     })
 }
 
@@ -69,10 +72,12 @@ pub fn spawn_workers(state: &AppState) -> Result<Vec<JoinHandle<()>>, NodeKeyErr
     let db = PartnerDb::from(&state.db);
     let cfg = state.config.partner.clone();
     let signer = node_signer(state)?;
-    let worker = WebhookWorker::new(db.clone(), signer, cfg.clone()).map_err(|e| NodeKeyError::Io {
-        path: "webhook http client".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let worker = WebhookWorker::new(db.clone(), signer, cfg.clone())
+        .map_err(|e| NodeKeyError::Io {
+            path: "webhook http client".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .with_worker_id(state.instance.worker_id("webhooks"));
     let feed = FeedFollower::new(db, cfg);
     Ok(vec![
         tokio::spawn(feed.run(state.shutdown.child_token())),

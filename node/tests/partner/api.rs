@@ -13,12 +13,14 @@ use remesa::engine::{
     ChainInfo, CreateRemittance, Engine, EngineConfig, NewPartner, QuoteRequest, Recipient, SenderRef,
     TokenDomain,
 };
+use remesa::faults::Faults;
 use remesa::partner::client::PartnerClient;
 use remesa::partner::config::PartnerConfig;
 use remesa::partner::feed::FeedFollower;
 use remesa::partner::store::PartnerDb;
 use remesa::partner::webhook::{WebhookWorker, load_or_create_node_key};
 use remesa::partner::{PartnerApiDoc, PartnerState, partner_router};
+use remesa::store::instances::Instance;
 use remesa::store::testing::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -33,6 +35,8 @@ pub struct Node {
     pub base: String,
     pub cancel: CancellationToken,
     pub pdb: PartnerDb,
+    /// What the router serves (tests start another incarnation from it).
+    pub state: PartnerState,
     _dir: tempfile::TempDir,
 }
 
@@ -54,6 +58,16 @@ pub fn chain_info() -> ChainInfo {
 
 /// Engine + partner router on port 0 + the feed follower and webhook worker.
 pub async fn start_node(t: &TestDb, webhook_url: Option<String>) -> Node {
+    start_node_as(t, webhook_url, Instance::new(), Faults::none()).await
+}
+
+/// [`start_node`] as the process `instance`, with injected `faults`.
+pub async fn start_node_as(
+    t: &TestDb,
+    webhook_url: Option<String>,
+    instance: Instance,
+    faults: Faults,
+) -> Node {
     let engine = Engine::new(t.db.clone(), EngineConfig::default(), Some(chain_info()), None, 6);
     let dir = tempfile::tempdir().unwrap();
     let node_signer = load_or_create_node_key(dir.path()).unwrap();
@@ -70,11 +84,11 @@ pub async fn start_node(t: &TestDb, webhook_url: Option<String>) -> Node {
         cfg: cfg.clone(),
         node_signer: node_signer.clone(),
         operator_token: Some("op-secret".to_owned().into()),
+        instance,
+        idempotency_stale_ms: remesa::http::idempotency::stale_ms(15_000),
+        faults,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = partner_router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = serve(state.clone()).await;
     let cancel = CancellationToken::new();
     tokio::spawn(FeedFollower::new(pdb.clone(), cfg.clone()).run(cancel.clone()));
     tokio::spawn(
@@ -105,15 +119,25 @@ pub async fn start_node(t: &TestDb, webhook_url: Option<String>) -> Node {
         base,
         cancel,
         pdb,
+        state,
         _dir: dir,
     }
+}
+
+/// The partner router for `state` on a new port 0 listener; its base URL.
+pub async fn serve(state: PartnerState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = partner_router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
 }
 
 pub fn client(node: &Node, id: u64, seed: u8) -> PartnerClient {
     PartnerClient::new(&node.base, partner_signer(&id.to_string(), seed)).unwrap()
 }
 
-async fn call(
+pub async fn call(
     c: &PartnerClient,
     m: Method,
     path: &str,
@@ -179,7 +203,7 @@ pub async fn locked_remittance(node: &Node, method: PayoutMethod, key: &str) -> 
     (r.id, r.partner_id)
 }
 
-fn rates(rate: &str, fee: &str) -> Value {
+pub fn rates(rate: &str, fee: &str) -> Value {
     json!({"rates": [
         {"country": "GT", "currency": "GTQ", "payout_method": "cash_pickup", "rate": rate, "fee_fixed": fee,
          "fee_bps": 0, "send_min": "1", "send_max": "2500", "valid_for_s": 3600},

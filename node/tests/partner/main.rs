@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod crash;
 mod e2e;
 #[path = "../chain/harness.rs"]
 mod harness;

@@ -1,0 +1,115 @@
+//! The processes serving a database, and recovery of a crashed process's claims at its restart.
+//!
+//! Every serving process has a node name (unique among the processes running at once: `REMESA_NODE_NAME`, by
+//! default `host:port`, and two live processes cannot listen on the same host and port) and a start id (fresh at
+//! every start). Work it claims — chat inbox and outbox messages, webhook deliveries, unfinished idempotency
+//! keys — carries its start id. When a node starts under a name that was registered before, the process of the
+//! previous start id is gone (it held the port), so [`register`] frees its claims at once instead of letting them
+//! wait for their leases. Claims of a process that crashed and is not restarted still expire with their leases.
+
+use sqlx::Row as _;
+
+use super::{Db, StoreError, now_ms};
+
+/// Who this process is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Fresh at every start (a UUIDv7).
+    pub start_id: String,
+}
+
+impl Instance {
+    pub fn new() -> Instance {
+        Instance {
+            start_id: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+
+    /// The claim holder name of one of this process's workers (`chat`, `webhooks`).
+    pub fn worker_id(&self, role: &str) -> String {
+        worker_id(role, &self.start_id)
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Instance::new()
+    }
+}
+
+fn worker_id(role: &str, start_id: &str) -> String {
+    format!("{role}@{start_id}")
+}
+
+/// What [`register`] freed from the previous start of the same node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub previous_start_id: Option<String>,
+    pub idempotency_keys: u64,
+    pub chat_inbox: u64,
+    pub chat_outbox: u64,
+    pub webhook_deliveries: u64,
+}
+
+/// Registers `instance` as the live process of `node_name` and frees every claim of the previous process that
+/// ran under that name: its unfinished idempotency keys can be retried at once, its claimed chat messages and
+/// webhook deliveries are due again. One transaction.
+pub async fn register(db: &Db, node_name: &str, instance: &Instance) -> Result<Recovered, StoreError> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let previous: Option<String> = sqlx::query(&format!(
+        "SELECT start_id FROM node_instances WHERE node_name = $1{}",
+        db.dialect.for_update()
+    ))
+    .bind(node_name)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| r.try_get("start_id"))
+    .transpose()?;
+    sqlx::query(
+        "INSERT INTO node_instances (node_name, start_id, started_at_unix_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (node_name) DO UPDATE SET start_id = excluded.start_id, started_at_unix_ms = excluded.started_at_unix_ms",
+    )
+    .bind(node_name)
+    .bind(&instance.start_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let mut recovered = Recovered {
+        previous_start_id: previous.clone(),
+        ..Recovered::default()
+    };
+    if let Some(prev) = previous.filter(|p| *p != instance.start_id) {
+        recovered.idempotency_keys =
+            sqlx::query("UPDATE idempotency_keys SET owner = NULL WHERE owner = $1 AND status_code IS NULL")
+                .bind(&prev)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let chat = worker_id("chat", &prev);
+        recovered.chat_inbox = sqlx::query(
+            "UPDATE chat_inbox SET claim_expires_at_unix_ms = 0 WHERE status = 'claimed' AND claimed_by = $1",
+        )
+        .bind(&chat)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        recovered.chat_outbox = sqlx::query(
+            "UPDATE chat_outbox SET claim_expires_at_unix_ms = 0 WHERE status = 'claimed' AND claimed_by = $1",
+        )
+        .bind(&chat)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        recovered.webhook_deliveries = sqlx::query(
+            "UPDATE partner_webhook_deliveries SET claim_expires_at_unix_ms = 0 \
+             WHERE status = 'delivering' AND claimed_by = $1",
+        )
+        .bind(worker_id("webhooks", &prev))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(recovered)
+}
