@@ -290,7 +290,7 @@ fn operator_ok(svc: &ChatService, headers: &HeaderMap) -> Result<(), Box<Respons
         (status = 400, description = "Bad request", content_type = "application/problem+json"),
         (status = 401, description = "Operator token missing", content_type = "application/problem+json"),
         (status = 403, description = "Operator token wrong", content_type = "application/problem+json"),
-        (status = 504, description = "No reply in time", content_type = "application/problem+json"),
+        (status = 504, description = "No reply in time: the wait is the HTTP handler timeout less a second (at most 20 s), so this is answered before the generic 503 timeout", content_type = "application/problem+json"),
     ),
     security(("operator" = [])))]
 async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Bytes) -> Response {

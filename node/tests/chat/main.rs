@@ -6,6 +6,7 @@ mod full_node;
 mod harness;
 mod multi;
 mod p2p;
+mod restart;
 mod store;
 mod terminal;
 mod webhooks;
