@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test Remesa has: artifact check, forge fmt + tests, cargo fmt + clippy, and the Rust test suites
-# (unit, integration against a real anvil, end-to-end with the real binaries) on SQLite and PostgreSQL.
+# (unit, integration against a real anvil, end-to-end with the real binaries) on SQLite and PostgreSQL, then the
+# benchmark and kill-and-restart smoke runs.
 # Installs what it needs itself (the pinned devnet toolchain from contracts/package-lock.json).
 #
 #   scripts/test.sh            everything
@@ -59,6 +60,11 @@ fi
 if [[ -x "$root/scripts/bench.sh" && $only_rust -eq 0 ]]; then
   step "benchmark smoke run"
   "$root/scripts/bench.sh" --smoke
+fi
+
+if [[ $only_rust -eq 0 ]]; then
+  step "kill-and-restart smoke run (scripts/chaos/kill-restart.py --smoke)"
+  python3 "$root/scripts/chaos/kill-restart.py" --smoke --seed 1
 fi
 
 step "all tests passed"

@@ -302,15 +302,18 @@ impl Node {
         }
     }
 
-    /// `remesa <args>` as a background process with the node's environment (stderr into `<data_dir>/<log>`).
-    pub fn spawn(&self, args: &[&str], log: &str) -> Result<Child> {
+    /// `remesa <args>` as a background process with the node's environment (stderr into `<data_dir>/<log>`),
+    /// killed when the returned guard is dropped (also when a test fails half-way).
+    pub fn spawn(&self, args: &[&str], log: &str) -> Result<Background> {
         let log = std::fs::File::create(self.dir.join(log))?;
-        self.command()
+        let child = self
+            .command()
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context("spawn remesa")
+            .context("spawn remesa")?;
+        Ok(Background(child))
     }
 
     /// SIGTERM and wait for a clean exit.
@@ -398,6 +401,24 @@ impl Node {
             Ok(self.state_of(id).await? == want)
         })
         .await
+    }
+}
+
+/// A background process that is killed (and reaped) when dropped.
+#[derive(Debug)]
+pub struct Background(pub Child);
+
+impl Background {
+    /// Its exit status if it has exited.
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.0.try_wait()?)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
