@@ -57,15 +57,18 @@ pub struct Recovered {
 pub async fn register(db: &Db, node_name: &str, instance: &Instance) -> Result<Recovered, StoreError> {
     let now = now_ms();
     let mut tx = db.begin().await?;
-    let previous: Option<String> = sqlx::query(&format!(
-        "SELECT start_id FROM node_instances WHERE node_name = $1{}",
-        db.dialect.for_update()
-    ))
-    .bind(node_name)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| r.try_get("start_id"))
-    .transpose()?;
+    // Write first: on SQLite a transaction that reads and then writes cannot upgrade its lock while another
+    // connection writes (SQLITE_BUSY at once, no busy wait); on PostgreSQL this locks the row.
+    sqlx::query("UPDATE node_instances SET started_at_unix_ms = started_at_unix_ms WHERE node_name = $1")
+        .bind(node_name)
+        .execute(&mut *tx)
+        .await?;
+    let previous: Option<String> = sqlx::query("SELECT start_id FROM node_instances WHERE node_name = $1")
+        .bind(node_name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get("start_id"))
+        .transpose()?;
     sqlx::query(
         "INSERT INTO node_instances (node_name, start_id, started_at_unix_ms) VALUES ($1, $2, $3) \
          ON CONFLICT (node_name) DO UPDATE SET start_id = excluded.start_id, started_at_unix_ms = excluded.started_at_unix_ms",
