@@ -291,17 +291,13 @@ where
                 Err(e) => e.into_response(),
             };
         }
-        Some(Ok(k)) => match IdempotencyKey::parse(k) {
-            Ok(k) => k,
-            Err(_) => {
+        Some(raw) => match raw.ok().map(IdempotencyKey::parse) {
+            Some(Ok(k)) => k,
+            _ => {
                 return ApiError::BadRequest("Idempotency-Key: 1 to 255 visible ASCII characters".into())
                     .into_response();
             }
         },
-        Some(Err(_)) => {
-            return ApiError::BadRequest("Idempotency-Key: 1 to 255 visible ASCII characters".into())
-                .into_response();
-        }
     };
     match idempotent_inner(st, partner, key.as_str(), action, fingerprint, work).await {
         Ok(r) => r,

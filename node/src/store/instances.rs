@@ -89,29 +89,27 @@ pub async fn register(db: &Db, node_name: &str, instance: &Instance) -> Result<R
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let chat = worker_id("chat", &prev);
-        recovered.chat_inbox = sqlx::query(
-            "UPDATE chat_inbox SET claim_expires_at_unix_ms = 0 WHERE status = 'claimed' AND claimed_by = $1",
-        )
-        .bind(&chat)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        recovered.chat_outbox = sqlx::query(
-            "UPDATE chat_outbox SET claim_expires_at_unix_ms = 0 WHERE status = 'claimed' AND claimed_by = $1",
-        )
-        .bind(&chat)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        recovered.webhook_deliveries = sqlx::query(
-            "UPDATE partner_webhook_deliveries SET claim_expires_at_unix_ms = 0 \
-             WHERE status = 'delivering' AND claimed_by = $1",
-        )
-        .bind(worker_id("webhooks", &prev))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        // (table, status of a claimed row, worker role): what the previous start's workers may hold.
+        let claims: [(&str, &str, &str, &mut u64); 3] = [
+            ("chat_inbox", "claimed", "chat", &mut recovered.chat_inbox),
+            ("chat_outbox", "claimed", "chat", &mut recovered.chat_outbox),
+            (
+                "partner_webhook_deliveries",
+                "delivering",
+                "webhooks",
+                &mut recovered.webhook_deliveries,
+            ),
+        ];
+        for (table, status, role, freed) in claims {
+            *freed = sqlx::query(&format!(
+                "UPDATE {table} SET claim_expires_at_unix_ms = 0 WHERE status = $1 AND claimed_by = $2"
+            ))
+            .bind(status)
+            .bind(worker_id(role, &prev))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
     }
     tx.commit().await?;
     Ok(recovered)
