@@ -279,7 +279,8 @@ impl ChatStore {
     }
 
     /// Claims the oldest pending inbox item whose user has no other item in progress (one message per user at a
-    /// time, in order). `only_id` restricts the claim to one row (the terminal endpoint processes its own).
+    /// time, in order: an earlier message of the same user that is pending, claimed, or whose claim expired goes
+    /// first). `only_id` restricts the claim to one row (the terminal endpoint processes its own).
     pub async fn claim_inbox(
         &self,
         worker: &str,
@@ -293,8 +294,10 @@ impl ChatStore {
                WHERE ((a.status = 'pending' AND a.not_before_unix_ms <= $3) OR (a.status = 'claimed' AND a.claim_expires_at_unix_ms < $3)) \
                AND ($4 = '' OR a.id = $4) \
                AND NOT EXISTS (SELECT 1 FROM chat_inbox b WHERE b.platform = a.platform AND b.user_key = a.user_key \
-                 AND b.id <> a.id AND ((b.status = 'claimed' AND b.claim_expires_at_unix_ms >= $3) \
-                   OR (b.status = 'pending' AND b.received_at_unix_ms < a.received_at_unix_ms))) \
+                 AND b.id <> a.id AND b.status IN ('pending', 'claimed') \
+                 AND ((b.status = 'claimed' AND b.claim_expires_at_unix_ms >= $3) \
+                   OR b.received_at_unix_ms < a.received_at_unix_ms \
+                   OR (b.received_at_unix_ms = a.received_at_unix_ms AND b.id < a.id))) \
                ORDER BY a.received_at_unix_ms, a.id LIMIT 1{}) \
              AND (status = 'pending' OR (status = 'claimed' AND claim_expires_at_unix_ms < $3)) \
              RETURNING id, payload, attempts",

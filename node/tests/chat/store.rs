@@ -105,3 +105,31 @@ async fn inbox_outbox_and_cursors_on_both_databases() -> Result<()> {
     }
     Ok(())
 }
+
+/// A message whose claim expired (a dead worker, or one freed at its node's restart) still goes before the
+/// sender's later messages: a later message is not claimable, even by its own id, until the earlier one is done.
+#[tokio::test]
+async fn an_expired_claim_keeps_its_place_in_the_conversation() -> Result<()> {
+    for db in all_dbs().await? {
+        let s = &db.store;
+        let label = db.label;
+        s.insert_inbox(&msg("1", "first")).await?.expect("stored");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let later = s.insert_inbox(&msg("1", "later")).await?.expect("stored");
+        // A worker claims "first" with a lease that runs out at once, then dies.
+        let dead = s.claim_inbox("dead", 1, None).await?.expect("first");
+        assert_eq!(dead.message.message_id, "first", "{label}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            s.claim_inbox("w", 60_000, Some(&later)).await?.is_none(),
+            "{label}: the later message waits for the expired earlier claim"
+        );
+        let again = s.claim_inbox("w", 60_000, None).await?.expect("first again");
+        assert_eq!(again.message.message_id, "first", "{label}");
+        assert_eq!(again.attempts, 2, "{label}");
+        assert!(s.complete_inbox(&again, Some("{}"), &[]).await?, "{label}");
+        let next = s.claim_inbox("w", 60_000, Some(&later)).await?.expect("later");
+        assert_eq!(next.message.message_id, "later", "{label}");
+    }
+    Ok(())
+}
