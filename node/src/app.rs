@@ -2,50 +2,24 @@
 //! bound to its port (port 0 picks a free one, for tests); `run_until_stopped` serves until SIGTERM/SIGINT or
 //! [`AppState::shutdown`] fires, then drains requests and stops the workers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::{self, ChainContext, EscrowDeployment};
 use crate::config::Config;
-use crate::engine::{ChainInfo, Custody, Engine, EngineConfig, TokenDomain};
+use crate::engine::{Custody, Engine, EngineConfig};
 use crate::faults::Faults;
 use crate::store::Db;
 use crate::store::instances::{self, Instance};
-// The wallet's artifact bindings; the token calls used here (decimals, balanceOf, eip712Domain) are standard, so
-// they work for any USDC-like token.
-use remesa_wallet::contracts::{RemittanceEscrow, TestStablecoin};
-
-/// The devnet/production deployment file (`deployment.json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deployment {
-    pub chain_id: u64,
-    pub rpc_url: String,
-    pub token: Address,
-    pub escrow: Address,
-    pub deployer: Address,
-    pub deploy_block: u64,
-}
-
-impl Deployment {
-    pub fn load(path: &Path) -> Result<Deployment, AppError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| AppError::Config(format!("reading {}: {e}", path.display())))?;
-        serde_json::from_str(&text).map_err(|e| AppError::Config(format!("parsing {}: {e}", path.display())))
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -57,132 +31,12 @@ pub enum AppError {
     Chain(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Runtime(#[from] chain::RuntimeError),
 }
 
-/// The chain as the HTTP layer and commands see it.
-#[derive(Clone, Debug)]
-pub struct ChainRuntime {
-    pub provider: DynProvider,
-    pub rpc_url: String,
-    pub info: ChainInfo,
-    pub deployment: Deployment,
-    /// The escrow owner's key, when this node holds it (devnet): used to register partners on chain.
-    pub owner: Option<PrivateKeySigner>,
-}
-
-impl ChainRuntime {
-    /// Connects, checks the chain id, and reads the token's decimals and EIP-712 domain.
-    pub async fn connect(
-        rpc_url: &str,
-        deployment: Deployment,
-        owner: Option<PrivateKeySigner>,
-    ) -> Result<ChainRuntime, AppError> {
-        let provider = chain::connect_http(rpc_url).map_err(|e| AppError::Chain(e.to_string()))?;
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .map_err(|e| AppError::Chain(format!("eth_chainId: {e}")))?;
-        if chain_id != deployment.chain_id {
-            return Err(AppError::Chain(format!(
-                "the RPC serves chain {chain_id}, the deployment is for chain {}",
-                deployment.chain_id
-            )));
-        }
-        let token = TestStablecoin::new(deployment.token, provider.clone());
-        let decimals = token
-            .decimals()
-            .call()
-            .await
-            .map_err(|e| AppError::Chain(format!("token decimals: {e}")))?;
-        let domain = token
-            .eip712Domain()
-            .call()
-            .await
-            .map_err(|e| AppError::Chain(format!("token eip712Domain: {e}")))?;
-        let info = ChainInfo {
-            chain_id,
-            escrow: deployment.escrow,
-            token: deployment.token,
-            token_decimals: decimals,
-            domain: TokenDomain {
-                name: domain.name,
-                version: domain.version,
-                chain_id,
-                token: deployment.token,
-            },
-        };
-        Ok(ChainRuntime {
-            provider,
-            rpc_url: rpc_url.to_owned(),
-            info,
-            deployment,
-            owner,
-        })
-    }
-
-    /// `setPartner(id, settlement)` with the owner key, waiting for the receipt. Skipped when already set.
-    pub async fn register_partner_on_chain(&self, partner_id: u64, settlement: &str) -> Result<(), String> {
-        let settlement = Address::from_str(settlement).map_err(|e| e.to_string())?;
-        let escrow = RemittanceEscrow::new(self.deployment.escrow, self.provider.clone());
-        let current = escrow
-            .partnerSettlement(partner_id)
-            .call()
-            .await
-            .map_err(|e| e.to_string())?;
-        if current == settlement {
-            return Ok(());
-        }
-        let owner = self
-            .owner
-            .clone()
-            .ok_or("this node does not hold the escrow owner key (REMESA_ESCROW_OWNER_KEY)")?;
-        let url = self.rpc_url.parse().map_err(|e| format!("rpc url: {e}"))?;
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(owner))
-            .connect_http(url);
-        let escrow = RemittanceEscrow::new(self.deployment.escrow, p);
-        let receipt = escrow
-            .setPartner(partner_id, settlement)
-            .send()
-            .await
-            .map_err(|e| format!("setPartner: {e}"))?
-            .with_timeout(Some(Duration::from_secs(60)))
-            .get_receipt()
-            .await
-            .map_err(|e| format!("setPartner receipt: {e}"))?;
-        if !receipt.status() {
-            return Err("setPartner reverted".into());
-        }
-        tracing::info!(target: "app", partner_id, %settlement, "partner registered in the escrow");
-        Ok(())
-    }
-
-    /// The escrow contract's token balance at `block` (latest when `None`).
-    pub async fn escrow_balance(&self, block: Option<u64>) -> Result<U256, String> {
-        let token = TestStablecoin::new(self.deployment.token, self.provider.clone());
-        let call = token.balanceOf(self.deployment.escrow);
-        let call = match block {
-            Some(b) => call.block(b.into()),
-            None => call,
-        };
-        call.call().await.map_err(|e| format!("balanceOf: {e}"))
-    }
-}
-
-/// Everything a handler needs. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-    pub engine: Engine,
-    pub config: Arc<Config>,
-    pub chain: Option<ChainRuntime>,
-    /// Fires on shutdown; background tasks of every module watch it.
-    pub shutdown: CancellationToken,
-    /// This process (its start id marks the work it claims).
-    pub instance: Instance,
-    /// Injected faults (crash tests only; empty otherwise).
-    pub faults: Faults,
-}
+pub use crate::chain::{ChainRuntime, Deployment};
+pub use crate::http::AppState;
 
 /// A built node, bound to its port, not yet serving.
 #[derive(Debug)]
@@ -310,7 +164,7 @@ pub fn spawn_workers(state: &AppState) -> Result<Vec<JoinHandle<()>>, AppError> 
     {
         let relayer = custody.relayer().map_err(|e| AppError::Chain(e.to_string()))?;
         let ctx = ChainContext {
-            db: state.db.chain_db(),
+            db: state.db.clone(),
             provider: chain_rt.provider.clone(),
             deployment: EscrowDeployment {
                 chain_id: chain_rt.info.chain_id,
@@ -340,6 +194,10 @@ pub fn spawn_workers(state: &AppState) -> Result<Vec<JoinHandle<()>>, AppError> 
 /// The whole HTTP surface: the node's routes, plus chat and partner routes, with the common layers.
 pub fn router(state: AppState) -> Router {
     let r = crate::http::routes(state.clone())
+        .route(
+            "/openapi.json",
+            axum::routing::get(|| async { axum::Json(openapi()) }),
+        )
         .merge(crate::chat::router(state.clone()))
         .merge(crate::partner::router(state.clone()));
     crate::http::finish(r, state)
@@ -351,44 +209,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::partner::openapi());
     doc.merge(crate::chat::openapi());
     doc
-}
-
-/// Gauges computed on scrape.
-pub async fn record_gauges(state: &AppState) {
-    if let Ok(rows) = sqlx::query("SELECT state, CAST(COUNT(*) AS BIGINT) FROM remittances GROUP BY state")
-        .fetch_all(&state.db.pool)
-        .await
-    {
-        use sqlx::Row;
-        for row in rows {
-            let (Ok(s), Ok(n)) = (row.try_get::<String, _>(0), row.try_get::<i64, _>(1)) else {
-                continue;
-            };
-            #[allow(clippy::cast_precision_loss)]
-            let v = n as f64;
-            metrics::gauge!("remesa_remittances", "state" => s).set(v);
-        }
-    }
-    if let Ok(counts) = crate::chain::outbox::job_counts(&state.db.chain_db()).await {
-        for (kind, status, n) in counts {
-            #[allow(clippy::cast_precision_loss)]
-            let v = n as f64;
-            metrics::gauge!("remesa_chain_jobs", "kind" => kind.as_str(), "status" => status).set(v);
-        }
-    }
-    if let Some(chain) = &state.chain {
-        let name = crate::chain::indexer::cursor_name(chain.info.chain_id, chain.info.escrow);
-        if let Ok(Some((block, _))) = crate::chain::indexer::cursor(&state.db.chain_db(), &name).await {
-            #[allow(clippy::cast_precision_loss)]
-            let v = block as f64;
-            metrics::gauge!("remesa_indexer_block").set(v);
-        }
-    }
-    if let Ok(escrow) = crate::engine::ledger::balance(&state.db.pool, crate::engine::ledger::ESCROW).await {
-        #[allow(clippy::cast_precision_loss)]
-        let v = escrow as f64;
-        metrics::gauge!("remesa_ledger_escrow_base_units").set(v);
-    }
 }
 
 impl App {

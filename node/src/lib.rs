@@ -3,6 +3,9 @@
 //! Codemap: [`config`] (file + `REMESA_*` env), [`store`] (sqlx `AnyPool`, migrations), [`domain`] (parsed
 //! newtypes), [`engine`] (quotes, remittance state machine, ledger, custody, chain event sink), [`chain`] (outbox,
 //! indexer, refund keeper), [`http`] (public API), [`chat`], [`partner`], [`app`] (wiring), [`cli`] (commands).
+//!
+//! Dependencies point one way (checked by a test in `layers.rs`):
+//! `domain ← faults ← config ← store ← chain ← engine ← http ← (chat, partner) ← app ← cli`.
 
 pub mod app;
 pub mod chain;
@@ -13,5 +16,7 @@ pub mod domain;
 pub mod engine;
 pub mod faults;
 pub mod http;
+#[cfg(test)]
+mod layers;
 pub mod partner;
 pub mod store;

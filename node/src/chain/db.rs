@@ -1,52 +1,12 @@
-//! The chain module's view of the node database: the pool, which backend it is, and small helpers.
+//! Small helpers of the chain module's tables: the stored text forms of addresses and hashes, checked integer casts.
 
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256};
-use sqlx::AnyPool;
 
 use super::error::ChainError;
 
-/// The node's `AnyPool` and whether it talks to PostgreSQL (row locks with `SKIP LOCKED`) or SQLite (one process).
-#[derive(Clone, Debug)]
-pub struct ChainDb {
-    pub pool: AnyPool,
-    postgres: bool,
-}
-
-impl ChainDb {
-    /// Wraps a pool whose backend is already known.
-    pub fn new(pool: AnyPool, postgres: bool) -> Self {
-        Self { pool, postgres }
-    }
-
-    /// Wraps a pool, asking a connection which backend it is.
-    pub async fn detect(pool: AnyPool) -> Result<Self, ChainError> {
-        let conn = pool.acquire().await?;
-        let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
-        drop(conn);
-        Ok(Self { pool, postgres })
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.postgres
-    }
-
-    /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite (a single writer process).
-    pub(crate) fn skip_locked(&self) -> &'static str {
-        if self.postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        }
-    }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+pub(crate) use crate::store::now_ms;
 
 /// Lower-case 0x-hex, the stored form of addresses and hashes.
 pub(crate) fn addr_text(a: Address) -> String {

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::ChainContext;
 use super::abi::{RemittanceEscrow, TestStablecoin};
 use super::config::ChainConfig;
-use super::db::{ChainDb, b256_text, now_ms, parse_b256, to_i64, to_u64};
+use super::db::{b256_text, now_ms, parse_b256, to_i64, to_u64};
 use super::error::ChainError;
 use super::lease::Lease;
 use super::rpc;
@@ -31,6 +31,7 @@ use super::types::{
     ChainEvent, CustodialTransfer, Deposited, EventMeta, JobKind, Refunded, Released, RemovedEvent,
     RolledBack, Settled, SkipReason, Skipped,
 };
+use crate::store::Db;
 
 /// What one indexer tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub struct IndexerTick {
 /// The indexer of one escrow deployment.
 #[derive(Debug)]
 pub struct Indexer<S> {
-    db: ChainDb,
+    db: Db,
     provider: DynProvider,
     escrow: Address,
     token: Address,
@@ -610,7 +611,7 @@ pub fn cursor_name(chain_id: u64, escrow: Address) -> String {
 }
 
 /// The indexer's cursor (last applied block number and hash), if it has started.
-pub async fn cursor(db: &ChainDb, name: &str) -> Result<Option<(u64, B256)>, ChainError> {
+pub async fn cursor(db: &Db, name: &str) -> Result<Option<(u64, B256)>, ChainError> {
     let row = sqlx::query("SELECT block_number, block_hash FROM chain_cursors WHERE name = $1")
         .bind(name)
         .fetch_optional(&db.pool)

@@ -10,16 +10,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::ChainContext;
 use super::config::ChainConfig;
-use super::db::ChainDb;
 use super::error::ChainError;
 use super::lease::Lease;
 use super::outbox;
 use super::rpc;
 use super::sink::{ChainEventSink, DbTx};
+use crate::store::Db;
 
 #[derive(Debug)]
 pub struct RefundKeeper<S> {
-    db: ChainDb,
+    db: Db,
     provider: DynProvider,
     cfg: ChainConfig,
     sink: Arc<S>,

@@ -4,9 +4,10 @@
 
 use sqlx::Row;
 
-use super::db::{ChainDb, now_ms};
+use super::db::now_ms;
 use super::error::ChainError;
 use super::sink::DbTx;
+use crate::store::Db;
 
 #[derive(Clone, Debug)]
 pub struct Lease {
@@ -19,7 +20,7 @@ pub struct Lease {
 impl Lease {
     /// Takes the lease if it is free, expired, or already ours. `None` when another holder has it.
     pub async fn try_acquire(
-        db: &ChainDb,
+        db: &Db,
         name: &str,
         holder: &str,
         ttl_ms: u64,
@@ -59,7 +60,7 @@ impl Lease {
     }
 
     /// Extends the lease; `LeaseLost` if another holder took it over.
-    pub async fn renew(&self, db: &ChainDb) -> Result<(), ChainError> {
+    pub async fn renew(&self, db: &Db) -> Result<(), ChainError> {
         let mut conn = db.pool.acquire().await?;
         self.renew_on(&mut conn).await
     }
@@ -90,7 +91,7 @@ impl Lease {
     }
 
     /// Gives the lease up (graceful shutdown), so another process need not wait for it to expire.
-    pub async fn release(self, db: &ChainDb) -> Result<(), ChainError> {
+    pub async fn release(self, db: &Db) -> Result<(), ChainError> {
         sqlx::query("DELETE FROM chain_leases WHERE name = $1 AND holder = $2 AND fencing = $3")
             .bind(&self.name)
             .bind(&self.holder)

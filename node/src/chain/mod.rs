@@ -16,7 +16,7 @@
 //! `chain_cursors`, `chain_blocks`, `chain_events`.
 
 pub mod abi;
-pub mod config;
+pub use crate::config::chain as config;
 pub mod db;
 pub mod error;
 pub mod indexer;
@@ -24,6 +24,7 @@ pub mod keeper;
 pub mod lease;
 pub mod outbox;
 mod rpc;
+pub mod runtime;
 pub mod sink;
 pub mod types;
 pub mod writer;
@@ -36,10 +37,12 @@ use alloy::signers::local::PrivateKeySigner;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::Db;
+
 pub use config::ChainConfig;
-pub use db::ChainDb;
 pub use error::ChainError;
 pub use outbox::{Enqueued, enqueue_deposit, enqueue_refund, enqueue_release, enqueue_transfer};
+pub use runtime::{ChainInfo, ChainRuntime, Deployment, RuntimeError};
 pub use sink::{ChainEventSink, DbTx, SinkError};
 pub use types::*;
 
@@ -56,7 +59,7 @@ pub struct EscrowDeployment {
 /// Everything the chain workers share.
 #[derive(Debug)]
 pub struct ChainContext<S> {
-    pub db: ChainDb,
+    pub db: Db,
     pub provider: DynProvider,
     pub deployment: EscrowDeployment,
     pub config: ChainConfig,

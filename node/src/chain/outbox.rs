@@ -7,9 +7,10 @@
 use alloy::primitives::B256;
 use sqlx::Row;
 
-use super::db::{ChainDb, b256_text, now_ms};
+use super::db::{b256_text, now_ms};
 use super::error::ChainError;
 use super::types::{DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob, TransferJob};
+use crate::store::Db;
 
 /// The result of an enqueue: the job's id and whether this call created it (false: it already existed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,11 +105,7 @@ pub struct JobState {
 }
 
 /// The state of the job `(kind, remittance_id)`, if enqueued.
-pub async fn job_state(
-    db: &ChainDb,
-    kind: JobKind,
-    remittance_id: B256,
-) -> Result<Option<JobState>, ChainError> {
+pub async fn job_state(db: &Db, kind: JobKind, remittance_id: B256) -> Result<Option<JobState>, ChainError> {
     let row = sqlx::query(
         "SELECT j.id, j.status, j.attempts, j.last_error, j.tx_id, t.mined_tx_hash FROM chain_jobs j \
          LEFT JOIN chain_txs t ON t.id = j.tx_id WHERE j.kind = $1 AND j.remittance_id = $2",
@@ -130,7 +127,7 @@ pub async fn job_state(
 }
 
 /// Counts of jobs per status (for `/metrics`, the ops page and tests).
-pub async fn job_counts(db: &ChainDb) -> Result<Vec<(JobKind, String, u64)>, ChainError> {
+pub async fn job_counts(db: &Db) -> Result<Vec<(JobKind, String, u64)>, ChainError> {
     let rows = sqlx::query(
         "SELECT kind, status, COUNT(*) FROM chain_jobs GROUP BY kind, status ORDER BY kind, status",
     )
@@ -167,7 +164,7 @@ const CLAIMABLE: &str = "not_before_unix_ms <= $1 AND (status = 'pending' OR (st
                          claim_expires_at_unix_ms < $1))";
 
 /// Claimable jobs per kind, oldest first.
-pub async fn backlog(db: &ChainDb, now: i64) -> Result<Vec<Backlog>, ChainError> {
+pub async fn backlog(db: &Db, now: i64) -> Result<Vec<Backlog>, ChainError> {
     let rows = sqlx::query(&format!(
         "SELECT kind, COUNT(*), MIN(created_at_unix_ms) FROM chain_jobs WHERE {CLAIMABLE} GROUP BY kind"
     ))
@@ -191,7 +188,7 @@ pub async fn backlog(db: &ChainDb, now: i64) -> Result<Vec<Backlog>, ChainError>
 /// Claims up to `limit` jobs of `kind` for `claimer` (a sending address). On PostgreSQL, rows another process is
 /// claiming at the same moment are skipped (`FOR UPDATE SKIP LOCKED`), so no job is claimed twice.
 pub async fn claim(
-    db: &ChainDb,
+    db: &Db,
     kind: JobKind,
     claimer: &str,
     limit: u32,
@@ -203,7 +200,7 @@ pub async fn claim(
         "UPDATE chain_jobs SET status = 'claimed', claimed_by = $2, claim_expires_at_unix_ms = $3, \
          updated_at_unix_ms = $1 WHERE id IN (SELECT id FROM chain_jobs WHERE kind = $4 AND {CLAIMABLE} \
          ORDER BY created_at_unix_ms, id LIMIT $5{}) RETURNING id, payload, attempts, created_at_unix_ms",
-        db.skip_locked()
+        db.dialect.skip_locked()
     );
     let rows = sqlx::query(&sql)
         .bind(now)
@@ -230,7 +227,7 @@ pub async fn claim(
 }
 
 /// Gives back claims a (restarted) writer still holds from before.
-pub(crate) async fn release_claims(db: &ChainDb, claimer: &str) -> Result<u64, ChainError> {
+pub(crate) async fn release_claims(db: &Db, claimer: &str) -> Result<u64, ChainError> {
     let done = sqlx::query(
         "UPDATE chain_jobs SET status = 'pending', claimed_by = NULL, claim_expires_at_unix_ms = NULL, \
          updated_at_unix_ms = $2 WHERE status = 'claimed' AND claimed_by = $1",

@@ -25,13 +25,14 @@ use tokio_util::sync::CancellationToken;
 use super::ChainContext;
 use super::abi::{RemittanceEscrow, batch_calldata};
 use super::config::ChainConfig;
-use super::db::{ChainDb, addr_text, b256_text, now_ms, parse_b256, to_i64, to_u64};
+use super::db::{addr_text, b256_text, now_ms, parse_b256, to_i64, to_u64};
 use super::error::ChainError;
 use super::lease::Lease;
 use super::outbox::{self, ClaimedJob};
 use super::rpc::{self, Broadcast};
 use super::sink::{ChainEventSink, DbTx};
 use super::types::{FailedJob, JobKind, JobPayload};
+use crate::store::Db;
 
 /// What one writer tick did (for tests and logs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,7 +99,7 @@ impl StoredTx {
 /// The writer of one sending key.
 #[derive(Debug)]
 pub struct Writer<S> {
-    db: ChainDb,
+    db: Db,
     provider: DynProvider,
     signer: PrivateKeySigner,
     sender: Address,
@@ -1065,7 +1066,7 @@ pub struct TxSummary {
 }
 
 /// Every stored outbox transaction, by sender and nonce.
-pub async fn list_txs(db: &ChainDb) -> Result<Vec<TxSummary>, ChainError> {
+pub async fn list_txs(db: &Db) -> Result<Vec<TxSummary>, ChainError> {
     let rows = sqlx::query(
         "SELECT t.id, t.sender, t.nonce, t.kind, t.status, t.job_count, t.bumps, t.mined_tx_hash, t.gas_used, \
          (SELECT COUNT(*) FROM chain_tx_attempts a WHERE a.tx_id = t.id) FROM chain_txs t ORDER BY t.sender, t.nonce, t.created_at_unix_ms",

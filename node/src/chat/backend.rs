@@ -7,10 +7,10 @@ use std::pin::Pin;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::intent::PayoutMethod;
 use super::model::Platform;
-use super::phone::PhoneNumber;
 use super::render::{QuoteView, RemittanceView};
+use crate::domain::PayoutMethod;
+use crate::domain::PhoneNumber;
 
 /// A boxed future, so the trait can be used as `Arc<dyn ChatBackend>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -8,13 +8,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{BackendError, ChatBackend, QuoteRequest};
-use super::intent::{self, Amount, Intent, Lang, ParseContext, PayoutMethod, SendDraft};
+use super::intent::{self, Amount, Intent, Lang, ParseContext, SendDraft};
 use super::model::{InboundContent, InboundMessage, OutboundMessage};
-use super::phone::{PhoneNumber, Region};
 use super::render::{
     self, BTN_CANCEL, BTN_CONFIRM, BTN_MENU_BALANCE, BTN_MENU_HISTORY, BTN_MENU_SEND, BTN_METHOD, Missing,
 };
 use super::store::{ChatStore, Identity, NewOutbound, StoreError};
+use crate::domain::PayoutMethod;
+use crate::domain::{PhoneNumber, Region};
 
 /// Transfers shown by `history`.
 pub const HISTORY_LIMIT: u32 = 5;

@@ -8,11 +8,10 @@ use super::backend::{
     BackendError, Balance, BoxFuture, ChatBackend, EngineUser, NotificationView, QuoteRequest,
     TransitionEvent,
 };
-use super::intent::PayoutMethod;
 use super::model::Platform;
-use super::phone::PhoneNumber;
 use super::render::{QuoteView, RemittanceView};
-use crate::domain::{IdempotencyKey, PayoutMethod as EnginePayoutMethod};
+use crate::domain::PhoneNumber;
+use crate::domain::{IdempotencyKey, PayoutMethod};
 use crate::engine::{
     CreateRemittance, Engine, EngineError, NewUser, Recipient, Remittance, RemittanceFilter, SenderRef,
 };
@@ -56,15 +55,6 @@ fn internal(e: EngineError) -> BackendError {
         },
         other => BackendError::Internal(other.to_string()),
     }
-}
-
-fn engine_method(m: PayoutMethod) -> Result<EnginePayoutMethod, BackendError> {
-    EnginePayoutMethod::parse(m.as_str())
-        .ok_or_else(|| BackendError::NoQuote(format!("payout method {}", m.as_str())))
-}
-
-fn chat_method(m: EnginePayoutMethod) -> PayoutMethod {
-    PayoutMethod::parse(m.as_str()).unwrap_or(PayoutMethod::CashPickup)
 }
 
 fn view(r: &Remittance) -> RemittanceView {
@@ -190,7 +180,7 @@ impl ChatBackend for EngineBackend {
                     send_amount: req.amount.to_string(),
                     country,
                     currency: None,
-                    payout_method: engine_method(req.payout_method)?,
+                    payout_method: req.payout_method,
                     ttl_s: None,
                     recipient_phone: Some(req.recipient_phone.to_string()),
                 })
@@ -220,7 +210,7 @@ impl ChatBackend for EngineBackend {
                 mid_market_rate: Some(dec(&q.mid_market_rate)).filter(|m| *m > Decimal::ZERO),
                 payout_amount: dec(&q.payout_amount),
                 payout_currency: q.currency,
-                payout_method: chat_method(q.payout_method),
+                payout_method: q.payout_method,
                 partner_name: q.partner_name,
                 recipient_name: req.recipient_name.clone(),
                 recipient_phone: req.recipient_phone.to_string(),
@@ -364,7 +354,7 @@ impl ChatBackend for EngineBackend {
                 })
                 .unwrap_or_else(|| "Someone".to_owned());
             let partner = self.engine.partner(r.partner_id).await.map_err(internal)?;
-            let method = chat_method(r.payout_method);
+            let method = r.payout_method;
             let pickup_code = if method == PayoutMethod::CashPickup {
                 Some(
                     self.engine
@@ -405,13 +395,5 @@ mod tests {
     fn references_are_short_hex() {
         assert_eq!(short_reference("0x5f0c1a2b3c4d5e6f"), "5f0c1a2b");
         assert_eq!(short_reference("ab"), "ab");
-        for m in [
-            PayoutMethod::CashPickup,
-            PayoutMethod::BankDeposit,
-            PayoutMethod::MobileWallet,
-            PayoutMethod::RemesaWallet,
-        ] {
-            assert_eq!(engine_method(m).map(chat_method), Ok(m));
-        }
     }
 }

@@ -19,13 +19,13 @@ use super::model::{
     ChatSender, INBOUND_TEXT_MAX_BYTES, InboundContent, InboundMessage, OutboundMessage, Platform,
     truncate_utf8,
 };
-use super::phone::PhoneNumber;
 use super::render;
 use super::service::ChatService;
 use super::signature::{self, AuthError, Handshake, TELEGRAM_SECRET_HEADER, WHATSAPP_SIGNATURE_HEADER};
 use super::store::NewOutbound;
 use super::telegram::{self, TelegramEvent};
 use super::whatsapp;
+use crate::domain::PhoneNumber;
 
 /// The chat routes' OpenAPI fragment; the node merges it into `/openapi.json`.
 #[derive(utoipa::OpenApi)]

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::phone::{PhoneError, PhoneNumber, Region};
+use crate::domain::{PayoutMethod, PhoneError, PhoneNumber, Region};
 
 /// Longest text parsed, in bytes; longer is [`UnknownReason::TooLong`].
 pub const TEXT_MAX_BYTES: usize = 4096;
@@ -297,44 +297,6 @@ impl Currency {
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
-    }
-}
-
-/// How the recipient gets the money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayoutMethod {
-    /// Cash at a partner's agent, with a pickup code.
-    CashPickup,
-    /// Credit to a bank account.
-    BankDeposit,
-    /// Credit to a mobile-money wallet.
-    MobileWallet,
-    /// Straight into the recipient's Remesa wallet (instant P2P, no partner).
-    RemesaWallet,
-}
-
-impl PayoutMethod {
-    /// Stable snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CashPickup => "cash_pickup",
-            Self::BankDeposit => "bank_deposit",
-            Self::MobileWallet => "mobile_wallet",
-            Self::RemesaWallet => "remesa_wallet",
-        }
-    }
-
-    /// Inverse of [`PayoutMethod::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::CashPickup,
-            Self::BankDeposit,
-            Self::MobileWallet,
-            Self::RemesaWallet,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
     }
 }
 

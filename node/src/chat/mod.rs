@@ -3,17 +3,16 @@
 //! - [`signature`]: webhook authentication (HMAC over raw bodies, Telegram secret token, GET handshake).
 //! - [`whatsapp`], [`telegram`]: tolerant payload types, normalisation into [`model::InboundMessage`], outbound
 //!   clients with bounded retries that honour rate limits.
-//! - [`intent`]: English/Spanish intent parser (exact decimal amounts, E.164 phones via [`phone`]).
+//! - [`intent`]: English/Spanish intent parser (exact decimal amounts, E.164 phones via [`crate::domain::PhoneNumber`]).
 //! - [`render`]: every text the bridge sends, in both languages.
 
 pub mod backend;
-pub mod config;
+pub use crate::config::chat as config;
 pub mod conversation;
 pub mod engine_adapter;
 pub mod http;
 pub mod intent;
 pub mod model;
-pub mod phone;
 pub mod render;
 pub mod retry;
 pub mod service;
@@ -27,7 +26,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 /// The chat routes of the node (`/webhooks/whatsapp`, `/webhooks/telegram`, `/v1/dev/chat`), over the node's
 /// database and engine. Building the router also starts the chat workers (inbox, outbox, notifier) on the
@@ -47,10 +46,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The chat service of a node.
 pub fn service(state: &AppState) -> service::ChatService {
-    let store = store::ChatStore::new(
-        state.db.pool.clone(),
-        state.db.dialect == crate::store::Dialect::Postgres,
-    );
+    let store = store::ChatStore::new(state.db.clone());
     let backend = Arc::new(engine_adapter::EngineBackend::new(state.engine.clone()));
     service::ChatService::with_options(
         &state.config.chat,

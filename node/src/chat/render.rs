@@ -4,9 +4,10 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::intent::{AmountError, Lang, PayoutMethod, UnknownReason, format_money};
+use super::intent::{AmountError, Lang, UnknownReason, format_money};
 use super::model::{Button, OutboundMessage};
-use super::phone::PhoneError;
+use crate::domain::PayoutMethod;
+use crate::domain::PhoneError;
 
 /// Button id prefix: confirm the quote with this id.
 pub const BTN_CONFIRM: &str = "confirm:";

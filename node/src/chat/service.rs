@@ -11,14 +11,15 @@ use tokio_util::sync::CancellationToken;
 use super::backend::{ChatBackend, TransitionEvent};
 use super::config::ChatConfig;
 use super::conversation;
+use super::intent::Lang;
 use super::intent::format_money;
-use super::intent::{Lang, PayoutMethod};
 use super::model::{OutboundMessage, Platform, TemplateMessage};
 use super::render::{self, IncomingView};
 use super::retry::RetryPolicy;
 use super::store::{ChatStore, NewOutbound, OutboxItem, StoreError};
 use super::telegram::TelegramClient;
 use super::whatsapp::{SendError, SendErrorKind, WhatsappClient};
+use crate::domain::PayoutMethod;
 
 /// Default Graph API base.
 pub const WHATSAPP_API_BASE_DEFAULT: &str = "https://graph.facebook.com/v21.0";

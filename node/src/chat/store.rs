@@ -1,29 +1,13 @@
 //! The chat tables (`migrations/*/0003_chat.sql`): identities, conversation state, the inbox (durable ack +
 //! dedupe), the outbox (every message we send, with its delivery errors) and feed cursors.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use sqlx::{AnyPool, Row};
 
 use super::intent::Lang;
 use super::model::{InboundMessage, OutboundMessage, Platform};
+use crate::store::Db;
 
-/// Storage errors.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Database.
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// A stored JSON document did not decode.
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-}
-
-/// Current unix time in ms.
-pub fn now_ms() -> i64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+pub use crate::store::{StoreError, now_ms};
 
 /// Most inbox attempts before an item is parked as failed.
 pub const INBOX_ATTEMPTS_MAX: i64 = 5;
@@ -35,8 +19,7 @@ pub const TERMINAL_PAGE_MAX: i64 = 100;
 /// The node pool seen by the chat.
 #[derive(Debug, Clone)]
 pub struct ChatStore {
-    pool: AnyPool,
-    postgres: bool,
+    db: Db,
 }
 
 /// A stored chat identity.
@@ -108,30 +91,18 @@ fn platform_of(s: &str) -> Result<Platform, StoreError> {
 }
 
 impl ChatStore {
-    /// Wraps a pool whose backend is known.
-    pub fn new(pool: AnyPool, postgres: bool) -> Self {
-        Self { pool, postgres }
-    }
-
-    /// Wraps a pool, asking a connection which backend it is.
-    pub async fn detect(pool: AnyPool) -> Result<Self, StoreError> {
-        let conn = pool.acquire().await?;
-        let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
-        drop(conn);
-        Ok(Self { pool, postgres })
+    /// The chat's view of the node database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        &self.db.pool
     }
 
     fn skip_locked(&self) -> &'static str {
-        if self.postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        }
+        self.db.dialect.skip_locked()
     }
 
     // --- identities ------------------------------------------------------------------------------------------
@@ -162,7 +133,7 @@ impl ChatStore {
         .bind(display_name)
         .bind(lang.as_str())
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         self.identity(platform, user_key)
             .await?
@@ -177,7 +148,7 @@ impl ChatStore {
         )
         .bind(platform.as_str())
         .bind(user_key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         row.map(|r| identity_of(&r)).transpose()
     }
@@ -189,7 +160,7 @@ impl ChatStore {
              FROM chat_identities WHERE engine_user_id = $1 ORDER BY updated_at_unix_ms DESC LIMIT 10",
         )
         .bind(engine_user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter().map(identity_of).collect()
     }
@@ -201,7 +172,7 @@ impl ChatStore {
              FROM chat_identities WHERE phone_e164 = $1 ORDER BY updated_at_unix_ms DESC LIMIT 1",
         )
         .bind(phone_e164)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         row.map(|r| identity_of(&r)).transpose()
     }
@@ -225,7 +196,7 @@ impl ChatStore {
         .bind(platform.as_str())
         .bind(user_key)
         .bind(display_name)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -236,7 +207,7 @@ impl ChatStore {
             .bind(lang.as_str())
             .bind(platform.as_str())
             .bind(user_key)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -252,7 +223,7 @@ impl ChatStore {
         let row = sqlx::query("SELECT state FROM chat_conversations WHERE platform = $1 AND user_key = $2")
             .bind(platform.as_str())
             .bind(user_key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         Ok(row.map(|r| r.try_get::<String, _>("state")).transpose()?)
     }
@@ -273,7 +244,7 @@ impl ChatStore {
         .bind(&msg.sender.user_key)
         .bind(payload)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok((res.rows_affected() == 1).then_some(id))
     }
@@ -308,7 +279,7 @@ impl ChatStore {
             .bind(now + lease_ms)
             .bind(now)
             .bind(only_id.unwrap_or(""))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let payload: String = row.try_get("payload")?;
@@ -329,7 +300,7 @@ impl ChatStore {
         replies: &[NewOutbound],
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         // Fenced by the claim (attempts grows with every claim): a worker whose lease expired and whose item was
         // claimed again writes nothing.
         let done = sqlx::query(
@@ -383,7 +354,7 @@ impl ChatStore {
         .bind(now_ms() + retry_in_ms)
         .bind(&item.id)
         .bind(item.attempts)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(parked)
     }
@@ -397,7 +368,7 @@ impl ChatStore {
         let row = sqlx::query("SELECT id, status FROM chat_inbox WHERE platform = $1 AND message_id = $2")
             .bind(platform.as_str())
             .bind(message_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         row.map(|r| Ok((r.try_get("id")?, r.try_get("status")?)))
             .transpose()
@@ -407,7 +378,7 @@ impl ChatStore {
 
     /// Stores one outbound message (no-op when its dedupe key exists). Returns true when stored.
     pub async fn enqueue(&self, msg: &NewOutbound) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let stored = insert_outbox(&mut tx, msg, None, now_ms(), 0).await?;
         tx.commit().await?;
         Ok(stored)
@@ -429,7 +400,7 @@ impl ChatStore {
             .bind(worker)
             .bind(now + lease_ms)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         outbox_of(&row).map(Some)
@@ -443,7 +414,7 @@ impl ChatStore {
         .bind(now_ms())
         .bind(provider_message_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -467,7 +438,7 @@ impl ChatStore {
         .bind(code)
         .bind(now_ms() + retry_in_ms)
         .bind(&item.id)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(parked)
     }
@@ -488,7 +459,7 @@ impl ChatStore {
         .bind(code)
         .bind(error.map(|e| e.chars().take(500).collect::<String>()))
         .bind(provider_message_id)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -499,7 +470,7 @@ impl ChatStore {
             "SELECT payload FROM chat_outbox WHERE inbox_id = $1 ORDER BY seq_unix_ms, dedupe_key LIMIT 50",
         )
         .bind(inbox_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -516,7 +487,7 @@ impl ChatStore {
         address: &str,
         except_inbox: Option<&str>,
     ) -> Result<Vec<OutboundMessage>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT id, payload FROM chat_outbox WHERE platform = 'terminal' AND address = $1 AND status = 'pending' \
              AND ($2 = '' OR inbox_id IS NULL OR inbox_id <> $2) ORDER BY seq_unix_ms, dedupe_key LIMIT $3",
@@ -547,7 +518,7 @@ impl ChatStore {
         sqlx::query("UPDATE chat_outbox SET status = 'sent', sent_at_unix_ms = $1 WHERE inbox_id = $2 AND platform = 'terminal'")
             .bind(now_ms())
             .bind(inbox_id)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -556,7 +527,7 @@ impl ChatStore {
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows =
             sqlx::query("SELECT status, COUNT(*) AS n FROM chat_outbox GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db.pool)
                 .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
@@ -569,7 +540,7 @@ impl ChatStore {
     pub async fn cursor(&self, name: &str) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT position FROM chat_cursors WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         Ok(row
             .map(|r| r.try_get::<i64, _>("position"))
@@ -587,7 +558,7 @@ impl ChatStore {
         .bind(name)
         .bind(position)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }

@@ -2,9 +2,10 @@
 
 mod ids;
 mod money;
+mod phone;
 mod pickup;
 
-pub use crate::chat::phone::PhoneNumber;
 pub use ids::{IdError, IdempotencyKey, PartnerId, RemittanceId};
 pub use money::{MoneyError, PayoutMethod, TokenAmount, currency_exponent, parse_currency};
+pub use phone::{PhoneError, PhoneNumber, Region};
 pub use pickup::{PickupCode, PickupCodeError};

@@ -122,9 +122,13 @@ pub fn parse_currency(s: &str) -> Result<String, MoneyError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutMethod {
+    /// Cash at a partner's agent, with a pickup code.
     CashPickup,
+    /// Credit to a bank account.
     BankDeposit,
+    /// Credit to a mobile-money wallet.
     MobileWallet,
+    /// Straight into the recipient's Remesa wallet (instant P2P, no partner).
     RemesaWallet,
 }
 
@@ -135,6 +139,7 @@ impl PayoutMethod {
         Self::MobileWallet,
         Self::RemesaWallet,
     ];
+    /// Stable snake_case name (the API's and the database's).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CashPickup => "cash_pickup",
@@ -143,6 +148,7 @@ impl PayoutMethod {
             Self::RemesaWallet => "remesa_wallet",
         }
     }
+    /// Inverse of [`PayoutMethod::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }

@@ -13,16 +13,17 @@ pub mod custody;
 pub mod ledger;
 mod ops;
 pub mod pricing;
+pub mod reconcile;
 mod sink;
 pub mod state;
 pub mod types;
 
 use std::sync::Arc;
 
-use alloy::primitives::Address;
 use serde_json::json;
 use sqlx::Row;
 
+pub use crate::chain::ChainInfo;
 pub use authorization::TokenDomain;
 pub use custody::Custody;
 pub use state::State;
@@ -60,16 +61,6 @@ impl EngineConfig {
             page_limit_max: c.page_limit_max,
         }
     }
-}
-
-/// The chain the engine books against: escrow, token and the token's EIP-712 domain and decimals.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChainInfo {
-    pub chain_id: u64,
-    pub escrow: Address,
-    pub token: Address,
-    pub token_decimals: u8,
-    pub domain: TokenDomain,
 }
 
 /// Errors of the engine. `Display` texts are safe to show to API clients (no secrets, no SQL).

@@ -7,9 +7,9 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::auth::Operator;
 use super::problem::{ApiJson, ApiPath, Problem};
-use crate::app::AppState;
 use crate::engine::{NewPartner, NewUser, Partner, PayoutProof, Rate, RateInput, Remittance, User, ledger};
 
 type ApiResult<T> = Result<T, Problem>;
@@ -255,16 +255,18 @@ pub struct ReconcileReport {
     responses((status = 200, body = ReconcileReport), (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("operator" = [])))]
 pub async fn reconcile(State(st): State<AppState>, _op: Operator) -> ApiResult<ApiJson<ReconcileReport>> {
-    let r = crate::cli::reconcile::reconcile(&st).await.map_err(|e| {
-        tracing::warn!(target: "http::admin", error = %e, "reconciliation failed");
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "reconcile-unavailable",
-            "Reconciliation unavailable",
-            Some(e.to_string()),
-        )
-    })?;
-    let jobs = crate::chain::outbox::job_counts(&st.db.chain_db())
+    let r = crate::engine::reconcile::reconcile(&st.db, st.chain.as_ref())
+        .await
+        .map_err(|e| {
+            tracing::warn!(target: "http::admin", error = %e, "reconciliation failed");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "reconcile-unavailable",
+                "Reconciliation unavailable",
+                Some(e.to_string()),
+            )
+        })?;
+    let jobs = crate::chain::outbox::job_counts(&st.db)
         .await
         .map_err(|_| Problem::internal())?;
     Ok(ApiJson(ReconcileReport {

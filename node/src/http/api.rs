@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::AppState;
 use super::auth::{Operator, is_operator};
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem};
-use crate::app::AppState;
 use crate::domain::IdempotencyKey;
 use crate::engine::{
     AuthorizationInput, Balance, CreateRemittance, Page, Quote, QuoteRequest, Remittance, RemittanceFilter,

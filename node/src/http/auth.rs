@@ -4,8 +4,8 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
+use super::AppState;
 use super::problem::Problem;
-use crate::app::AppState;
 
 /// Extractor: the request carries the operator token.
 #[derive(Debug, Clone, Copy)]

@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::AppState;
 use super::problem::Problem;
-use crate::app::AppState;
 use crate::domain::IdempotencyKey;
 use crate::store::idempotency::{self, Begin, Claim};
 

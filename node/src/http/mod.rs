@@ -8,6 +8,7 @@ pub mod auth;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
+pub mod state;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,8 +25,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
 pub use problem::{ApiJson, Problem};
+pub use state::AppState;
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
@@ -41,7 +42,7 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The node's own routes (without chat and partner routes; see [`crate::app::router`]).
+/// The node's own routes (without chat and partner routes and `/openapi.json`, which `app::router` adds).
 pub fn routes(state: AppState) -> Router<AppState> {
     let v1 = Router::new()
         .route("/v1/quotes", post(api::create_quote))
@@ -82,7 +83,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi::serve))
 }
 
 /// Layers every route gets (also chat and partner routes): request ids, tracing, panics → 500 problem, a
@@ -174,7 +174,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    crate::app::record_gauges(&st).await;
+    state::record_gauges(&st).await;
     match metrics_handle() {
         Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
         None => Problem::new(

@@ -1,6 +1,5 @@
 //! The OpenAPI document (`GET /openapi.json`), generated from the handlers' annotations.
 
-use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -50,11 +49,7 @@ impl Modify for Security {
     }
 }
 
-/// The node's document; chat and partner documents are merged in by [`crate::app::openapi`].
+/// The node's document; chat and partner documents are merged in by `app::openapi` (served at `/openapi.json`).
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
-}
-
-pub async fn serve() -> impl IntoResponse {
-    axum::Json(crate::app::openapi())
 }

@@ -5,7 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
-pub mod config;
+pub use crate::config::partner as config;
 pub mod feed;
 pub mod httpsig;
 pub mod sim;

@@ -10,24 +10,20 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use sqlx::{AnyPool, Row as _};
 
+use crate::store::Db;
+
 /// How often (per process) expired replay-cache rows are pruned and the cache size is checked.
 const REPLAY_PRUNE_INTERVAL_MS: i64 = 5_000;
 /// Largest page of the event feed and of the delivery list.
 pub const PAGE_LIMIT_MAX: i64 = 500;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-}
+pub use crate::store::{StoreError, now_ms};
 
 /// The node's pool as the partner module sees it.
 #[derive(Clone, Debug)]
 pub struct PartnerDb {
     pub pool: AnyPool,
-    postgres: bool,
+    db: Db,
     replay: Arc<ReplayState>,
 }
 
@@ -46,13 +42,6 @@ pub enum ReplayOutcome {
     Replayed,
     /// The cache is at its bound with unexpired entries: refuse for now (fail closed).
     CacheFull,
-}
-
-pub fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A partner event as stored and as served by the feed.
@@ -143,37 +132,25 @@ pub struct NewEvent<'a> {
 
 impl From<&crate::store::Db> for PartnerDb {
     fn from(db: &crate::store::Db) -> Self {
-        Self::new(db.pool.clone(), db.dialect == crate::store::Dialect::Postgres)
+        Self::new(db.clone())
     }
 }
 
 impl PartnerDb {
-    pub fn new(pool: AnyPool, postgres: bool) -> Self {
+    pub fn new(db: Db) -> Self {
         Self {
-            pool,
-            postgres,
+            pool: db.pool.clone(),
+            db,
             replay: Arc::default(),
         }
     }
 
-    /// Wraps a pool, asking a connection which backend it is.
-    pub async fn detect(pool: AnyPool) -> Result<Self, StoreError> {
-        let conn = pool.acquire().await?;
-        let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
-        drop(conn);
-        Ok(Self::new(pool, postgres))
-    }
-
     pub fn is_postgres(&self) -> bool {
-        self.postgres
+        self.db.is_postgres()
     }
 
     fn skip_locked(&self) -> &'static str {
-        if self.postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        }
+        self.db.dialect.skip_locked()
     }
 
     // ---------------------------------------------------------------- replay cache

@@ -19,9 +19,9 @@ use super::httpsig::Ed25519Signer;
 use super::sim::{PickupOracle, SimArgs};
 use super::store::PartnerDb;
 use super::webhook::{NodeKeyError, WebhookWorker, load_or_create_node_key};
-use crate::app::AppState;
 use crate::domain::PayoutMethod;
 use crate::engine::NewPartner;
+use crate::http::AppState;
 
 /// The node's webhook signing key (`<data_dir>/partner_webhook_ed25519.seed`, created on first use).
 pub fn node_signer(state: &AppState) -> Result<Ed25519Signer, NodeKeyError> {

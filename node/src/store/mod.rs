@@ -15,8 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
-use crate::chain::ChainDb;
-
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -120,9 +118,21 @@ impl Db {
         Ok(self.pool.begin().await?)
     }
 
-    /// The chain module's view of the same pool.
-    pub fn chain_db(&self) -> ChainDb {
-        ChainDb::new(self.pool.clone(), self.dialect == Dialect::Postgres)
+    /// Wraps a pool, asking a connection which backend it is.
+    pub async fn detect(pool: AnyPool) -> Result<Db, StoreError> {
+        let conn = pool.acquire().await?;
+        let dialect = if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        };
+        drop(conn);
+        Ok(Db { pool, dialect })
+    }
+
+    /// Whether the pool talks to PostgreSQL (row locks, several node processes) rather than SQLite.
+    pub fn is_postgres(&self) -> bool {
+        self.dialect == Dialect::Postgres
     }
 
     /// A trivial query: is the database reachable?

@@ -12,10 +12,10 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result};
 use remesa::chain::{
-    ChainDb, ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, RefundJob, Refunded, Released,
-    RolledBack, Settled, SinkError, Skipped,
+    ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, RefundJob, Refunded, Released, RolledBack,
+    Settled, SinkError, Skipped,
 };
-use remesa::store::testing;
+use remesa::store::{Db, testing};
 use sqlx::Row;
 use sqlx::any::AnyPoolOptions;
 
@@ -29,7 +29,7 @@ pub fn repo_root() -> PathBuf {
 /// PostgreSQL database) with the harness's own tables added.
 #[derive(Debug)]
 pub struct TestDb {
-    pub db: ChainDb,
+    pub db: Db,
     pub url: String,
     pub label: &'static str,
     _db: testing::TestDb,
@@ -51,7 +51,7 @@ async fn with_test_tables(t: testing::TestDb, label: &'static str) -> Result<Tes
         .await
         .context("test tables")?;
     Ok(TestDb {
-        db: t.db.chain_db(),
+        db: t.db.clone(),
         url: t.url.clone(),
         label,
         _db: t,
@@ -85,12 +85,12 @@ pub async fn all_dbs() -> Result<Vec<TestDb>> {
 
 impl TestDb {
     /// A second pool on the same database (another "process").
-    pub async fn another_pool(&self) -> Result<ChainDb> {
+    pub async fn another_pool(&self) -> Result<Db> {
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .connect(&self.url)
             .await?;
-        Ok(ChainDb::new(pool, self.db.is_postgres()))
+        Ok(Db::detect(pool).await?)
     }
 
     pub async fn count(&self, sql: &str) -> Result<i64> {
@@ -554,7 +554,7 @@ impl Chain {
         }
     }
 
-    pub fn context(&self, db: &ChainDb, config: ChainConfig) -> Result<ChainContext<RecordingSink>> {
+    pub fn context(&self, db: &Db, config: ChainConfig) -> Result<ChainContext<RecordingSink>> {
         Ok(ChainContext {
             db: db.clone(),
             provider: remesa::chain::connect_http(&self.url)?,

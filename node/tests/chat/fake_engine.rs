@@ -13,8 +13,8 @@ use remesa::chat::backend::{
     TransitionEvent,
 };
 use remesa::chat::model::Platform;
-use remesa::chat::phone::PhoneNumber;
 use remesa::chat::render::{QuoteView, RemittanceView};
+use remesa::domain::PhoneNumber;
 use rust_decimal::Decimal;
 
 #[derive(Debug, Default)]

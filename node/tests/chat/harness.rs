@@ -18,7 +18,6 @@ use axum::response::IntoResponse;
 use remesa::chat::config::ChatConfig;
 use remesa::chat::signature::whatsapp_signature;
 use remesa::chat::store::ChatStore;
-use remesa::store::Dialect;
 use remesa::store::testing;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -50,7 +49,7 @@ pub struct TestDb {
 
 fn chat_db(t: testing::TestDb, label: &'static str) -> TestDb {
     TestDb {
-        store: ChatStore::new(t.db.pool.clone(), t.db.dialect == Dialect::Postgres),
+        store: ChatStore::new(t.db.clone()),
         url: t.url.clone(),
         label,
         _db: t,

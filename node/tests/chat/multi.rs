@@ -25,7 +25,7 @@ async fn two_processes_share_the_work(db: TestDb, url: &str) -> Result<()> {
     let mut bases = Vec::new();
     for _ in 0..2 {
         let pool = AnyPoolOptions::new().max_connections(4).connect(url).await?;
-        let store = ChatStore::detect(pool).await?;
+        let store = ChatStore::new(remesa::store::Db::detect(pool).await?);
         let svc = ChatService::new(
             &chat_config(&api),
             store,

@@ -22,9 +22,8 @@ async fn replay_is_refused_and_expired_rows_are_pruned(t: TestDb) {
         ReplayOutcome::Fresh
     );
     // A second handle on the same database (another process) sees the same cache.
-    let other = remesa::partner::store::PartnerDb::detect(db.pool.clone())
-        .await
-        .unwrap();
+    let other =
+        remesa::partner::store::PartnerDb::new(remesa::store::Db::detect(db.pool.clone()).await.unwrap());
     assert_eq!(
         other.record_signature("p1", b"sig-a", exp, 100).await.unwrap(),
         ReplayOutcome::Replayed

@@ -55,7 +55,7 @@ pub async fn sqlite() -> TestDb {
         .unwrap();
     sqlx::raw_sql(MIGRATION_SQLITE).execute(&pool).await.unwrap();
     TestDb {
-        db: PartnerDb::detect(pool).await.unwrap(),
+        db: PartnerDb::new(remesa::store::Db::detect(pool).await.unwrap()),
         _dir: Some(dir),
         pg_name: None,
     }
@@ -89,7 +89,7 @@ pub async fn postgres() -> Option<TestDb> {
         .unwrap();
     sqlx::raw_sql(MIGRATION_POSTGRES).execute(&pool).await.unwrap();
     Some(TestDb {
-        db: PartnerDb::detect(pool).await.unwrap(),
+        db: PartnerDb::new(remesa::store::Db::detect(pool).await.unwrap()),
         _dir: None,
         pg_name: Some(name),
     })

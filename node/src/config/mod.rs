@@ -10,7 +10,13 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::ChainConfig;
+pub mod chain;
+pub mod chat;
+pub mod partner;
+
+pub use chain::ChainConfig;
+pub use chat::ChatConfig;
+pub use partner::PartnerConfig;
 
 /// Everything `remesa serve` needs. Units are in the names. `Debug` shows no secret (the database URL's password
 /// is masked).
@@ -71,9 +77,9 @@ pub struct Config {
     /// Tuning of the chain workers (`REMESA_CHAIN__<FIELD>` or a `[chain]` table in the file).
     pub chain: ChainConfig,
     #[serde(flatten)]
-    pub chat: crate::chat::config::ChatConfig,
+    pub chat: ChatConfig,
     #[serde(flatten)]
-    pub partner: crate::partner::config::PartnerConfig,
+    pub partner: PartnerConfig,
 }
 
 impl Default for Config {
