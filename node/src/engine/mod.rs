@@ -11,12 +11,19 @@
 pub mod authorization;
 pub mod custody;
 pub mod ledger;
-mod ops;
+mod p2p;
+mod partners;
+mod payouts;
 pub mod pricing;
+mod quotes;
 pub mod reconcile;
+mod remittances;
 mod sink;
 pub mod state;
+mod sweeper;
 pub mod types;
+mod users;
+mod views;
 
 use std::sync::Arc;
 

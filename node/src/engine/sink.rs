@@ -8,8 +8,8 @@ use alloy::primitives::{Address, U256};
 use serde_json::json;
 use sqlx::Row;
 
-use super::ops::{R_COLS, RemRow, load};
 use super::state::State;
+use super::views::{R_COLS, RemRow, load};
 use super::{Engine, EngineError, ledger, lock_feed, transition, transition_direct};
 use crate::chain::{
     ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, JobKind, RefundJob, Refunded, Released,

@@ -1,0 +1,287 @@
+//! P2P transfers into a Remesa wallet (payout method `remesa_wallet`): quote and creation.
+
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolValue;
+use rust_decimal::Decimal;
+use serde_json::json;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::authorization::{self, AuthTerms};
+use super::quotes::{QuoteUnits, use_quote};
+use super::state::State;
+use super::types::*;
+use super::views::*;
+use super::{Engine, EngineError, Result, insert_transition, transition_direct};
+use crate::chain::{self, TransferJob};
+use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, parse_currency};
+use crate::store::now_ms;
+
+impl Engine {
+    /// A quote for a P2P transfer into the recipient's Remesa wallet (payout method `remesa_wallet`): USD
+    /// stablecoin, no partner (partner id 0), no FX (rate 1) and no fee ([`P2P_FEE_BASE_UNITS`]). Bound to the
+    /// recipient's phone, which must belong to a registered user with a custodial (Remesa) wallet.
+    pub(super) async fn quote_p2p(&self, req: QuoteRequest) -> Result<Quote> {
+        let decimals = self.token_decimals();
+        let send = parse_decimal("send_amount", &req.send_amount)?;
+        if send <= Decimal::ZERO {
+            return Err(EngineError::Invalid("send_amount must be positive".into()));
+        }
+        if send.normalize().scale() > u32::from(decimals) {
+            return Err(EngineError::Invalid(format!(
+                "send_amount has at most {decimals} decimal places"
+            )));
+        }
+        let c = country(&req.country)?;
+        if let Some(cur) = req.currency.as_deref() {
+            let cur = parse_currency(cur).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            if cur != "USD" {
+                return Err(EngineError::Invalid(format!(
+                    "a Remesa wallet holds USD (stablecoin), not {cur}"
+                )));
+            }
+        }
+        let phone_text = req
+            .recipient_phone
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+            .ok_or_else(|| {
+                EngineError::Invalid("recipient_phone is required for payout method remesa_wallet".into())
+            })?;
+        let phone = PhoneNumber::parse(phone_text, None)
+            .map_err(|e| EngineError::Invalid(format!("recipient phone: {e}")))?;
+        let mut conn = self.db().pool.acquire().await?;
+        p2p_recipient(&mut conn, &phone).await?;
+        drop(conn);
+        let send_base = to_base(send, decimals)?;
+        let fee = tokens(P2P_FEE_BASE_UNITS, decimals);
+        let total_base = send_base
+            .checked_add(P2P_FEE_BASE_UNITS)
+            .ok_or_else(|| EngineError::Invalid("amount too large".into()))?;
+        let total = tokens(total_base, decimals);
+        let cfg = self.config();
+        let ttl_s = req
+            .ttl_s
+            .unwrap_or(cfg.quote_ttl_s_default)
+            .clamp(1, cfg.quote_ttl_s_max);
+        let now = now_ms();
+        let quote = Quote {
+            id: uuid::Uuid::now_v7().to_string(),
+            partner_id: 0,
+            partner_name: "Remesa".into(),
+            country: c,
+            currency: "USD".into(),
+            payout_method: PayoutMethod::RemesaWallet,
+            token_decimals: decimals,
+            send_amount: send.normalize().to_string(),
+            fee: fee.normalize().to_string(),
+            fee_fixed: fee.normalize().to_string(),
+            fee_variable: "0".into(),
+            fee_bps: 0,
+            total: total.normalize().to_string(),
+            rate: "1".into(),
+            payout_amount: send.normalize().to_string(),
+            mid_market_rate: "1".into(),
+            all_in_cost: fee.normalize().to_string(),
+            all_in_cost_percent: "0".into(),
+            rounding:
+                "no conversion: the recipient's Remesa wallet receives exactly the amount sent, in USD \
+                       stablecoin; no fee, the node pays the gas"
+                    .into(),
+            expires_at_unix_ms: now.saturating_add(i64::try_from(ttl_s * 1000).unwrap_or(i64::MAX)),
+            created_at_unix_ms: now,
+            recipient_phone: Some(phone.as_str().to_owned()),
+        };
+        // P2P: no FX (rate and mid-market rate 1), the payout is the amount sent.
+        self.insert_quote(
+            &quote,
+            QuoteUnits {
+                send_base,
+                fee_base: P2P_FEE_BASE_UNITS,
+                total_base,
+                decimals,
+                payout_minor: send_base,
+                mid_market_rate: Some("1".into()),
+            },
+        )
+        .await?;
+        Ok(quote)
+    }
+
+    /// Creates a P2P remittance into the recipient's Remesa wallet from a `remesa_wallet` quote: the sender's
+    /// custodial key signs an EIP-3009 `TransferWithAuthorization` (nonce = the remittance id) and the transfer is
+    /// queued in the chain outbox in the same database transaction (`quoted` → `pending_funds`). It settles when the
+    /// indexer sees the token `Transfer` (see the engine's chain sink).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn create_p2p(
+        &self,
+        mut tx: crate::store::Tx,
+        req: &CreateRemittance,
+        idempotency_key: &IdempotencyKey,
+        phone: &PhoneNumber,
+        recipient_name: &str,
+        q: &AnyRow,
+        chain_info: &super::ChainInfo,
+    ) -> Result<(Remittance, bool)> {
+        let quote_phone: Option<String> = q.try_get(11)?;
+        if quote_phone.as_deref() != Some(phone.as_str()) {
+            return Err(EngineError::Invalid(
+                "this quote was made for another recipient".into(),
+            ));
+        }
+        let self_custody = || {
+            EngineError::Invalid(
+                "transfers into a Remesa wallet are sent by users whose wallet the node holds; a self-custody \
+                 wallet transfers directly with remesa-wallet"
+                    .into(),
+            )
+        };
+        let SenderRef::User { user_id } = &req.sender else {
+            return Err(self_custody());
+        };
+        let u = sqlx::query("SELECT custody, address, derivation_index FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(EngineError::NotFound("user"))?;
+        let custody: String = u.try_get(0)?;
+        if custody != "custodial" {
+            return Err(self_custody());
+        }
+        let sender = parse_address("sender address", &u.try_get::<String, _>(1)?)?;
+        let index: i64 = u.try_get(2)?;
+        let idx = u32::try_from(index).map_err(|_| EngineError::Internal("derivation index".into()))?;
+        let signer = self
+            .custody_required()?
+            .signer(idx)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let recipient = p2p_recipient(&mut tx, phone).await?;
+        if recipient == sender {
+            return Err(EngineError::Invalid(
+                "that is your own Remesa wallet: send to someone else".into(),
+            ));
+        }
+        let total: i64 = q.try_get(6)?;
+        self.ensure_available(&mut tx, sender, total).await?;
+
+        let now = now_ms();
+        let expiry_unix_s = u64::try_from(now / 1000)
+            .unwrap_or(0)
+            .saturating_add(self.config().remittance_expiry_s);
+        let value = U256::from(u64::try_from(total).map_err(|_| EngineError::Internal("total".into()))?);
+        // A random salt makes each id (the EIP-3009 nonce) unique; it is stored as the pickup code column but is no
+        // claim and is never shown.
+        let salt = PickupCode::generate();
+        let id_b = alloy::primitives::keccak256(
+            (
+                alloy::primitives::keccak256(P2P_ID_TAG),
+                chain_info.token,
+                sender,
+                recipient,
+                value,
+                expiry_unix_s,
+                salt.claim_hash(),
+            )
+                .abi_encode_params(),
+        );
+        let id = format!("{id_b:#x}");
+        use_quote(&mut tx, &req.quote_id, &id).await?;
+        sqlx::query(
+            "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
+             partner_id, recipient_phone, recipient_name, recipient_account, country, currency, payout_method, \
+             send_amount_base_units, fee_base_units, total_base_units, payout_amount_minor, rate, expiry_unix_s, \
+             claim_hash, pickup_code, state, created_at_unix_ms, updated_at_unix_ms, recipient_address) VALUES \
+             ($1, $2, $3, $4, $5, 1, 0, $6, $7, NULL, $8, 'USD', $9, $10, $11, $12, $10, '1', $13, $14, $15, 'quoted', \
+             $16, $16, $17)",
+        )
+        .bind(&id)
+        .bind(&req.quote_id)
+        .bind(idempotency_key.as_str())
+        .bind(user_id)
+        .bind(addr_text(sender))
+        .bind(phone.as_str())
+        .bind(recipient_name)
+        .bind(q.try_get::<String, _>(1)?)
+        .bind(PayoutMethod::RemesaWallet.as_str())
+        .bind(q.try_get::<i64, _>(4)?)
+        .bind(q.try_get::<i64, _>(5)?)
+        .bind(total)
+        .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
+        .bind(format!("{:#x}", salt.claim_hash()))
+        .bind(salt.expose())
+        .bind(now)
+        .bind(addr_text(recipient))
+        .execute(&mut *tx)
+        .await?;
+        insert_transition(
+            &mut tx,
+            &id,
+            None,
+            State::Quoted,
+            "created",
+            json!({"quote_id": req.quote_id, "payout_method": "remesa_wallet"}),
+            now,
+        )
+        .await?;
+        let auth_terms = AuthTerms {
+            from: sender,
+            escrow: recipient, // the payee of a TransferWithAuthorization
+            value,
+            valid_after_unix_s: 0,
+            valid_before_unix_s: expiry_unix_s,
+            nonce: id_b,
+        };
+        let auth = authorization::sign_transfer(&signer, &chain_info.domain, &auth_terms)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        sqlx::query("UPDATE remittances SET auth_valid_after = $1, auth_valid_before = $2, auth_signature = $3 WHERE id = $4")
+            .bind(0i64)
+            .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
+            .bind(authorization::signature_hex(&auth))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        transition_direct(
+            &mut tx,
+            &id,
+            State::Quoted,
+            State::PendingFunds,
+            "authorized",
+            json!({"by": "custodial key", "authorization": "transfer_with_authorization"}),
+            false,
+        )
+        .await?;
+        chain::enqueue_transfer(
+            &mut tx,
+            TransferJob {
+                remittance_id: id_b,
+                from: sender,
+                to: recipient,
+                value_base_units: value,
+                authorization: auth,
+            },
+        )
+        .await?;
+        let row = load(&mut tx, &id, "")
+            .await?
+            .ok_or(EngineError::NotFound("remittance"))?;
+        tx.commit().await?;
+        metrics::counter!("remesa_remittances_created_total").increment(1);
+        Ok((self.to_api(&row), true))
+    }
+}
+
+/// The Remesa (custodial) wallet of the first registered user with this phone, or
+/// [`EngineError::RecipientNotRegistered`].
+async fn p2p_recipient(conn: &mut sqlx::AnyConnection, phone: &PhoneNumber) -> Result<Address> {
+    let row = sqlx::query(
+        "SELECT address FROM users WHERE phone = $1 AND custody = 'custodial' ORDER BY created_at_unix_ms LIMIT 1",
+    )
+    .bind(phone.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| EngineError::RecipientNotRegistered {
+        phone: phone.as_str().to_owned(),
+    })?;
+    let a: String = row.try_get(0)?;
+    parse_address("recipient address", &a)
+}

@@ -1,0 +1,249 @@
+//! Partners, their posted rates, and mid-market FX rates.
+
+use rust_decimal::Decimal;
+
+use super::types::*;
+use super::views::*;
+use super::{Engine, EngineError, Result};
+use crate::domain::{PartnerId, parse_currency};
+use crate::store::now_ms;
+
+impl Engine {
+    /// Registers a partner (operator). The settlement address must also be set in the escrow's registry
+    /// (`setPartner`) by the escrow owner; `remesa partner add` and `remesa dev` do that when they hold the key.
+    pub async fn add_partner(&self, p: NewPartner) -> Result<Partner> {
+        let id = PartnerId::new(p.id).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let name = text("name", &p.name, NAME_LEN_MAX)?;
+        if p.countries.is_empty() || p.countries.len() > 100 {
+            return Err(EngineError::Invalid("countries: 1 to 100 codes".into()));
+        }
+        let countries = p
+            .countries
+            .iter()
+            .map(|c| country(c))
+            .collect::<Result<Vec<_>>>()?;
+        if p.currencies.is_empty() || p.currencies.len() > 100 {
+            return Err(EngineError::Invalid("currencies: 1 to 100 codes".into()));
+        }
+        let currencies = p
+            .currencies
+            .iter()
+            .map(|c| parse_currency(c).map_err(|e| EngineError::Invalid(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        if p.payout_methods.is_empty() {
+            return Err(EngineError::Invalid("payout_methods: at least one".into()));
+        }
+        let key = parse_public_key(&p.public_key)?;
+        let webhook_url = match p.webhook_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) => {
+                if u.len() > 2048
+                    || !(u.starts_with("http://") || u.starts_with("https://"))
+                    || reqwest::Url::parse(u).is_err()
+                {
+                    return Err(EngineError::Invalid("webhook_url must be an http(s) URL".into()));
+                }
+                Some(u.to_owned())
+            }
+            None => None,
+        };
+        let settlement = parse_address("settlement_address", &p.settlement_address)?;
+        let mut methods: Vec<&str> = p.payout_methods.iter().map(|m| m.as_str()).collect();
+        methods.sort_unstable();
+        methods.dedup();
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let exists = sqlx::query("SELECT id FROM partners WHERE id = $1")
+            .bind(id.as_i64())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(EngineError::Conflict(format!("partner {id} already exists")));
+        }
+        sqlx::query(
+            "INSERT INTO partners (id, name, countries, currencies, payout_methods, public_key, webhook_url, \
+             settlement_address, status, created_at_unix_ms, updated_at_unix_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9)",
+        )
+        .bind(id.as_i64())
+        .bind(&name)
+        .bind(countries.join(","))
+        .bind(currencies.join(","))
+        .bind(methods.join(","))
+        .bind(&key)
+        .bind(&webhook_url)
+        .bind(addr_text(settlement))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.partner(id.get())
+            .await?
+            .ok_or(EngineError::NotFound("partner"))
+    }
+
+    pub async fn partner(&self, id: u64) -> Result<Option<Partner>> {
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        let r = sqlx::query(&format!("SELECT {P_COLS} FROM partners WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.db().pool)
+            .await?;
+        r.as_ref().map(partner_from_row).transpose()
+    }
+
+    pub async fn list_partners(&self) -> Result<Vec<Partner>> {
+        let rows = sqlx::query(&format!("SELECT {P_COLS} FROM partners ORDER BY id LIMIT 1000"))
+            .fetch_all(&self.db().pool)
+            .await?;
+        rows.iter().map(partner_from_row).collect()
+    }
+
+    /// `active` or `suspended` (a suspended partner gets no new quotes).
+    pub async fn set_partner_status(&self, id: u64, status: &str) -> Result<Partner> {
+        if status != "active" && status != "suspended" {
+            return Err(EngineError::Invalid("status must be active or suspended".into()));
+        }
+        let pid = i64::try_from(id).map_err(|_| EngineError::NotFound("partner"))?;
+        let done = sqlx::query("UPDATE partners SET status = $1, updated_at_unix_ms = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now_ms())
+            .bind(pid)
+            .execute(&self.db().pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(EngineError::NotFound("partner"));
+        }
+        self.partner(id).await?.ok_or(EngineError::NotFound("partner"))
+    }
+
+    /// Replaces the given corridors' rates of a partner (others stay). Each must be within the partner's countries,
+    /// currencies and payout methods.
+    pub async fn set_rates(&self, partner_id: u64, rates: Vec<RateInput>) -> Result<Vec<Rate>> {
+        if rates.is_empty() || rates.len() > RATES_PER_CALL_MAX {
+            return Err(EngineError::Invalid(format!(
+                "1 to {RATES_PER_CALL_MAX} rates per call"
+            )));
+        }
+        let partner = self
+            .partner(partner_id)
+            .await?
+            .ok_or(EngineError::NotFound("partner"))?;
+        let pid = i64::try_from(partner_id).map_err(|_| EngineError::NotFound("partner"))?;
+        let now = now_ms();
+        let decimals = u32::from(self.token_decimals());
+        let mut tx = self.write_tx().await?;
+        for r in &rates {
+            let c = country(&r.country)?;
+            let cur = parse_currency(&r.currency).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            if !partner.countries.contains(&c)
+                || !partner.currencies.contains(&cur)
+                || !partner.payout_methods.contains(&r.payout_method)
+            {
+                return Err(EngineError::Invalid(format!(
+                    "{c}/{cur}/{} is not among the partner's registered countries, currencies and methods",
+                    r.payout_method.as_str()
+                )));
+            }
+            let rate = parse_decimal("rate", &r.rate)?;
+            let fee_fixed = parse_decimal("fee_fixed", &r.fee_fixed)?;
+            let min = parse_decimal("send_min", &r.send_min)?;
+            let max = parse_decimal("send_max", &r.send_max)?;
+            if rate <= Decimal::ZERO || fee_fixed < Decimal::ZERO || min <= Decimal::ZERO || max < min {
+                return Err(EngineError::Invalid(
+                    "rate and send_min must be positive, fee_fixed not negative, send_max ≥ send_min".into(),
+                ));
+            }
+            if fee_fixed.normalize().scale() > decimals
+                || min.normalize().scale() > decimals
+                || max.normalize().scale() > decimals
+            {
+                return Err(EngineError::Invalid(format!(
+                    "fees and limits have at most {decimals} decimal places"
+                )));
+            }
+            if r.fee_bps > 5_000 {
+                return Err(EngineError::Invalid("fee_bps at most 5000".into()));
+            }
+            if r.valid_for_s == 0 || r.valid_for_s > RATE_VALIDITY_S_MAX {
+                return Err(EngineError::Invalid(format!(
+                    "valid_for_s: 1 to {RATE_VALIDITY_S_MAX}"
+                )));
+            }
+            let valid_until =
+                now.saturating_add(i64::try_from(r.valid_for_s.saturating_mul(1000)).unwrap_or(i64::MAX));
+            sqlx::query(
+                "INSERT INTO partner_rates (partner_id, country, currency, payout_method, rate, fee_fixed, fee_bps, \
+                 send_min, send_max, valid_until_unix_ms, updated_at_unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (partner_id, country, currency, payout_method) DO UPDATE SET rate = excluded.rate, \
+                 fee_fixed = excluded.fee_fixed, fee_bps = excluded.fee_bps, send_min = excluded.send_min, \
+                 send_max = excluded.send_max, valid_until_unix_ms = excluded.valid_until_unix_ms, \
+                 updated_at_unix_ms = excluded.updated_at_unix_ms",
+            )
+            .bind(pid)
+            .bind(&c)
+            .bind(&cur)
+            .bind(r.payout_method.as_str())
+            .bind(rate.normalize().to_string())
+            .bind(fee_fixed.normalize().to_string())
+            .bind(i64::from(r.fee_bps))
+            .bind(min.normalize().to_string())
+            .bind(max.normalize().to_string())
+            .bind(valid_until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.rates(partner_id).await
+    }
+
+    pub async fn rates(&self, partner_id: u64) -> Result<Vec<Rate>> {
+        let pid = i64::try_from(partner_id).map_err(|_| EngineError::NotFound("partner"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RATE_COLS} FROM partner_rates WHERE partner_id = $1 ORDER BY country, currency, payout_method"
+        ))
+        .bind(pid)
+        .fetch_all(&self.db().pool)
+        .await?;
+        rows.iter().map(rate_from_row).collect()
+    }
+
+    /// Sets the mid-market reference rate (payout currency per USD) used for the all-in cost.
+    pub async fn set_mid_market_rate(&self, currency: &str, rate: &str) -> Result<()> {
+        let cur = parse_currency(currency).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let r = parse_decimal("rate", rate)?;
+        if r <= Decimal::ZERO {
+            return Err(EngineError::Invalid("rate must be positive".into()));
+        }
+        sqlx::query(
+            "INSERT INTO mid_market_rates (currency, rate, updated_at_unix_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (currency) DO UPDATE SET rate = excluded.rate, updated_at_unix_ms = excluded.updated_at_unix_ms",
+        )
+        .bind(&cur)
+        .bind(r.normalize().to_string())
+        .bind(now_ms())
+        .execute(&self.db().pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn parse_public_key(s: &str) -> Result<String> {
+    use base64::Engine as _;
+    let t = s.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .or_else(|_| hex::decode(t.trim_start_matches("0x")))
+        .map_err(|_| {
+            EngineError::Invalid("public_key must be a 32-byte Ed25519 key in base64 or hex".into())
+        })?;
+    let arr: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| EngineError::Invalid("public_key must be 32 bytes".into()))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&arr)
+        .map_err(|_| EngineError::Invalid("public_key is not a valid Ed25519 key".into()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(arr))
+}

@@ -1,0 +1,79 @@
+//! The sweeper: expires self-custody remittances never authorized in time; prunes old idempotency keys and unused
+//! expired quotes.
+
+use serde_json::json;
+use sqlx::Row;
+
+use super::state::State;
+use super::views::*;
+use super::{Engine, EngineError, Result, transition};
+use crate::store::now_ms;
+
+impl Engine {
+    /// Self-custody remittances never authorized before their expiry become `expired`. Returns how many.
+    pub async fn expire_stale(&self, now_unix_s: u64, limit: u32) -> Result<u32> {
+        let rows = sqlx::query(
+            "SELECT id FROM remittances WHERE state = 'quoted' AND expiry_unix_s <= $1 ORDER BY expiry_unix_s LIMIT $2",
+        )
+        .bind(i64::try_from(now_unix_s).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.db().pool)
+        .await?;
+        let mut n = 0u32;
+        for row in rows {
+            let id: String = row.try_get(0)?;
+            let mut tx = self.write_tx().await?;
+            match transition(
+                &mut tx,
+                &id,
+                State::Quoted,
+                State::Expired,
+                "expired",
+                json!({"reason": "never authorized"}),
+                false,
+            )
+            .await
+            {
+                Ok(_) => {
+                    tx.commit().await?;
+                    n += 1;
+                }
+                Err(EngineError::Conflict(_)) => {} // moved on meanwhile (another process, or authorized)
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Bounds the tables that only grow with traffic: idempotency keys older than
+    /// [`IDEMPOTENCY_RETENTION_MS`] and unused quotes expired that long ago are deleted.
+    pub async fn prune(&self, now_ms: i64) -> Result<(u64, u64)> {
+        let cutoff = now_ms.saturating_sub(IDEMPOTENCY_RETENTION_MS);
+        let keys = crate::store::idempotency::prune(&self.db().pool, now_ms).await?;
+        let quotes = sqlx::query("DELETE FROM quotes WHERE used_by IS NULL AND expires_at_unix_ms < $1")
+            .bind(cutoff)
+            .execute(&self.db().pool)
+            .await?
+            .rows_affected();
+        Ok((keys, quotes))
+    }
+
+    /// Background housekeeping until `cancel`: expires stale remittances every 10 s.
+    pub async fn run_sweeper(self, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+            }
+            let now_s = u64::try_from(now_ms() / 1000).unwrap_or(0);
+            match self.expire_stale(now_s, 500).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(target: "engine", expired = n, "stale remittances expired"),
+                Err(e) => tracing::warn!(target: "engine", error = %e, "sweeper round failed"),
+            }
+            if let Err(e) = self.prune(now_ms()).await {
+                tracing::warn!(target: "engine", error = %e, "pruning failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The engine's row types and shared helpers: the remittance row (`RemRow`, read by column name) and its API
+//! view (`to_api`), users, partners and rates from rows, the shared limits and parsers.
+
+use std::str::FromStr;
+
+use alloy::primitives::{Address, B256, U256};
+use rust_decimal::Decimal;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::state::State;
+use super::types::*;
+use super::{Engine, EngineError, Result, parse_state};
+use crate::chain::Terms;
+use crate::domain::{PayoutMethod, PickupCode, currency_exponent};
+
+pub(super) const RATES_PER_CALL_MAX: usize = 500;
+/// The fee of a P2P transfer into a Remesa wallet (payout method `remesa_wallet`), in token base units: none. The
+/// node's relayer pays the gas; no partner and no FX are involved, so the recipient gets exactly what is sent.
+pub const P2P_FEE_BASE_UNITS: i64 = 0;
+/// Domain separator of P2P remittance ids (so they can never collide with escrow terms hashes).
+pub(super) const P2P_ID_TAG: &[u8] = b"remesa.p2p.v1";
+pub(super) const RATE_VALIDITY_S_MAX: u64 = 30 * 24 * 3600;
+pub(super) const NAME_LEN_MAX: usize = 100;
+/// How long an `Idempotency-Key` (and an unused expired quote) is kept: retries must come within this window.
+pub const IDEMPOTENCY_RETENTION_MS: i64 = crate::store::idempotency::RETENTION_MS;
+
+pub(crate) const R_COLS: &str = "id, state, quote_id, sender_user_id, sender_address, custodial, partner_id, \
+    recipient_phone, recipient_name, country, currency, payout_method, send_amount_base_units, fee_base_units, \
+    total_base_units, payout_amount_minor, rate, expiry_unix_s, claim_hash, payout_reference, failure_reason, \
+    lock_tx_hash, release_tx_hash, refund_tx_hash, auth_valid_after, auth_valid_before, auth_signature, \
+    created_at_unix_ms, updated_at_unix_ms, pickup_code, recipient_address";
+
+/// A remittance row as stored (the pickup code included: never print it).
+#[derive(Clone)]
+pub(crate) struct RemRow {
+    pub id: String,
+    pub state: State,
+    pub quote_id: String,
+    pub sender_user_id: Option<String>,
+    pub sender_address: String,
+    pub custodial: bool,
+    pub partner_id: u64,
+    pub recipient_phone: String,
+    pub recipient_name: String,
+    pub country: String,
+    pub currency: String,
+    pub payout_method: PayoutMethod,
+    pub send_base: i64,
+    pub fee_base: i64,
+    pub total_base: i64,
+    pub payout_minor: i64,
+    pub rate: String,
+    pub expiry_unix_s: u64,
+    pub claim_hash: String,
+    pub payout_reference: Option<String>,
+    pub failure_reason: Option<String>,
+    pub lock_tx_hash: Option<String>,
+    pub release_tx_hash: Option<String>,
+    pub refund_tx_hash: Option<String>,
+    #[allow(dead_code)] // read by operators through SQL; kept so the row maps 1:1
+    pub auth_valid_after: Option<i64>,
+    #[allow(dead_code)]
+    pub auth_valid_before: Option<i64>,
+    #[allow(dead_code)]
+    pub auth_signature: Option<String>,
+    pub created_at_unix_ms: i64,
+    pub updated_at_unix_ms: i64,
+    pub pickup_code: String,
+    /// `remesa_wallet` only: the recipient's custodial address.
+    pub recipient_address: Option<String>,
+}
+
+impl std::fmt::Debug for RemRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemRow")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn corrupt(what: &str) -> EngineError {
+    EngineError::Internal(format!("stored remittance field {what} is corrupt"))
+}
+
+impl RemRow {
+    pub fn from_row(r: &AnyRow) -> Result<RemRow> {
+        let state: String = r.try_get(1)?;
+        let method: String = r.try_get(11)?;
+        let partner_id: i64 = r.try_get(6)?;
+        let expiry: i64 = r.try_get(17)?;
+        Ok(RemRow {
+            id: r.try_get(0)?,
+            state: parse_state(&state)?,
+            quote_id: r.try_get(2)?,
+            sender_user_id: r.try_get(3)?,
+            sender_address: r.try_get(4)?,
+            custodial: r.try_get::<i64, _>(5)? != 0,
+            partner_id: u64::try_from(partner_id).map_err(|_| corrupt("partner_id"))?,
+            recipient_phone: r.try_get(7)?,
+            recipient_name: r.try_get(8)?,
+            country: r.try_get(9)?,
+            currency: r.try_get(10)?,
+            payout_method: PayoutMethod::parse(&method).ok_or_else(|| corrupt("payout_method"))?,
+            send_base: r.try_get(12)?,
+            fee_base: r.try_get(13)?,
+            total_base: r.try_get(14)?,
+            payout_minor: r.try_get(15)?,
+            rate: r.try_get(16)?,
+            expiry_unix_s: u64::try_from(expiry).map_err(|_| corrupt("expiry"))?,
+            claim_hash: r.try_get(18)?,
+            payout_reference: r.try_get(19)?,
+            failure_reason: r.try_get(20)?,
+            lock_tx_hash: r.try_get(21)?,
+            release_tx_hash: r.try_get(22)?,
+            refund_tx_hash: r.try_get(23)?,
+            auth_valid_after: r.try_get(24)?,
+            auth_valid_before: r.try_get(25)?,
+            auth_signature: r.try_get(26)?,
+            created_at_unix_ms: r.try_get(27)?,
+            updated_at_unix_ms: r.try_get(28)?,
+            pickup_code: r.try_get(29)?,
+            recipient_address: r.try_get(30)?,
+        })
+    }
+
+    pub fn terms(&self) -> Result<Terms> {
+        Ok(Terms {
+            sender: Address::from_str(&self.sender_address).map_err(|_| corrupt("sender_address"))?,
+            amount_base_units: U256::from(u64::try_from(self.total_base).map_err(|_| corrupt("total"))?),
+            partner_id: self.partner_id,
+            expiry_unix_s: self.expiry_unix_s,
+            claim_hash: B256::from_str(&self.claim_hash).map_err(|_| corrupt("claim_hash"))?,
+        })
+    }
+
+    pub fn remittance_b256(&self) -> Result<B256> {
+        B256::from_str(&self.id).map_err(|_| corrupt("id"))
+    }
+
+    pub fn pickup(&self) -> Result<PickupCode> {
+        PickupCode::parse(&self.pickup_code).map_err(|_| corrupt("pickup_code"))
+    }
+}
+
+pub(crate) async fn load(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    for_update: &str,
+) -> Result<Option<RemRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {R_COLS} FROM remittances WHERE id = $1{for_update}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(RemRow::from_row).transpose()
+}
+
+pub(super) fn tokens(base: i64, decimals: u8) -> Decimal {
+    Decimal::new(base, u32::from(decimals))
+}
+
+pub(super) fn to_base(d: Decimal, decimals: u8) -> Result<i64> {
+    let scaled = d
+        .checked_mul(Decimal::from(
+            10i64.checked_pow(u32::from(decimals)).unwrap_or(i64::MAX),
+        ))
+        .ok_or_else(|| EngineError::Invalid("amount too large".into()))?
+        .normalize();
+    if scaled.scale() != 0 {
+        return Err(EngineError::Invalid(format!(
+            "amount has more than {decimals} decimal places"
+        )));
+    }
+    i64::try_from(scaled).map_err(|_| EngineError::Invalid("amount too large".into()))
+}
+
+pub(super) fn parse_decimal(what: &str, s: &str) -> Result<Decimal> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 40 || s.contains(['e', 'E']) {
+        return Err(EngineError::Invalid(format!("{what} must be a decimal number")));
+    }
+    Decimal::from_str(s).map_err(|_| EngineError::Invalid(format!("{what} must be a decimal number")))
+}
+
+pub(super) fn country(s: &str) -> Result<String> {
+    let c = s.trim().to_ascii_uppercase();
+    if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(c)
+    } else {
+        Err(EngineError::Invalid(format!(
+            "country must be an ISO 3166-1 alpha-2 code, got {:?}",
+            short(s)
+        )))
+    }
+}
+
+pub(super) fn short(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+pub(super) fn text(what: &str, s: &str, max: usize) -> Result<String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+        return Err(EngineError::Invalid(format!(
+            "{what} must be 1 to {max} printable characters"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+pub(super) fn parse_address(what: &str, s: &str) -> Result<Address> {
+    let a =
+        Address::from_str(s.trim()).map_err(|_| EngineError::Invalid(format!("{what} is not an address")))?;
+    if a.is_zero() {
+        return Err(EngineError::Invalid(format!("{what} is the zero address")));
+    }
+    Ok(a)
+}
+
+pub(super) fn addr_text(a: Address) -> String {
+    format!("{a:#x}")
+}
+
+pub(super) fn user_from_row(r: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: r.try_get(0)?,
+        channel: r.try_get(1)?,
+        external_id: r.try_get(2)?,
+        phone: r.try_get(3)?,
+        display_name: r.try_get(4)?,
+        lang: r.try_get(5)?,
+        custody: r.try_get(6)?,
+        address: r.try_get(7)?,
+        created_at_unix_ms: r.try_get(8)?,
+    })
+}
+
+pub(super) const U_COLS: &str =
+    "id, channel, external_id, phone, display_name, lang, custody, address, created_at_unix_ms";
+pub(super) const P_COLS: &str = "id, name, countries, currencies, payout_methods, public_key, webhook_url, settlement_address, \
+    status, created_at_unix_ms";
+
+pub(super) fn partner_from_row(r: &AnyRow) -> Result<Partner> {
+    let id: i64 = r.try_get(0)?;
+    let split = |s: String| -> Vec<String> {
+        s.split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let methods: String = r.try_get(4)?;
+    Ok(Partner {
+        id: u64::try_from(id).unwrap_or(0),
+        name: r.try_get(1)?,
+        countries: split(r.try_get(2)?),
+        currencies: split(r.try_get(3)?),
+        payout_methods: methods.split(',').filter_map(PayoutMethod::parse).collect(),
+        public_key: r.try_get(5)?,
+        webhook_url: r.try_get(6)?,
+        settlement_address: r.try_get(7)?,
+        status: r.try_get(8)?,
+        created_at_unix_ms: r.try_get(9)?,
+    })
+}
+
+pub(super) fn rate_from_row(r: &AnyRow) -> Result<Rate> {
+    let pid: i64 = r.try_get(0)?;
+    let method: String = r.try_get(3)?;
+    let bps: i64 = r.try_get(6)?;
+    Ok(Rate {
+        partner_id: u64::try_from(pid).unwrap_or(0),
+        country: r.try_get(1)?,
+        currency: r.try_get(2)?,
+        payout_method: PayoutMethod::parse(&method)
+            .ok_or_else(|| EngineError::Internal("stored method".into()))?,
+        rate: r.try_get(4)?,
+        fee_fixed: r.try_get(5)?,
+        fee_bps: u32::try_from(bps).unwrap_or(0),
+        send_min: r.try_get(7)?,
+        send_max: r.try_get(8)?,
+        valid_until_unix_ms: r.try_get(9)?,
+    })
+}
+
+pub(super) const RATE_COLS: &str = "partner_id, country, currency, payout_method, rate, fee_fixed, fee_bps, send_min, send_max, valid_until_unix_ms";
+
+impl Engine {
+    pub(crate) fn to_api(&self, r: &RemRow) -> Remittance {
+        let d = self.token_decimals();
+        let exp = currency_exponent(&r.currency);
+        let authorization_request = match (&self.inner.chain, r.state, r.custodial) {
+            (Some(c), State::Quoted, false) => Some(AuthorizationRequest {
+                token: addr_text(c.token),
+                chain_id: c.chain_id,
+                domain_name: c.domain.name.clone(),
+                domain_version: c.domain.version.clone(),
+                from: r.sender_address.clone(),
+                to: addr_text(c.escrow),
+                value_base_units: r.total_base.to_string(),
+                valid_after_unix_s: 0,
+                valid_before_unix_s: r.expiry_unix_s,
+                nonce: r.id.clone(),
+            }),
+            _ => None,
+        };
+        Remittance {
+            id: r.id.clone(),
+            state: r.state,
+            quote_id: r.quote_id.clone(),
+            sender_user_id: r.sender_user_id.clone(),
+            sender_address: r.sender_address.clone(),
+            custodial: r.custodial,
+            partner_id: r.partner_id,
+            recipient_phone: r.recipient_phone.clone(),
+            recipient_name: r.recipient_name.clone(),
+            country: r.country.clone(),
+            currency: r.currency.clone(),
+            payout_method: r.payout_method,
+            token_decimals: d,
+            send_amount: tokens(r.send_base, d).normalize().to_string(),
+            fee: tokens(r.fee_base, d).normalize().to_string(),
+            total: tokens(r.total_base, d).normalize().to_string(),
+            total_base_units: r.total_base.to_string(),
+            // remesa_wallet: no conversion, the recipient gets exactly the tokens sent
+            payout_amount: if r.payout_method == PayoutMethod::RemesaWallet {
+                tokens(r.send_base, d).normalize().to_string()
+            } else {
+                Decimal::new(r.payout_minor, exp).to_string()
+            },
+            rate: r.rate.clone(),
+            expiry_unix_s: r.expiry_unix_s,
+            claim_hash: r.claim_hash.clone(),
+            payout_reference: r.payout_reference.clone(),
+            failure_reason: r.failure_reason.clone(),
+            lock_tx_hash: r.lock_tx_hash.clone(),
+            release_tx_hash: r.release_tx_hash.clone(),
+            refund_tx_hash: r.refund_tx_hash.clone(),
+            authorization_request,
+            recipient_address: r.recipient_address.clone(),
+            created_at_unix_ms: r.created_at_unix_ms,
+            updated_at_unix_ms: r.updated_at_unix_ms,
+        }
+    }
+}
