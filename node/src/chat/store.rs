@@ -487,30 +487,35 @@ impl ChatStore {
         address: &str,
         except_inbox: Option<&str>,
     ) -> Result<Vec<OutboundMessage>, StoreError> {
-        let mut tx = self.db.pool.begin().await?;
+        // One statement: on SQLite a transaction that reads and then writes fails at once (SQLITE_BUSY) when
+        // another connection writes meanwhile; on PostgreSQL the `status` check is re-read under the row lock, so
+        // two pollers never take the same message.
         let rows = sqlx::query(
-            "SELECT id, payload FROM chat_outbox WHERE platform = 'terminal' AND address = $1 AND status = 'pending' \
-             AND ($2 = '' OR inbox_id IS NULL OR inbox_id <> $2) ORDER BY seq_unix_ms, dedupe_key LIMIT $3",
+            "UPDATE chat_outbox SET status = 'sent', sent_at_unix_ms = $1 \
+             WHERE status = 'pending' AND id IN (SELECT id FROM chat_outbox WHERE platform = 'terminal' \
+               AND address = $2 AND status = 'pending' AND ($3 = '' OR inbox_id IS NULL OR inbox_id <> $3) \
+               ORDER BY seq_unix_ms, dedupe_key LIMIT $4) \
+             RETURNING payload, seq_unix_ms, dedupe_key",
         )
+        .bind(now_ms())
         .bind(address)
         .bind(except_inbox.unwrap_or(""))
         .bind(TERMINAL_PAGE_MAX)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.db.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        let now = now_ms();
+        let mut taken = Vec::with_capacity(rows.len());
         for r in &rows {
-            let id: String = r.try_get("id")?;
+            let seq: i64 = r.try_get("seq_unix_ms")?;
+            let key: String = r.try_get("dedupe_key")?;
             let p: String = r.try_get("payload")?;
-            out.push(serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            sqlx::query("UPDATE chat_outbox SET status = 'sent', sent_at_unix_ms = $1 WHERE id = $2")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            taken.push((seq, key, p));
         }
-        tx.commit().await?;
-        Ok(out)
+        // RETURNING does not keep the subquery's order.
+        taken.sort();
+        taken
+            .into_iter()
+            .map(|(_, _, p)| serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
     }
 
     /// Marks the terminal replies of one inbox item as sent.

@@ -6,6 +6,7 @@
 mod helpers;
 mod http;
 mod lifecycle;
+mod migrations;
 mod model;
 mod p2p;
 mod quotes;
