@@ -33,6 +33,8 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Runtime(#[from] chain::RuntimeError),
+    #[error(transparent)]
+    Deployment(#[from] remesa_wallet::devnet::DevnetError),
 }
 
 pub use crate::chain::{ChainRuntime, Deployment};

@@ -1,7 +1,6 @@
-//! The node's connection to its chain as the HTTP layer and the commands see it: the deployment file, the token's
-//! decimals and EIP-712 domain read at start, the escrow owner's key on the devnet.
+//! The node's connection to its chain as the HTTP layer and the commands see it: the deployment file (the wallet's
+//! [`Deployment`]), the token's decimals and EIP-712 domain read at start, the escrow owner's key on the devnet.
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -9,17 +8,15 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use serde::{Deserialize, Serialize};
 // The wallet's artifact bindings; the token calls used here (decimals, balanceOf, eip712Domain) are standard, so
 // they work for any USDC-like token.
 use remesa_wallet::contracts::{RemittanceEscrow, TestStablecoin};
+pub use remesa_wallet::devnet::Deployment;
 pub use remesa_wallet::eip3009::TokenDomain;
 
 /// Why the chain could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("{0}")]
-    Config(String),
     #[error("chain: {0}")]
     Chain(String),
 }
@@ -32,26 +29,6 @@ pub struct ChainInfo {
     pub token: Address,
     pub token_decimals: u8,
     pub domain: TokenDomain,
-}
-
-/// The devnet/production deployment file (`deployment.json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deployment {
-    pub chain_id: u64,
-    pub rpc_url: String,
-    pub token: Address,
-    pub escrow: Address,
-    pub deployer: Address,
-    pub deploy_block: u64,
-}
-
-impl Deployment {
-    pub fn load(path: &Path) -> Result<Deployment, RuntimeError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| RuntimeError::Config(format!("reading {}: {e}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| RuntimeError::Config(format!("parsing {}: {e}", path.display())))
-    }
 }
 
 /// The chain as the HTTP layer and commands see it.

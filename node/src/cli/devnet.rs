@@ -66,15 +66,9 @@ async fn chain(rpc_url: &str) -> anyhow::Result<Chain> {
 /// Deploys the test dollar and the escrow from the committed artifacts (owner and guardian: the deployer), through
 /// the wallet's devnet module.
 pub async fn deploy(rpc_url: &str) -> anyhow::Result<Deployment> {
-    let d = remesa_wallet::devnet::deploy(&chain(rpc_url).await?, deployer()?, &[]).await?;
-    Ok(Deployment {
-        chain_id: d.chain_id,
-        rpc_url: rpc_url.to_owned(),
-        token: d.token,
-        escrow: d.escrow,
-        deployer: d.deployer,
-        deploy_block: d.deploy_block,
-    })
+    let mut d = remesa_wallet::devnet::deploy(&chain(rpc_url).await?, deployer()?, &[]).await?;
+    d.rpc_url = rpc_url.to_owned();
+    Ok(d)
 }
 
 /// Mints test dollars (base units) to `to` with the deployer (the minter) and waits for the receipt.
