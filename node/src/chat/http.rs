@@ -26,6 +26,7 @@ use super::store::NewOutbound;
 use super::telegram::{self, TelegramEvent};
 use super::whatsapp;
 use crate::domain::PhoneNumber;
+use crate::http::problem::Problem;
 
 /// The chat routes' OpenAPI fragment; the node merges it into `/openapi.json`.
 #[derive(utoipa::OpenApi)]
@@ -49,14 +50,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(service: ChatService) -> Router<
         .with_state(service)
 }
 
-fn problem(status: StatusCode, title: &str) -> Response {
-    let body = serde_json::json!({ "type": "about:blank", "title": title, "status": status.as_u16() });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+fn problem(status: StatusCode, detail: &str) -> Response {
+    Problem::of_status(status, detail).into_response()
 }
 
 fn auth_problem(e: AuthError) -> Response {

@@ -95,8 +95,6 @@ pub enum EngineError {
     InsufficientFunds { available: String, required: String },
     #[error("this idempotency key was used with a different request")]
     IdempotencyMismatch,
-    #[error("{0}")]
-    Forbidden(String),
     #[error("not available: {0}")]
     Unavailable(String),
     #[error("storage error")]

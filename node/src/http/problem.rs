@@ -30,17 +30,41 @@ pub struct Problem {
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// A machine-readable reason (partner API: why a signature or request was refused, e.g. `not_found`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
+
+const TYPE_PREFIX: &str = "https://remesa.dev/problems/";
 
 impl Problem {
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<Option<String>>) -> Problem {
         Problem {
-            type_uri: format!("https://remesa.dev/problems/{slug}"),
+            type_uri: format!("{TYPE_PREFIX}{slug}"),
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
             instance: None,
+            reason: None,
         }
+    }
+
+    /// A problem that says no more than its HTTP status (type slug and title from the status's reason phrase).
+    pub fn of_status(status: StatusCode, detail: impl Into<String>) -> Problem {
+        let title = status.canonical_reason().unwrap_or("Error");
+        let slug = title.to_ascii_lowercase().replace(' ', "-");
+        Problem::new(status, &slug, title, Some(detail.into()))
+    }
+
+    /// Adds the machine-readable `reason` member.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Problem {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The last part of the type URI (`quote-expired`).
+    pub fn slug(&self) -> &str {
+        self.type_uri.strip_prefix(TYPE_PREFIX).unwrap_or(&self.type_uri)
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {
@@ -143,9 +167,6 @@ impl From<EngineError> for Problem {
                 "Idempotency key reused with another request",
                 Some(e.to_string()),
             ),
-            EngineError::Forbidden(_) => {
-                Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", Some(e.to_string()))
-            }
             EngineError::Unavailable(_) => Problem::new(
                 S::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -16,9 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::auth::{
-    AuthenticatedPartner, KeyLookup, PartnerAuth, PartnerKey, problem, verify_partner_signature,
-};
+use super::auth::{AuthenticatedPartner, KeyLookup, PartnerAuth, PartnerKey, verify_partner_signature};
 use super::config::PartnerConfig;
 use super::httpsig::Ed25519Signer;
 use super::store::{PartnerDb, PartnerEvent, StoreError, WebhookDelivery};
@@ -26,6 +24,7 @@ use super::views::{PartnerPayout, PartnerSettlement, VISIBLE_STATES};
 use crate::domain::{IdempotencyKey, PickupCode};
 use crate::engine::{Engine, EngineError, PayoutProof, Rate, RateInput};
 use crate::faults::Faults;
+use crate::http::problem::Problem;
 use crate::store::idempotency::{self, Begin};
 use crate::store::instances::Instance;
 
@@ -144,23 +143,15 @@ pub enum ApiError {
     Unauthorized(String),
     Unavailable(String),
     Internal(String),
+    /// An engine error, with the node's one status per error kind (`Problem: From<EngineError>`).
+    Engine(Problem),
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::NotFound(what) => Self::NotFound(what),
-            EngineError::Invalid(m) => Self::Unprocessable(m),
-            EngineError::Conflict(m) => Self::Conflict(m),
-            EngineError::IdempotencyMismatch => Self::Unprocessable(e.to_string()),
-            EngineError::Forbidden(_) => Self::NotFound("payout"),
-            EngineError::Unavailable(m) => Self::Unavailable(m),
-            EngineError::QuoteExpired
-            | EngineError::QuoteUsed
-            | EngineError::NoRoute
-            | EngineError::RecipientNotRegistered { .. } => Self::Conflict(e.to_string()),
-            other => Self::Internal(format!("{other:?}")),
-        }
+        let p = Problem::from(e);
+        let reason = p.slug().replace('-', "_");
+        Self::Engine(p.with_reason(reason))
     }
 }
 
@@ -176,70 +167,48 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let p = "https://remesa.dev/problems/";
+impl ApiError {
+    fn problem(self) -> Problem {
+        use StatusCode as S;
         match self {
-            Self::NotFound(what) => problem(
-                StatusCode::NOT_FOUND,
-                &format!("{p}not-found"),
-                "Not found",
-                &format!("{what} not found"),
-                "not_found",
-            ),
-            Self::BadRequest(m) => problem(
-                StatusCode::BAD_REQUEST,
-                &format!("{p}bad-request"),
-                "Bad request",
-                &m,
-                "bad_request",
-            ),
-            Self::Unprocessable(m) => problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("{p}invalid"),
-                "Invalid request",
-                &m,
-                "invalid",
-            ),
-            Self::Conflict(m) => problem(
-                StatusCode::CONFLICT,
-                &format!("{p}conflict"),
-                "Conflict",
-                &m,
-                "conflict",
-            ),
-            Self::InProgress => problem(
-                StatusCode::CONFLICT,
-                &format!("{p}idempotency-key-in-use"),
+            Self::NotFound(what) => Problem::not_found(format!("{what} not found")).with_reason("not_found"),
+            Self::BadRequest(m) => Problem::bad_request(m).with_reason("bad_request"),
+            Self::Unprocessable(m) => Problem::validation(m).with_reason("invalid"),
+            Self::Conflict(m) => {
+                Problem::new(S::CONFLICT, "conflict", "Conflict", Some(m)).with_reason("conflict")
+            }
+            Self::InProgress => Problem::new(
+                S::CONFLICT,
+                "idempotency-key-in-use",
                 "Request in progress",
-                "a request with this Idempotency-Key is still being processed; retry it unchanged",
-                "idempotency_key_in_use",
-            ),
-            Self::Unauthorized(m) => problem(
-                StatusCode::UNAUTHORIZED,
-                &format!("{p}unauthorized"),
-                "Unauthorized",
-                &m,
-                "unauthorized",
-            ),
-            Self::Unavailable(m) => problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("{p}unavailable"),
-                "Unavailable",
-                &m,
-                "unavailable",
-            ),
+                Some(
+                    "a request with this Idempotency-Key is still being processed; retry it unchanged".into(),
+                ),
+            )
+            .with_reason("idempotency_key_in_use"),
+            Self::Unauthorized(m) => Problem::unauthorized(m).with_reason("unauthorized"),
+            Self::Unavailable(m) => {
+                Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", Some(m))
+                    .with_reason("unavailable")
+            }
             Self::Internal(m) => {
                 tracing::error!(target: "partner::api", error = %m, "partner API internal error");
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("{p}internal"),
-                    "Internal error",
-                    "something went wrong; try again",
+                Problem::new(
+                    S::INTERNAL_SERVER_ERROR,
                     "internal",
+                    "Internal error",
+                    Some("something went wrong; try again".into()),
                 )
+                .with_reason("internal")
             }
+            Self::Engine(p) => p,
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.problem().into_response()
     }
 }
 

@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use super::config::PartnerConfig;
 use super::httpsig::{MessageParts, ParsedSignature, SigError, VerifyPolicy, now_unix_s};
 use super::store::{PartnerDb, ReplayOutcome};
+use crate::http::problem::Problem;
 
 /// What the key lookup returns for a keyid.
 #[derive(Debug, Clone)]
@@ -55,7 +56,8 @@ impl std::fmt::Debug for PartnerAuth {
 }
 
 /// Problem type URI of every signature refusal.
-pub const PROBLEM_SIGNATURE: &str = "https://remesa.dev/problems/partner-signature";
+/// The problem type (slug) of a refused signature.
+pub const PROBLEM_SIGNATURE: &str = "partner-signature";
 
 /// What a client should sign, advertised on 401 answers (RFC 9421 §5.1).
 pub const ACCEPT_SIGNATURE: &str =
@@ -76,26 +78,11 @@ impl From<SigError> for AuthFailure {
     }
 }
 
-pub(crate) fn problem(
-    status: StatusCode,
-    type_uri: &str,
-    title: &str,
-    detail: &str,
-    reason: &str,
-) -> Response {
-    let body = serde_json::json!({
-        "type": type_uri,
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-        "reason": reason,
-    });
-    let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    resp
+/// A problem+json response with the partner API's `reason` member.
+pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: &str, reason: &str) -> Response {
+    Problem::new(status, slug, title, Some(detail.to_owned()))
+        .with_reason(reason)
+        .into_response()
 }
 
 impl IntoResponse for AuthFailure {
@@ -115,7 +102,7 @@ impl IntoResponse for AuthFailure {
             }
             Self::Busy => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "https://remesa.dev/problems/unavailable",
+                "unavailable",
                 "Try again shortly",
                 "the node cannot take more signed requests right now",
                 "replay_cache_full",
@@ -124,7 +111,7 @@ impl IntoResponse for AuthFailure {
                 tracing::error!(target: "partner::auth", error = %e, "partner authentication failed internally");
                 problem(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "https://remesa.dev/problems/internal",
+                    "internal",
                     "Internal error",
                     "the request could not be checked; try again",
                     "internal",

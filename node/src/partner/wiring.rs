@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             let unavailable = || async {
                 problem(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "https://remesa.dev/problems/unavailable",
+                    "unavailable",
                     "Partner API unavailable",
                     "the node's webhook signing key could not be loaded; see the node's log",
                     "unavailable",
