@@ -7,7 +7,7 @@
 use alloy::primitives::B256;
 use sqlx::Row;
 
-use super::db::{b256_text, now_ms};
+use super::db::{b256_text, now_ms, to_u64};
 use super::error::ChainError;
 use super::types::{DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob, TransferJob};
 use crate::store::Db;
@@ -119,7 +119,8 @@ pub async fn job_state(db: &Db, kind: JobKind, remittance_id: B256) -> Result<Op
         job_id: row.try_get(0)?,
         kind,
         status: row.try_get(1)?,
-        attempts: u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
+        attempts: u32::try_from(row.try_get::<i64, _>(2)?)
+            .map_err(|_| ChainError::corrupt("job attempts"))?,
         last_error: row.try_get(3)?,
         tx_id: row.try_get(4)?,
         mined_tx_hash: row.try_get(5)?,
@@ -138,7 +139,7 @@ pub async fn job_counts(db: &Db) -> Result<Vec<(JobKind, String, u64)>, ChainErr
         let kind: String = row.try_get(0)?;
         let kind = JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("job kind {kind:?}")))?;
         let count: i64 = row.try_get(2)?;
-        out.push((kind, row.try_get(1)?, u64::try_from(count).unwrap_or(0)));
+        out.push((kind, row.try_get(1)?, to_u64(count)?));
     }
     Ok(out)
 }
@@ -177,7 +178,7 @@ pub async fn backlog(db: &Db, now: i64) -> Result<Vec<Backlog>, ChainError> {
         let kind = JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("job kind {kind:?}")))?;
         out.push(Backlog {
             kind,
-            count: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+            count: to_u64(row.try_get::<i64, _>(1)?)?,
             oldest_unix_ms: row.try_get(2)?,
         });
     }

@@ -155,7 +155,7 @@ where
         .fetch_one(exec)
         .await?;
     let n: i64 = row.try_get(0)?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    Ok(crate::store::stored_u64(n, "ledger entry count")?)
 }
 
 /// Every account with its balance (for the operator and reconciliation).

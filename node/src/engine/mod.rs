@@ -27,7 +27,6 @@ mod views;
 
 use std::sync::Arc;
 
-use serde_json::json;
 use sqlx::Row;
 
 pub use crate::chain::ChainInfo;
@@ -251,9 +250,10 @@ fn event_from_row(row: &sqlx::any::AnyRow) -> Result<TransitionEvent> {
         from: from.as_deref().map(parse_state).transpose()?,
         to: parse_state(&to)?,
         cause: row.try_get(4)?,
-        detail: serde_json::from_str(&detail).unwrap_or_else(|_| json!({})),
+        detail: serde_json::from_str(&detail)
+            .map_err(|e| StoreError::Corrupt(format!("transition detail: {e}")))?,
         at_unix_ms: row.try_get(6)?,
-        partner_id: u64::try_from(partner_id).unwrap_or(0),
+        partner_id: crate::store::stored_u64(partner_id, "transition partner_id")?,
         sender_user_id: row.try_get(8)?,
     })
 }

@@ -9,6 +9,7 @@ use super::views::*;
 use super::{Engine, EngineError, Result, transition};
 use crate::chain::{self, ReleaseJob};
 use crate::domain::{PayoutMethod, PickupCode};
+use crate::store::stored_u64;
 
 impl Engine {
     pub(super) async fn partner_payout(
@@ -194,13 +195,13 @@ impl Engine {
                 let block: i64 = r.try_get(6)?;
                 Ok(Settlement {
                     event_id: r.try_get(0)?,
-                    partner_id: u64::try_from(pid).unwrap_or(0),
+                    partner_id: stored_u64(pid, "settlement partner_id")?,
                     settlement_address: r.try_get(2)?,
                     amount: tokens(amount, d).to_string(),
                     amount_base_units: amount.to_string(),
-                    release_count: u64::try_from(count).unwrap_or(0),
+                    release_count: stored_u64(count, "settlement release_count")?,
                     tx_hash: r.try_get(5)?,
-                    block_number: u64::try_from(block).unwrap_or(0),
+                    block_number: stored_u64(block, "settlement block_number")?,
                     at_unix_ms: r.try_get(7)?,
                 })
             })

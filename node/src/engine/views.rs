@@ -13,6 +13,7 @@ use super::types::*;
 use super::{Engine, EngineError, Result, parse_state};
 use crate::chain::Terms;
 use crate::domain::{PayoutMethod, PickupCode, currency_exponent};
+use crate::store::{StoreError, stored_u64};
 
 pub(super) const RATES_PER_CALL_MAX: usize = 500;
 /// The fee of a P2P transfer into a Remesa wallet (payout method `remesa_wallet`), in token base units: none. The
@@ -253,7 +254,7 @@ pub(super) fn partner_from_row(r: &AnyRow) -> Result<Partner> {
     };
     let methods: String = r.try_get(4)?;
     Ok(Partner {
-        id: u64::try_from(id).unwrap_or(0),
+        id: stored_u64(id, "partner id")?,
         name: r.try_get(1)?,
         countries: split(r.try_get(2)?),
         currencies: split(r.try_get(3)?),
@@ -271,14 +272,14 @@ pub(super) fn rate_from_row(r: &AnyRow) -> Result<Rate> {
     let method: String = r.try_get(3)?;
     let bps: i64 = r.try_get(6)?;
     Ok(Rate {
-        partner_id: u64::try_from(pid).unwrap_or(0),
+        partner_id: stored_u64(pid, "rate partner_id")?,
         country: r.try_get(1)?,
         currency: r.try_get(2)?,
         payout_method: PayoutMethod::parse(&method)
             .ok_or_else(|| EngineError::Internal("stored method".into()))?,
         rate: r.try_get(4)?,
         fee_fixed: r.try_get(5)?,
-        fee_bps: u32::try_from(bps).unwrap_or(0),
+        fee_bps: u32::try_from(bps).map_err(|_| StoreError::Corrupt(format!("rate fee_bps = {bps}")))?,
         send_min: r.try_get(7)?,
         send_max: r.try_get(8)?,
         valid_until_unix_ms: r.try_get(9)?,

@@ -113,8 +113,8 @@ impl FeedFollower {
             if let Some(kind) = event_type(from.as_deref(), &to, seen_before) {
                 let cause: String = r.try_get("cause")?;
                 let detail: String = r.try_get("detail")?;
-                let detail: serde_json::Value =
-                    serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null);
+                let detail: serde_json::Value = serde_json::from_str(&detail)
+                    .map_err(|e| StoreError::Corrupt(format!("transition detail: {e}")))?;
                 let payout = self.db.partner_payout(partner_id, &remittance_id).await?;
                 let webhook = self
                     .db

@@ -166,6 +166,12 @@ pub async fn next_counter(tx: &mut sqlx::AnyConnection, name: &str) -> Result<i6
     }
 }
 
+/// A stored BIGINT that must not be negative (an id, a count, a block number); a negative one is a corrupt row,
+/// never a plausible default.
+pub fn stored_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} = {value}")))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

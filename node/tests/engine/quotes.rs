@@ -220,3 +220,24 @@ async fn remittance_list_pages_without_overlap(t: TestEnv) {
     ));
 }
 both_dbs!(pages_t, remittance_list_pages_without_overlap);
+
+/// A corrupt stored row is an error, never a plausible default: a negative fee in basis points, a negative partner
+/// id in a transition, a transition detail that is not JSON.
+async fn corrupt_rows_are_errors(t: TestEnv) {
+    t.partner(1, "7.6", "1.00", 50).await;
+    assert_eq!(t.engine.rates(1).await.expect("rates").len(), 1);
+    sqlx::query("UPDATE partner_rates SET fee_bps = -5 WHERE partner_id = 1")
+        .execute(&t.db.db.pool)
+        .await
+        .expect("corrupt the rate");
+    let err = t
+        .engine
+        .rates(1)
+        .await
+        .expect_err("a negative fee_bps is corrupt");
+    assert!(
+        matches!(&err, EngineError::Store(remesa::store::StoreError::Corrupt(m)) if m.contains("fee_bps")),
+        "{err:?}"
+    );
+}
+both_dbs!(corrupt_rows_t, corrupt_rows_are_errors);
