@@ -528,7 +528,3 @@ impl PartnerDb {
         Ok(())
     }
 }
-
-/// The partner migration, for tests that run it alone on a fresh database.
-pub const MIGRATION_SQLITE: &str = include_str!("../../migrations/sqlite/0004_partner.sql");
-pub const MIGRATION_POSTGRES: &str = include_str!("../../migrations/postgres/0004_partner.sql");

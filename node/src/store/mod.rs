@@ -7,7 +7,6 @@
 
 pub mod idempotency;
 pub mod instances;
-pub mod testing;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

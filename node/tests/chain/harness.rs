@@ -15,7 +15,8 @@ use remesa::chain::{
     ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, RefundJob, Refunded, Released, RolledBack,
     Settled, SinkError, Skipped,
 };
-use remesa::store::{Db, testing};
+use remesa::store::Db;
+use remesa_testkit as testing;
 use sqlx::Row;
 use sqlx::any::AnyPoolOptions;
 
@@ -25,7 +26,7 @@ pub fn repo_root() -> PathBuf {
 
 // ---- databases ----------------------------------------------------------------------------------------------
 
-/// A fresh migrated database from `remesa::store::testing` (a SQLite file in a temporary directory, or a fresh
+/// A fresh migrated database from `remesa_testkit` (a SQLite file in a temporary directory, or a fresh
 /// PostgreSQL database) with the harness's own tables added.
 #[derive(Debug)]
 pub struct TestDb {

@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use remesa::chat::config::ChatConfig;
 use remesa::chat::signature::whatsapp_signature;
 use remesa::chat::store::ChatStore;
-use remesa::store::testing;
+use remesa_testkit as testing;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A fresh migrated database from `remesa::store::testing` (a SQLite file in a temporary directory, or a fresh
+/// A fresh migrated database from `remesa_testkit` (a SQLite file in a temporary directory, or a fresh
 /// PostgreSQL database), seen through the chat store.
 pub struct TestDb {
     pub store: ChatStore,

@@ -6,7 +6,7 @@ use remesa::domain::PayoutMethod;
 use remesa::engine::{
     ChainInfo, Custody, Engine, EngineConfig, NewPartner, NewUser, QuoteRequest, RateInput, TokenDomain, User,
 };
-use remesa::store::testing::TestDb;
+use remesa_testkit::{FromTestDb, TestDb};
 use secrecy::SecretString;
 
 pub const MNEMONIC: &str = "test test test test test test test test test test test junk";
@@ -48,18 +48,18 @@ impl TestEnv {
         }
     }
 
-    pub async fn sqlite() -> TestEnv {
-        TestEnv::sqlite_with(EngineConfig::default()).await
-    }
-
     pub async fn sqlite_with(cfg: EngineConfig) -> TestEnv {
         TestEnv::with(TestDb::sqlite().await.expect("sqlite"), cfg)
     }
+}
 
-    pub async fn postgres() -> Option<TestEnv> {
-        Some(TestEnv::with(TestDb::postgres().await?, EngineConfig::default()))
+impl FromTestDb for TestEnv {
+    async fn from_test_db(db: TestDb) -> Self {
+        TestEnv::with(db, EngineConfig::default())
     }
+}
 
+impl TestEnv {
     /// The position the next [`TestEnv::meta`] call will hand out (for reorg bookkeeping of release/refund).
     pub fn meta_peek(&self) -> EventMeta {
         let n = self.block.load(std::sync::atomic::Ordering::SeqCst);

@@ -271,7 +271,7 @@ async fn api_contract_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_contract_postgres() {
-    let Some(url) = remesa::store::testing::postgres_url_or_skip().await else {
+    let Some(url) = remesa_testkit::postgres_url_or_skip().await else {
         return;
     };
     api_contract(Some(url)).await;

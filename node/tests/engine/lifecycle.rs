@@ -5,8 +5,8 @@ use remesa::chain::{ChainEventSink, RemovedEvent, RolledBack};
 use remesa::domain::{IdempotencyKey, PickupCode};
 use remesa::engine::{CreateRemittance, EngineError, PayoutProof, Recipient, SenderRef, State};
 
-use crate::both_dbs;
 use crate::helpers::TestEnv;
+use remesa_testkit::both_dbs;
 
 async fn setup(t: &TestEnv) -> (remesa::engine::Remittance, String) {
     t.partner(1, "7.65", "1", 0).await;

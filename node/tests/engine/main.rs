@@ -10,25 +10,3 @@ mod migrations;
 mod model;
 mod p2p;
 mod quotes;
-
-/// Runs an async test body against SQLite and then PostgreSQL.
-#[macro_export]
-macro_rules! both_dbs {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let t = $crate::helpers::TestEnv::sqlite().await;
-                super::$body(t).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(t) = $crate::helpers::TestEnv::postgres().await else {
-                    return;
-                };
-                super::$body(t).await;
-            }
-        }
-    };
-}

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use remesa::store::testing::TestDb;
+use remesa_testkit::TestDb;
 use sqlx::{AnyPool, Row};
 
 /// One column: its type class (`integer`, `text`, …) and whether it may be NULL.

@@ -10,8 +10,8 @@ use remesa::chain::{ChainEventSink, EventMeta, RemovedEvent, RolledBack};
 use remesa::domain::IdempotencyKey;
 use remesa::engine::{CreateRemittance, PayoutProof, Recipient, Remittance, SenderRef};
 
-use crate::both_dbs;
 use crate::helpers::TestEnv;
+use remesa_testkit::both_dbs;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum OnChain {

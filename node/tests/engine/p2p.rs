@@ -18,7 +18,7 @@ use remesa::domain::{IdempotencyKey, PayoutMethod};
 use remesa::engine::{
     CreateRemittance, Engine, EngineError, NewUser, QuoteRequest, Recipient, SenderRef, State,
 };
-use remesa::store::testing::TestDb;
+use remesa_testkit::TestDb;
 use secrecy::SecretString;
 use sqlx::Row;
 

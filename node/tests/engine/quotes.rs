@@ -1,8 +1,8 @@
 use remesa::domain::IdempotencyKey;
 use remesa::engine::{CreateRemittance, EngineConfig, EngineError, Recipient, SenderRef};
 
-use crate::both_dbs;
 use crate::helpers::TestEnv;
+use remesa_testkit::both_dbs;
 
 fn key(s: &str) -> IdempotencyKey {
     IdempotencyKey::parse(s).expect("key")

@@ -21,7 +21,7 @@ use remesa::partner::store::PartnerDb;
 use remesa::partner::webhook::{WebhookWorker, load_or_create_node_key};
 use remesa::partner::{PartnerApiDoc, PartnerState, partner_router};
 use remesa::store::instances::Instance;
-use remesa::store::testing::TestDb;
+use remesa_testkit::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

@@ -10,8 +10,8 @@ use remesa::partner::config::PartnerConfig;
 use remesa::partner::httpsig::{Ed25519Signer, now_unix_s, random_nonce};
 use reqwest::Method;
 
-use crate::both_dbs;
 use crate::support::TestDb;
+use remesa_testkit::both_dbs;
 
 pub fn partner_signer(id: &str, seed_byte: u8) -> Ed25519Signer {
     Ed25519Signer::from_seed_hex(id, &hex::encode([seed_byte; 32])).unwrap()

@@ -15,7 +15,7 @@ use remesa::faults::Faults;
 use remesa::partner::PartnerState;
 use remesa::partner::client::PartnerClient;
 use remesa::store::instances::{Instance, register};
-use remesa::store::testing::TestDb;
+use remesa_testkit::TestDb;
 use reqwest::Method;
 use serde_json::json;
 

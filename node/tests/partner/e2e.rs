@@ -353,7 +353,7 @@ async fn e2e(database_url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quote_to_settlement_on_anvil_postgres() {
-    if let Some(url) = remesa::store::testing::postgres_url_or_skip().await {
+    if let Some(url) = remesa_testkit::postgres_url_or_skip().await {
         e2e(url).await;
     }
 }

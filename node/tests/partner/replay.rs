@@ -2,8 +2,8 @@
 
 use remesa::partner::store::{ReplayOutcome, now_ms};
 
-use crate::both_dbs;
 use crate::support::TestDb;
+use remesa_testkit::both_dbs;
 
 async fn replay_is_refused_and_expired_rows_are_pruned(t: TestDb) {
     let db = &t.db;

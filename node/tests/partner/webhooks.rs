@@ -13,8 +13,8 @@ use remesa::partner::store::NewEvent;
 use remesa::partner::webhook::{WebhookWorker, load_or_create_node_key, verify_webhook};
 use tokio::sync::Mutex;
 
-use crate::both_dbs;
 use crate::support::TestDb;
+use remesa_testkit::both_dbs;
 
 #[derive(Clone)]
 pub struct Receiver {

@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use sqlx::ConnectOptions;
 use sqlx::any::AnyConnectOptions;
 
-use super::{Db, StoreError};
+use remesa::store::{Db, StoreError};
 
 /// The PostgreSQL server tests use: `REMESA_TEST_DATABASE_URL` (or `REMESA_TEST_POSTGRES_URL`), default
 /// `postgres://postgres@127.0.0.1:5432/test`.
