@@ -5,10 +5,17 @@
 //!   is unreachable the PostgreSQL half of a suite prints why and skips; with `REMESA_REQUIRE_POSTGRES=1` (CI) it
 //!   fails instead.
 //! - [`both_dbs!`]: one test body, run on both databases.
+//! - [`LocalDevnet`] (the wallet's throw-away anvil with the contracts deployed from the committed artifacts),
+//!   [`node_config`] and [`spawn_node`]: a whole node in process on it.
 
 mod db;
+mod node;
 
 pub use db::{TestDb, fresh_postgres_url, postgres_admin_url, postgres_required, postgres_url_or_skip};
+pub use node::{
+    KEYSTORE_PASSPHRASE, RELAYER_FUNDS_WEI, TestNode, demo_settlement, mint, node_config, spawn_node,
+};
+pub use remesa_wallet::devnet::LocalDevnet;
 
 /// What a test body takes, built from a fresh [`TestDb`] (the database alone, or a suite's environment around it).
 #[allow(async_fn_in_trait)]

@@ -6,62 +6,16 @@
 
 use std::time::Duration;
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::node_bindings::Anvil;
-use alloy::primitives::{Address, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
+use alloy::primitives::{Address, U256};
 use anyhow::{Context, Result};
-use remesa::config::Config;
 use remesa::domain::{PayoutMethod, PickupCode};
 use remesa::engine::{NewPartner, PayoutProof, RateInput};
-use secrecy::SecretString;
+use remesa_testkit::{LocalDevnet, demo_settlement, mint, node_config, spawn_node};
 
 use crate::harness::*;
 
-alloy::sol! {
-    interface IToken {
-        function mint(address to, uint256 amount) external;
-        function balanceOf(address who) external view returns (uint256);
-    }
-    interface IEscrow {
-        function setPartner(uint64 partnerId, address settlement) external;
-    }
-}
-
 const ANA: &str = "15551234567";
 const MARIA: &str = "50255550101";
-const SETTLEMENT: Address = Address::repeat_byte(0x5e);
-
-pub fn artifact(name: &str) -> Result<Vec<u8>> {
-    let path = repo_root().join(format!("contracts/artifacts/{name}.json"));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| path.display().to_string())?)?;
-    let code: Bytes = json["bytecode"]["object"].as_str().context("bytecode")?.parse()?;
-    Ok(code.to_vec())
-}
-
-pub async fn deploy(p: &DynProvider, code: Vec<u8>) -> Result<Address> {
-    let receipt = p
-        .send_transaction(TransactionRequest::default().with_deploy_code(code))
-        .await?
-        .get_receipt()
-        .await?;
-    anyhow::ensure!(receipt.status(), "deployment reverted");
-    receipt.contract_address.context("no contract address")
-}
-
-pub async fn call(p: &DynProvider, to: Address, data: Vec<u8>) -> Result<()> {
-    let receipt = p
-        .send_transaction(TransactionRequest::default().with_to(to).with_input(data))
-        .await?
-        .get_receipt()
-        .await?;
-    anyhow::ensure!(receipt.status(), "transaction reverted");
-    Ok(())
-}
 
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
 where
@@ -83,79 +37,15 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
-    // --- chain: anvil + the committed contracts ---
-    let anvil = Anvil::at(repo_root().join("contracts/node_modules/.bin/anvil"))
-        .arg("--accounts")
-        .arg("3")
-        .try_spawn()
-        .context("start anvil")?;
-    let deployer = PrivateKeySigner::from(anvil.keys()[0].clone());
-    let p = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(deployer.clone()))
-        .connect_http(anvil.endpoint().parse()?)
-        .erased();
-    let token = deploy(&p, artifact("TestStablecoin")?).await?;
-    let mut escrow_code = artifact("RemittanceEscrow")?;
-    escrow_code.extend(
-        alloy::dyn_abi::DynSolValue::Tuple(vec![
-            token.into(),
-            deployer.address().into(),
-            deployer.address().into(),
-        ])
-        .abi_encode_params(),
-    );
-    let escrow = deploy(&p, escrow_code).await?;
-    call(
-        &p,
-        escrow,
-        IEscrow::setPartnerCall {
-            partnerId: 1,
-            settlement: SETTLEMENT,
-        }
-        .abi_encode(),
-    )
-    .await?;
-    let deploy_block = p.get_block_number().await?;
-
-    // --- node: data dir, keystore, deployment, config ---
+    // --- chain: anvil with the committed contracts and partner 1 registered (the wallet's devnet); the node ---
+    let devnet = LocalDevnet::start(&[]).await?;
+    let settlement = demo_settlement();
     let dir = tempfile::tempdir()?;
-    let pass = SecretString::from("correct horse battery staple");
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let custody = remesa::engine::Custody::create_keystore(&remesa::app::keystore_path(&config), &pass)?;
-    let relayer = custody.relayer()?.address();
-    p.send_transaction(
-        TransactionRequest::default()
-            .with_to(relayer)
-            .with_value(U256::from(10u128.pow(19))),
-    )
-    .await?
-    .get_receipt()
-    .await?;
-    let deployment = serde_json::json!({
-        "chain_id": p.get_chain_id().await?, "rpc_url": anvil.endpoint(), "token": token, "escrow": escrow,
-        "deployer": deployer.address(), "deploy_block": deploy_block,
-    });
-    std::fs::write(dir.path().join("deployment.json"), deployment.to_string())?;
     let api = PlatformApi::start().await?;
-    config.http_addr = "127.0.0.1:0".parse()?;
-    config.rpc_url = Some(anvil.endpoint());
-    config.deployment = Some(dir.path().join("deployment.json"));
-    config.keystore_passphrase = Some(pass);
-    config.operator_token = Some(SecretString::from(OPERATOR_TOKEN));
-    config.chain.confirmations = 0;
-    config.chain.batch_delay_ms_max = 100;
-    config.chain.writer_poll_ms = 100;
-    config.chain.indexer_poll_ms = 100;
+    let mut config = node_config(&devnet, dir.path(), OPERATOR_TOKEN).await?;
     config.chat = chat_config(&api);
-    let app = remesa::app::build(config).await.context("build node")?;
-    let port = app.port();
-    let engine = app.state().engine.clone();
-    let shutdown = app.state().shutdown.clone();
-    let server = tokio::spawn(app.run_until_stopped());
-    let base = format!("http://127.0.0.1:{port}");
+    let node = spawn_node(config).await?;
+    let (base, engine) = (node.base.clone(), node.state.engine.clone());
     let http = reqwest::Client::new();
 
     // --- a demo partner paying cash in Guatemala ---
@@ -168,7 +58,7 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
             payout_methods: vec![PayoutMethod::CashPickup],
             public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
             webhook_url: None,
-            settlement_address: format!("{SETTLEMENT:#x}"),
+            settlement_address: format!("{settlement:#x}"),
         })
         .await?;
     engine
@@ -205,16 +95,7 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
         .context("wallet address in the welcome")?
         .parse()?;
     // Fund the custodial wallet with 500 TUSD; the indexer books it.
-    call(
-        &p,
-        token,
-        IToken::mintCall {
-            to: wallet,
-            amount: U256::from(500_000_000u64),
-        }
-        .abi_encode(),
-    )
-    .await?;
+    mint(&devnet, wallet, U256::from(500_000_000u64)).await?;
     let address = format!("{wallet:#x}");
     eventually("the deposit to be indexed", Duration::from_secs(30), || {
         let engine = engine.clone();
@@ -317,12 +198,8 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
         m.iter().any(|x| x.0.contains("liquidado en cadena"))
     })
     .await?;
-    let balance = IToken::balanceOfCall { who: SETTLEMENT }.abi_encode();
-    let out = p
-        .call(TransactionRequest::default().with_to(token).with_input(balance))
-        .await?;
     assert_eq!(
-        U256::from_be_slice(&out),
+        devnet.balance_of(settlement).await?,
         U256::from(102_490_000u64),
         "the partner got send amount + fee"
     );
@@ -342,7 +219,6 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
             .iter()
             .all(|s| s.authorization.as_deref() == Some("Bearer graph-token"))
     );
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    node.stop().await;
     Ok(())
 }

@@ -5,26 +5,12 @@
 
 use std::time::Duration;
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::node_bindings::Anvil;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
 use anyhow::{Context, Result};
-use remesa::config::Config;
-use secrecy::SecretString;
+use remesa_testkit::{LocalDevnet, mint, node_config, spawn_node};
 
-use crate::full_node::{artifact, call, deploy, eventually};
+use crate::full_node::eventually;
 use crate::harness::*;
-
-alloy::sol! {
-    interface IToken {
-        function mint(address to, uint256 amount) external;
-        function balanceOf(address who) external view returns (uint256);
-    }
-}
 
 const ANA: &str = "15551234567";
 const MARIA: &str = "50255550101";
@@ -39,66 +25,13 @@ fn wallet_in(text: &str) -> Result<Address> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ana_sends_to_marias_remesa_wallet_on_anvil() -> Result<()> {
-    let anvil = Anvil::at(repo_root().join("contracts/node_modules/.bin/anvil"))
-        .arg("--accounts")
-        .arg("3")
-        .try_spawn()
-        .context("start anvil")?;
-    let deployer = PrivateKeySigner::from(anvil.keys()[0].clone());
-    let p = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(deployer.clone()))
-        .connect_http(anvil.endpoint().parse()?)
-        .erased();
-    let token = deploy(&p, artifact("TestStablecoin")?).await?;
-    let mut escrow_code = artifact("RemittanceEscrow")?;
-    escrow_code.extend(
-        alloy::dyn_abi::DynSolValue::Tuple(vec![
-            token.into(),
-            deployer.address().into(),
-            deployer.address().into(),
-        ])
-        .abi_encode_params(),
-    );
-    let escrow = deploy(&p, escrow_code).await?;
-    let deploy_block = p.get_block_number().await?;
-
+    let devnet = LocalDevnet::start(&[]).await?;
     let dir = tempfile::tempdir()?;
-    let pass = SecretString::from("correct horse battery staple");
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let custody = remesa::engine::Custody::create_keystore(&remesa::app::keystore_path(&config), &pass)?;
-    let relayer = custody.relayer()?.address();
-    p.send_transaction(
-        TransactionRequest::default()
-            .with_to(relayer)
-            .with_value(U256::from(10u128.pow(19))),
-    )
-    .await?
-    .get_receipt()
-    .await?;
-    let deployment = serde_json::json!({
-        "chain_id": p.get_chain_id().await?, "rpc_url": anvil.endpoint(), "token": token, "escrow": escrow,
-        "deployer": deployer.address(), "deploy_block": deploy_block,
-    });
-    std::fs::write(dir.path().join("deployment.json"), deployment.to_string())?;
     let api = PlatformApi::start().await?;
-    config.http_addr = "127.0.0.1:0".parse()?;
-    config.rpc_url = Some(anvil.endpoint());
-    config.deployment = Some(dir.path().join("deployment.json"));
-    config.keystore_passphrase = Some(pass);
-    config.operator_token = Some(SecretString::from(OPERATOR_TOKEN));
-    config.chain.confirmations = 0;
-    config.chain.batch_delay_ms_max = 100;
-    config.chain.writer_poll_ms = 100;
-    config.chain.indexer_poll_ms = 100;
+    let mut config = node_config(&devnet, dir.path(), OPERATOR_TOKEN).await?;
     config.chat = chat_config(&api);
-    let app = remesa::app::build(config).await.context("build node")?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let engine = app.state().engine.clone();
-    let shutdown = app.state().shutdown.clone();
-    let server = tokio::spawn(app.run_until_stopped());
+    let node = spawn_node(config).await?;
+    let (base, engine) = (node.base.clone(), node.state.engine.clone());
     let http = reqwest::Client::new();
     let say = |from: &'static str, id: &'static str, text: &'static str| {
         let (http, base) = (http.clone(), base.clone());
@@ -120,16 +53,7 @@ async fn ana_sends_to_marias_remesa_wallet_on_anvil() -> Result<()> {
     let maria_wallet = wallet_in(&welcome[0].0)?;
 
     // --- Ana's wallet is funded with 50 USD ---
-    call(
-        &p,
-        token,
-        IToken::mintCall {
-            to: ana_wallet,
-            amount: U256::from(50_000_000u64),
-        }
-        .abi_encode(),
-    )
-    .await?;
+    mint(&devnet, ana_wallet, U256::from(50_000_000u64)).await?;
     let address = format!("{ana_wallet:#x}");
     eventually("the mint to be indexed", Duration::from_secs(30), || {
         let engine = engine.clone();
@@ -222,22 +146,10 @@ async fn ana_sends_to_marias_remesa_wallet_on_anvil() -> Result<()> {
     .await?;
 
     // --- on chain and in the chat balances ---
-    let bal = |who: Address| {
-        let p = p.clone();
-        async move {
-            let out = p
-                .call(
-                    TransactionRequest::default()
-                        .with_to(token)
-                        .with_input(IToken::balanceOfCall { who }.abi_encode()),
-                )
-                .await?;
-            anyhow::Ok(U256::from_be_slice(&out))
-        }
-    };
+    let bal = |who: Address| devnet.balance_of(who);
     assert_eq!(bal(ana_wallet).await?, U256::from(40_000_000u64));
     assert_eq!(bal(maria_wallet).await?, U256::from(10_000_000u64));
-    assert_eq!(bal(escrow).await?, U256::ZERO);
+    assert_eq!(bal(devnet.deployment.escrow).await?, U256::ZERO);
     assert_eq!(say(MARIA, "wamid.m2", "saldo").await?, 200);
     api.wait_whatsapp(MARIA, "Maria's balance", Duration::from_secs(20), |m| {
         m.iter().any(|x| x.0.contains("10.00 USD") && x.0.contains("0x"))
@@ -255,7 +167,6 @@ async fn ana_sends_to_marias_remesa_wallet_on_anvil() -> Result<()> {
     assert_eq!(list.items[0].state.as_str(), "settled");
     remesa::engine::ledger::check_balanced(&engine.db().pool).await?;
 
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    node.stop().await;
     Ok(())
 }

@@ -5,26 +5,21 @@
 
 use std::time::Duration;
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::node_bindings::Anvil;
-use alloy::primitives::{Address, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
-use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use anyhow::{Context, Result};
-use remesa::config::Config;
 use remesa::domain::{IdempotencyKey, PayoutMethod};
 use remesa::engine::{
     CreateRemittance, Engine, EngineError, NewUser, QuoteRequest, Recipient, SenderRef, State,
 };
-use remesa_testkit::TestDb;
-use secrecy::SecretString;
+use remesa_testkit::{LocalDevnet, TestDb, mint, node_config, spawn_node};
 use sqlx::Row;
 
 alloy::sol! {
     interface IToken {
-        function mint(address to, uint256 amount) external;
         function balanceOf(address who) external view returns (uint256);
     }
 }
@@ -32,28 +27,6 @@ alloy::sol! {
 const OPERATOR_TOKEN: &str = "operator-token-p2p";
 const ANA_PHONE: &str = "+14155552671";
 const MARIA_PHONE: &str = "+50255550101";
-
-fn repo_root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn artifact(name: &str) -> Result<Vec<u8>> {
-    let path = repo_root().join(format!("contracts/artifacts/{name}.json"));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| path.display().to_string())?)?;
-    let code: Bytes = json["bytecode"]["object"].as_str().context("bytecode")?.parse()?;
-    Ok(code.to_vec())
-}
-
-async fn deploy(p: &DynProvider, code: Vec<u8>) -> Result<Address> {
-    let receipt = p
-        .send_transaction(TransactionRequest::default().with_deploy_code(code))
-        .await?
-        .get_receipt()
-        .await?;
-    anyhow::ensure!(receipt.status(), "deployment reverted");
-    receipt.contract_address.context("no contract address")
-}
 
 async fn token_balance(p: &DynProvider, token: Address, who: Address) -> Result<U256> {
     let out = p
@@ -136,87 +109,23 @@ async fn send(
 
 /// The whole P2P path against a node whose database is `database_url` (None: SQLite in the data dir).
 async fn p2p_on_anvil(database_url: Option<String>) -> Result<()> {
-    // --- chain ---
-    let anvil = Anvil::at(repo_root().join("contracts/node_modules/.bin/anvil"))
-        .arg("--accounts")
-        .arg("3")
-        .try_spawn()
-        .context("start anvil")?;
-    let deployer = PrivateKeySigner::from(anvil.keys()[0].clone());
-    let p = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(deployer.clone()))
-        .connect_http(anvil.endpoint().parse()?)
-        .erased();
-    let token = deploy(&p, artifact("TestStablecoin")?).await?;
-    let mut escrow_code = artifact("RemittanceEscrow")?;
-    escrow_code.extend(
-        alloy::dyn_abi::DynSolValue::Tuple(vec![
-            token.into(),
-            deployer.address().into(),
-            deployer.address().into(),
-        ])
-        .abi_encode_params(),
-    );
-    let escrow = deploy(&p, escrow_code).await?;
-    let deploy_block = p.get_block_number().await?;
-
-    // --- node ---
+    // --- chain: anvil with the committed contracts (the wallet's devnet), the node in process ---
+    let devnet = LocalDevnet::start(&[]).await?;
+    let p = devnet.chain.provider().clone();
+    let (token, escrow) = (devnet.deployment.token, devnet.deployment.escrow);
     let dir = tempfile::tempdir()?;
-    let pass = SecretString::from("correct horse battery staple");
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        database_url,
-        ..Config::default()
-    };
-    let custody = remesa::engine::Custody::create_keystore(&remesa::app::keystore_path(&config), &pass)?;
-    let relayer = custody.relayer()?.address();
-    p.send_transaction(
-        TransactionRequest::default()
-            .with_to(relayer)
-            .with_value(U256::from(10u128.pow(19))),
-    )
-    .await?
-    .get_receipt()
-    .await?;
-    let deployment = serde_json::json!({
-        "chain_id": p.get_chain_id().await?, "rpc_url": anvil.endpoint(), "token": token, "escrow": escrow,
-        "deployer": deployer.address(), "deploy_block": deploy_block,
-    });
-    std::fs::write(dir.path().join("deployment.json"), deployment.to_string())?;
-    config.http_addr = "127.0.0.1:0".parse()?;
-    config.rpc_url = Some(anvil.endpoint());
-    config.deployment = Some(dir.path().join("deployment.json"));
-    config.keystore_passphrase = Some(pass);
-    config.operator_token = Some(SecretString::from(OPERATOR_TOKEN));
-    config.chain.confirmations = 0;
-    config.chain.batch_delay_ms_max = 100;
-    config.chain.writer_poll_ms = 100;
-    config.chain.indexer_poll_ms = 100;
-    let app = remesa::app::build(config).await.context("build node")?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let engine = app.state().engine.clone();
-    let shutdown = app.state().shutdown.clone();
-    let server = tokio::spawn(app.run_until_stopped());
+    let mut config = node_config(&devnet, dir.path(), OPERATOR_TOKEN).await?;
+    config.database_url = database_url;
+    let node = spawn_node(config).await?;
+    let (base, engine) = (node.base.clone(), node.state.engine.clone());
+    let relayer = engine.custody().context("custody")?.relayer()?.address();
     let http = reqwest::Client::new();
 
     // --- two Remesa users; Ana has 50 USD on chain, indexed into the ledger ---
     let ana = register(&engine, "ana", ANA_PHONE, "Ana").await?;
     let maria = register(&engine, "maria", MARIA_PHONE, "Maria").await?;
     let (ana_addr, maria_addr): (Address, Address) = (ana.address.parse()?, maria.address.parse()?);
-    let receipt = p
-        .send_transaction(
-            TransactionRequest::default().with_to(token).with_input(
-                IToken::mintCall {
-                    to: ana_addr,
-                    amount: U256::from(50_000_000u64),
-                }
-                .abi_encode(),
-            ),
-        )
-        .await?
-        .get_receipt()
-        .await?;
-    anyhow::ensure!(receipt.status(), "mint reverted");
+    mint(&devnet, ana_addr, U256::from(50_000_000u64)).await?;
     eventually("the mint to be indexed", Duration::from_secs(30), || {
         let engine = engine.clone();
         let a = ana.address.clone();
@@ -384,8 +293,7 @@ async fn p2p_on_anvil(database_url: Option<String>) -> Result<()> {
         Err(EngineError::Invalid(_))
     ));
 
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    node.stop().await;
     Ok(())
 }
 
