@@ -11,7 +11,7 @@ use super::backend::{
 use super::model::Platform;
 use super::render::{QuoteView, RemittanceView};
 use crate::domain::PhoneNumber;
-use crate::domain::{IdempotencyKey, PayoutMethod};
+use crate::domain::{IdempotencyKey, PartnerId, PayoutMethod, RemittanceId};
 use crate::engine::{
     CreateRemittance, Engine, EngineError, NewUser, Recipient, Remittance, RemittanceFilter, SenderRef,
 };
@@ -263,7 +263,8 @@ impl ChatBackend for EngineBackend {
     ) -> BoxFuture<'a, Result<RemittanceView, BackendError>> {
         Box::pin(async move {
             let r = self.find(user_id, reference).await?;
-            match self.engine.cancel(&r.id, Some(user_id)).await {
+            let id = RemittanceId::parse(&r.id).map_err(|e| BackendError::Internal(e.to_string()))?;
+            match self.engine.cancel(&id, Some(user_id)).await {
                 Ok(r) => Ok(view(&r)),
                 Err(EngineError::Conflict(_)) => Err(BackendError::NotCancellable {
                     state: r.state.as_str().to_owned(),
@@ -332,9 +333,10 @@ impl ChatBackend for EngineBackend {
         remittance_id: &'a str,
     ) -> BoxFuture<'a, Result<NotificationView, BackendError>> {
         Box::pin(async move {
+            let remittance_id = RemittanceId::parse(remittance_id).map_err(|_| BackendError::NotFound)?;
             let r = self
                 .engine
-                .remittance(remittance_id)
+                .remittance(&remittance_id)
                 .await
                 .map_err(internal)?
                 .ok_or(BackendError::NotFound)?;
@@ -353,12 +355,16 @@ impl ChatBackend for EngineBackend {
                     (None, None) => None,
                 })
                 .unwrap_or_else(|| "Someone".to_owned());
-            let partner = self.engine.partner(r.partner_id).await.map_err(internal)?;
+            // P2P transfers (partner id 0) have no partner.
+            let partner = match PartnerId::new(r.partner_id) {
+                Ok(id) => self.engine.partner(id).await.map_err(internal)?,
+                Err(_) => None,
+            };
             let method = r.payout_method;
             let pickup_code = if method == PayoutMethod::CashPickup {
                 Some(
                     self.engine
-                        .pickup_code(remittance_id)
+                        .pickup_code(&remittance_id)
                         .await
                         .map_err(internal)?
                         .display_grouped(),

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::devnet;
 use crate::app;
 use crate::config::Config;
-use crate::domain::PayoutMethod;
+use crate::domain::{PartnerId, PayoutMethod};
 use crate::engine::{NewUser, RateInput};
 
 /// Options of `remesa dev`.
@@ -220,7 +220,7 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
     state
         .engine
         .set_rates(
-            1,
+            PartnerId::new(1)?,
             vec![
                 rate("GT", "GTQ", PayoutMethod::CashPickup, "7.6543", "1.50", 50),
                 rate("GT", "GTQ", PayoutMethod::BankDeposit, "7.68", "0.99", 25),
@@ -233,7 +233,7 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
     state
         .engine
         .set_rates(
-            2,
+            PartnerId::new(2)?,
             vec![rate("GT", "GTQ", PayoutMethod::CashPickup, "7.58", "1.00", 75)],
         )
         .await?;

@@ -204,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let rates = st
                 .engine
                 .set_rates(
-                    r.partner,
+                    crate::domain::PartnerId::new(r.partner)?,
                     vec![RateInput {
                         country: r.country,
                         currency: r.currency.clone(),

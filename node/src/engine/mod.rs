@@ -36,6 +36,7 @@ pub use state::State;
 pub use types::*;
 
 use crate::chain::ChainError;
+use crate::domain::RemittanceId;
 use crate::store::{Db, StoreError, now_ms};
 
 /// Engine limits and timings.
@@ -218,7 +219,8 @@ impl Engine {
     }
 
     /// Every transition of one remittance, oldest first.
-    pub async fn history(&self, remittance_id: &str) -> Result<Vec<TransitionEvent>> {
+    pub async fn history(&self, remittance_id: &RemittanceId) -> Result<Vec<TransitionEvent>> {
+        let remittance_id = &remittance_id.to_string();
         let rows = sqlx::query(
             "SELECT t.seq, t.remittance_id, t.from_state, t.to_state, t.cause, t.detail, t.at_unix_ms, \
              r.partner_id, r.sender_user_id FROM remittance_transitions t JOIN remittances r ON r.id = t.remittance_id \

@@ -76,12 +76,11 @@ impl Engine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.partner(id.get())
-            .await?
-            .ok_or(EngineError::NotFound("partner"))
+        self.partner(id).await?.ok_or(EngineError::NotFound("partner"))
     }
 
-    pub async fn partner(&self, id: u64) -> Result<Option<Partner>> {
+    pub async fn partner(&self, id: PartnerId) -> Result<Option<Partner>> {
+        let id = id.get();
         let Ok(id) = i64::try_from(id) else {
             return Ok(None);
         };
@@ -100,11 +99,11 @@ impl Engine {
     }
 
     /// `active` or `suspended` (a suspended partner gets no new quotes).
-    pub async fn set_partner_status(&self, id: u64, status: &str) -> Result<Partner> {
+    pub async fn set_partner_status(&self, id: PartnerId, status: &str) -> Result<Partner> {
         if status != "active" && status != "suspended" {
             return Err(EngineError::Invalid("status must be active or suspended".into()));
         }
-        let pid = i64::try_from(id).map_err(|_| EngineError::NotFound("partner"))?;
+        let pid = id.as_i64();
         let done = sqlx::query("UPDATE partners SET status = $1, updated_at_unix_ms = $2 WHERE id = $3")
             .bind(status)
             .bind(now_ms())
@@ -119,7 +118,7 @@ impl Engine {
 
     /// Replaces the given corridors' rates of a partner (others stay). Each must be within the partner's countries,
     /// currencies and payout methods.
-    pub async fn set_rates(&self, partner_id: u64, rates: Vec<RateInput>) -> Result<Vec<Rate>> {
+    pub async fn set_rates(&self, partner_id: PartnerId, rates: Vec<RateInput>) -> Result<Vec<Rate>> {
         if rates.is_empty() || rates.len() > RATES_PER_CALL_MAX {
             return Err(EngineError::Invalid(format!(
                 "1 to {RATES_PER_CALL_MAX} rates per call"
@@ -129,7 +128,7 @@ impl Engine {
             .partner(partner_id)
             .await?
             .ok_or(EngineError::NotFound("partner"))?;
-        let pid = i64::try_from(partner_id).map_err(|_| EngineError::NotFound("partner"))?;
+        let pid = partner_id.as_i64();
         let now = now_ms();
         let decimals = u32::from(self.token_decimals());
         let mut tx = self.write_tx().await?;
@@ -199,7 +198,8 @@ impl Engine {
         self.rates(partner_id).await
     }
 
-    pub async fn rates(&self, partner_id: u64) -> Result<Vec<Rate>> {
+    pub async fn rates(&self, partner_id: PartnerId) -> Result<Vec<Rate>> {
+        let partner_id = partner_id.get();
         let pid = i64::try_from(partner_id).map_err(|_| EngineError::NotFound("partner"))?;
         let rows = sqlx::query(&format!(
             "SELECT {RATE_COLS} FROM partner_rates WHERE partner_id = $1 ORDER BY country, currency, payout_method"

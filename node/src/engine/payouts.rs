@@ -8,7 +8,7 @@ use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result, transition};
 use crate::chain::{self, ReleaseJob};
-use crate::domain::{PayoutMethod, PickupCode};
+use crate::domain::{PartnerId, PayoutMethod, PickupCode, RemittanceId};
 use crate::store::stored_u64;
 
 impl Engine {
@@ -29,7 +29,9 @@ impl Engine {
     }
 
     /// The partner takes the payout (`payout_assigned` → `payout_accepted`). Repeating it is harmless.
-    pub async fn payout_accepted(&self, id: &str, partner_id: u64) -> Result<Remittance> {
+    pub async fn payout_accepted(&self, id: &RemittanceId, partner_id: PartnerId) -> Result<Remittance> {
+        let (id, partner_id) = (id.to_string(), partner_id.get());
+        let id = id.as_str();
         let mut tx = self.write_tx().await?;
         let r = self.partner_payout(&mut tx, id, partner_id).await?;
         match r.state {
@@ -61,7 +63,14 @@ impl Engine {
 
     /// The partner paid the recipient: checks the pickup code (cash) or takes the reference, moves to `paid` and
     /// queues the release to the partner in the same transaction. Repeating it is harmless.
-    pub async fn payout_paid(&self, id: &str, partner_id: u64, proof: PayoutProof) -> Result<Remittance> {
+    pub async fn payout_paid(
+        &self,
+        id: &RemittanceId,
+        partner_id: PartnerId,
+        proof: PayoutProof,
+    ) -> Result<Remittance> {
+        let (id, partner_id) = (id.to_string(), partner_id.get());
+        let id = id.as_str();
         let mut tx = self.write_tx().await?;
         let r = self.partner_payout(&mut tx, id, partner_id).await?;
         if matches!(r.state, State::Paid | State::Settled) {
@@ -139,7 +148,14 @@ impl Engine {
     }
 
     /// The partner could not pay: the remittance waits for its expiry and is refunded to the sender.
-    pub async fn payout_failed(&self, id: &str, partner_id: u64, reason: &str) -> Result<Remittance> {
+    pub async fn payout_failed(
+        &self,
+        id: &RemittanceId,
+        partner_id: PartnerId,
+        reason: &str,
+    ) -> Result<Remittance> {
+        let (id, partner_id) = (id.to_string(), partner_id.get());
+        let id = id.as_str();
         let reason = text("reason", reason, 500)?;
         let mut tx = self.write_tx().await?;
         let r = self.partner_payout(&mut tx, id, partner_id).await?;
@@ -176,13 +192,13 @@ impl Engine {
     }
 
     /// Settlements to a partner (newest first), from indexed `Settled` events.
-    pub async fn settlements(&self, partner_id: u64, limit: u32) -> Result<Vec<Settlement>> {
+    pub async fn settlements(&self, partner_id: PartnerId, limit: u32) -> Result<Vec<Settlement>> {
         let limit = i64::from(limit.clamp(1, self.config().page_limit_max));
         let rows = sqlx::query(
             "SELECT event_id, partner_id, settlement_address, amount_base_units, release_count, tx_hash, block_number, \
              at_unix_ms FROM settlements WHERE partner_id = $1 ORDER BY block_number DESC, event_id DESC LIMIT $2",
         )
-        .bind(i64::try_from(partner_id).unwrap_or(-1))
+        .bind(partner_id.as_i64())
         .bind(limit)
         .fetch_all(&self.db().pool)
         .await?;

@@ -12,7 +12,7 @@ use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result, insert_transition, ledger, transition};
 use crate::chain::{self, DepositJob, Terms};
-use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode};
+use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, RemittanceId};
 use crate::store::now_ms;
 
 impl Engine {
@@ -312,7 +312,8 @@ impl Engine {
 
     /// A self-custody sender's signature (made with `remesa-wallet remit`): verified against the terms, stored, and
     /// the deposit queued (`quoted` → `pending_funds`).
-    pub async fn authorize(&self, id: &str, input: AuthorizationInput) -> Result<Remittance> {
+    pub async fn authorize(&self, id: &RemittanceId, input: AuthorizationInput) -> Result<Remittance> {
+        let id = &id.to_string();
         let chain_info = self.chain_required()?.clone();
         let mut tx = self.write_tx().await?;
         let r = load(&mut tx, id, self.db().dialect.for_update())
@@ -359,13 +360,15 @@ impl Engine {
         Ok(self.to_api(&row))
     }
 
-    pub async fn remittance(&self, id: &str) -> Result<Option<Remittance>> {
+    pub async fn remittance(&self, id: &RemittanceId) -> Result<Option<Remittance>> {
+        let id = &id.to_string();
         let mut conn = self.db().pool.acquire().await?;
         Ok(load(&mut conn, id, "").await?.map(|r| self.to_api(&r)))
     }
 
     /// The recipient's pickup code (for the chat bridge to tell the recipient). Never put it in logs.
-    pub async fn pickup_code(&self, id: &str) -> Result<PickupCode> {
+    pub async fn pickup_code(&self, id: &RemittanceId) -> Result<PickupCode> {
+        let id = &id.to_string();
         let mut conn = self.db().pool.acquire().await?;
         load(&mut conn, id, "")
             .await?
@@ -465,7 +468,8 @@ impl Engine {
 
     /// Cancels before the funds are locked. `by_user`: when given, only that sender may cancel. Funds that
     /// arrive anyway (a deposit already in flight) are refunded at expiry.
-    pub async fn cancel(&self, id: &str, by_user: Option<&str>) -> Result<Remittance> {
+    pub async fn cancel(&self, id: &RemittanceId, by_user: Option<&str>) -> Result<Remittance> {
+        let id = &id.to_string();
         let mut tx = self.write_tx().await?;
         let r = load(&mut tx, id, self.db().dialect.for_update())
             .await?

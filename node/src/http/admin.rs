@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::api::{parse_id, partner_id};
 use super::auth::Operator;
 use super::problem::{ApiJson, ApiPath, Problem};
 use crate::engine::{NewPartner, NewUser, Partner, PayoutProof, Rate, RateInput, Remittance, User, ledger};
@@ -54,7 +55,9 @@ pub async fn partner_status(
     ApiPath(id): ApiPath<u64>,
     ApiJson(b): ApiJson<StatusBody>,
 ) -> ApiResult<ApiJson<Partner>> {
-    Ok(ApiJson(st.engine.set_partner_status(id, &b.status).await?))
+    Ok(ApiJson(
+        st.engine.set_partner_status(partner_id(id)?, &b.status).await?,
+    ))
 }
 
 /// Post a partner's rates (operator path; partners use `PUT /v1/partner/rates`).
@@ -66,7 +69,7 @@ pub async fn set_rates(
     ApiPath(id): ApiPath<u64>,
     ApiJson(rates): ApiJson<Vec<RateInput>>,
 ) -> ApiResult<ApiJson<Vec<Rate>>> {
-    Ok(ApiJson(st.engine.set_rates(id, rates).await?))
+    Ok(ApiJson(st.engine.set_rates(partner_id(id)?, rates).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -154,12 +157,14 @@ pub async fn payout_accept(
     _op: Operator,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<ApiJson<Remittance>> {
+    let id = parse_id(&id)?;
     let r = st
         .engine
         .remittance(&id)
         .await?
         .ok_or_else(|| Problem::not_found("remittance not found"))?;
-    Ok(ApiJson(st.engine.payout_accepted(&id, r.partner_id).await?))
+    let partner = partner_id(r.partner_id)?;
+    Ok(ApiJson(st.engine.payout_accepted(&id, partner).await?))
 }
 
 /// Mark a payout paid (pickup code for cash, else a reference): queues the release to the partner.
@@ -171,12 +176,14 @@ pub async fn payout_complete(
     ApiPath(id): ApiPath<String>,
     ApiJson(proof): ApiJson<PayoutProof>,
 ) -> ApiResult<ApiJson<Remittance>> {
+    let id = parse_id(&id)?;
     let r = st
         .engine
         .remittance(&id)
         .await?
         .ok_or_else(|| Problem::not_found("remittance not found"))?;
-    Ok(ApiJson(st.engine.payout_paid(&id, r.partner_id, proof).await?))
+    let partner = partner_id(r.partner_id)?;
+    Ok(ApiJson(st.engine.payout_paid(&id, partner, proof).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -193,14 +200,14 @@ pub async fn payout_fail(
     ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<FailBody>,
 ) -> ApiResult<ApiJson<Remittance>> {
+    let id = parse_id(&id)?;
     let r = st
         .engine
         .remittance(&id)
         .await?
         .ok_or_else(|| Problem::not_found("remittance not found"))?;
-    Ok(ApiJson(
-        st.engine.payout_failed(&id, r.partner_id, &b.reason).await?,
-    ))
+    let partner = partner_id(r.partner_id)?;
+    Ok(ApiJson(st.engine.payout_failed(&id, partner, &b.reason).await?))
 }
 
 /// Reveal a remittance's pickup code (operator; for demos and support).
@@ -211,7 +218,7 @@ pub async fn pickup_code(
     _op: Operator,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<ApiJson<PickupCodeBody>> {
-    let code = st.engine.pickup_code(&id).await?;
+    let code = st.engine.pickup_code(&parse_id(&id)?).await?;
     Ok(ApiJson(PickupCodeBody {
         code: code.display_grouped(),
     }))

@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::{Operator, is_operator};
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem};
-use crate::domain::IdempotencyKey;
+use crate::domain::{IdempotencyKey, PartnerId, RemittanceId};
 use crate::engine::{
     AuthorizationInput, Balance, CreateRemittance, Page, Quote, QuoteRequest, Remittance, RemittanceFilter,
     SenderRef, State as RState, TransitionEvent,
@@ -252,8 +252,12 @@ pub async fn balance(
     Ok(ApiJson(st.engine.balance(&address).await?))
 }
 
-fn parse_id(id: &str) -> Result<String, Problem> {
-    crate::domain::RemittanceId::parse(id)
-        .map(|r| r.to_string())
-        .map_err(|e| Problem::not_found(e.to_string()))
+/// A remittance id from a path: one that cannot be an id names no remittance (404).
+pub(crate) fn parse_id(id: &str) -> Result<RemittanceId, Problem> {
+    RemittanceId::parse(id).map_err(|e| Problem::not_found(e.to_string()))
+}
+
+/// A partner id from a path: one that cannot be an id names no partner (404).
+pub(crate) fn partner_id(id: u64) -> Result<PartnerId, Problem> {
+    PartnerId::new(id).map_err(|_| Problem::not_found("partner not found"))
 }

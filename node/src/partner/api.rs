@@ -21,7 +21,7 @@ use super::config::PartnerConfig;
 use super::httpsig::Ed25519Signer;
 use super::store::{PartnerDb, PartnerEvent, StoreError, WebhookDelivery};
 use super::views::{PartnerPayout, PartnerSettlement, VISIBLE_STATES};
-use crate::domain::{IdempotencyKey, PickupCode};
+use crate::domain::{IdempotencyKey, PartnerId, PickupCode, RemittanceId};
 use crate::engine::{Engine, EngineError, PayoutProof, Rate, RateInput};
 use crate::faults::Faults;
 use crate::http::problem::Problem;
@@ -218,13 +218,14 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-fn partner_id(p: &AuthenticatedPartner) -> ApiResult<(i64, u64)> {
-    let id: u64 = p
-        .partner_id
-        .parse()
-        .map_err(|_| ApiError::Internal("non-numeric partner id".into()))?;
-    let i = i64::try_from(id).map_err(|_| ApiError::Internal("partner id out of range".into()))?;
-    Ok((i, id))
+fn partner_id(p: &AuthenticatedPartner) -> ApiResult<(i64, PartnerId)> {
+    let id = PartnerId::parse(&p.partner_id).map_err(|_| ApiError::Internal("invalid partner id".into()))?;
+    Ok((id.as_i64(), id))
+}
+
+/// A payout id from a path: one that cannot be a remittance id names no payout (404).
+fn payout_id(id: &str) -> ApiResult<RemittanceId> {
+    RemittanceId::parse(id).map_err(|_| ApiError::NotFound("payout"))
 }
 
 // ------------------------------------------------------------------------------------------- idempotency
@@ -408,7 +409,7 @@ async fn put_rates(
     let (_, id) = partner_id(&p)?;
     let req: PutRates = parse_json(&body)?;
     let rates = st.engine.set_rates(id, req.rates).await?;
-    tracing::info!(target: "partner::api", partner_id = id, count = rates.len(), "rates posted");
+    tracing::info!(target: "partner::api", partner_id = %id, count = rates.len(), "rates posted");
     Ok(Json(RatesOut { rates }))
 }
 
@@ -539,7 +540,7 @@ async fn accept_payout(
     idempotent(&st, &p, &headers, "accept", &fp, || async {
         let (pid, uid) = partner_id(&p)?;
         load_payout(&st, pid, &id).await?;
-        st.engine.payout_accepted(&id, uid).await?;
+        st.engine.payout_accepted(&payout_id(&id)?, uid).await?;
         st.db
             .record_action(&p.partner_id, &id, "accept", None, None)
             .await?;
@@ -580,7 +581,7 @@ async fn complete_payout(
             PayoutProof::Reference { reference } => Some(reference.clone()),
             PayoutProof::PickupCode { .. } => None,
         };
-        st.engine.payout_paid(&id, uid, proof).await?;
+        st.engine.payout_paid(&payout_id(&id)?, uid, proof).await?;
         st.db
             .record_action(&p.partner_id, &id, "complete", reference.as_deref(), None)
             .await?;
@@ -620,7 +621,9 @@ async fn fail_payout(
         let (pid, uid) = partner_id(&p)?;
         let req: FailPayout = parse_json(&body)?;
         load_payout(&st, pid, &id).await?;
-        st.engine.payout_failed(&id, uid, &req.reason).await?;
+        st.engine
+            .payout_failed(&payout_id(&id)?, uid, &req.reason)
+            .await?;
         st.db
             .record_action(&p.partner_id, &id, "fail", None, Some(&req.reason))
             .await?;

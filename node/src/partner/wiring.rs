@@ -234,7 +234,10 @@ pub fn spawn_dev_sim(state: &AppState, partner_id: u64, node_url: &str) -> Resul
     let engine = state.engine.clone();
     let oracle: PickupOracle = Arc::new(move |id: String| {
         let engine = engine.clone();
-        Box::pin(async move { engine.pickup_code(&id).await.ok().map(|c| c.expose().to_owned()) })
+        Box::pin(async move {
+            let id = crate::domain::RemittanceId::parse(&id).ok()?;
+            engine.pickup_code(&id).await.ok().map(|c| c.expose().to_owned())
+        })
     });
     let cancel = state.shutdown.child_token();
     Ok(tokio::spawn(async move {

@@ -17,6 +17,16 @@ pub use node::{
 };
 pub use remesa_wallet::devnet::LocalDevnet;
 
+/// A remittance id the test knows to be valid.
+pub fn rid(id: &str) -> remesa::domain::RemittanceId {
+    remesa::domain::RemittanceId::parse(id).expect("a remittance id")
+}
+
+/// A partner id the test knows to be valid.
+pub fn pid(id: u64) -> remesa::domain::PartnerId {
+    remesa::domain::PartnerId::new(id).expect("a partner id")
+}
+
 /// What a test body takes, built from a fresh [`TestDb`] (the database alone, or a suite's environment around it).
 #[allow(async_fn_in_trait)]
 pub trait FromTestDb: Sized {

@@ -10,7 +10,7 @@ use alloy::primitives::{Address, U256};
 use anyhow::{Context, Result};
 use remesa::domain::{PayoutMethod, PickupCode};
 use remesa::engine::{NewPartner, PayoutProof, RateInput};
-use remesa_testkit::{LocalDevnet, demo_settlement, mint, node_config, spawn_node};
+use remesa_testkit::{LocalDevnet, demo_settlement, mint, node_config, pid, rid, spawn_node};
 
 use crate::harness::*;
 
@@ -63,7 +63,7 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
         .await?;
     engine
         .set_rates(
-            1,
+            pid(1),
             vec![RateInput {
                 country: "GT".into(),
                 currency: "GTQ".into(),
@@ -174,11 +174,11 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
         .find_by_pickup_code(1, &code)
         .await?
         .context("remittance by pickup code")?;
-    engine.payout_accepted(&r.id, 1).await?;
+    engine.payout_accepted(&rid(&r.id), pid(1)).await?;
     engine
         .payout_paid(
-            &r.id,
-            1,
+            &rid(&r.id),
+            pid(1),
             PayoutProof::PickupCode {
                 code: code.expose().to_owned(),
             },

@@ -6,7 +6,7 @@ use remesa::domain::PayoutMethod;
 use remesa::engine::{
     ChainInfo, Custody, Engine, EngineConfig, NewPartner, NewUser, QuoteRequest, RateInput, TokenDomain, User,
 };
-use remesa_testkit::{FromTestDb, TestDb};
+use remesa_testkit::{FromTestDb, TestDb, pid, rid};
 use secrecy::SecretString;
 
 pub const MNEMONIC: &str = "test test test test test test test test test test test junk";
@@ -102,7 +102,7 @@ impl TestEnv {
             .expect("partner");
         self.engine
             .set_rates(
-                id,
+                pid(id),
                 vec![RateInput {
                     country: "GT".into(),
                     currency: "GTQ".into(),
@@ -229,7 +229,7 @@ impl TestEnv {
 
     pub async fn states(&self, id: &str) -> Vec<String> {
         self.engine
-            .history(id)
+            .history(&rid(id))
             .await
             .expect("history")
             .iter()

@@ -6,7 +6,7 @@ use remesa::domain::{IdempotencyKey, PickupCode};
 use remesa::engine::{CreateRemittance, EngineError, PayoutProof, Recipient, SenderRef, State};
 
 use crate::helpers::TestEnv;
-use remesa_testkit::both_dbs;
+use remesa_testkit::{both_dbs, pid, rid};
 
 async fn setup(t: &TestEnv) -> (remesa::engine::Remittance, String) {
     t.partner(1, "7.65", "1", 0).await;
@@ -40,37 +40,45 @@ async fn happy_path_books_and_settles(t: TestEnv) {
     assert_eq!(r.total_base_units, "11000000");
     // illegal before the lock
     assert!(matches!(
-        t.engine.payout_accepted(&r.id, 1).await,
+        t.engine.payout_accepted(&rid(&r.id), pid(1)).await,
         Err(EngineError::Conflict(_))
     ));
     t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
         .await;
     assert_eq!(t.ledger_ok().await, 11_000_000);
-    let got = t.engine.remittance(&r.id).await.expect("get").expect("some");
+    let got = t
+        .engine
+        .remittance(&rid(&r.id))
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(got.state, State::PayoutAssigned);
     assert!(got.lock_tx_hash.is_some());
     // cannot cancel once locked; another partner cannot see or touch it
     assert!(matches!(
-        t.engine.cancel(&r.id, None).await,
+        t.engine.cancel(&rid(&r.id), None).await,
         Err(EngineError::Conflict(_))
     ));
     assert!(matches!(
-        t.engine.payout_accepted(&r.id, 2).await,
+        t.engine.payout_accepted(&rid(&r.id), pid(2)).await,
         Err(EngineError::NotFound(_))
     ));
-    t.engine.payout_accepted(&r.id, 1).await.expect("accept");
     t.engine
-        .payout_accepted(&r.id, 1)
+        .payout_accepted(&rid(&r.id), pid(1))
+        .await
+        .expect("accept");
+    t.engine
+        .payout_accepted(&rid(&r.id), pid(1))
         .await
         .expect("accept again is harmless");
     let wrong = PayoutProof::PickupCode {
         code: "0000-0000-0000".into(),
     };
     assert!(matches!(
-        t.engine.payout_paid(&r.id, 1, wrong).await,
+        t.engine.payout_paid(&rid(&r.id), pid(1), wrong).await,
         Err(EngineError::Invalid(_))
     ));
-    let code = t.engine.pickup_code(&r.id).await.expect("code");
+    let code = t.engine.pickup_code(&rid(&r.id)).await.expect("code");
     assert_eq!(format!("{:#x}", code.claim_hash()), r.claim_hash);
     let by_code = t
         .engine
@@ -89,8 +97,8 @@ async fn happy_path_books_and_settles(t: TestEnv) {
     let paid = t
         .engine
         .payout_paid(
-            &r.id,
-            1,
+            &rid(&r.id),
+            pid(1),
             PayoutProof::PickupCode {
                 code: code.display_grouped().to_lowercase(),
             },
@@ -144,7 +152,7 @@ async fn happy_path_books_and_settles(t: TestEnv) {
             .is_empty()
     );
     // replaying an event is harmless (booked once by source)
-    let again = t.engine.history(&r.id).await.expect("history").len();
+    let again = t.engine.history(&rid(&r.id)).await.expect("history").len();
     assert_eq!(again, 7);
 }
 both_dbs!(happy_path_t, happy_path_books_and_settles);
@@ -154,7 +162,7 @@ async fn failed_payout_refunds_at_expiry(t: TestEnv) {
     t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
         .await;
     t.engine
-        .payout_failed(&r.id, 1, "recipient unreachable")
+        .payout_failed(&rid(&r.id), pid(1), "recipient unreachable")
         .await
         .expect("fail");
     // the keeper asks for expired remittances with chain time
@@ -205,7 +213,12 @@ async fn expiry_moves_locked_remittances_to_refund(t: TestEnv) {
         .expect("expired");
     assert_eq!(jobs.len(), 1);
     tx.commit().await.expect("commit");
-    let got = t.engine.remittance(&r.id).await.expect("get").expect("some");
+    let got = t
+        .engine
+        .remittance(&rid(&r.id))
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(got.state, State::RefundPending);
 }
 both_dbs!(expiry_t, expiry_moves_locked_remittances_to_refund);
@@ -235,7 +248,12 @@ async fn reorg_rolls_back_deposit(t: TestEnv) {
         .expect("rollback");
     tx.commit().await.expect("commit");
     assert_eq!(t.ledger_ok().await, 0);
-    let got = t.engine.remittance(&r.id).await.expect("get").expect("some");
+    let got = t
+        .engine
+        .remittance(&rid(&r.id))
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(got.state, State::PendingFunds);
     // the replacement deposit (new block) locks it again
     t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
@@ -249,12 +267,17 @@ both_dbs!(reorg_t, reorg_rolls_back_deposit);
 
 async fn cancel_before_lock_and_late_funds(t: TestEnv) {
     let (r, sender) = setup(&t).await;
-    let c = t.engine.cancel(&r.id, None).await.expect("cancel");
+    let c = t.engine.cancel(&rid(&r.id), None).await.expect("cancel");
     assert_eq!(c.state, State::Cancelled);
     // funds that arrive anyway are refunded at expiry
     t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
         .await;
-    let got = t.engine.remittance(&r.id).await.expect("get").expect("some");
+    let got = t
+        .engine
+        .remittance(&rid(&r.id))
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(got.state, State::RefundPending);
     let bal = t.engine.balance(&sender).await.expect("b");
     assert_eq!(bal.balance_base_units, "39000000");
@@ -311,7 +334,7 @@ async fn self_custody_sender_signs(t: TestEnv) {
         valid_before_unix_s: req.valid_before_unix_s,
     };
     assert!(matches!(
-        t.engine.authorize(&r.id, input(&other)).await,
+        t.engine.authorize(&rid(&r.id), input(&other)).await,
         Err(EngineError::Invalid(_))
     ));
     let cheaper = sign(
@@ -324,16 +347,20 @@ async fn self_custody_sender_signs(t: TestEnv) {
     )
     .expect("sign");
     assert!(matches!(
-        t.engine.authorize(&r.id, input(&cheaper)).await,
+        t.engine.authorize(&rid(&r.id), input(&cheaper)).await,
         Err(EngineError::Invalid(_))
     ));
     let good = sign(&wallet, &domain, &terms).expect("sign");
-    let authorized = t.engine.authorize(&r.id, input(&good)).await.expect("authorize");
+    let authorized = t
+        .engine
+        .authorize(&rid(&r.id), input(&good))
+        .await
+        .expect("authorize");
     assert_eq!(authorized.state, State::PendingFunds);
     assert!(authorized.authorization_request.is_none());
     assert_eq!(t.job_count("deposit", &r.id).await, 1);
     assert!(matches!(
-        t.engine.authorize(&r.id, input(&good)).await,
+        t.engine.authorize(&rid(&r.id), input(&good)).await,
         Err(EngineError::Conflict(_))
     ));
 }
@@ -398,7 +425,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
     tx.commit().await.expect("commit");
     assert_eq!(
         t.engine
-            .remittance(&r.id)
+            .remittance(&rid(&r.id))
             .await
             .expect("get")
             .expect("some")
@@ -419,7 +446,12 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
         .await
         .expect("skipped");
     tx.commit().await.expect("commit");
-    let got = t.engine.remittance(&r.id).await.expect("get").expect("some");
+    let got = t
+        .engine
+        .remittance(&rid(&r.id))
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(got.state, State::Failed);
     assert!(
         got.failure_reason

@@ -11,7 +11,7 @@ use remesa::domain::IdempotencyKey;
 use remesa::engine::{CreateRemittance, PayoutProof, Recipient, Remittance, SenderRef};
 
 use crate::helpers::TestEnv;
-use remesa_testkit::both_dbs;
+use remesa_testkit::{both_dbs, pid, rid};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum OnChain {
@@ -92,15 +92,15 @@ async fn random_sequences(t: TestEnv) {
                     locked_total += total;
                 }
                 2 => {
-                    let _ = t.engine.payout_accepted(&id, 1).await;
+                    let _ = t.engine.payout_accepted(&rid(&id), pid(1)).await;
                 }
                 3 => {
-                    let code = t.engine.pickup_code(&id).await.expect("code");
+                    let code = t.engine.pickup_code(&rid(&id)).await.expect("code");
                     let _ = t
                         .engine
                         .payout_paid(
-                            &id,
-                            1,
+                            &rid(&id),
+                            pid(1),
                             PayoutProof::PickupCode {
                                 code: code.expose().to_owned(),
                             },
@@ -108,11 +108,11 @@ async fn random_sequences(t: TestEnv) {
                         .await;
                 }
                 4 => {
-                    let _ = t.engine.payout_failed(&id, 1, "model says no").await;
+                    let _ = t.engine.payout_failed(&rid(&id), pid(1), "model says no").await;
                 }
                 5 if it.chain == OnChain::Locked => {
                     // anyone holding the preimage may release while locked
-                    let code = t.engine.pickup_code(&id).await.expect("code");
+                    let code = t.engine.pickup_code(&rid(&id)).await.expect("code");
                     let before = t.meta_peek();
                     t.release(&id, u64::try_from(total).unwrap_or(0), 1, code.preimage())
                         .await;
@@ -167,7 +167,7 @@ async fn random_sequences(t: TestEnv) {
                     }
                 }
                 _ => {
-                    let _ = t.engine.cancel(&id, None).await;
+                    let _ = t.engine.cancel(&rid(&id), None).await;
                 }
             }
             let escrow = t.ledger_ok().await - escrow_before;
@@ -177,7 +177,13 @@ async fn random_sequences(t: TestEnv) {
             );
             assert!(escrow >= 0);
             // the engine's view never contradicts the chain
-            let state = t.engine.remittance(&id).await.expect("get").expect("some").state;
+            let state = t
+                .engine
+                .remittance(&rid(&id))
+                .await
+                .expect("get")
+                .expect("some")
+                .state;
             match it.chain {
                 OnChain::Released => assert_eq!(state.as_str(), "settled", "seed {seed}"),
                 OnChain::Refunded => assert_eq!(state.as_str(), "refunded", "seed {seed}"),

@@ -15,7 +15,7 @@ use remesa::domain::{IdempotencyKey, PayoutMethod};
 use remesa::engine::{
     CreateRemittance, Engine, EngineError, NewUser, QuoteRequest, Recipient, SenderRef, State,
 };
-use remesa_testkit::{LocalDevnet, TestDb, mint, node_config, spawn_node};
+use remesa_testkit::{LocalDevnet, TestDb, mint, node_config, pid, rid, spawn_node};
 use sqlx::Row;
 
 alloy::sol! {
@@ -215,7 +215,7 @@ async fn p2p_on_anvil(database_url: Option<String>) -> Result<()> {
         let engine = engine.clone();
         let id = r.id.clone();
         async move {
-            let got = engine.remittance(&id).await?.context("remittance")?;
+            let got = engine.remittance(&rid(&id)).await?.context("remittance")?;
             Ok((got.state == State::Settled).then_some(got))
         }
     })
@@ -242,7 +242,7 @@ async fn p2p_on_anvil(database_url: Option<String>) -> Result<()> {
         "10000000"
     );
     // every transition recorded with its cause, on the direct path
-    let history = engine.history(&r.id).await?;
+    let history = engine.history(&rid(&r.id)).await?;
     let path: Vec<(String, String)> = history
         .iter()
         .map(|e| (e.to.to_string(), e.cause.clone()))
@@ -272,10 +272,10 @@ async fn p2p_on_anvil(database_url: Option<String>) -> Result<()> {
 
     // --- illegal moves are refused: a settled transfer cannot be cancelled or paid out by a partner ---
     assert!(matches!(
-        engine.cancel(&r.id, None).await,
+        engine.cancel(&rid(&r.id), None).await,
         Err(EngineError::Conflict(_))
     ));
-    assert!(engine.payout_accepted(&r.id, 1).await.is_err());
+    assert!(engine.payout_accepted(&rid(&r.id), pid(1)).await.is_err());
 
     // --- insufficient balance: a clear error, nothing queued ---
     let big = engine.quote(p2p_quote("40.000001", MARIA_PHONE)).await?;

@@ -2,7 +2,7 @@ use remesa::domain::IdempotencyKey;
 use remesa::engine::{CreateRemittance, EngineConfig, EngineError, Recipient, SenderRef};
 
 use crate::helpers::TestEnv;
-use remesa_testkit::both_dbs;
+use remesa_testkit::{both_dbs, pid};
 
 fn key(s: &str) -> IdempotencyKey {
     IdempotencyKey::parse(s).expect("key")
@@ -36,7 +36,7 @@ async fn best_partner_and_rounding(t: TestEnv) {
     assert!(q.expires_at_unix_ms - q.created_at_unix_ms <= 300_000);
     // suspended partners are not eligible
     t.engine
-        .set_partner_status(2, "suspended")
+        .set_partner_status(pid(2), "suspended")
         .await
         .expect("suspend");
     let q = t.engine.quote(TestEnv::quote_req("100")).await.expect("quote");
@@ -225,14 +225,14 @@ both_dbs!(pages_t, remittance_list_pages_without_overlap);
 /// id in a transition, a transition detail that is not JSON.
 async fn corrupt_rows_are_errors(t: TestEnv) {
     t.partner(1, "7.6", "1.00", 50).await;
-    assert_eq!(t.engine.rates(1).await.expect("rates").len(), 1);
+    assert_eq!(t.engine.rates(pid(1)).await.expect("rates").len(), 1);
     sqlx::query("UPDATE partner_rates SET fee_bps = -5 WHERE partner_id = 1")
         .execute(&t.db.db.pool)
         .await
         .expect("corrupt the rate");
     let err = t
         .engine
-        .rates(1)
+        .rates(pid(1))
         .await
         .expect_err("a negative fee_bps is corrupt");
     assert!(

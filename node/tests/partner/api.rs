@@ -21,7 +21,7 @@ use remesa::partner::store::PartnerDb;
 use remesa::partner::webhook::{WebhookWorker, load_or_create_node_key};
 use remesa::partner::{PartnerApiDoc, PartnerState, partner_router};
 use remesa::store::instances::Instance;
-use remesa_testkit::TestDb;
+use remesa_testkit::{TestDb, rid};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -410,7 +410,7 @@ async fn api_flow(t: TestDb) {
     assert_eq!(jobs, 1);
 
     // Cash: the counter agent looks the code up; a reference is refused; a wrong code is refused; the right one pays.
-    let code = node.engine.pickup_code(&cash_id).await.unwrap();
+    let code = node.engine.pickup_code(&rid(&cash_id)).await.unwrap();
     let grouped = code.display_grouped();
     let (s, v) = call(
         &b,
@@ -678,7 +678,13 @@ async fn sim_flow(t: TestDb) {
     let engine = node.engine.clone();
     let oracle: remesa::partner::sim::PickupOracle = std::sync::Arc::new(move |id: String| {
         let engine = engine.clone();
-        Box::pin(async move { engine.pickup_code(&id).await.ok().map(|c| c.expose().to_owned()) })
+        Box::pin(async move {
+            engine
+                .pickup_code(&rid(&id))
+                .await
+                .ok()
+                .map(|c| c.expose().to_owned())
+        })
     });
     tokio::time::timeout(
         Duration::from_secs(30),
@@ -688,7 +694,7 @@ async fn sim_flow(t: TestDb) {
     .expect("the simulator handles both payouts in time")
     .unwrap();
     for (id, reference) in [(&bank_id, "SIM-"), (&cash_id, "pickup code")] {
-        let r = node.engine.remittance(id).await.unwrap().unwrap();
+        let r = node.engine.remittance(&rid(id)).await.unwrap().unwrap();
         assert_eq!(r.state.as_str(), "paid", "{id}");
         assert!(
             r.payout_reference.as_deref().unwrap().starts_with(reference),

@@ -15,7 +15,7 @@ use remesa::faults::Faults;
 use remesa::partner::PartnerState;
 use remesa::partner::client::PartnerClient;
 use remesa::store::instances::{Instance, register};
-use remesa_testkit::TestDb;
+use remesa_testkit::{TestDb, rid};
 use reqwest::Method;
 use serde_json::json;
 
@@ -41,7 +41,7 @@ async fn unfinished(t: &TestDb, key: &str) -> Option<String> {
 
 async fn state_of(node: &crate::api::Node, id: &str) -> String {
     node.engine
-        .remittance(id)
+        .remittance(&rid(id))
         .await
         .unwrap()
         .unwrap()
@@ -101,7 +101,13 @@ async fn restarted_node_takes_over(t: TestDb) {
     assert_eq!(s, 200);
     let (id, partner) = locked_remittance(&node, PayoutMethod::CashPickup, "crash-cash").await;
     assert_eq!(partner, 1);
-    let code = node.engine.pickup_code(&id).await.unwrap().expose().to_owned();
+    let code = node
+        .engine
+        .pickup_code(&rid(&id))
+        .await
+        .unwrap()
+        .expose()
+        .to_owned();
     let accept = format!("/v1/partner/payouts/{id}/accept");
     let complete = format!("/v1/partner/payouts/{id}/complete");
 
@@ -198,7 +204,7 @@ async fn restarted_node_takes_over(t: TestDb) {
     // The work happened once: one transition into each state, one release queued.
     let history: Vec<String> = node
         .engine
-        .history(&id)
+        .history(&rid(&id))
         .await
         .unwrap()
         .iter()

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::auth::partner_signer;
 use crate::harness::{self, Chain};
 use crate::webhooks::start_receiver;
+use remesa_testkit::rid;
 
 async fn eventually<F, Fut>(what: &str, secs: u64, mut f: F)
 where
@@ -205,7 +206,7 @@ async fn e2e(database_url: String) {
     .await;
 
     // The partner pays: cash with the recipient's code (looked up at the counter), bank with a reference.
-    let code = state.engine.pickup_code(&ids[0]).await.unwrap();
+    let code = state.engine.pickup_code(&rid(&ids[0])).await.unwrap();
     let found: Value = partner
         .get(&format!(
             "/v1/partner/payouts/by-pickup-code/{}",
