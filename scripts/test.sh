@@ -16,7 +16,9 @@ cd "$root"
 only_rust=0
 [[ "${1:-}" == "--rust" ]] && only_rust=1
 
-step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+# Each step prints the seconds since the start, so a slow step shows in CI's log.
+started=$SECONDS
+step() { printf '\n\033[1;34m==> [%4ds] %s\033[0m\n' "$((SECONDS - started))" "$*"; }
 
 export REMESA_TEST_DATABASE_URL="${REMESA_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
