@@ -27,7 +27,9 @@ done
 
 if [[ $smoke -eq 1 ]]; then
   profile=debug
-  cargo build --locked -p remesa -p remesa-bench
+  # The same build as scripts/test.sh (every target of the workspace, so the same features): nothing to rebuild
+  # there. `-p remesa -p remesa-bench` alone unifies other features and recompiles alloy, reqwest and the node.
+  cargo build --locked --workspace --all-targets
   out="$(mktemp "${TMPDIR:-/tmp}/remesa-bench-smoke.XXXXXX.md")"
   args=(--smoke --profile dev --out "$out" --command "scripts/bench.sh --smoke")
 else

@@ -34,27 +34,56 @@ if [[ $only_rust -eq 0 ]]; then
   step "forge fmt --check"
   (cd contracts && "$forge" fmt --check)
 
-  step "forge test (unit, fuzz, invariant)"
-  (cd contracts && "$forge" test)
-
-  step "gas snapshot is current (contracts/GAS.md, snapshots/)"
-  "$root/scripts/gas-report.sh" --check
+  # forge's fuzz and invariant runs use about one core for ~90 s; they run beside clippy, which leaves a core idle
+  # in its long single-crate phases. The output is shown (and a failure stops the run) after clippy.
+  step "forge test (unit, fuzz, invariant), in the background beside clippy"
+  forge_log="$(mktemp "${TMPDIR:-/tmp}/remesa-forge-test.XXXXXX.log")"
+  (cd contracts && "$forge" test) >"$forge_log" 2>&1 &
+  forge_pid=$!
+  trap 'kill "$forge_pid" 2>/dev/null || true' EXIT
 
   step "cargo fmt --check"
   cargo fmt --all -- --check
 
   step "cargo clippy --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+
+  step "forge test result"
+  forge_ok=0
+  wait "$forge_pid" || forge_ok=$?
+  trap - EXIT
+  cat "$forge_log"
+  rm -f "$forge_log"
+  if [[ $forge_ok -ne 0 ]]; then
+    echo "forge test failed (exit $forge_ok)" >&2
+    exit "$forge_ok"
+  fi
+
+  step "gas snapshot is current (contracts/GAS.md, snapshots/)"
+  "$root/scripts/gas-report.sh" --check
 fi
 
-step "build the binaries the end-to-end tests run"
-cargo build --workspace --bins --locked
+# Every target at once (binaries for the end-to-end tests, test binaries): one feature set, so the test run and
+# the benchmark smoke run below find everything built. Building only `--bins` unifies fewer features (no
+# dev-dependencies) and made the test step compile alloy, reqwest and the node a second time.
+step "build every target (binaries for the end-to-end tests, test binaries)"
+cargo build --workspace --all-targets --locked
 
 step "Rust tests (SQLite + PostgreSQL, real anvil)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
-  # nextest does not run doctests
-  cargo test --workspace --doc --locked
+  # nextest does not run doctests; `cargo test --doc` costs ~35 s even when there are none (none today), so it
+  # runs when a doc comment opens a Rust code block (a fence with no info string, or rust/no_run/should_panic/…).
+  if ! find node wallet tests scripts -name '*.rs' -not -path '*/target/*' -print0 | xargs -0 awk '
+      FNR == 1 { open = 0 }
+      /^[[:space:]]*\/\/[\/!][[:space:]]*```/ {
+        info = $0; sub(/^[[:space:]]*\/\/[\/!][[:space:]]*```/, "", info)
+        if (!open) { open = 1; if (info ~ /^[[:space:]]*$/ || info ~ /rust|no_run|should_panic|compile_fail|edition/) found = 1 }
+        else open = 0
+      }
+      END { exit found ? 1 : 0 }'; then
+    cargo test --workspace --doc --locked
+  fi
 else
   cargo test --workspace --locked --no-fail-fast
 fi
