@@ -15,7 +15,7 @@ use super::views::*;
 use super::{Engine, EngineError, Result, insert_transition, transition_direct};
 use crate::chain::{self, TransferJob};
 use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, parse_currency};
-use crate::store::now_ms;
+use crate::store::{now_ms, users};
 
 impl Engine {
     /// A quote for a P2P transfer into the recipient's Remesa wallet (payout method `remesa_wallet`): USD
@@ -139,22 +139,13 @@ impl Engine {
         let SenderRef::User { user_id } = &req.sender else {
             return Err(self_custody());
         };
-        let u = sqlx::query("SELECT custody, address, derivation_index FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
+        let u = users::custody(&mut *tx, user_id)
             .await?
             .ok_or(EngineError::NotFound("user"))?;
-        let custody: String = u.try_get(0)?;
-        if custody != "custodial" {
+        let Some(signer) = self.signer_of(&u)? else {
             return Err(self_custody());
-        }
-        let sender = parse_address("sender address", &u.try_get::<String, _>(1)?)?;
-        let index: i64 = u.try_get(2)?;
-        let idx = u32::try_from(index).map_err(|_| EngineError::Internal("derivation index".into()))?;
-        let signer = self
-            .custody_required()?
-            .signer(idx)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        };
+        let sender = parse_address("sender address", &u.address)?;
         let recipient = p2p_recipient(&mut tx, phone).await?;
         if recipient == sender {
             return Err(EngineError::Invalid(
@@ -273,15 +264,10 @@ impl Engine {
 /// The Remesa (custodial) wallet of the first registered user with this phone, or
 /// [`EngineError::RecipientNotRegistered`].
 async fn p2p_recipient(conn: &mut sqlx::AnyConnection, phone: &PhoneNumber) -> Result<Address> {
-    let row = sqlx::query(
-        "SELECT address FROM users WHERE phone = $1 AND custody = 'custodial' ORDER BY created_at_unix_ms LIMIT 1",
-    )
-    .bind(phone.as_str())
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| EngineError::RecipientNotRegistered {
-        phone: phone.as_str().to_owned(),
-    })?;
-    let a: String = row.try_get(0)?;
+    let a = users::first_custodial_address_by_phone(&mut *conn, phone.as_str())
+        .await?
+        .ok_or_else(|| EngineError::RecipientNotRegistered {
+            phone: phone.as_str().to_owned(),
+        })?;
     parse_address("recipient address", &a)
 }

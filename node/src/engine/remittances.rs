@@ -14,6 +14,7 @@ use super::{Engine, EngineError, Result, insert_transition, ledger, transition};
 use crate::chain::{self, DepositJob, Terms};
 use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, RemittanceId};
 use crate::store::now_ms;
+use crate::store::users;
 
 impl Engine {
     /// Creates a remittance from a quote (single use). For a custodial sender the node signs the EIP-3009
@@ -108,25 +109,11 @@ impl Engine {
         // the sender
         let (sender_user_id, sender_address, signer) = match &req.sender {
             SenderRef::User { user_id } => {
-                let u = sqlx::query("SELECT custody, address, derivation_index FROM users WHERE id = $1")
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
+                let u = users::custody(&mut *tx, user_id)
                     .await?
                     .ok_or(EngineError::NotFound("user"))?;
-                let custody: String = u.try_get(0)?;
-                let address: String = u.try_get(1)?;
-                let signer = if custody == "custodial" {
-                    let index: i64 = u.try_get(2)?;
-                    let idx =
-                        u32::try_from(index).map_err(|_| EngineError::Internal("derivation index".into()))?;
-                    Some(
-                        self.custody_required()?
-                            .signer(idx)
-                            .map_err(|e| EngineError::Internal(e.to_string()))?,
-                    )
-                } else {
-                    None
-                };
+                let signer = self.signer_of(&u)?;
+                let address = u.address;
                 (
                     Some(user_id.clone()),
                     parse_address("sender address", &address)?,
@@ -135,12 +122,7 @@ impl Engine {
             }
             SenderRef::Address { address } => {
                 let a = parse_address("sender address", address)?;
-                let custodial =
-                    sqlx::query("SELECT id FROM users WHERE address = $1 AND custody = 'custodial'")
-                        .bind(addr_text(a))
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if custodial.is_some() {
+                if users::is_custodial_address(&mut *tx, &addr_text(a)).await? {
                     return Err(EngineError::Invalid(
                         "this address is custodial: send as its user".into(),
                     ));

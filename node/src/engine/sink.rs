@@ -398,11 +398,7 @@ impl Engine {
                 tracing::error!(target: "engine", remittance_id = id, "transfer job's token Transfer does not match its remittance: booked as a plain transfer");
             }
         }
-        let from_custodial = sqlx::query("SELECT id FROM users WHERE address = $1 AND custody = 'custodial'")
-            .bind(&from)
-            .fetch_optional(&mut **tx)
-            .await?
-            .is_some();
+        let from_custodial = crate::store::users::is_custodial_address(&mut **tx, &from).await?;
         let counterpart = if from_custodial {
             ledger::wallet(&from)
         } else {
@@ -555,18 +551,9 @@ impl ChainEventSink for Engine {
         candidates: &[Address],
     ) -> Result<HashSet<Address>, SinkError> {
         let mut out = HashSet::new();
-        for chunk in candidates.chunks(200) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT address FROM users WHERE custody = 'custodial' AND address IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for a in chunk {
-                q = q.bind(format!("{a:#x}"));
-            }
-            for row in q.fetch_all(&mut **tx).await? {
-                let a: String = row.try_get(0)?;
+        for chunk in candidates.chunks(crate::store::users::ADDRESSES_PER_QUERY_MAX) {
+            let texts: Vec<String> = chunk.iter().map(|a| format!("{a:#x}")).collect();
+            for a in crate::store::users::custodial_among(&mut **tx, &texts).await? {
                 if let Ok(addr) = Address::from_str(&a) {
                     out.insert(addr);
                 }

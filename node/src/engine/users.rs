@@ -6,6 +6,7 @@ use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result, ledger};
 use crate::domain::PhoneNumber;
+use crate::store::users::{self, CustodyRow, NewUserRow, UserRow};
 use crate::store::{next_counter, now_ms};
 
 impl Engine {
@@ -42,15 +43,8 @@ impl Engine {
             return Ok((u, false));
         }
         let mut tx = self.write_tx().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {U_COLS} FROM users WHERE channel = $1 AND external_id = $2"
-        ))
-        .bind(&channel)
-        .bind(&external_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(r) = existing {
-            return Ok((user_from_row(&r)?, false));
+        if let Some(r) = users::by_chat(&mut *tx, &channel, &external_id).await? {
+            return Ok((r.into(), false));
         }
         let (custody, index, address) = match new.self_custody_address.as_deref() {
             Some(a) => ("self", None, parse_address("self_custody_address", a)?),
@@ -65,16 +59,12 @@ impl Engine {
                 ("custodial", Some(index), address)
             }
         };
-        let taken = sqlx::query("SELECT id FROM users WHERE address = $1")
-            .bind(addr_text(address))
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
+        if users::address_taken(&mut *tx, &addr_text(address)).await? {
             return Err(EngineError::Conflict(
                 "this address belongs to another user".into(),
             ));
         }
-        let user = User {
+        let row = UserRow {
             id: uuid::Uuid::now_v7().to_string(),
             channel,
             external_id,
@@ -85,63 +75,41 @@ impl Engine {
             address: addr_text(address),
             created_at_unix_ms: now_ms(),
         };
-        sqlx::query(
-            "INSERT INTO users (id, channel, external_id, phone, display_name, lang, custody, derivation_index, \
-             address, created_at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        users::insert(
+            &mut *tx,
+            NewUserRow {
+                row: &row,
+                derivation_index: index,
+            },
         )
-        .bind(&user.id)
-        .bind(&user.channel)
-        .bind(&user.external_id)
-        .bind(&user.phone)
-        .bind(&user.display_name)
-        .bind(&user.lang)
-        .bind(&user.custody)
-        .bind(index)
-        .bind(&user.address)
-        .bind(user.created_at_unix_ms)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         metrics::counter!("remesa_users_registered_total").increment(1);
-        Ok((user, true))
+        Ok((row.into(), true))
     }
 
     pub async fn find_user_by_chat(&self, channel: &str, external_id: &str) -> Result<Option<User>> {
-        let r = sqlx::query(&format!(
-            "SELECT {U_COLS} FROM users WHERE channel = $1 AND external_id = $2"
-        ))
-        .bind(channel.trim().to_ascii_lowercase())
-        .bind(external_id.trim())
-        .fetch_optional(&self.db().pool)
-        .await?;
-        r.as_ref().map(user_from_row).transpose()
+        let channel = channel.trim().to_ascii_lowercase();
+        let r = users::by_chat(&self.db().pool, &channel, external_id.trim()).await?;
+        Ok(r.map(User::from))
     }
 
     /// The first registered user with this E.164 phone.
     pub async fn find_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>> {
-        let r = sqlx::query(&format!(
-            "SELECT {U_COLS} FROM users WHERE phone = $1 ORDER BY created_at_unix_ms LIMIT 1"
-        ))
-        .bind(phone.as_str())
-        .fetch_optional(&self.db().pool)
-        .await?;
-        r.as_ref().map(user_from_row).transpose()
+        Ok(users::first_by_phone(&self.db().pool, phone.as_str())
+            .await?
+            .map(User::from))
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
-        let r = sqlx::query(&format!("SELECT {U_COLS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.db().pool)
-            .await?;
-        r.as_ref().map(user_from_row).transpose()
+        Ok(users::by_id(&self.db().pool, id).await?.map(User::from))
     }
 
     pub async fn user_by_address(&self, address: &str) -> Result<Option<User>> {
-        let r = sqlx::query(&format!("SELECT {U_COLS} FROM users WHERE address = $1"))
-            .bind(address.trim().to_ascii_lowercase())
-            .fetch_optional(&self.db().pool)
-            .await?;
-        r.as_ref().map(user_from_row).transpose()
+        let address = address.trim().to_ascii_lowercase();
+        Ok(users::by_address(&self.db().pool, &address)
+            .await?
+            .map(User::from))
     }
 
     /// The custodial signer of a user (for node-side transfers); `None` for self-custody users.
@@ -149,12 +117,24 @@ impl Engine {
         &self,
         user_id: &str,
     ) -> Result<Option<alloy::signers::local::PrivateKeySigner>> {
-        let r = sqlx::query("SELECT derivation_index FROM users WHERE id = $1 AND custody = 'custodial'")
-            .bind(user_id)
-            .fetch_optional(&self.db().pool)
-            .await?;
-        let Some(r) = r else { return Ok(None) };
-        let index: i64 = r.try_get(0)?;
+        match users::custody(&self.db().pool, user_id).await? {
+            Some(c) => self.signer_of(&c),
+            None => Ok(None),
+        }
+    }
+
+    /// The node-held signer of a custodial user (`None` for self custody). A custodial row without a derivation
+    /// index is corrupt.
+    pub(super) fn signer_of(
+        &self,
+        c: &CustodyRow,
+    ) -> Result<Option<alloy::signers::local::PrivateKeySigner>> {
+        if c.custody != "custodial" {
+            return Ok(None);
+        }
+        let index = c
+            .derivation_index
+            .ok_or_else(|| EngineError::Internal("custodial user without a derivation index".into()))?;
         let idx = u32::try_from(index).map_err(|_| EngineError::Internal("derivation index".into()))?;
         let signer = self
             .custody_required()?

@@ -13,6 +13,7 @@ use super::types::*;
 use super::{Engine, EngineError, Result, parse_state};
 use crate::chain::Terms;
 use crate::domain::{PayoutMethod, PickupCode, currency_exponent};
+use crate::store::users::UserRow;
 use crate::store::{StoreError, stored_u64};
 
 pub(super) const RATES_PER_CALL_MAX: usize = 500;
@@ -225,22 +226,22 @@ pub(super) fn addr_text(a: Address) -> String {
     format!("{a:#x}")
 }
 
-pub(super) fn user_from_row(r: &AnyRow) -> Result<User> {
-    Ok(User {
-        id: r.try_get(0)?,
-        channel: r.try_get(1)?,
-        external_id: r.try_get(2)?,
-        phone: r.try_get(3)?,
-        display_name: r.try_get(4)?,
-        lang: r.try_get(5)?,
-        custody: r.try_get(6)?,
-        address: r.try_get(7)?,
-        created_at_unix_ms: r.try_get(8)?,
-    })
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> User {
+        User {
+            id: r.id,
+            channel: r.channel,
+            external_id: r.external_id,
+            phone: r.phone,
+            display_name: r.display_name,
+            lang: r.lang,
+            custody: r.custody,
+            address: r.address,
+            created_at_unix_ms: r.created_at_unix_ms,
+        }
+    }
 }
 
-pub(super) const U_COLS: &str =
-    "id, channel, external_id, phone, display_name, lang, custody, address, created_at_unix_ms";
 pub(super) const P_COLS: &str = "id, name, countries, currencies, payout_methods, public_key, webhook_url, settlement_address, \
     status, created_at_unix_ms";
 

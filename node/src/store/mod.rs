@@ -7,6 +7,7 @@
 
 pub mod idempotency;
 pub mod instances;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
