@@ -7,6 +7,10 @@ use super::views::*;
 use super::{Engine, EngineError, Result};
 use crate::domain::{PartnerId, parse_currency};
 use crate::store::now_ms;
+use crate::store::partners::{self, PartnerRow, RateRow};
+
+/// Most partners `list_partners` returns.
+const PARTNERS_LIST_MAX: i64 = 1000;
 
 impl Engine {
     /// Registers a partner (operator). The settlement address must also be set in the escrow's registry
@@ -52,50 +56,39 @@ impl Engine {
         methods.dedup();
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let exists = sqlx::query("SELECT id FROM partners WHERE id = $1")
-            .bind(id.as_i64())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
+        if partners::exists(&mut *tx, id.as_i64()).await? {
             return Err(EngineError::Conflict(format!("partner {id} already exists")));
         }
-        sqlx::query(
-            "INSERT INTO partners (id, name, countries, currencies, payout_methods, public_key, webhook_url, \
-             settlement_address, status, created_at_unix_ms, updated_at_unix_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9)",
-        )
-        .bind(id.as_i64())
-        .bind(&name)
-        .bind(countries.join(","))
-        .bind(currencies.join(","))
-        .bind(methods.join(","))
-        .bind(&key)
-        .bind(&webhook_url)
-        .bind(addr_text(settlement))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let row = PartnerRow {
+            id: id.as_i64(),
+            name,
+            countries: countries.join(","),
+            currencies: currencies.join(","),
+            payout_methods: methods.join(","),
+            public_key: key,
+            webhook_url,
+            settlement_address: addr_text(settlement),
+            status: "active".into(),
+            created_at_unix_ms: now,
+        };
+        partners::insert(&mut *tx, &row).await?;
         tx.commit().await?;
         self.partner(id).await?.ok_or(EngineError::NotFound("partner"))
     }
 
     pub async fn partner(&self, id: PartnerId) -> Result<Option<Partner>> {
-        let id = id.get();
-        let Ok(id) = i64::try_from(id) else {
-            return Ok(None);
-        };
-        let r = sqlx::query(&format!("SELECT {P_COLS} FROM partners WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.db().pool)
-            .await?;
-        r.as_ref().map(partner_from_row).transpose()
+        partners::by_id(&self.db().pool, id.as_i64())
+            .await?
+            .map(partner_from)
+            .transpose()
     }
 
     pub async fn list_partners(&self) -> Result<Vec<Partner>> {
-        let rows = sqlx::query(&format!("SELECT {P_COLS} FROM partners ORDER BY id LIMIT 1000"))
-            .fetch_all(&self.db().pool)
-            .await?;
-        rows.iter().map(partner_from_row).collect()
+        partners::list(&self.db().pool, PARTNERS_LIST_MAX)
+            .await?
+            .into_iter()
+            .map(partner_from)
+            .collect()
     }
 
     /// `active` or `suspended` (a suspended partner gets no new quotes).
@@ -103,14 +96,7 @@ impl Engine {
         if status != "active" && status != "suspended" {
             return Err(EngineError::Invalid("status must be active or suspended".into()));
         }
-        let pid = id.as_i64();
-        let done = sqlx::query("UPDATE partners SET status = $1, updated_at_unix_ms = $2 WHERE id = $3")
-            .bind(status)
-            .bind(now_ms())
-            .bind(pid)
-            .execute(&self.db().pool)
-            .await?;
-        if done.rows_affected() == 0 {
+        if !partners::set_status(&self.db().pool, id.as_i64(), status, now_ms()).await? {
             return Err(EngineError::NotFound("partner"));
         }
         self.partner(id).await?.ok_or(EngineError::NotFound("partner"))
@@ -171,43 +157,30 @@ impl Engine {
             }
             let valid_until =
                 now.saturating_add(i64::try_from(r.valid_for_s.saturating_mul(1000)).unwrap_or(i64::MAX));
-            sqlx::query(
-                "INSERT INTO partner_rates (partner_id, country, currency, payout_method, rate, fee_fixed, fee_bps, \
-                 send_min, send_max, valid_until_unix_ms, updated_at_unix_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (partner_id, country, currency, payout_method) DO UPDATE SET rate = excluded.rate, \
-                 fee_fixed = excluded.fee_fixed, fee_bps = excluded.fee_bps, send_min = excluded.send_min, \
-                 send_max = excluded.send_max, valid_until_unix_ms = excluded.valid_until_unix_ms, \
-                 updated_at_unix_ms = excluded.updated_at_unix_ms",
-            )
-            .bind(pid)
-            .bind(&c)
-            .bind(&cur)
-            .bind(r.payout_method.as_str())
-            .bind(rate.normalize().to_string())
-            .bind(fee_fixed.normalize().to_string())
-            .bind(i64::from(r.fee_bps))
-            .bind(min.normalize().to_string())
-            .bind(max.normalize().to_string())
-            .bind(valid_until)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let row = RateRow {
+                partner_id: pid,
+                country: c,
+                currency: cur,
+                payout_method: r.payout_method.as_str().to_owned(),
+                rate: rate.normalize().to_string(),
+                fee_fixed: fee_fixed.normalize().to_string(),
+                fee_bps: i64::from(r.fee_bps),
+                send_min: min.normalize().to_string(),
+                send_max: max.normalize().to_string(),
+                valid_until_unix_ms: valid_until,
+            };
+            partners::upsert_rate(&mut *tx, &row, now).await?;
         }
         tx.commit().await?;
         self.rates(partner_id).await
     }
 
     pub async fn rates(&self, partner_id: PartnerId) -> Result<Vec<Rate>> {
-        let partner_id = partner_id.get();
-        let pid = i64::try_from(partner_id).map_err(|_| EngineError::NotFound("partner"))?;
-        let rows = sqlx::query(&format!(
-            "SELECT {RATE_COLS} FROM partner_rates WHERE partner_id = $1 ORDER BY country, currency, payout_method"
-        ))
-        .bind(pid)
-        .fetch_all(&self.db().pool)
-        .await?;
-        rows.iter().map(rate_from_row).collect()
+        partners::rates_of(&self.db().pool, partner_id.as_i64())
+            .await?
+            .into_iter()
+            .map(rate_from)
+            .collect()
     }
 
     /// Sets the mid-market reference rate (payout currency per USD) used for the all-in cost.
@@ -217,15 +190,7 @@ impl Engine {
         if r <= Decimal::ZERO {
             return Err(EngineError::Invalid("rate must be positive".into()));
         }
-        sqlx::query(
-            "INSERT INTO mid_market_rates (currency, rate, updated_at_unix_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (currency) DO UPDATE SET rate = excluded.rate, updated_at_unix_ms = excluded.updated_at_unix_ms",
-        )
-        .bind(&cur)
-        .bind(r.normalize().to_string())
-        .bind(now_ms())
-        .execute(&self.db().pool)
-        .await?;
+        partners::set_mid_market_rate(&self.db().pool, &cur, &r.normalize().to_string(), now_ms()).await?;
         Ok(())
     }
 }

@@ -10,7 +10,8 @@ use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result};
 use crate::domain::{PayoutMethod, currency_exponent, parse_currency};
-use crate::store::now_ms;
+use crate::store::partners;
+use crate::store::{StoreError, now_ms};
 
 impl Engine {
     /// A firm quote from the partner with the best net payout among those serving the corridor, method and amount.
@@ -36,23 +37,11 @@ impl Engine {
             .map(|x| parse_currency(x).map_err(|e| EngineError::Invalid(e.to_string())))
             .transpose()?;
         let now = now_ms();
-        let rows = sqlx::query(&format!(
-            "SELECT r.{}, p.name FROM partner_rates r JOIN partners p ON p.id = r.partner_id \
-             WHERE r.country = $1 AND r.payout_method = $2 AND r.valid_until_unix_ms > $3 AND p.status = 'active' \
-             ORDER BY r.partner_id",
-            RATE_COLS.replace(", ", ", r.")
-        ))
-        .bind(&c)
-        .bind(req.payout_method.as_str())
-        .bind(now)
-        .fetch_all(&self.db().pool)
-        .await?;
-        let mut candidates = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let rate = rate_from_row(row)?;
-            let name: String = row.try_get(10)?;
-            candidates.push((rate, name));
-        }
+        let candidates = partners::candidates(&self.db().pool, &c, req.payout_method.as_str(), now)
+            .await?
+            .into_iter()
+            .map(|r| Ok((rate_from(r.rate)?, r.partner_name)))
+            .collect::<Result<Vec<_>>>()?;
         let currency = match currency {
             Some(cur) => cur,
             None => {
@@ -71,13 +60,13 @@ impl Engine {
                 }
             }
         };
-        let mid: Option<Decimal> = sqlx::query("SELECT rate FROM mid_market_rates WHERE currency = $1")
-            .bind(&currency)
-            .fetch_optional(&self.db().pool)
+        let mid: Option<Decimal> = partners::mid_market_rate(&self.db().pool, &currency)
             .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?
-            .and_then(|s| Decimal::from_str(&s).ok());
+            .map(|s| {
+                Decimal::from_str(&s)
+                    .map_err(|_| StoreError::Corrupt(format!("mid-market rate {s:?} of {currency}")))
+            })
+            .transpose()?;
         let exponent = currency_exponent(&currency);
         let mut best: Option<(pricing::Priced, Rate, String)> = None;
         let mut limits_error = None;

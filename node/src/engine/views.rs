@@ -13,6 +13,7 @@ use super::types::*;
 use super::{Engine, EngineError, Result, parse_state};
 use crate::chain::Terms;
 use crate::domain::{PayoutMethod, PickupCode, currency_exponent};
+use crate::store::partners::{PartnerRow, RateRow};
 use crate::store::users::UserRow;
 use crate::store::{StoreError, stored_u64};
 
@@ -242,52 +243,53 @@ impl From<UserRow> for User {
     }
 }
 
-pub(super) const P_COLS: &str = "id, name, countries, currencies, payout_methods, public_key, webhook_url, settlement_address, \
-    status, created_at_unix_ms";
-
-pub(super) fn partner_from_row(r: &AnyRow) -> Result<Partner> {
-    let id: i64 = r.try_get(0)?;
-    let split = |s: String| -> Vec<String> {
+/// A partner from its row; a list member that is not a payout method is a corrupt row.
+pub(super) fn partner_from(r: PartnerRow) -> Result<Partner> {
+    let split = |s: &str| -> Vec<String> {
         s.split(',')
             .filter(|x| !x.is_empty())
             .map(str::to_owned)
             .collect()
     };
-    let methods: String = r.try_get(4)?;
+    let payout_methods = r
+        .payout_methods
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(|m| {
+            PayoutMethod::parse(m).ok_or_else(|| StoreError::Corrupt(format!("partner payout method {m:?}")))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Partner {
-        id: stored_u64(id, "partner id")?,
-        name: r.try_get(1)?,
-        countries: split(r.try_get(2)?),
-        currencies: split(r.try_get(3)?),
-        payout_methods: methods.split(',').filter_map(PayoutMethod::parse).collect(),
-        public_key: r.try_get(5)?,
-        webhook_url: r.try_get(6)?,
-        settlement_address: r.try_get(7)?,
-        status: r.try_get(8)?,
-        created_at_unix_ms: r.try_get(9)?,
+        id: stored_u64(r.id, "partner id")?,
+        name: r.name,
+        countries: split(&r.countries),
+        currencies: split(&r.currencies),
+        payout_methods,
+        public_key: r.public_key,
+        webhook_url: r.webhook_url,
+        settlement_address: r.settlement_address,
+        status: r.status,
+        created_at_unix_ms: r.created_at_unix_ms,
     })
 }
 
-pub(super) fn rate_from_row(r: &AnyRow) -> Result<Rate> {
-    let pid: i64 = r.try_get(0)?;
-    let method: String = r.try_get(3)?;
-    let bps: i64 = r.try_get(6)?;
+/// A rate from its row.
+pub(super) fn rate_from(r: RateRow) -> Result<Rate> {
     Ok(Rate {
-        partner_id: stored_u64(pid, "rate partner_id")?,
-        country: r.try_get(1)?,
-        currency: r.try_get(2)?,
-        payout_method: PayoutMethod::parse(&method)
-            .ok_or_else(|| EngineError::Internal("stored method".into()))?,
-        rate: r.try_get(4)?,
-        fee_fixed: r.try_get(5)?,
-        fee_bps: u32::try_from(bps).map_err(|_| StoreError::Corrupt(format!("rate fee_bps = {bps}")))?,
-        send_min: r.try_get(7)?,
-        send_max: r.try_get(8)?,
-        valid_until_unix_ms: r.try_get(9)?,
+        partner_id: stored_u64(r.partner_id, "rate partner_id")?,
+        payout_method: PayoutMethod::parse(&r.payout_method)
+            .ok_or_else(|| StoreError::Corrupt(format!("rate payout method {:?}", r.payout_method)))?,
+        fee_bps: u32::try_from(r.fee_bps)
+            .map_err(|_| StoreError::Corrupt(format!("rate fee_bps = {}", r.fee_bps)))?,
+        country: r.country,
+        currency: r.currency,
+        rate: r.rate,
+        fee_fixed: r.fee_fixed,
+        send_min: r.send_min,
+        send_max: r.send_max,
+        valid_until_unix_ms: r.valid_until_unix_ms,
     })
 }
-
-pub(super) const RATE_COLS: &str = "partner_id, country, currency, payout_method, rate, fee_fixed, fee_bps, send_min, send_max, valid_until_unix_ms";
 
 impl Engine {
     pub(crate) fn to_api(&self, r: &RemRow) -> Remittance {

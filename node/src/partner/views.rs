@@ -240,14 +240,7 @@ impl PartnerDb {
         &self,
         partner_id: i64,
     ) -> Result<Option<(String, Option<String>)>, StoreError> {
-        let row =
-            sqlx::query("SELECT public_key, webhook_url FROM partners WHERE id = $1 AND status = 'active'")
-                .bind(partner_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get("public_key")?, r.try_get("webhook_url")?)))
-            .transpose()?)
+        crate::store::partners::active_key_and_webhook(&self.pool, partner_id).await
     }
 }
 

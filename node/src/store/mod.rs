@@ -7,6 +7,7 @@
 
 pub mod idempotency;
 pub mod instances;
+pub mod partners;
 pub mod users;
 
 use std::str::FromStr;
