@@ -4,8 +4,6 @@ use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolValue;
 use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::authorization::{self, AuthTerms};
 use super::quotes::{QuoteUnits, use_quote};
@@ -15,6 +13,7 @@ use super::views::*;
 use super::{Engine, EngineError, Result, insert_transition, transition_direct};
 use crate::chain::{self, TransferJob};
 use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, parse_currency};
+use crate::store::quotes::QuoteTermsRow;
 use crate::store::{now_ms, users};
 
 impl Engine {
@@ -120,11 +119,10 @@ impl Engine {
         idempotency_key: &IdempotencyKey,
         phone: &PhoneNumber,
         recipient_name: &str,
-        q: &AnyRow,
+        q: &QuoteTermsRow,
         chain_info: &super::ChainInfo,
     ) -> Result<(Remittance, bool)> {
-        let quote_phone: Option<String> = q.try_get(11)?;
-        if quote_phone.as_deref() != Some(phone.as_str()) {
+        if q.recipient_phone.as_deref() != Some(phone.as_str()) {
             return Err(EngineError::Invalid(
                 "this quote was made for another recipient".into(),
             ));
@@ -152,7 +150,7 @@ impl Engine {
                 "that is your own Remesa wallet: send to someone else".into(),
             ));
         }
-        let total: i64 = q.try_get(6)?;
+        let total = q.total_base_units;
         self.ensure_available(&mut tx, sender, total).await?;
 
         let now = now_ms();
@@ -192,10 +190,10 @@ impl Engine {
         .bind(addr_text(sender))
         .bind(phone.as_str())
         .bind(recipient_name)
-        .bind(q.try_get::<String, _>(1)?)
+        .bind(&q.country)
         .bind(PayoutMethod::RemesaWallet.as_str())
-        .bind(q.try_get::<i64, _>(4)?)
-        .bind(q.try_get::<i64, _>(5)?)
+        .bind(q.send_amount_base_units)
+        .bind(q.fee_base_units)
         .bind(total)
         .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
         .bind(format!("{:#x}", salt.claim_hash()))

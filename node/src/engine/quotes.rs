@@ -3,7 +3,6 @@
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use sqlx::Row;
 
 use super::pricing::{self, PostedRate, PricingError};
 use super::types::*;
@@ -11,6 +10,7 @@ use super::views::*;
 use super::{Engine, EngineError, Result};
 use crate::domain::{PayoutMethod, currency_exponent, parse_currency};
 use crate::store::partners;
+use crate::store::quotes::{self, NewQuoteRow};
 use crate::store::{StoreError, now_ms};
 
 impl Engine {
@@ -160,19 +160,13 @@ impl Engine {
     }
 
     pub async fn get_quote(&self, id: &str) -> Result<Option<Quote>> {
-        let r = sqlx::query("SELECT body FROM quotes WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db().pool)
-            .await?;
-        match r {
-            Some(r) => {
-                let body: String = r.try_get(0)?;
-                Ok(Some(
-                    serde_json::from_str(&body).map_err(|e| EngineError::Internal(e.to_string()))?,
-                ))
-            }
-            None => Ok(None),
-        }
+        quotes::body(&self.db().pool, id)
+            .await?
+            .map(|body| {
+                serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("quote body: {e}")).into())
+            })
+            .transpose()
     }
 }
 
@@ -183,12 +177,7 @@ pub(super) async fn use_quote(
     quote_id: &str,
     remittance_id: &str,
 ) -> Result<()> {
-    let used = sqlx::query("UPDATE quotes SET used_by = $1 WHERE id = $2 AND used_by IS NULL")
-        .bind(remittance_id)
-        .bind(quote_id)
-        .execute(&mut *conn)
-        .await?;
-    if used.rows_affected() != 1 {
+    if !quotes::mark_used(&mut *conn, quote_id, remittance_id).await? {
         return Err(EngineError::QuoteUsed);
     }
     Ok(())
@@ -211,29 +200,27 @@ impl Engine {
         let body = serde_json::to_string(quote).map_err(|e| EngineError::Internal(e.to_string()))?;
         let partner_id =
             i64::try_from(quote.partner_id).map_err(|_| EngineError::Internal("partner id".into()))?;
-        sqlx::query(
-            "INSERT INTO quotes (id, partner_id, country, currency, payout_method, send_amount_base_units, \
-             fee_base_units, total_base_units, token_decimals, rate, mid_market_rate, payout_amount_minor, body, \
-             expires_at_unix_ms, created_at_unix_ms, recipient_phone) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        quotes::insert(
+            &self.db().pool,
+            &NewQuoteRow {
+                id: &quote.id,
+                partner_id,
+                country: &quote.country,
+                currency: &quote.currency,
+                payout_method: quote.payout_method.as_str(),
+                send_amount_base_units: units.send_base,
+                fee_base_units: units.fee_base,
+                total_base_units: units.total_base,
+                token_decimals: i64::from(units.decimals),
+                rate: &quote.rate,
+                mid_market_rate: units.mid_market_rate.as_deref(),
+                payout_amount_minor: units.payout_minor,
+                body: &body,
+                expires_at_unix_ms: quote.expires_at_unix_ms,
+                created_at_unix_ms: quote.created_at_unix_ms,
+                recipient_phone: quote.recipient_phone.as_deref(),
+            },
         )
-        .bind(&quote.id)
-        .bind(partner_id)
-        .bind(&quote.country)
-        .bind(&quote.currency)
-        .bind(quote.payout_method.as_str())
-        .bind(units.send_base)
-        .bind(units.fee_base)
-        .bind(units.total_base)
-        .bind(i64::from(units.decimals))
-        .bind(&quote.rate)
-        .bind(units.mid_market_rate)
-        .bind(units.payout_minor)
-        .bind(&body)
-        .bind(quote.expires_at_unix_ms)
-        .bind(quote.created_at_unix_ms)
-        .bind(quote.recipient_phone.as_deref())
-        .execute(&self.db().pool)
         .await?;
         metrics::counter!("remesa_quotes_total").increment(1);
         Ok(())

@@ -14,7 +14,7 @@ use super::{Engine, EngineError, Result, insert_transition, ledger, transition};
 use crate::chain::{self, DepositJob, Terms};
 use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, RemittanceId};
 use crate::store::now_ms;
-use crate::store::users;
+use crate::store::{StoreError, quotes, users};
 
 impl Engine {
     /// Creates a remittance from a quote (single use). For a custodial sender the node signs the EIP-3009
@@ -59,29 +59,20 @@ impl Engine {
             }
             return Err(EngineError::IdempotencyMismatch);
         }
-        let q = sqlx::query(&format!(
-            "SELECT partner_id, country, currency, payout_method, send_amount_base_units, fee_base_units, \
-             total_base_units, rate, payout_amount_minor, expires_at_unix_ms, used_by, recipient_phone FROM quotes \
-             WHERE id = $1{}",
-            self.db().dialect.for_update()
-        ))
-        .bind(&req.quote_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(EngineError::NotFound("quote"))?;
-        let used_by: Option<String> = q.try_get(10)?;
-        if used_by.is_some() {
+        let q = quotes::terms_for_update(&mut *tx, self.db().dialect, &req.quote_id)
+            .await?
+            .ok_or(EngineError::NotFound("quote"))?;
+        if q.used_by.is_some() {
             return Err(EngineError::QuoteUsed);
         }
-        let expires: i64 = q.try_get(9)?;
         let now = now_ms();
-        if expires <= now {
+        if q.expires_at_unix_ms <= now {
             return Err(EngineError::QuoteExpired);
         }
-        let partner_id: i64 = q.try_get(0)?;
-        let method: String = q.try_get(3)?;
-        let payout_method =
-            PayoutMethod::parse(&method).ok_or_else(|| EngineError::Internal("quote method".into()))?;
+        let partner_id = q.partner_id;
+        let method = q.payout_method.clone();
+        let payout_method = PayoutMethod::parse(&method)
+            .ok_or_else(|| StoreError::Corrupt(format!("quote payout method {method:?}")))?;
         if payout_method == PayoutMethod::RemesaWallet {
             return self
                 .create_p2p(
@@ -104,7 +95,7 @@ impl Engine {
                 "recipient account is required for this payout method".into(),
             ));
         }
-        let total: i64 = q.try_get(6)?;
+        let total = q.total_base_units;
 
         // the sender
         let (sender_user_id, sender_address, signer) = match &req.sender {
@@ -167,14 +158,14 @@ impl Engine {
         .bind(phone.as_str())
         .bind(&recipient_name)
         .bind(&account)
-        .bind(q.try_get::<String, _>(1)?)
-        .bind(q.try_get::<String, _>(2)?)
+        .bind(&q.country)
+        .bind(&q.currency)
         .bind(&method)
-        .bind(q.try_get::<i64, _>(4)?)
-        .bind(q.try_get::<i64, _>(5)?)
+        .bind(q.send_amount_base_units)
+        .bind(q.fee_base_units)
         .bind(total)
-        .bind(q.try_get::<i64, _>(8)?)
-        .bind(q.try_get::<String, _>(7)?)
+        .bind(q.payout_amount_minor)
+        .bind(&q.rate)
         .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
         .bind(format!("{:#x}", terms.claim_hash))
         .bind(code.expose())

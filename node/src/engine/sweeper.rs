@@ -50,11 +50,7 @@ impl Engine {
     pub async fn prune(&self, now_ms: i64) -> Result<(u64, u64)> {
         let cutoff = now_ms.saturating_sub(IDEMPOTENCY_RETENTION_MS);
         let keys = crate::store::idempotency::prune(&self.db().pool, now_ms).await?;
-        let quotes = sqlx::query("DELETE FROM quotes WHERE used_by IS NULL AND expires_at_unix_ms < $1")
-            .bind(cutoff)
-            .execute(&self.db().pool)
-            .await?
-            .rows_affected();
+        let quotes = crate::store::quotes::prune_unused(&self.db().pool, cutoff).await?;
         Ok((keys, quotes))
     }
 

@@ -8,6 +8,7 @@
 pub mod idempotency;
 pub mod instances;
 pub mod partners;
+pub mod quotes;
 pub mod users;
 
 use std::str::FromStr;
