@@ -2,7 +2,6 @@
 
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolValue;
-use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::authorization::{self, AuthTerms};
@@ -22,15 +21,7 @@ impl Engine {
     /// recipient's phone, which must belong to a registered user with a custodial (Remesa) wallet.
     pub(super) async fn quote_p2p(&self, req: QuoteRequest) -> Result<Quote> {
         let decimals = self.token_decimals();
-        let send = parse_decimal("send_amount", &req.send_amount)?;
-        if send <= Decimal::ZERO {
-            return Err(EngineError::Invalid("send_amount must be positive".into()));
-        }
-        if send.normalize().scale() > u32::from(decimals) {
-            return Err(EngineError::Invalid(format!(
-                "send_amount has at most {decimals} decimal places"
-            )));
-        }
+        let send = send_amount(&req.send_amount, decimals)?;
         let c = country(&req.country)?;
         if let Some(cur) = req.currency.as_deref() {
             let cur = parse_currency(cur).map_err(|e| EngineError::Invalid(e.to_string()))?;

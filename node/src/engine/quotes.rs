@@ -21,15 +21,7 @@ impl Engine {
             return self.quote_p2p(req).await;
         }
         let decimals = self.token_decimals();
-        let send = parse_decimal("send_amount", &req.send_amount)?;
-        if send <= Decimal::ZERO {
-            return Err(EngineError::Invalid("send_amount must be positive".into()));
-        }
-        if send.normalize().scale() > u32::from(decimals) {
-            return Err(EngineError::Invalid(format!(
-                "send_amount has at most {decimals} decimal places"
-            )));
-        }
+        let send = send_amount(&req.send_amount, decimals)?;
         let c = country(&req.country)?;
         let currency = req
             .currency

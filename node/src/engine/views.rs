@@ -188,6 +188,20 @@ pub(super) fn parse_decimal(what: &str, s: &str) -> Result<Decimal> {
     Decimal::from_str(s).map_err(|_| EngineError::Invalid(format!("{what} must be a decimal number")))
 }
 
+/// A quote's send amount: a positive decimal with at most the token's decimals.
+pub(super) fn send_amount(s: &str, decimals: u8) -> Result<Decimal> {
+    let send = parse_decimal("send_amount", s)?;
+    if send <= Decimal::ZERO {
+        return Err(EngineError::Invalid("send_amount must be positive".into()));
+    }
+    if send.normalize().scale() > u32::from(decimals) {
+        return Err(EngineError::Invalid(format!(
+            "send_amount has at most {decimals} decimal places"
+        )));
+    }
+    Ok(send)
+}
+
 pub(super) fn country(s: &str) -> Result<String> {
     let c = s.trim().to_ascii_uppercase();
     if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
