@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests: locating the toolchain and the `remesa` binary, starting anvil and node
 //! processes, calling the API and the chain.
 //!
-//! The tests run the real `remesa` binary: build it first (`cargo build -p remesa`), or point `REMESA_BIN` at it.
+//! The tests run the real `remesa` binary, built by `remesa_bin` (or point `REMESA_BIN` at one).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,8 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// `REMESA_BIN`, else `target/debug/remesa` of this workspace, brought up to date once per test binary with
-/// `cargo build -p remesa` (so the tests never run a stale node). Panics with instructions when missing.
+/// `cargo build --workspace --all-targets` (so the tests never run a stale node). Panics with instructions when
+/// missing.
 pub fn remesa_bin() -> PathBuf {
     if let Ok(p) = std::env::var("REMESA_BIN") {
         return PathBuf::from(p);
@@ -29,18 +30,20 @@ pub fn remesa_bin() -> PathBuf {
     let built = *BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         Command::new(cargo)
-            // the same command as scripts/test.sh, so the features (and the build) are shared
-            .args(["build", "--workspace", "--bins"])
+            // The same command as scripts/test.sh (and the bench smoke run): the same features, so nothing is
+            // rebuilt. Another selection (`-p remesa`, `--bins`) unifies other features and recompiles alloy,
+            // reqwest and the node — and the next build with the first selection compiles them once more.
+            .args(["build", "--workspace", "--all-targets"])
             .current_dir(repo_root())
             .status()
             .is_ok_and(|s| s.success())
     });
-    assert!(built, "`cargo build -p remesa` failed");
+    assert!(built, "`cargo build --workspace --all-targets` failed");
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| repo_root().join("target"), PathBuf::from);
     let p = target.join("debug/remesa");
     assert!(
         p.exists(),
-        "{} is missing: run `cargo build -p remesa` before the e2e tests",
+        "{} is missing: run `cargo build --workspace --all-targets` before the e2e tests",
         p.display()
     );
     p

@@ -130,7 +130,7 @@ def remesa_bin() -> Path:
             return p
         print(f"{p} is missing (being built?); waiting 30 s", flush=True)
         time.sleep(30)
-    raise SystemExit(f"{p} is missing: build it first (cargo build --workspace --bins)")
+    raise SystemExit(f"{p} is missing: build it first (cargo build --workspace --all-targets, as scripts/test.sh does)")
 
 
 def anvil_bin() -> Path:

@@ -1,5 +1,5 @@
 //! End-to-end tests: the real `remesa` binary against a real anvil with the real contracts, on SQLite and on
-//! PostgreSQL. Build the binary first: `cargo build -p remesa && cargo test -p remesa-e2e`.
+//! PostgreSQL (`cargo test -p remesa-e2e`; the helpers build the binary first).
 //!
 //! One scenario per database: a remittance from quote to on-chain settlement through the admin payout path; the
 //! node killed with SIGKILL mid-flow (twice) and restarted, every remittance finishing exactly once; a refund
