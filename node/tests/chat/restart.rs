@@ -32,13 +32,19 @@ fn config(db: &TestDb, dir: &std::path::Path) -> Config {
     }
 }
 
-/// Starts a node process stand-in; its base URL and shutdown token.
-async fn start(config: Config) -> Result<(String, app::AppState)> {
+/// Starts a node process stand-in; its base URL, its state and its serving task.
+async fn start(
+    config: Config,
+) -> Result<(
+    String,
+    app::AppState,
+    tokio::task::JoinHandle<Result<(), app::AppError>>,
+)> {
     let built = app::build_from_state(app::state(config).await?).await?;
     let base = format!("http://127.0.0.1:{}", built.port());
     let state = built.state().clone();
-    tokio::spawn(built.run_until_stopped());
-    Ok((base, state))
+    let server = tokio::spawn(built.run_until_stopped());
+    Ok((base, state, server))
 }
 
 async fn dev_chat(base: &str, text: &str, message_id: &str) -> Result<(u16, Value)> {
@@ -59,8 +65,10 @@ async fn restart_takes_over(db: TestDb) -> Result<()> {
         &SecretString::from(PASSPHRASE),
     )?;
     // The first run of the node claims a message of the sender, then dies (it never completes the claim).
-    let (_, first) = start(config(&db, dir.path())).await?;
+    let (_, first, first_server) = start(config(&db, dir.path())).await?;
+    // Stopped for good (its workers too) before the message exists, so only the claim below can hold it.
     first.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), first_server).await???;
     let store = &db.store;
     let msg = InboundMessage {
         platform: Platform::Terminal,
@@ -89,7 +97,7 @@ async fn restart_takes_over(db: TestDb) -> Result<()> {
     // and /v1/dev/chat gives up with its documented 504 before the node's handler timeout.
     let mut other_cfg = config(&db, dir.path());
     other_cfg.node_name = Some("another-node".into());
-    let (other, other_state) = start(other_cfg).await?;
+    let (other, other_state, _) = start(other_cfg).await?;
     let t0 = Instant::now();
     let (status, body) = dev_chat(&other, "balance", "m-2").await?;
     let waited = t0.elapsed();
@@ -103,7 +111,7 @@ async fn restart_takes_over(db: TestDb) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // The node restarts under its name: the dead claim is taken over at once, both messages are answered in order.
-    let (second, second_state) = start(config(&db, dir.path())).await?;
+    let (second, second_state, _) = start(config(&db, dir.path())).await?;
     let t0 = Instant::now();
     let (status, body) = dev_chat(&second, "balance", "m-2").await?;
     assert_eq!(status, 200, "{}: {body}", db.label);
