@@ -132,23 +132,36 @@ impl TestEnv {
             .0
     }
 
+    /// Books a mint to `address` as the indexer does. On SQLite the indexed transaction reads before it writes, so
+    /// it cannot start while another connection still holds the write lock (a failed engine transaction is rolled
+    /// back when its connection is next used): like the indexer, it tries again.
     pub async fn fund(&self, address: &str, base_units: u64) {
-        let mut tx = self.db.db.pool.begin().await.expect("tx");
-        self.engine
-            .on_token_transfer_to_custodial(
-                &mut tx,
-                &CustodialTransfer {
-                    meta: self.meta(),
-                    token: chain_info().token,
-                    from: Address::ZERO,
-                    to: Address::from_str(address).expect("addr"),
-                    amount_base_units: U256::from(base_units),
-                    from_escrow: false,
-                },
-            )
-            .await
-            .expect("fund");
-        tx.commit().await.expect("commit");
+        let transfer = CustodialTransfer {
+            meta: self.meta(),
+            token: chain_info().token,
+            from: Address::ZERO,
+            to: Address::from_str(address).expect("addr"),
+            amount_base_units: U256::from(base_units),
+            from_escrow: false,
+        };
+        for attempt in 1..=20 {
+            let mut tx = self.db.db.pool.begin().await.expect("tx");
+            match self
+                .engine
+                .on_token_transfer_to_custodial(&mut tx, &transfer)
+                .await
+            {
+                Ok(()) => {
+                    tx.commit().await.expect("commit");
+                    return;
+                }
+                Err(e) if attempt < 20 && format!("{e:?}").contains("database is locked") => {
+                    drop(tx);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("fund: {e:?}"),
+            }
+        }
     }
 
     pub fn quote_req(amount: &str) -> QuoteRequest {
