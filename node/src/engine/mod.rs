@@ -27,8 +27,6 @@ mod views;
 
 use std::sync::Arc;
 
-use sqlx::Row;
-
 pub use crate::chain::ChainInfo;
 pub use authorization::TokenDomain;
 pub use custody::Custody;
@@ -37,7 +35,7 @@ pub use types::*;
 
 use crate::chain::ChainError;
 use crate::domain::RemittanceId;
-use crate::store::{Db, StoreError, now_ms};
+use crate::store::{Db, StoreError, now_ms, transitions};
 
 /// Engine limits and timings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,62 +199,37 @@ impl Engine {
         partner_id: Option<u64>,
     ) -> Result<Vec<TransitionEvent>> {
         let limit = i64::from(limit.clamp(1, self.inner.cfg.page_limit_max));
-        let mut sql = String::from(
-            "SELECT t.seq, t.remittance_id, t.from_state, t.to_state, t.cause, t.detail, t.at_unix_ms, \
-             r.partner_id, r.sender_user_id FROM remittance_transitions t JOIN remittances r ON r.id = t.remittance_id \
-             WHERE t.seq > $1",
-        );
-        if partner_id.is_some() {
-            sql.push_str(" AND r.partner_id = $3");
-        }
-        sql.push_str(" ORDER BY t.seq LIMIT $2");
-        let mut q = sqlx::query(&sql).bind(cursor).bind(limit);
-        if let Some(p) = partner_id {
-            q = q.bind(i64::try_from(p).map_err(|_| EngineError::Invalid("partner id".into()))?);
-        }
-        let rows = q.fetch_all(&self.inner.db.pool).await?;
-        rows.iter().map(event_from_row).collect()
+        let partner_id = partner_id
+            .map(|p| i64::try_from(p).map_err(|_| EngineError::Invalid("partner id".into())))
+            .transpose()?;
+        let rows = transitions::after(&self.inner.db.pool, cursor, limit, partner_id).await?;
+        rows.into_iter().map(event_from_row).collect()
     }
 
     /// Every transition of one remittance, oldest first.
     pub async fn history(&self, remittance_id: &RemittanceId) -> Result<Vec<TransitionEvent>> {
-        let remittance_id = &remittance_id.to_string();
-        let rows = sqlx::query(
-            "SELECT t.seq, t.remittance_id, t.from_state, t.to_state, t.cause, t.detail, t.at_unix_ms, \
-             r.partner_id, r.sender_user_id FROM remittance_transitions t JOIN remittances r ON r.id = t.remittance_id \
-             WHERE t.remittance_id = $1 ORDER BY t.seq",
-        )
-        .bind(remittance_id)
-        .fetch_all(&self.inner.db.pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
+        let rows = transitions::of_remittance(&self.inner.db.pool, &remittance_id.to_string()).await?;
+        rows.into_iter().map(event_from_row).collect()
     }
 
     /// The newest transition's seq (0 when empty): where a new feed consumer may start.
     pub async fn latest_event_seq(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM remittance_transitions")
-            .fetch_one(&self.inner.db.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        Ok(transitions::latest_seq(&self.inner.db.pool).await?)
     }
 }
 
-fn event_from_row(row: &sqlx::any::AnyRow) -> Result<TransitionEvent> {
-    let from: Option<String> = row.try_get(2)?;
-    let to: String = row.try_get(3)?;
-    let detail: String = row.try_get(5)?;
-    let partner_id: i64 = row.try_get(7)?;
+fn event_from_row(row: transitions::TransitionRow) -> Result<TransitionEvent> {
     Ok(TransitionEvent {
-        seq: row.try_get(0)?,
-        remittance_id: row.try_get(1)?,
-        from: from.as_deref().map(parse_state).transpose()?,
-        to: parse_state(&to)?,
-        cause: row.try_get(4)?,
-        detail: serde_json::from_str(&detail)
+        seq: row.seq,
+        remittance_id: row.remittance_id,
+        from: row.from_state.as_deref().map(parse_state).transpose()?,
+        to: parse_state(&row.to_state)?,
+        cause: row.cause,
+        detail: serde_json::from_str(&row.detail)
             .map_err(|e| StoreError::Corrupt(format!("transition detail: {e}")))?,
-        at_unix_ms: row.try_get(6)?,
-        partner_id: crate::store::stored_u64(partner_id, "transition partner_id")?,
-        sender_user_id: row.try_get(8)?,
+        at_unix_ms: row.at_unix_ms,
+        partner_id: crate::store::stored_u64(row.partner_id, "transition partner_id")?,
+        sender_user_id: row.sender_user_id,
     })
 }
 
@@ -266,10 +239,7 @@ pub(crate) fn parse_state(s: &str) -> Result<State> {
 
 /// Takes the transition feed's lock (a no-op update of its counter row) for the rest of the transaction.
 pub(crate) async fn lock_feed(conn: &mut sqlx::AnyConnection) -> Result<()> {
-    sqlx::query("UPDATE counters SET value = value WHERE name = 'transition_seq'")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    Ok(transitions::lock_feed(conn).await?)
 }
 
 /// Moves remittance `id` from `from` to `to` (refused unless the machine allows it, or `rollback` and a reorg
@@ -325,16 +295,7 @@ async fn apply_transition(
         )));
     }
     let now = now_ms();
-    let done = sqlx::query(
-        "UPDATE remittances SET state = $1, updated_at_unix_ms = $2 WHERE id = $3 AND state = $4",
-    )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(id)
-    .bind(from.as_str())
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() != 1 {
+    if !crate::store::remittances::set_state(conn, id, from.as_str(), to.as_str(), now).await? {
         return Err(EngineError::Conflict(format!(
             "remittance {id} is no longer {from}"
         )));
@@ -351,19 +312,15 @@ pub(crate) async fn insert_transition(
     detail: serde_json::Value,
     now: i64,
 ) -> Result<i64> {
-    let seq = crate::store::next_counter(conn, "transition_seq").await?;
-    sqlx::query(
-        "INSERT INTO remittance_transitions (seq, remittance_id, from_state, to_state, cause, detail, at_unix_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    let seq = transitions::insert(
+        conn,
+        id,
+        from.map(|s| s.as_str()),
+        to.as_str(),
+        cause,
+        &detail.to_string(),
+        now,
     )
-    .bind(seq)
-    .bind(id)
-    .bind(from.map(|s| s.as_str()))
-    .bind(to.as_str())
-    .bind(cause)
-    .bind(detail.to_string())
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
     metrics::counter!("remesa_remittance_transitions_total", "to" => to.as_str()).increment(1);
     tracing::info!(target: "engine", remittance_id = id, from = from.map(|s| s.as_str()), to = to.as_str(), cause, "transition");

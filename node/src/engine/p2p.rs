@@ -13,7 +13,7 @@ use super::{Engine, EngineError, Result, insert_transition, transition_direct};
 use crate::chain::{self, TransferJob};
 use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, parse_currency};
 use crate::store::quotes::QuoteTermsRow;
-use crate::store::{now_ms, users};
+use crate::store::{now_ms, remittances, users};
 
 impl Engine {
     /// A quote for a P2P transfer into the recipient's Remesa wallet (payout method `remesa_wallet`): USD
@@ -166,32 +166,38 @@ impl Engine {
         );
         let id = format!("{id_b:#x}");
         use_quote(&mut tx, &req.quote_id, &id).await?;
-        sqlx::query(
-            "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
-             partner_id, recipient_phone, recipient_name, recipient_account, country, currency, payout_method, \
-             send_amount_base_units, fee_base_units, total_base_units, payout_amount_minor, rate, expiry_unix_s, \
-             claim_hash, pickup_code, state, created_at_unix_ms, updated_at_unix_ms, recipient_address) VALUES \
-             ($1, $2, $3, $4, $5, 1, 0, $6, $7, NULL, $8, 'USD', $9, $10, $11, $12, $10, '1', $13, $14, $15, 'quoted', \
-             $16, $16, $17)",
+        let sender_text = addr_text(sender);
+        let recipient_text = addr_text(recipient);
+        let claim_hash = format!("{:#x}", salt.claim_hash());
+        remittances::insert(
+            &mut tx,
+            &remittances::NewRemittanceRow {
+                id: &id,
+                quote_id: &req.quote_id,
+                idempotency_key: idempotency_key.as_str(),
+                sender_user_id: Some(user_id),
+                sender_address: &sender_text,
+                custodial: true,
+                partner_id: 0,
+                recipient_phone: phone.as_str(),
+                recipient_name,
+                recipient_account: None,
+                recipient_address: Some(&recipient_text),
+                country: &q.country,
+                currency: "USD",
+                payout_method: PayoutMethod::RemesaWallet.as_str(),
+                send_amount_base_units: q.send_amount_base_units,
+                fee_base_units: q.fee_base_units,
+                total_base_units: total,
+                // one to one: the recipient gets the tokens sent
+                payout_amount_minor: q.send_amount_base_units,
+                rate: "1",
+                expiry_unix_s: i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
+                claim_hash: &claim_hash,
+                pickup_code: salt.expose(),
+                created_at_unix_ms: now,
+            },
         )
-        .bind(&id)
-        .bind(&req.quote_id)
-        .bind(idempotency_key.as_str())
-        .bind(user_id)
-        .bind(addr_text(sender))
-        .bind(phone.as_str())
-        .bind(recipient_name)
-        .bind(&q.country)
-        .bind(PayoutMethod::RemesaWallet.as_str())
-        .bind(q.send_amount_base_units)
-        .bind(q.fee_base_units)
-        .bind(total)
-        .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
-        .bind(format!("{:#x}", salt.claim_hash()))
-        .bind(salt.expose())
-        .bind(now)
-        .bind(addr_text(recipient))
-        .execute(&mut *tx)
         .await?;
         insert_transition(
             &mut tx,
@@ -213,13 +219,14 @@ impl Engine {
         };
         let auth = authorization::sign_transfer(&signer, &chain_info.domain, &auth_terms)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        sqlx::query("UPDATE remittances SET auth_valid_after = $1, auth_valid_before = $2, auth_signature = $3 WHERE id = $4")
-            .bind(0i64)
-            .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
-            .bind(authorization::signature_hex(&auth))
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        remittances::set_authorization(
+            &mut tx,
+            &id,
+            0,
+            i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
+            &authorization::signature_hex(&auth),
+        )
+        .await?;
         transition_direct(
             &mut tx,
             &id,
@@ -241,7 +248,7 @@ impl Engine {
             },
         )
         .await?;
-        let row = load(&mut tx, &id, "")
+        let row = load(&mut tx, &id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;

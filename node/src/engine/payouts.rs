@@ -1,7 +1,6 @@
 //! Payouts: a partner accepts, pays (the pickup-code check is in `payout_paid`) or fails a payout; settlements.
 
 use serde_json::json;
-use sqlx::Row;
 
 use super::state::State;
 use super::types::*;
@@ -9,7 +8,7 @@ use super::views::*;
 use super::{Engine, EngineError, Result, transition};
 use crate::chain::{self, ReleaseJob};
 use crate::domain::{PartnerId, PayoutMethod, PickupCode, RemittanceId};
-use crate::store::stored_u64;
+use crate::store::{remittances, settlements, stored_u64};
 
 impl Engine {
     pub(super) async fn partner_payout(
@@ -18,7 +17,7 @@ impl Engine {
         id: &str,
         partner_id: u64,
     ) -> Result<RemRow> {
-        let r = load(tx, id, self.db().dialect.for_update())
+        let r = load_for_update(tx, self.db().dialect, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         if r.partner_id != partner_id {
@@ -54,7 +53,7 @@ impl Engine {
                 )));
             }
         }
-        let row = load(&mut tx, id, "")
+        let row = load(&mut tx, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
@@ -115,11 +114,7 @@ impl Engine {
             )
             .await?;
         }
-        sqlx::query("UPDATE remittances SET payout_reference = $1 WHERE id = $2")
-            .bind(&reference)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        remittances::set_payout_reference(&mut tx, id, &reference).await?;
         transition(
             &mut tx,
             id,
@@ -139,7 +134,7 @@ impl Engine {
             },
         )
         .await?;
-        let row = load(&mut tx, id, "")
+        let row = load(&mut tx, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
@@ -169,11 +164,7 @@ impl Engine {
                 r.state
             )));
         }
-        sqlx::query("UPDATE remittances SET failure_reason = $1 WHERE id = $2")
-            .bind(&reason)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        remittances::set_failure_reason(&mut tx, id, &reason).await?;
         transition(
             &mut tx,
             id,
@@ -184,7 +175,7 @@ impl Engine {
             false,
         )
         .await?;
-        let row = load(&mut tx, id, "")
+        let row = load(&mut tx, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
@@ -194,31 +185,20 @@ impl Engine {
     /// Settlements to a partner (newest first), from indexed `Settled` events.
     pub async fn settlements(&self, partner_id: PartnerId, limit: u32) -> Result<Vec<Settlement>> {
         let limit = i64::from(limit.clamp(1, self.config().page_limit_max));
-        let rows = sqlx::query(
-            "SELECT event_id, partner_id, settlement_address, amount_base_units, release_count, tx_hash, block_number, \
-             at_unix_ms FROM settlements WHERE partner_id = $1 ORDER BY block_number DESC, event_id DESC LIMIT $2",
-        )
-        .bind(partner_id.as_i64())
-        .bind(limit)
-        .fetch_all(&self.db().pool)
-        .await?;
+        let rows = settlements::of_partner(&self.db().pool, partner_id.as_i64(), limit).await?;
         let d = self.token_decimals();
-        rows.iter()
+        rows.into_iter()
             .map(|r| {
-                let amount: i64 = r.try_get(3)?;
-                let pid: i64 = r.try_get(1)?;
-                let count: i64 = r.try_get(4)?;
-                let block: i64 = r.try_get(6)?;
                 Ok(Settlement {
-                    event_id: r.try_get(0)?,
-                    partner_id: stored_u64(pid, "settlement partner_id")?,
-                    settlement_address: r.try_get(2)?,
-                    amount: tokens(amount, d).to_string(),
-                    amount_base_units: amount.to_string(),
-                    release_count: stored_u64(count, "settlement release_count")?,
-                    tx_hash: r.try_get(5)?,
-                    block_number: stored_u64(block, "settlement block_number")?,
-                    at_unix_ms: r.try_get(7)?,
+                    partner_id: stored_u64(r.partner_id, "settlement partner_id")?,
+                    amount: tokens(r.amount_base_units, d).to_string(),
+                    amount_base_units: r.amount_base_units.to_string(),
+                    release_count: stored_u64(r.release_count, "settlement release_count")?,
+                    block_number: stored_u64(r.block_number, "settlement block_number")?,
+                    event_id: r.event_id,
+                    settlement_address: r.settlement_address,
+                    tx_hash: r.tx_hash,
+                    at_unix_ms: r.at_unix_ms,
                 })
             })
             .collect()

@@ -3,7 +3,6 @@
 
 use alloy::primitives::{Address, B256, U256};
 use serde_json::json;
-use sqlx::Row;
 
 use super::authorization::{self, AuthTerms};
 use super::quotes::use_quote;
@@ -14,7 +13,7 @@ use super::{Engine, EngineError, Result, insert_transition, ledger, transition};
 use crate::chain::{self, DepositJob, Terms};
 use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, RemittanceId};
 use crate::store::now_ms;
-use crate::store::{StoreError, quotes, users};
+use crate::store::{StoreError, quotes, remittances, users};
 
 impl Engine {
     /// Creates a remittance from a quote (single use). For a custodial sender the node signs the EIP-3009
@@ -41,14 +40,9 @@ impl Engine {
             .transpose()?;
 
         let mut tx = self.write_tx().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {R_COLS} FROM remittances WHERE idempotency_key = $1"
-        ))
-        .bind(idempotency_key.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing = remittances::by_idempotency_key(&mut tx, idempotency_key.as_str()).await?;
         if let Some(row) = existing {
-            let r = RemRow::from_row(&row)?;
+            let r = RemRow::try_from(row)?;
             let same_sender = match &req.sender {
                 SenderRef::User { user_id } => r.sender_user_id.as_deref() == Some(user_id.as_str()),
                 SenderRef::Address { address } => r.sender_address.eq_ignore_ascii_case(address.trim()),
@@ -141,36 +135,36 @@ impl Engine {
         let id_b = terms.remittance_id(chain_info.escrow);
         let id = format!("{id_b:#x}");
         use_quote(&mut tx, &req.quote_id, &id).await?;
-        sqlx::query(
-            "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
-             partner_id, recipient_phone, recipient_name, recipient_account, country, currency, payout_method, \
-             send_amount_base_units, fee_base_units, total_base_units, payout_amount_minor, rate, expiry_unix_s, \
-             claim_hash, pickup_code, state, created_at_unix_ms, updated_at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, \
-             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 'quoted', $22, $22)",
+        let sender_text = addr_text(sender_address);
+        let claim_hash = format!("{:#x}", terms.claim_hash);
+        remittances::insert(
+            &mut tx,
+            &remittances::NewRemittanceRow {
+                id: &id,
+                quote_id: &req.quote_id,
+                idempotency_key: idempotency_key.as_str(),
+                sender_user_id: sender_user_id.as_deref(),
+                sender_address: &sender_text,
+                custodial: signer.is_some(),
+                partner_id,
+                recipient_phone: phone.as_str(),
+                recipient_name: &recipient_name,
+                recipient_account: account.as_deref(),
+                recipient_address: None,
+                country: &q.country,
+                currency: &q.currency,
+                payout_method: &method,
+                send_amount_base_units: q.send_amount_base_units,
+                fee_base_units: q.fee_base_units,
+                total_base_units: total,
+                payout_amount_minor: q.payout_amount_minor,
+                rate: &q.rate,
+                expiry_unix_s: i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
+                claim_hash: &claim_hash,
+                pickup_code: code.expose(),
+                created_at_unix_ms: now,
+            },
         )
-        .bind(&id)
-        .bind(&req.quote_id)
-        .bind(idempotency_key.as_str())
-        .bind(&sender_user_id)
-        .bind(addr_text(sender_address))
-        .bind(i64::from(signer.is_some()))
-        .bind(partner_id)
-        .bind(phone.as_str())
-        .bind(&recipient_name)
-        .bind(&account)
-        .bind(&q.country)
-        .bind(&q.currency)
-        .bind(&method)
-        .bind(q.send_amount_base_units)
-        .bind(q.fee_base_units)
-        .bind(total)
-        .bind(q.payout_amount_minor)
-        .bind(&q.rate)
-        .bind(i64::try_from(expiry_unix_s).unwrap_or(i64::MAX))
-        .bind(format!("{:#x}", terms.claim_hash))
-        .bind(code.expose())
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
         insert_transition(
             &mut tx,
@@ -197,7 +191,7 @@ impl Engine {
             )
             .await?;
         }
-        let row = load(&mut tx, &id, "")
+        let row = load(&mut tx, &id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
@@ -213,14 +207,7 @@ impl Engine {
         total: i64,
     ) -> Result<()> {
         let balance = ledger::balance(&mut **tx, &ledger::wallet(&addr_text(sender))).await?;
-        let pending = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(total_base_units), 0) AS BIGINT) FROM remittances \
-             WHERE sender_address = $1 AND state IN ('quoted', 'pending_funds')",
-        )
-        .bind(addr_text(sender))
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get::<i64, _>(0)?;
+        let pending = remittances::pending_total(&mut **tx, &addr_text(sender)).await?;
         let available = balance.saturating_sub(pending);
         if available < total {
             let d = self.token_decimals();
@@ -263,13 +250,14 @@ impl Engine {
     ) -> Result<()> {
         let after = u64::try_from(auth.valid_after_unix_s).unwrap_or(u64::MAX);
         let before = u64::try_from(auth.valid_before_unix_s).unwrap_or(u64::MAX);
-        sqlx::query("UPDATE remittances SET auth_valid_after = $1, auth_valid_before = $2, auth_signature = $3 WHERE id = $4")
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::try_from(before).unwrap_or(i64::MAX))
-            .bind(authorization::signature_hex(&auth))
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        remittances::set_authorization(
+            tx,
+            id,
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::try_from(before).unwrap_or(i64::MAX),
+            &authorization::signature_hex(&auth),
+        )
+        .await?;
         transition(tx, id, State::Quoted, State::PendingFunds, cause, detail, false).await?;
         chain::enqueue_deposit(
             tx,
@@ -289,7 +277,7 @@ impl Engine {
         let id = &id.to_string();
         let chain_info = self.chain_required()?.clone();
         let mut tx = self.write_tx().await?;
-        let r = load(&mut tx, id, self.db().dialect.for_update())
+        let r = load_for_update(&mut tx, self.db().dialect, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         if r.state != State::Quoted || r.custodial {
@@ -326,7 +314,7 @@ impl Engine {
             json!({"by": "sender signature"}),
         )
         .await?;
-        let row = load(&mut tx, id, "")
+        let row = load(&mut tx, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
@@ -336,14 +324,14 @@ impl Engine {
     pub async fn remittance(&self, id: &RemittanceId) -> Result<Option<Remittance>> {
         let id = &id.to_string();
         let mut conn = self.db().pool.acquire().await?;
-        Ok(load(&mut conn, id, "").await?.map(|r| self.to_api(&r)))
+        Ok(load(&mut conn, id).await?.map(|r| self.to_api(&r)))
     }
 
     /// The recipient's pickup code (for the chat bridge to tell the recipient). Never put it in logs.
     pub async fn pickup_code(&self, id: &RemittanceId) -> Result<PickupCode> {
         let id = &id.to_string();
         let mut conn = self.db().pool.acquire().await?;
-        load(&mut conn, id, "")
+        load(&mut conn, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?
             .pickup()
@@ -355,17 +343,14 @@ impl Engine {
         partner_id: u64,
         code: &PickupCode,
     ) -> Result<Option<Remittance>> {
-        let r = sqlx::query(&format!(
-            "SELECT {R_COLS} FROM remittances WHERE claim_hash = $1 AND partner_id = $2"
-        ))
-        .bind(format!("{:#x}", code.claim_hash()))
-        .bind(i64::try_from(partner_id).unwrap_or(-1))
-        .fetch_optional(&self.db().pool)
-        .await?;
-        Ok(r.as_ref()
-            .map(RemRow::from_row)
-            .transpose()?
-            .map(|r| self.to_api(&r)))
+        let Ok(partner_id) = i64::try_from(partner_id) else {
+            return Ok(None);
+        };
+        let claim_hash = format!("{:#x}", code.claim_hash());
+        remittances::by_claim_hash(&self.db().pool, &claim_hash, partner_id)
+            .await?
+            .map(|r| Ok(self.to_api(&RemRow::try_from(r)?)))
+            .transpose()
     }
 
     /// Newest first, cursor-paginated (`next_cursor` of the previous page).
@@ -376,56 +361,28 @@ impl Engine {
         limit: u32,
     ) -> Result<Page<Remittance>> {
         let limit = limit.clamp(1, self.config().page_limit_max);
-        let mut sql = format!("SELECT {R_COLS} FROM remittances WHERE 1 = 1");
-        let mut binds: Vec<BindVal> = Vec::new();
-        let mut n = 0usize;
-        let mut next = |v: BindVal, binds: &mut Vec<BindVal>| {
-            binds.push(v);
-            n += 1;
-            format!("${n}")
+        let sender_address = filter
+            .sender_address
+            .as_ref()
+            .map(|a| a.trim().to_ascii_lowercase());
+        let before = cursor
+            .map(|c| {
+                c.split_once('_')
+                    .and_then(|(t, i)| Some((t.parse::<i64>().ok()?, i)))
+                    .ok_or_else(|| EngineError::Invalid("bad cursor".into()))
+            })
+            .transpose()?;
+        // an id past i64 matches nothing
+        let partner_id = filter.partner_id.map(|p| i64::try_from(p).unwrap_or(-1));
+        let list_filter = remittances::ListFilter {
+            sender_user_id: filter.sender_user_id.as_deref(),
+            sender_address: sender_address.as_deref(),
+            partner_id,
+            states: filter.states.iter().map(|s| s.as_str()).collect(),
+            before,
         };
-        if let Some(u) = &filter.sender_user_id {
-            let p = next(BindVal::Text(u.clone()), &mut binds);
-            sql.push_str(&format!(" AND sender_user_id = {p}"));
-        }
-        if let Some(a) = &filter.sender_address {
-            let p = next(BindVal::Text(a.trim().to_ascii_lowercase()), &mut binds);
-            sql.push_str(&format!(" AND sender_address = {p}"));
-        }
-        if let Some(pid) = filter.partner_id {
-            let p = next(BindVal::Int(i64::try_from(pid).unwrap_or(-1)), &mut binds);
-            sql.push_str(&format!(" AND partner_id = {p}"));
-        }
-        if !filter.states.is_empty() {
-            let ps: Vec<String> = filter
-                .states
-                .iter()
-                .map(|s| next(BindVal::Text(s.as_str().to_owned()), &mut binds))
-                .collect();
-            sql.push_str(&format!(" AND state IN ({})", ps.join(", ")));
-        }
-        if let Some(c) = cursor {
-            let (ts, id) = c
-                .split_once('_')
-                .and_then(|(t, i)| Some((t.parse::<i64>().ok()?, i.to_owned())))
-                .ok_or_else(|| EngineError::Invalid("bad cursor".into()))?;
-            let p1 = next(BindVal::Int(ts), &mut binds);
-            let p2 = next(BindVal::Text(id), &mut binds);
-            sql.push_str(&format!(
-                " AND (created_at_unix_ms < {p1} OR (created_at_unix_ms = {p1} AND id < {p2}))"
-            ));
-        }
-        let pl = next(BindVal::Int(i64::from(limit) + 1), &mut binds);
-        sql.push_str(&format!(" ORDER BY created_at_unix_ms DESC, id DESC LIMIT {pl}"));
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = match b {
-                BindVal::Text(t) => q.bind(t),
-                BindVal::Int(i) => q.bind(i),
-            };
-        }
-        let rows = q.fetch_all(&self.db().pool).await?;
-        let mut items: Vec<RemRow> = rows.iter().map(RemRow::from_row).collect::<Result<_>>()?;
+        let rows = remittances::list(&self.db().pool, &list_filter, i64::from(limit) + 1).await?;
+        let mut items: Vec<RemRow> = rows.into_iter().map(RemRow::try_from).collect::<Result<_>>()?;
         let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let next_cursor = if more {
@@ -444,7 +401,7 @@ impl Engine {
     pub async fn cancel(&self, id: &RemittanceId, by_user: Option<&str>) -> Result<Remittance> {
         let id = &id.to_string();
         let mut tx = self.write_tx().await?;
-        let r = load(&mut tx, id, self.db().dialect.for_update())
+        let r = load_for_update(&mut tx, self.db().dialect, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         if let Some(u) = by_user
@@ -478,15 +435,10 @@ impl Engine {
             false,
         )
         .await?;
-        let row = load(&mut tx, id, "")
+        let row = load(&mut tx, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
         Ok(self.to_api(&row))
     }
-}
-
-enum BindVal {
-    Text(String),
-    Int(i64),
 }

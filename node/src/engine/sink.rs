@@ -6,17 +6,19 @@ use std::str::FromStr;
 
 use alloy::primitives::{Address, U256};
 use serde_json::json;
-use sqlx::Row;
 
 use super::state::State;
-use super::views::{R_COLS, RemRow, load};
+use super::views::{RemRow, load_for_update};
 use super::{Engine, EngineError, ledger, lock_feed, transition, transition_direct};
 use crate::chain::{
     ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, JobKind, RefundJob, Refunded, Released,
     RolledBack, Settled, SinkError, SkipReason, Skipped,
 };
 use crate::domain::PayoutMethod;
+use crate::store::ledger as ledger_store;
 use crate::store::now_ms;
+use crate::store::remittances::{self, TxHashColumn};
+use crate::store::settlements::{self, SettlementRow};
 
 fn amount_i64(a: U256) -> Result<i64, EngineError> {
     u64::try_from(a)
@@ -52,16 +54,12 @@ impl Engine {
             ],
         )
         .await?;
-        let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? else {
+        let Some(r) = load_for_update(tx, self.db().dialect, &id).await? else {
             tracing::warn!(target: "engine", remittance_id = id, "deposit of an unknown remittance: booked, no state");
             return Ok(());
         };
         let tx_hash = format!("{:#x}", ev.meta.tx_hash);
-        sqlx::query("UPDATE remittances SET lock_tx_hash = $1 WHERE id = $2")
-            .bind(&tx_hash)
-            .bind(&id)
-            .execute(&mut **tx)
-            .await?;
+        remittances::set_tx_hash(tx, &id, TxHashColumn::Lock, Some(&tx_hash)).await?;
         let detail = json!({"tx_hash": tx_hash, "block_number": ev.meta.block_number});
         match r.state {
             State::Quoted | State::PendingFunds => {
@@ -133,15 +131,11 @@ impl Engine {
             ],
         )
         .await?;
-        let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? else {
+        let Some(r) = load_for_update(tx, self.db().dialect, &id).await? else {
             return Ok(());
         };
         let tx_hash = format!("{:#x}", ev.meta.tx_hash);
-        sqlx::query("UPDATE remittances SET release_tx_hash = $1 WHERE id = $2")
-            .bind(&tx_hash)
-            .bind(&id)
-            .execute(&mut **tx)
-            .await?;
+        remittances::set_tx_hash(tx, &id, TxHashColumn::Release, Some(&tx_hash)).await?;
         let detail = json!({"tx_hash": tx_hash, "block_number": ev.meta.block_number});
         let mut state = r.state;
         if state == State::PayoutAssigned {
@@ -195,15 +189,11 @@ impl Engine {
             ],
         )
         .await?;
-        let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? else {
+        let Some(r) = load_for_update(tx, self.db().dialect, &id).await? else {
             return Ok(());
         };
         let tx_hash = format!("{:#x}", ev.meta.tx_hash);
-        sqlx::query("UPDATE remittances SET refund_tx_hash = $1 WHERE id = $2")
-            .bind(&tx_hash)
-            .bind(&id)
-            .execute(&mut **tx)
-            .await?;
+        remittances::set_tx_hash(tx, &id, TxHashColumn::Refund, Some(&tx_hash)).await?;
         let detail = json!({"tx_hash": tx_hash, "block_number": ev.meta.block_number});
         let mut state = r.state;
         if matches!(
@@ -233,7 +223,7 @@ impl Engine {
     async fn skipped(&self, tx: &mut DbTx, ev: &Skipped) -> Result<(), EngineError> {
         lock_feed(tx).await?;
         let id = format!("{:#x}", ev.remittance_id);
-        let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? else {
+        let Some(r) = load_for_update(tx, self.db().dialect, &id).await? else {
             return Ok(());
         };
         let reason = format!("{:?}", ev.reason);
@@ -243,11 +233,7 @@ impl Engine {
             && ev.reason != SkipReason::WrongState
             && matches!(r.state, State::Quoted | State::PendingFunds)
         {
-            sqlx::query("UPDATE remittances SET failure_reason = $1 WHERE id = $2")
-                .bind(format!("deposit refused on chain: {reason}"))
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
+            remittances::set_failure_reason(tx, &id, &format!("deposit refused on chain: {reason}")).await?;
             transition(
                 tx,
                 &id,
@@ -270,28 +256,18 @@ impl Engine {
         for ev in &events {
             // a P2P transfer's settlement is booked against its remittance; find it before reversing
             let p2p: Option<String> = if ev.kind == "custodial_transfer" {
-                sqlx::query(
-                    "SELECT remittance_id FROM ledger_entries WHERE source = $1 AND reversed_by IS NULL \
-                     AND kind = 'p2p_transfer'",
-                )
-                .bind(source(&ev.id))
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(|r| r.try_get::<Option<String>, _>(0))
-                .transpose()?
-                .flatten()
+                ledger_store::unreversed_entry(tx, &source(&ev.id), Some("p2p_transfer"))
+                    .await?
+                    .and_then(|e| e.remittance_id)
             } else {
                 None
             };
             ledger::reverse(tx, &source(&ev.id), "reorg").await?;
             if let Some(id) = p2p {
-                if let Some(r) = load(tx, &id, self.db().dialect.for_update()).await?
+                if let Some(r) = load_for_update(tx, self.db().dialect, &id).await?
                     && r.state == State::Settled
                 {
-                    sqlx::query("UPDATE remittances SET release_tx_hash = NULL WHERE id = $1")
-                        .bind(&id)
-                        .execute(&mut **tx)
-                        .await?;
+                    remittances::set_tx_hash(tx, &id, TxHashColumn::Release, None).await?;
                     let detail =
                         json!({"event_id": ev.id, "from_block": rb.from_block, "to_block": rb.to_block});
                     transition_direct(
@@ -308,15 +284,12 @@ impl Engine {
                 continue;
             }
             if ev.kind == "settled" {
-                sqlx::query("DELETE FROM settlements WHERE event_id = $1")
-                    .bind(&ev.id)
-                    .execute(&mut **tx)
-                    .await?;
+                settlements::delete(tx, &ev.id).await?;
                 continue;
             }
             let Some(rid) = ev.remittance_id else { continue };
             let id = format!("{rid:#x}");
-            let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? else {
+            let Some(r) = load_for_update(tx, self.db().dialect, &id).await? else {
                 continue;
             };
             let back = match (ev.kind.as_str(), r.state) {
@@ -349,17 +322,10 @@ impl Engine {
         let from = format!("{:#x}", ev.from);
         let to = format!("{:#x}", ev.to);
         let tx_hash = format!("{:#x}", ev.meta.tx_hash);
-        let job = sqlx::query(
-            "SELECT j.remittance_id FROM chain_tx_attempts a JOIN chain_jobs j ON j.tx_id = a.tx_id \
-             WHERE a.tx_hash = $1 AND j.kind = 'transfer'",
-        )
-        .bind(&tx_hash)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = job {
+        let job = remittances::by_transfer_tx_hash(tx, &tx_hash).await?;
+        if let Some(id) = job {
             lock_feed(tx).await?;
-            let id: String = row.try_get(0)?;
-            if let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? {
+            if let Some(r) = load_for_update(tx, self.db().dialect, &id).await? {
                 if r.payout_method == PayoutMethod::RemesaWallet
                     && r.sender_address == from
                     && r.recipient_address.as_deref() == Some(to.as_str())
@@ -375,11 +341,7 @@ impl Engine {
                     )
                     .await?;
                     if r.state == State::PendingFunds {
-                        sqlx::query("UPDATE remittances SET release_tx_hash = $1 WHERE id = $2")
-                            .bind(&tx_hash)
-                            .bind(&id)
-                            .execute(&mut **tx)
-                            .await?;
+                        remittances::set_tx_hash(tx, &id, TxHashColumn::Release, Some(&tx_hash)).await?;
                         transition_direct(
                             tx,
                             &id,
@@ -419,18 +381,15 @@ impl Engine {
     async fn job_failed(&self, tx: &mut DbTx, job: &FailedJob) -> Result<(), EngineError> {
         lock_feed(tx).await?;
         let id = format!("{:#x}", job.remittance_id);
-        let Some(r) = load(tx, &id, self.db().dialect.for_update()).await? else {
+        let Some(r) = load_for_update(tx, self.db().dialect, &id).await? else {
             return Ok(());
         };
         metrics::counter!("remesa_chain_jobs_failed_total", "kind" => job.kind.as_str()).increment(1);
         match (job.kind, r.state) {
             (kind @ (JobKind::Deposit | JobKind::Transfer), State::PendingFunds) => {
                 let what = kind.as_str();
-                sqlx::query("UPDATE remittances SET failure_reason = $1 WHERE id = $2")
-                    .bind(format!("{what} failed after {} attempts", job.attempts))
-                    .bind(&id)
-                    .execute(&mut **tx)
-                    .await?;
+                let reason = format!("{what} failed after {} attempts", job.attempts);
+                remittances::set_failure_reason(tx, &id, &reason).await?;
                 let cause = format!("{what}_failed");
                 let detail = json!({"attempts": job.attempts, "error": job.error});
                 // A transfer into a Remesa wallet follows the direct machine; a deposit the escrow's.
@@ -454,23 +413,15 @@ impl Engine {
         limit: u32,
     ) -> Result<Vec<RefundJob>, EngineError> {
         lock_feed(tx).await?;
-        let cols = R_COLS
-            .split(", ")
-            .map(|c| format!("r.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rows = sqlx::query(&format!(
-            "SELECT {cols} FROM remittances r LEFT JOIN chain_jobs j ON j.kind = 'refund' AND j.remittance_id = r.id \
-             WHERE r.state IN ('funds_locked', 'payout_assigned', 'payout_accepted', 'refund_pending') \
-             AND r.expiry_unix_s <= $1 AND j.id IS NULL ORDER BY r.expiry_unix_s LIMIT $2"
-        ))
-        .bind(i64::try_from(now_unix_s).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&mut **tx)
+        let rows = remittances::expired_locked_without_refund(
+            tx,
+            i64::try_from(now_unix_s).unwrap_or(i64::MAX),
+            i64::from(limit),
+        )
         .await?;
         let mut jobs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let r = RemRow::from_row(row)?;
+        for row in rows {
+            let r = RemRow::try_from(row)?;
             if r.state != State::RefundPending {
                 transition(
                     tx,
@@ -504,20 +455,20 @@ impl ChainEventSink for Engine {
     async fn on_settled(&self, tx: &mut DbTx, ev: &Settled) -> Result<(), SinkError> {
         let amount = amount_i64(ev.amount_base_units).map_err(sink_err)?;
         let count = i64::try_from(u64::try_from(ev.count).unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO settlements (event_id, partner_id, settlement_address, amount_base_units, release_count, \
-             tx_hash, block_number, at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&ev.meta.id)
-        .bind(i64::try_from(ev.partner_id).unwrap_or(i64::MAX))
-        .bind(format!("{:#x}", ev.settlement))
-        .bind(amount)
-        .bind(count)
-        .bind(format!("{:#x}", ev.meta.tx_hash))
-        .bind(i64::try_from(ev.meta.block_number).unwrap_or(i64::MAX))
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+        let row = SettlementRow {
+            event_id: ev.meta.id.clone(),
+            partner_id: i64::try_from(ev.partner_id).unwrap_or(i64::MAX),
+            settlement_address: format!("{:#x}", ev.settlement),
+            amount_base_units: amount,
+            release_count: count,
+            tx_hash: format!("{:#x}", ev.meta.tx_hash),
+            block_number: i64::try_from(ev.meta.block_number).unwrap_or(i64::MAX),
+            at_unix_ms: now_ms(),
+        };
+        settlements::insert(tx, &row)
+            .await
+            .map_err(EngineError::from)
+            .map_err(sink_err)?;
         Ok(())
     }
 

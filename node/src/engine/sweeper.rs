@@ -2,26 +2,23 @@
 //! expired quotes.
 
 use serde_json::json;
-use sqlx::Row;
 
 use super::state::State;
 use super::views::*;
 use super::{Engine, EngineError, Result, transition};
-use crate::store::now_ms;
+use crate::store::{now_ms, remittances};
 
 impl Engine {
     /// Self-custody remittances never authorized before their expiry become `expired`. Returns how many.
     pub async fn expire_stale(&self, now_unix_s: u64, limit: u32) -> Result<u32> {
-        let rows = sqlx::query(
-            "SELECT id FROM remittances WHERE state = 'quoted' AND expiry_unix_s <= $1 ORDER BY expiry_unix_s LIMIT $2",
+        let ids = remittances::expired_quoted(
+            &self.db().pool,
+            i64::try_from(now_unix_s).unwrap_or(i64::MAX),
+            i64::from(limit),
         )
-        .bind(i64::try_from(now_unix_s).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.db().pool)
         .await?;
         let mut n = 0u32;
-        for row in rows {
-            let id: String = row.try_get(0)?;
+        for id in ids {
             let mut tx = self.write_tx().await?;
             match transition(
                 &mut tx,

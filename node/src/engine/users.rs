@@ -1,13 +1,11 @@
 //! Users: registration (custodial key or self-custody address), look-ups, balances.
 
-use sqlx::Row;
-
 use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result, ledger};
 use crate::domain::PhoneNumber;
 use crate::store::users::{self, CustodyRow, NewUserRow, UserRow};
-use crate::store::{next_counter, now_ms};
+use crate::store::{next_counter, now_ms, remittances};
 
 impl Engine {
     /// Registers a chat user (idempotent on channel + external id): a custodial account is derived for them
@@ -148,14 +146,7 @@ impl Engine {
     pub async fn balance(&self, address: &str) -> Result<Balance> {
         let address = addr_text(parse_address("address", address)?);
         let balance = ledger::balance(&self.db().pool, &ledger::wallet(&address)).await?;
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(total_base_units), 0) AS BIGINT) FROM remittances \
-             WHERE sender_address = $1 AND state IN ('quoted', 'pending_funds')",
-        )
-        .bind(&address)
-        .fetch_one(&self.db().pool)
-        .await?;
-        let pending: i64 = row.try_get(0)?;
+        let pending = remittances::pending_total(&self.db().pool, &address).await?;
         let available = balance.saturating_sub(pending).max(0);
         let d = self.token_decimals();
         Ok(Balance {

@@ -5,8 +5,6 @@ use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, U256};
 use rust_decimal::Decimal;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::state::State;
 use super::types::*;
@@ -14,8 +12,9 @@ use super::{Engine, EngineError, Result, parse_state};
 use crate::chain::Terms;
 use crate::domain::{PayoutMethod, PickupCode, currency_exponent};
 use crate::store::partners::{PartnerRow, RateRow};
+use crate::store::remittances::{self, RemittanceRow};
 use crate::store::users::UserRow;
-use crate::store::{StoreError, stored_u64};
+use crate::store::{Dialect, StoreError, stored_u64};
 
 pub(super) const RATES_PER_CALL_MAX: usize = 500;
 /// The fee of a P2P transfer into a Remesa wallet (payout method `remesa_wallet`), in token base units: none. The
@@ -27,12 +26,6 @@ pub(super) const RATE_VALIDITY_S_MAX: u64 = 30 * 24 * 3600;
 pub(super) const NAME_LEN_MAX: usize = 100;
 /// How long an `Idempotency-Key` (and an unused expired quote) is kept: retries must come within this window.
 pub const IDEMPOTENCY_RETENTION_MS: i64 = crate::store::idempotency::RETENTION_MS;
-
-pub(crate) const R_COLS: &str = "id, state, quote_id, sender_user_id, sender_address, custodial, partner_id, \
-    recipient_phone, recipient_name, country, currency, payout_method, send_amount_base_units, fee_base_units, \
-    total_base_units, payout_amount_minor, rate, expiry_unix_s, claim_hash, payout_reference, failure_reason, \
-    lock_tx_hash, release_tx_hash, refund_tx_hash, auth_valid_after, auth_valid_before, auth_signature, \
-    created_at_unix_ms, updated_at_unix_ms, pickup_code, recipient_address";
 
 /// A remittance row as stored (the pickup code included: never print it).
 #[derive(Clone)]
@@ -61,12 +54,6 @@ pub(crate) struct RemRow {
     pub lock_tx_hash: Option<String>,
     pub release_tx_hash: Option<String>,
     pub refund_tx_hash: Option<String>,
-    #[allow(dead_code)] // read by operators through SQL; kept so the row maps 1:1
-    pub auth_valid_after: Option<i64>,
-    #[allow(dead_code)]
-    pub auth_valid_before: Option<i64>,
-    #[allow(dead_code)]
-    pub auth_signature: Option<String>,
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
     pub pickup_code: String,
@@ -87,47 +74,44 @@ pub(super) fn corrupt(what: &str) -> EngineError {
     EngineError::Internal(format!("stored remittance field {what} is corrupt"))
 }
 
-impl RemRow {
-    pub fn from_row(r: &AnyRow) -> Result<RemRow> {
-        let state: String = r.try_get(1)?;
-        let method: String = r.try_get(11)?;
-        let partner_id: i64 = r.try_get(6)?;
-        let expiry: i64 = r.try_get(17)?;
+impl TryFrom<RemittanceRow> for RemRow {
+    type Error = EngineError;
+
+    fn try_from(r: RemittanceRow) -> Result<RemRow> {
         Ok(RemRow {
-            id: r.try_get(0)?,
-            state: parse_state(&state)?,
-            quote_id: r.try_get(2)?,
-            sender_user_id: r.try_get(3)?,
-            sender_address: r.try_get(4)?,
-            custodial: r.try_get::<i64, _>(5)? != 0,
-            partner_id: u64::try_from(partner_id).map_err(|_| corrupt("partner_id"))?,
-            recipient_phone: r.try_get(7)?,
-            recipient_name: r.try_get(8)?,
-            country: r.try_get(9)?,
-            currency: r.try_get(10)?,
-            payout_method: PayoutMethod::parse(&method).ok_or_else(|| corrupt("payout_method"))?,
-            send_base: r.try_get(12)?,
-            fee_base: r.try_get(13)?,
-            total_base: r.try_get(14)?,
-            payout_minor: r.try_get(15)?,
-            rate: r.try_get(16)?,
-            expiry_unix_s: u64::try_from(expiry).map_err(|_| corrupt("expiry"))?,
-            claim_hash: r.try_get(18)?,
-            payout_reference: r.try_get(19)?,
-            failure_reason: r.try_get(20)?,
-            lock_tx_hash: r.try_get(21)?,
-            release_tx_hash: r.try_get(22)?,
-            refund_tx_hash: r.try_get(23)?,
-            auth_valid_after: r.try_get(24)?,
-            auth_valid_before: r.try_get(25)?,
-            auth_signature: r.try_get(26)?,
-            created_at_unix_ms: r.try_get(27)?,
-            updated_at_unix_ms: r.try_get(28)?,
-            pickup_code: r.try_get(29)?,
-            recipient_address: r.try_get(30)?,
+            state: parse_state(&r.state)?,
+            quote_id: r.quote_id,
+            sender_user_id: r.sender_user_id,
+            sender_address: r.sender_address,
+            custodial: r.custodial != 0,
+            partner_id: u64::try_from(r.partner_id).map_err(|_| corrupt("partner_id"))?,
+            recipient_phone: r.recipient_phone,
+            recipient_name: r.recipient_name,
+            country: r.country,
+            currency: r.currency,
+            payout_method: PayoutMethod::parse(&r.payout_method).ok_or_else(|| corrupt("payout_method"))?,
+            send_base: r.send_amount_base_units,
+            fee_base: r.fee_base_units,
+            total_base: r.total_base_units,
+            payout_minor: r.payout_amount_minor,
+            rate: r.rate,
+            expiry_unix_s: u64::try_from(r.expiry_unix_s).map_err(|_| corrupt("expiry"))?,
+            claim_hash: r.claim_hash,
+            payout_reference: r.payout_reference,
+            failure_reason: r.failure_reason,
+            lock_tx_hash: r.lock_tx_hash,
+            release_tx_hash: r.release_tx_hash,
+            refund_tx_hash: r.refund_tx_hash,
+            created_at_unix_ms: r.created_at_unix_ms,
+            updated_at_unix_ms: r.updated_at_unix_ms,
+            pickup_code: r.pickup_code,
+            recipient_address: r.recipient_address,
+            id: r.id,
         })
     }
+}
 
+impl RemRow {
     pub fn terms(&self) -> Result<Terms> {
         Ok(Terms {
             sender: Address::from_str(&self.sender_address).map_err(|_| corrupt("sender_address"))?,
@@ -147,18 +131,24 @@ impl RemRow {
     }
 }
 
-pub(crate) async fn load(
+/// One remittance, parsed.
+pub(crate) async fn load(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Option<RemRow>> {
+    remittances::get(conn, id)
+        .await?
+        .map(RemRow::try_from)
+        .transpose()
+}
+
+/// [`load`], row-locked on PostgreSQL until the transaction ends.
+pub(crate) async fn load_for_update(
     conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
     id: &str,
-    for_update: &str,
 ) -> Result<Option<RemRow>> {
-    let row = sqlx::query(&format!(
-        "SELECT {R_COLS} FROM remittances WHERE id = $1{for_update}"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(RemRow::from_row).transpose()
+    remittances::get_for_update(conn, dialect, id)
+        .await?
+        .map(RemRow::try_from)
+        .transpose()
 }
 
 pub(super) fn tokens(base: i64, decimals: u8) -> Decimal {

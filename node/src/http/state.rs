@@ -29,15 +29,8 @@ pub struct AppState {
 
 /// Gauges computed on scrape.
 pub async fn record_gauges(state: &AppState) {
-    if let Ok(rows) = sqlx::query("SELECT state, CAST(COUNT(*) AS BIGINT) FROM remittances GROUP BY state")
-        .fetch_all(&state.db.pool)
-        .await
-    {
-        use sqlx::Row;
-        for row in rows {
-            let (Ok(s), Ok(n)) = (row.try_get::<String, _>(0), row.try_get::<i64, _>(1)) else {
-                continue;
-            };
+    if let Ok(rows) = crate::store::remittances::count_by_state(&state.db.pool).await {
+        for (s, n) in rows {
             #[allow(clippy::cast_precision_loss)]
             let v = n as f64;
             metrics::gauge!("remesa_remittances", "state" => s).set(v);

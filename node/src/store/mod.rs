@@ -7,8 +7,12 @@
 
 pub mod idempotency;
 pub mod instances;
+pub mod ledger;
 pub mod partners;
 pub mod quotes;
+pub mod remittances;
+pub mod settlements;
+pub mod transitions;
 pub mod users;
 
 use std::str::FromStr;
