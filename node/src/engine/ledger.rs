@@ -50,7 +50,16 @@ pub async fn post(
             None => merged.push((acc.clone(), *amt)),
         }
     }
-    store::insert_entry(conn, id, remittance_id, kind, source, block, now_ms(), &merged).await?;
+    let entry = store::NewEntryRow {
+        id,
+        remittance_id,
+        kind,
+        source,
+        block_number: block,
+        at_unix_ms: now_ms(),
+        postings: &merged,
+    };
+    store::insert_entry(conn, &entry).await?;
     Ok(Some(id))
 }
 

@@ -29,32 +29,34 @@ pub async fn entry_exists(conn: &mut sqlx::AnyConnection, source: &str) -> Resul
     Ok(id.is_some())
 }
 
-/// Inserts an entry and its postings (at most one posting per account).
-pub async fn insert_entry(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-    remittance_id: Option<&str>,
-    kind: &str,
-    source: &str,
-    block_number: Option<i64>,
-    at_unix_ms: i64,
-    postings: &[(String, i64)],
-) -> Result<(), StoreError> {
+/// An entry to insert with its postings (at most one posting per account).
+#[derive(Clone, Debug)]
+pub struct NewEntryRow<'a> {
+    pub id: i64,
+    pub remittance_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub source: &'a str,
+    pub block_number: Option<i64>,
+    pub at_unix_ms: i64,
+    pub postings: &'a [(String, i64)],
+}
+
+pub async fn insert_entry(conn: &mut sqlx::AnyConnection, e: &NewEntryRow<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO ledger_entries (id, remittance_id, kind, source, block_number, at_unix_ms) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(id)
-    .bind(remittance_id)
-    .bind(kind)
-    .bind(source)
-    .bind(block_number)
-    .bind(at_unix_ms)
+    .bind(e.id)
+    .bind(e.remittance_id)
+    .bind(e.kind)
+    .bind(e.source)
+    .bind(e.block_number)
+    .bind(e.at_unix_ms)
     .execute(&mut *conn)
     .await?;
-    for (account, amount) in postings {
+    for (account, amount) in e.postings {
         sqlx::query("INSERT INTO ledger_postings (entry_id, account, amount_base_units) VALUES ($1, $2, $3)")
-            .bind(id)
+            .bind(e.id)
             .bind(account)
             .bind(*amount)
             .execute(&mut *conn)
