@@ -5,11 +5,17 @@
 //! value of the transition sequence ([`next_counter`]), which serialises writers and makes the event feed's `seq`
 //! grow in commit order (a reader never sees seq N+1 before N is committed).
 
+pub mod events;
 pub mod idempotency;
 pub mod instances;
+pub mod partner_actions;
+pub mod partner_cursors;
+pub mod partner_views;
 pub mod partners;
 pub mod quotes;
+pub mod replay;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
