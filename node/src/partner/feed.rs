@@ -76,12 +76,13 @@ impl FeedFollower {
         if !self.db.try_lease(CURSOR, &self.owner, LEASE_MS).await? {
             return Ok(0);
         }
-        let cursor: i64 = self
-            .db
-            .get_cursor(CURSOR)
-            .await?
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        // The lease creates the cursor empty: start of the feed.
+        let cursor: i64 = match self.db.get_cursor(CURSOR).await?.as_deref() {
+            None | Some("") => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("partner cursor {CURSOR} = {c:?}")))?,
+        };
         let rows = partner_views::transitions_after(&self.db.pool, cursor, FEED_BATCH_MAX).await?;
         let mut last = cursor;
         for t in &rows {
