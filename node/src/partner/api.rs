@@ -161,12 +161,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Internal(e.to_string())
-    }
-}
-
 impl ApiError {
     fn problem(self) -> Problem {
         use StatusCode as S;

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use sqlx::Row as _;
 use tokio_util::sync::CancellationToken;
 
 use super::config::PartnerConfig;
 use super::store::{NewEvent, PartnerDb, StoreError};
+use crate::store::partner_views;
 
 const CURSOR: &str = "engine_feed";
 const LEASE_MS: i64 = 30_000;
@@ -76,67 +76,47 @@ impl FeedFollower {
         if !self.db.try_lease(CURSOR, &self.owner, LEASE_MS).await? {
             return Ok(0);
         }
-        let cursor: i64 = self
-            .db
-            .get_cursor(CURSOR)
-            .await?
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let rows = sqlx::query(
-            "SELECT t.seq, t.remittance_id, t.from_state, t.to_state, t.cause, t.detail, t.at_unix_ms, r.partner_id \
-             FROM remittance_transitions t JOIN remittances r ON r.id = t.remittance_id \
-             WHERE t.seq > $1 ORDER BY t.seq LIMIT $2",
-        )
-        .bind(cursor)
-        .bind(FEED_BATCH_MAX)
-        .fetch_all(&self.db.pool)
-        .await?;
+        // The lease creates the cursor empty: start of the feed.
+        let cursor: i64 = match self.db.get_cursor(CURSOR).await?.as_deref() {
+            None | Some("") => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("partner cursor {CURSOR} = {c:?}")))?,
+        };
+        let rows = partner_views::transitions_after(&self.db.pool, cursor, FEED_BATCH_MAX).await?;
         let mut last = cursor;
-        for r in &rows {
-            let seq: i64 = r.try_get("seq")?;
-            let remittance_id: String = r.try_get("remittance_id")?;
-            let from: Option<String> = r.try_get("from_state")?;
-            let to: String = r.try_get("to_state")?;
-            let partner_id: i64 = r.try_get("partner_id")?;
-            let seen_before = if to == "refunded" {
-                sqlx::query(
-                    "SELECT 1 AS one FROM partner_events WHERE partner_id = $1 AND payout_id = $2 LIMIT 1",
-                )
-                .bind(partner_id.to_string())
-                .bind(&remittance_id)
-                .fetch_optional(&self.db.pool)
-                .await?
-                .is_some()
+        for t in &rows {
+            let partner = t.partner_id.to_string();
+            let seen_before = if t.to_state == "refunded" {
+                self.db.has_events_for_payout(&partner, &t.remittance_id).await?
             } else {
                 false
             };
-            if let Some(kind) = event_type(from.as_deref(), &to, seen_before) {
-                let cause: String = r.try_get("cause")?;
-                let detail: String = r.try_get("detail")?;
-                let detail: serde_json::Value = serde_json::from_str(&detail)
+            if let Some(kind) = event_type(t.from_state.as_deref(), &t.to_state, seen_before) {
+                let detail: serde_json::Value = serde_json::from_str(&t.detail)
                     .map_err(|e| StoreError::Corrupt(format!("transition detail: {e}")))?;
-                let payout = self.db.partner_payout(partner_id, &remittance_id).await?;
+                let payout = self.db.partner_payout(t.partner_id, &t.remittance_id).await?;
                 let webhook = self
                     .db
-                    .partner_key_and_webhook(partner_id)
+                    .partner_key_and_webhook(t.partner_id)
                     .await?
                     .and_then(|(_, url)| url);
                 let data = serde_json::json!({
                     "payout": payout,
-                    "from": from,
-                    "to": to,
-                    "cause": cause,
+                    "from": t.from_state,
+                    "to": t.to_state,
+                    "cause": t.cause,
                     "detail": public_detail(&detail),
-                    "transition_seq": seq,
-                    "at_unix_ms": r.try_get::<i64, _>("at_unix_ms")?,
+                    "transition_seq": t.seq,
+                    "at_unix_ms": t.at_unix_ms,
                 });
-                let source = format!("transition:{seq}");
+                let source = format!("transition:{}", t.seq);
                 let added = self
                     .db
                     .append_event(NewEvent {
-                        partner_id: &partner_id.to_string(),
+                        partner_id: &partner,
                         event_type: kind,
-                        payout_id: Some(&remittance_id),
+                        payout_id: Some(&t.remittance_id),
                         source_key: Some(&source),
                         data,
                         webhook_url: webhook.as_deref(),
@@ -147,7 +127,7 @@ impl FeedFollower {
                     metrics::counter!("remesa_partner_events_total", "type" => kind).increment(1);
                 }
             }
-            last = seq;
+            last = t.seq;
         }
         if last != cursor {
             self.db.set_cursor(CURSOR, &last.to_string()).await?;

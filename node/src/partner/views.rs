@@ -1,13 +1,13 @@
 //! What a partner may read: its payouts (remittances assigned to it, from assignment on) and its settlements.
-//! Read-only queries on the engine's tables; every query is scoped to one partner, so another partner's payout is
-//! simply not found (404), never forbidden (403), and its existence is not revealed.
+//! Read-only queries on the engine's tables (`store::partner_views`); every query is scoped to one partner, so
+//! another partner's payout is simply not found (404), never forbidden (403), and its existence is not revealed.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use utoipa::ToSchema;
 
 use super::store::{PartnerDb, StoreError};
+use crate::store::partner_views::{self, PayoutRow, SettlementRow};
 
 /// States in which a partner sees a payout (it was assigned to it at some point).
 pub const VISIBLE_STATES: [&str; 6] = [
@@ -78,41 +78,51 @@ pub struct PartnerSettlement {
     pub at_unix_ms: i64,
 }
 
-const PAYOUT_COLUMNS: &str = "r.id, r.state, r.country, r.currency, r.payout_method, r.payout_amount_minor, \
-    r.recipient_name, r.recipient_phone, r.recipient_account, r.expiry_unix_s, r.payout_reference, r.failure_reason, \
-    r.release_tx_hash, r.created_at_unix_ms, r.updated_at_unix_ms";
-
 /// Minor units to a decimal string with the currency's exponent.
 pub fn minor_to_decimal(minor: i64, exponent: u32) -> String {
     Decimal::new(minor, exponent.min(28)).to_string()
 }
 
-fn payout_from_row(r: &sqlx::any::AnyRow) -> Result<PartnerPayout, StoreError> {
-    let currency: String = r.try_get("currency")?;
-    let minor: i64 = r.try_get("payout_amount_minor")?;
-    Ok(PartnerPayout {
-        id: r.try_get("id")?,
-        status: r.try_get("state")?,
-        country: r.try_get("country")?,
-        payout_amount: minor_to_decimal(minor, crate::domain::currency_exponent(&currency)),
-        currency,
-        payout_method: r.try_get("payout_method")?,
-        payout_amount_minor: minor,
-        recipient_name: r.try_get("recipient_name")?,
-        recipient_phone: r.try_get("recipient_phone")?,
-        recipient_account: r.try_get("recipient_account")?,
-        pay_before_unix_s: r.try_get("expiry_unix_s")?,
-        payout_reference: r.try_get("payout_reference")?,
-        failure_reason: r.try_get("failure_reason")?,
-        release_tx_hash: r.try_get("release_tx_hash")?,
-        created_at_unix_ms: r.try_get("created_at_unix_ms")?,
-        updated_at_unix_ms: r.try_get("updated_at_unix_ms")?,
-    })
+impl From<PayoutRow> for PartnerPayout {
+    fn from(r: PayoutRow) -> Self {
+        PartnerPayout {
+            payout_amount: minor_to_decimal(
+                r.payout_amount_minor,
+                crate::domain::currency_exponent(&r.currency),
+            ),
+            id: r.id,
+            status: r.state,
+            country: r.country,
+            currency: r.currency,
+            payout_method: r.payout_method,
+            payout_amount_minor: r.payout_amount_minor,
+            recipient_name: r.recipient_name,
+            recipient_phone: r.recipient_phone,
+            recipient_account: r.recipient_account,
+            pay_before_unix_s: r.expiry_unix_s,
+            payout_reference: r.payout_reference,
+            failure_reason: r.failure_reason,
+            release_tx_hash: r.release_tx_hash,
+            created_at_unix_ms: r.created_at_unix_ms,
+            updated_at_unix_ms: r.updated_at_unix_ms,
+        }
+    }
 }
 
-/// `r` was assigned to a partner at some point (it left the funding states through `payout_assigned`).
-const EVER_ASSIGNED: &str = "EXISTS (SELECT 1 FROM remittance_transitions t WHERE t.remittance_id = r.id \
-     AND t.to_state = 'payout_assigned')";
+impl PartnerSettlement {
+    fn from_row(r: SettlementRow, token_decimals: u8) -> Self {
+        PartnerSettlement {
+            event_id: r.event_id,
+            settlement_address: r.settlement_address,
+            amount: minor_to_decimal(r.amount_base_units, u32::from(token_decimals)),
+            amount_base_units: r.amount_base_units.to_string(),
+            release_count: r.release_count,
+            tx_hash: r.tx_hash,
+            block_number: r.block_number,
+            at_unix_ms: r.at_unix_ms,
+        }
+    }
+}
 
 /// Cursor of the payout list: `<created_at_unix_ms>:<id>` of the last item.
 fn parse_cursor(cursor: Option<&str>) -> Option<(i64, String)> {
@@ -131,22 +141,12 @@ impl PartnerDb {
     ) -> Result<(Vec<PartnerPayout>, Option<String>), StoreError> {
         let (after_ts, after_id) = parse_cursor(cursor).unwrap_or((-1, String::new()));
         let limit = limit.clamp(1, super::store::PAGE_LIMIT_MAX);
-        let sql = format!(
-            "SELECT {PAYOUT_COLUMNS} FROM remittances r WHERE r.partner_id = $1 \
-             AND r.state IN ('payout_assigned', 'payout_accepted', 'paid', 'settled', 'refund_pending', 'refunded') \
-             AND ($2 IS NULL OR r.state = $2) \
-             AND (r.created_at_unix_ms > $3 OR (r.created_at_unix_ms = $3 AND r.id > $4)) AND {EVER_ASSIGNED} \
-             ORDER BY r.created_at_unix_ms, r.id LIMIT $5"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(partner_id)
-            .bind(status)
-            .bind(after_ts)
-            .bind(after_id)
-            .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut items = rows.iter().map(payout_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut items: Vec<PartnerPayout> =
+            partner_views::payouts_of(&self.pool, partner_id, status, after_ts, &after_id, limit + 1)
+                .await?
+                .into_iter()
+                .map(PartnerPayout::from)
+                .collect();
         let next = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
             items.truncate(usize::try_from(limit).unwrap_or(0));
             items.last().map(|p| format!("{}:{}", p.created_at_unix_ms, p.id))
@@ -162,15 +162,11 @@ impl PartnerDb {
         partner_id: i64,
         id: &str,
     ) -> Result<Option<PartnerPayout>, StoreError> {
-        let sql = format!(
-            "SELECT {PAYOUT_COLUMNS} FROM remittances r WHERE r.id = $1 AND r.partner_id = $2 AND {EVER_ASSIGNED}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.to_ascii_lowercase())
-            .bind(partner_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(payout_from_row).transpose()
+        Ok(
+            partner_views::payout_of(&self.pool, partner_id, &id.to_ascii_lowercase())
+                .await?
+                .map(PartnerPayout::from),
+        )
     }
 
     /// The payout of one partner whose claim hash is `claim_hash` (0x-hex), for counter agents.
@@ -179,15 +175,11 @@ impl PartnerDb {
         partner_id: i64,
         claim_hash: &str,
     ) -> Result<Option<PartnerPayout>, StoreError> {
-        let sql = format!(
-            "SELECT {PAYOUT_COLUMNS} FROM remittances r WHERE r.claim_hash = $1 AND r.partner_id = $2 AND {EVER_ASSIGNED}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(claim_hash)
-            .bind(partner_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(payout_from_row).transpose()
+        Ok(
+            partner_views::payout_by_claim_hash(&self.pool, partner_id, claim_hash)
+                .await?
+                .map(PartnerPayout::from),
+        )
     }
 
     /// One partner's settlements, newest first; `before` is the cursor (`<block_number>:<event_id>`).
@@ -200,32 +192,12 @@ impl PartnerDb {
     ) -> Result<(Vec<PartnerSettlement>, Option<String>), StoreError> {
         let (before_block, before_id) = parse_cursor(before).unwrap_or((i64::MAX, String::new()));
         let limit = limit.clamp(1, super::store::PAGE_LIMIT_MAX);
-        let rows = sqlx::query(
-            "SELECT event_id, settlement_address, amount_base_units, release_count, tx_hash, block_number, at_unix_ms \
-             FROM settlements WHERE partner_id = $1 \
-             AND (block_number < $2 OR (block_number = $2 AND ($3 = '' OR event_id < $3))) \
-             ORDER BY block_number DESC, event_id DESC LIMIT $4",
-        )
-        .bind(partner_id)
-        .bind(before_block)
-        .bind(before_id)
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let base: i64 = r.try_get("amount_base_units")?;
-            items.push(PartnerSettlement {
-                event_id: r.try_get("event_id")?,
-                settlement_address: r.try_get("settlement_address")?,
-                amount: minor_to_decimal(base, u32::from(token_decimals)),
-                amount_base_units: base.to_string(),
-                release_count: r.try_get("release_count")?,
-                tx_hash: r.try_get("tx_hash")?,
-                block_number: r.try_get("block_number")?,
-                at_unix_ms: r.try_get("at_unix_ms")?,
-            });
-        }
+        let mut items: Vec<PartnerSettlement> =
+            partner_views::settlements_of(&self.pool, partner_id, before_block, &before_id, limit + 1)
+                .await?
+                .into_iter()
+                .map(|r| PartnerSettlement::from_row(r, token_decimals))
+                .collect();
         let next = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
             items.truncate(usize::try_from(limit).unwrap_or(0));
             items.last().map(|s| format!("{}:{}", s.block_number, s.event_id))

@@ -5,15 +5,21 @@
 //! value of the transition sequence ([`next_counter`]), which serialises writers and makes the event feed's `seq`
 //! grow in commit order (a reader never sees seq N+1 before N is committed).
 
+pub mod events;
 pub mod idempotency;
 pub mod instances;
 pub mod ledger;
+pub mod partner_actions;
+pub mod partner_cursors;
+pub mod partner_views;
 pub mod partners;
 pub mod quotes;
 pub mod remittances;
+pub mod replay;
 pub mod settlements;
 pub mod transitions;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
