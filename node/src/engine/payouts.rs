@@ -185,7 +185,7 @@ impl Engine {
     /// Settlements to a partner (newest first), from indexed `Settled` events.
     pub async fn settlements(&self, partner_id: PartnerId, limit: u32) -> Result<Vec<Settlement>> {
         let limit = i64::from(limit.clamp(1, self.config().page_limit_max));
-        let rows = settlements::of_partner(&self.db().pool, partner_id.as_i64(), limit).await?;
+        let rows = settlements::of_partner(&self.db().pool, partner_id.as_i64(), i64::MAX, "", limit).await?;
         let d = self.token_decimals();
         rows.into_iter()
             .map(|r| {

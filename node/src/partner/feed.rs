@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::PartnerConfig;
 use super::store::{NewEvent, PartnerDb, StoreError};
-use crate::store::partner_views;
+use crate::store::transitions;
 
 const CURSOR: &str = "engine_feed";
 const LEASE_MS: i64 = 30_000;
@@ -83,7 +83,7 @@ impl FeedFollower {
                 .parse()
                 .map_err(|_| StoreError::Corrupt(format!("partner cursor {CURSOR} = {c:?}")))?,
         };
-        let rows = partner_views::transitions_after(&self.db.pool, cursor, FEED_BATCH_MAX).await?;
+        let rows = transitions::after(&self.db.pool, cursor, FEED_BATCH_MAX, None).await?;
         let mut last = cursor;
         for t in &rows {
             let partner = t.partner_id.to_string();

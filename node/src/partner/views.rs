@@ -1,5 +1,5 @@
 //! What a partner may read: its payouts (remittances assigned to it, from assignment on) and its settlements.
-//! Read-only queries on the engine's tables (`store::partner_views`); every query is scoped to one partner, so
+//! Read-only queries on the engine's tables (`store::remittances`, `store::settlements`); every query is scoped to one partner, so
 //! another partner's payout is simply not found (404), never forbidden (403), and its existence is not revealed.
 
 use rust_decimal::Decimal;
@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::store::{PartnerDb, StoreError};
-use crate::store::partner_views::{self, PayoutRow, SettlementRow};
+use crate::store::remittances::{self, PayoutRow};
+use crate::store::settlements::{self, SettlementRow};
 
 /// States in which a partner sees a payout (it was assigned to it at some point).
 pub const VISIBLE_STATES: [&str; 6] = [
@@ -142,7 +143,7 @@ impl PartnerDb {
         let (after_ts, after_id) = parse_cursor(cursor).unwrap_or((-1, String::new()));
         let limit = limit.clamp(1, super::store::PAGE_LIMIT_MAX);
         let mut items: Vec<PartnerPayout> =
-            partner_views::payouts_of(&self.pool, partner_id, status, after_ts, &after_id, limit + 1)
+            remittances::payouts_of(&self.pool, partner_id, status, after_ts, &after_id, limit + 1)
                 .await?
                 .into_iter()
                 .map(PartnerPayout::from)
@@ -163,7 +164,7 @@ impl PartnerDb {
         id: &str,
     ) -> Result<Option<PartnerPayout>, StoreError> {
         Ok(
-            partner_views::payout_of(&self.pool, partner_id, &id.to_ascii_lowercase())
+            remittances::payout_of(&self.pool, partner_id, &id.to_ascii_lowercase())
                 .await?
                 .map(PartnerPayout::from),
         )
@@ -176,7 +177,7 @@ impl PartnerDb {
         claim_hash: &str,
     ) -> Result<Option<PartnerPayout>, StoreError> {
         Ok(
-            partner_views::payout_by_claim_hash(&self.pool, partner_id, claim_hash)
+            remittances::payout_by_claim_hash(&self.pool, partner_id, claim_hash)
                 .await?
                 .map(PartnerPayout::from),
         )
@@ -193,7 +194,7 @@ impl PartnerDb {
         let (before_block, before_id) = parse_cursor(before).unwrap_or((i64::MAX, String::new()));
         let limit = limit.clamp(1, super::store::PAGE_LIMIT_MAX);
         let mut items: Vec<PartnerSettlement> =
-            partner_views::settlements_of(&self.pool, partner_id, before_block, &before_id, limit + 1)
+            settlements::of_partner(&self.pool, partner_id, before_block, &before_id, limit + 1)
                 .await?
                 .into_iter()
                 .map(|r| PartnerSettlement::from_row(r, token_decimals))

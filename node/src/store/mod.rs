@@ -11,7 +11,6 @@ pub mod instances;
 pub mod ledger;
 pub mod partner_actions;
 pub mod partner_cursors;
-pub mod partner_views;
 pub mod partners;
 pub mod quotes;
 pub mod remittances;

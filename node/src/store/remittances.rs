@@ -422,3 +422,95 @@ where
             .await?,
     )
 }
+
+// The partner's view: what a partner may read of its own remittances (no pickup code), each query scoped to one
+// partner and to remittances that were assigned to it at some point.
+
+const PAYOUT_COLS: &str = "r.id, r.state, r.country, r.currency, r.payout_method, r.payout_amount_minor, \
+    r.recipient_name, r.recipient_phone, r.recipient_account, r.expiry_unix_s, r.payout_reference, r.failure_reason, \
+    r.release_tx_hash, r.created_at_unix_ms, r.updated_at_unix_ms";
+
+/// `r` was assigned to a partner at some point (it left the funding states through `payout_assigned`).
+const EVER_ASSIGNED: &str = "EXISTS (SELECT 1 FROM remittance_transitions t WHERE t.remittance_id = r.id \
+     AND t.to_state = 'payout_assigned')";
+
+/// A remittance as its partner may see it, read by column name (no pickup code).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PayoutRow {
+    pub id: String,
+    pub state: String,
+    pub country: String,
+    pub currency: String,
+    pub payout_method: String,
+    pub payout_amount_minor: i64,
+    pub recipient_name: String,
+    pub recipient_phone: String,
+    pub recipient_account: Option<String>,
+    pub expiry_unix_s: i64,
+    pub payout_reference: Option<String>,
+    pub failure_reason: Option<String>,
+    pub release_tx_hash: Option<String>,
+    pub created_at_unix_ms: i64,
+    pub updated_at_unix_ms: i64,
+}
+
+/// One partner's ever-assigned payouts in the partner-visible states (optionally one `state`), oldest first, after
+/// (`after_created_at_unix_ms`, `after_id`), at most `limit`.
+pub async fn payouts_of<'e, E>(
+    exec: E,
+    partner_id: i64,
+    state: Option<&str>,
+    after_created_at_unix_ms: i64,
+    after_id: &str,
+    limit: i64,
+) -> Result<Vec<PayoutRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PAYOUT_COLS} FROM remittances r WHERE r.partner_id = $1 \
+         AND r.state IN ('payout_assigned', 'payout_accepted', 'paid', 'settled', 'refund_pending', 'refunded') \
+         AND ($2 IS NULL OR r.state = $2) \
+         AND (r.created_at_unix_ms > $3 OR (r.created_at_unix_ms = $3 AND r.id > $4)) AND {EVER_ASSIGNED} \
+         ORDER BY r.created_at_unix_ms, r.id LIMIT $5"
+    ))
+    .bind(partner_id)
+    .bind(state)
+    .bind(after_created_at_unix_ms)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Remittance `id` if it was ever assigned to `partner_id`.
+pub async fn payout_of<'e, E>(exec: E, partner_id: i64, id: &str) -> Result<Option<PayoutRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PAYOUT_COLS} FROM remittances r WHERE r.id = $1 AND r.partner_id = $2 AND {EVER_ASSIGNED}"
+    ))
+    .bind(id)
+    .bind(partner_id)
+    .fetch_optional(exec)
+    .await?)
+}
+
+/// The remittance with claim hash `claim_hash` (0x-hex) if it was ever assigned to `partner_id`.
+pub async fn payout_by_claim_hash<'e, E>(
+    exec: E,
+    partner_id: i64,
+    claim_hash: &str,
+) -> Result<Option<PayoutRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PAYOUT_COLS} FROM remittances r WHERE r.claim_hash = $1 AND r.partner_id = $2 AND {EVER_ASSIGNED}"
+    ))
+    .bind(claim_hash)
+    .bind(partner_id)
+    .fetch_optional(exec)
+    .await?)
+}

@@ -46,16 +46,28 @@ pub async fn delete(conn: &mut sqlx::AnyConnection, event_id: &str) -> Result<()
     Ok(())
 }
 
-/// One partner's settlements, newest first.
-pub async fn of_partner<'e, E>(exec: E, partner_id: i64, limit: i64) -> Result<Vec<SettlementRow>, StoreError>
+/// One partner's settlements, newest first (`block_number`, then `event_id`, descending), strictly before the
+/// cursor `(before_block, before_event_id)` (an empty id: before the whole block; `(i64::MAX, "")`: from the
+/// newest), at most `limit`.
+pub async fn of_partner<'e, E>(
+    exec: E,
+    partner_id: i64,
+    before_block: i64,
+    before_event_id: &str,
+    limit: i64,
+) -> Result<Vec<SettlementRow>, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
     Ok(sqlx::query_as(
         "SELECT event_id, partner_id, settlement_address, amount_base_units, release_count, tx_hash, block_number, \
-         at_unix_ms FROM settlements WHERE partner_id = $1 ORDER BY block_number DESC, event_id DESC LIMIT $2",
+         at_unix_ms FROM settlements WHERE partner_id = $1 \
+         AND (block_number < $2 OR (block_number = $2 AND ($3 = '' OR event_id < $3))) \
+         ORDER BY block_number DESC, event_id DESC LIMIT $4",
     )
     .bind(partner_id)
+    .bind(before_block)
+    .bind(before_event_id)
     .bind(limit)
     .fetch_all(exec)
     .await?)
