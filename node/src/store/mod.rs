@@ -5,10 +5,15 @@
 //! value of the transition sequence ([`next_counter`]), which serialises writers and makes the event feed's `seq`
 //! grow in commit order (a reader never sees seq N+1 before N is committed).
 
+pub mod chain_index;
+pub mod chain_txs;
 pub mod idempotency;
 pub mod instances;
+pub mod lease;
+pub mod outbox;
 pub mod partners;
 pub mod quotes;
+pub mod text;
 pub mod users;
 
 use std::str::FromStr;
