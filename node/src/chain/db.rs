@@ -1,34 +1,17 @@
-//! Small helpers of the chain module's tables: the stored text forms of addresses and hashes, checked integer casts.
+//! Small helpers of the chain module: the stored text forms of addresses and hashes (the store's), checked integer
+//! casts to BIGINT.
 
-use std::str::FromStr;
-
-use alloy::primitives::{Address, B256};
+pub(crate) use crate::store::now_ms;
+pub(crate) use crate::store::text::{addr_text, b256_text, parse_addr, parse_b256, parse_bytes, parse_wei};
 
 use super::error::ChainError;
 
-pub(crate) use crate::store::now_ms;
-
-/// Lower-case 0x-hex, the stored form of addresses and hashes.
-pub(crate) fn addr_text(a: Address) -> String {
-    format!("{a:#x}")
-}
-
-pub(crate) fn b256_text(h: B256) -> String {
-    format!("{h:#x}")
-}
-
-pub(crate) fn parse_b256(s: &str) -> Result<B256, ChainError> {
-    B256::from_str(s).map_err(|e| ChainError::corrupt(format!("hash {s:?}: {e}")))
-}
-
-pub(crate) fn parse_addr(s: &str) -> Result<Address, ChainError> {
-    Address::from_str(s).map_err(|e| ChainError::corrupt(format!("address {s:?}: {e}")))
-}
-
+/// A value for a BIGINT column.
 pub(crate) fn to_i64(v: u64) -> Result<i64, ChainError> {
     i64::try_from(v).map_err(|_| ChainError::corrupt(format!("{v} does not fit a BIGINT")))
 }
 
-pub(crate) fn to_u64(v: i64) -> Result<u64, ChainError> {
-    u64::try_from(v).map_err(|_| ChainError::corrupt(format!("negative value {v}")))
+/// A stored BIGINT that must not be negative.
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, ChainError> {
+    Ok(crate::store::stored_u64(v, what)?)
 }

@@ -16,13 +16,12 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::ChainContext;
 use super::abi::{RemittanceEscrow, TestStablecoin};
 use super::config::ChainConfig;
-use super::db::{b256_text, now_ms, parse_b256, to_i64, to_u64};
+use super::db::{now_ms, parse_b256, to_i64, to_u64};
 use super::error::ChainError;
 use super::lease::Lease;
 use super::rpc;
@@ -31,7 +30,8 @@ use super::types::{
     ChainEvent, CustodialTransfer, Deposited, EventMeta, JobKind, Refunded, Released, RemovedEvent,
     RolledBack, Settled, SkipReason, Skipped,
 };
-use crate::store::Db;
+use crate::store::chain_index::{self, NewEventRow};
+use crate::store::{Db, chain_txs};
 
 /// What one indexer tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -272,26 +272,9 @@ impl<S: ChainEventSink> Indexer<S> {
             .header(number)
             .await?
             .ok_or_else(|| ChainError::rpc("eth_getBlockByNumber", format!("block {number} not found")))?;
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO chain_cursors (name, block_number, block_hash, updated_at_unix_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&self.name)
-        .bind(to_i64(number)?)
-        .bind(b256_text(header.hash))
-        .bind(now_ms())
-        .execute(&mut *dbtx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO chain_blocks (cursor_name, block_number, block_hash) VALUES ($1, $2, $3) \
-             ON CONFLICT (cursor_name, block_number) DO NOTHING",
-        )
-        .bind(&self.name)
-        .bind(to_i64(number)?)
-        .bind(b256_text(header.hash))
-        .execute(&mut *dbtx)
-        .await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
+        chain_index::init_cursor(&mut *dbtx, &self.name, to_i64(number)?, header.hash, now_ms()).await?;
+        chain_index::keep_block_if_absent(&mut *dbtx, &self.name, to_i64(number)?, header.hash).await?;
         dbtx.commit().await?;
         cursor(&self.db, &self.name)
             .await?
@@ -308,40 +291,18 @@ impl<S: ChainEventSink> Indexer<S> {
         logs: &[Log],
         headers: &BTreeMap<u64, Header>,
     ) -> Result<u32, ChainError> {
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE chain_cursors SET block_number = $1, block_hash = $2, updated_at_unix_ms = $3 \
-             WHERE name = $4 AND block_number = $5 AND block_hash = $6",
-        )
-        .bind(to_i64(to)?)
-        .bind(b256_text(to_hash))
-        .bind(now_ms())
-        .bind(&self.name)
-        .bind(to_i64(cursor_number)?)
-        .bind(b256_text(cursor_hash))
-        .execute(&mut *dbtx)
-        .await?;
-        if moved.rows_affected() != 1 {
+        let mut dbtx: DbTx = self.db.begin().await?;
+        let from = (to_i64(cursor_number)?, cursor_hash);
+        if !chain_index::move_cursor(&mut *dbtx, &self.name, from, (to_i64(to)?, to_hash), now_ms()).await? {
             return Err(ChainError::LeaseLost {
                 name: format!("cursor {}", self.name),
             });
         }
         for (n, h) in headers {
-            sqlx::query(
-                "INSERT INTO chain_blocks (cursor_name, block_number, block_hash) VALUES ($1, $2, $3) \
-                 ON CONFLICT (cursor_name, block_number) DO UPDATE SET block_hash = excluded.block_hash",
-            )
-            .bind(&self.name)
-            .bind(to_i64(*n)?)
-            .bind(b256_text(h.hash))
-            .execute(&mut *dbtx)
-            .await?;
+            chain_index::keep_block(&mut *dbtx, &self.name, to_i64(*n)?, h.hash).await?;
         }
-        sqlx::query("DELETE FROM chain_blocks WHERE cursor_name = $1 AND block_number < $2")
-            .bind(&self.name)
-            .bind(to_i64(to.saturating_sub(self.cfg.reorg_depth_max))?)
-            .execute(&mut *dbtx)
-            .await?;
+        let keep_from = to_i64(to.saturating_sub(self.cfg.reorg_depth_max))?;
+        chain_index::forget_blocks_below(&mut *dbtx, &self.name, keep_from).await?;
 
         // Which transfer recipients are custodial, asked once per range.
         let recipients: Vec<Address> = {
@@ -370,21 +331,20 @@ impl<S: ChainEventSink> Indexer<S> {
                 continue;
             };
             let meta = event.meta();
-            sqlx::query(
-                "INSERT INTO chain_events (id, cursor_name, block_number, block_hash, tx_hash, log_index, kind, \
-                 remittance_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&meta.id)
-            .bind(&self.name)
-            .bind(to_i64(meta.block_number)?)
-            .bind(b256_text(meta.block_hash))
-            .bind(b256_text(meta.tx_hash))
-            .bind(to_i64(meta.log_index)?)
-            .bind(event.kind())
-            .bind(event.remittance_id().map(b256_text))
-            .bind(serde_json::to_string(&event).map_err(|e| ChainError::corrupt(format!("event json: {e}")))?)
-            .execute(&mut *dbtx)
-            .await?;
+            let payload =
+                serde_json::to_string(&event).map_err(|e| ChainError::corrupt(format!("event json: {e}")))?;
+            let row = NewEventRow {
+                id: &meta.id,
+                cursor_name: &self.name,
+                block_number: to_i64(meta.block_number)?,
+                block_hash: meta.block_hash,
+                tx_hash: meta.tx_hash,
+                log_index: to_i64(meta.log_index)?,
+                kind: event.kind(),
+                remittance_id: event.remittance_id(),
+                payload: &payload,
+            };
+            chain_index::insert_event(&mut *dbtx, &row).await?;
             let res = match &event {
                 ChainEvent::Deposited(e) => self.sink.on_deposited(&mut dbtx, e).await,
                 ChainEvent::Released(e) => self.sink.on_released(&mut dbtx, e).await,
@@ -489,15 +449,9 @@ impl<S: ChainEventSink> Indexer<S> {
             })
         } else if topic0 == RemittanceEscrow::Skipped::SIGNATURE_HASH {
             let e = RemittanceEscrow::Skipped::decode_log_data(data).map_err(bad)?;
-            let batch = sqlx::query(
-                "SELECT t.kind FROM chain_tx_attempts a JOIN chain_txs t ON t.id = a.tx_id WHERE a.tx_hash = $1",
-            )
-            .bind(b256_text(tx_hash))
-            .fetch_optional(&mut **dbtx)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?
-            .and_then(|k| JobKind::parse(&k));
+            let batch = chain_txs::kind_by_attempt_hash(&mut **dbtx, tx_hash)
+                .await?
+                .and_then(|k| JobKind::parse(&k));
             ChainEvent::Skipped(Skipped {
                 meta,
                 remittance_id: e.id,
@@ -512,21 +466,14 @@ impl<S: ChainEventSink> Indexer<S> {
 
     /// Finds the newest kept block that is still canonical and rolls everything above it back.
     async fn roll_back(&self, cursor_number: u64, cursor_hash: B256) -> Result<RolledBack, ChainError> {
-        let rows = sqlx::query(
-            "SELECT block_number, block_hash FROM chain_blocks WHERE cursor_name = $1 AND block_number <= $2 \
-             ORDER BY block_number DESC",
-        )
-        .bind(&self.name)
-        .bind(to_i64(cursor_number)?)
-        .fetch_all(&self.db.pool)
-        .await?;
+        let kept = chain_index::blocks_down_from(&self.db.pool, &self.name, to_i64(cursor_number)?).await?;
         let mut ancestor = None;
-        for row in rows {
-            let number = to_u64(row.try_get::<i64, _>(0)?)?;
+        for row in kept {
+            let number = to_u64(row.block_number, "chain_blocks.block_number")?;
             if cursor_number.saturating_sub(number) > self.cfg.reorg_depth_max {
                 break;
             }
-            let hash = parse_b256(&row.try_get::<String, _>(1)?)?;
+            let hash = parse_b256(&row.block_hash)?;
             if self.header(number).await?.map(|h| h.hash) == Some(hash) {
                 ancestor = Some((number, hash));
                 break;
@@ -539,51 +486,33 @@ impl<S: ChainEventSink> Indexer<S> {
             });
         };
 
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE chain_cursors SET block_number = $1, block_hash = $2, updated_at_unix_ms = $3 \
-             WHERE name = $4 AND block_number = $5 AND block_hash = $6",
+        let mut dbtx: DbTx = self.db.begin().await?;
+        let ancestor_at = to_i64(ancestor_number)?;
+        let from = (to_i64(cursor_number)?, cursor_hash);
+        if !chain_index::move_cursor(
+            &mut *dbtx,
+            &self.name,
+            from,
+            (ancestor_at, ancestor_hash),
+            now_ms(),
         )
-        .bind(to_i64(ancestor_number)?)
-        .bind(b256_text(ancestor_hash))
-        .bind(now_ms())
-        .bind(&self.name)
-        .bind(to_i64(cursor_number)?)
-        .bind(b256_text(cursor_hash))
-        .execute(&mut *dbtx)
-        .await?;
-        if moved.rows_affected() != 1 {
+        .await?
+        {
             return Err(ChainError::LeaseLost {
                 name: format!("cursor {}", self.name),
             });
         }
-        let removed_rows = sqlx::query(
-            "SELECT id, kind, block_number, remittance_id FROM chain_events WHERE cursor_name = $1 AND block_number > $2 \
-             ORDER BY block_number, log_index",
-        )
-        .bind(&self.name)
-        .bind(to_i64(ancestor_number)?)
-        .fetch_all(&mut *dbtx)
-        .await?;
-        let mut events = Vec::with_capacity(removed_rows.len());
-        for row in removed_rows {
-            let remittance: Option<String> = row.try_get(3)?;
+        let removed = chain_index::events_above(&mut *dbtx, &self.name, ancestor_at).await?;
+        let mut events = Vec::with_capacity(removed.len());
+        for row in removed {
             events.push(RemovedEvent {
-                id: row.try_get(0)?,
-                kind: row.try_get(1)?,
-                block_number: to_u64(row.try_get(2)?)?,
-                remittance_id: remittance.as_deref().map(parse_b256).transpose()?,
+                block_number: to_u64(row.block_number, "chain_events.block_number")?,
+                remittance_id: row.remittance_id.as_deref().map(parse_b256).transpose()?,
+                id: row.id,
+                kind: row.kind,
             });
         }
-        for table in ["chain_events", "chain_blocks"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE cursor_name = $1 AND block_number > $2"
-            ))
-            .bind(&self.name)
-            .bind(to_i64(ancestor_number)?)
-            .execute(&mut *dbtx)
-            .await?;
-        }
+        chain_index::delete_above(&mut dbtx, &self.name, ancestor_at).await?;
         let rb = RolledBack {
             from_block: ancestor_number.saturating_add(1),
             to_block: cursor_number,
@@ -612,15 +541,11 @@ pub fn cursor_name(chain_id: u64, escrow: Address) -> String {
 
 /// The indexer's cursor (last applied block number and hash), if it has started.
 pub async fn cursor(db: &Db, name: &str) -> Result<Option<(u64, B256)>, ChainError> {
-    let row = sqlx::query("SELECT block_number, block_hash FROM chain_cursors WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&db.pool)
-        .await?;
-    match row {
+    match chain_index::cursor(&db.pool, name).await? {
         None => Ok(None),
         Some(row) => Ok(Some((
-            to_u64(row.try_get(0)?)?,
-            parse_b256(&row.try_get::<String, _>(1)?)?,
+            to_u64(row.block_number, "chain_cursors.block_number")?,
+            parse_b256(&row.block_hash)?,
         ))),
     }
 }

@@ -98,7 +98,7 @@ impl<S: ChainEventSink> RefundKeeper<S> {
         .await?
         .ok_or_else(|| ChainError::rpc("eth_getBlockByNumber", "no latest block"))?;
         let now_unix_s = block.header.timestamp;
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
         // Write first (SQLite takes the write lock at once) and fenced: a keeper that lost its lease commits nothing.
         self.lease
             .as_ref()

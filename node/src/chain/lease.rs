@@ -2,12 +2,10 @@
 //! process sharing the database. A fencing number grows on every takeover; writes that matter renew the lease with
 //! that number inside their own transaction, so a holder that lost its lease cannot commit.
 
-use sqlx::Row;
-
 use super::db::now_ms;
 use super::error::ChainError;
 use super::sink::DbTx;
-use crate::store::Db;
+use crate::store::{Db, lease};
 
 #[derive(Clone, Debug)]
 pub struct Lease {
@@ -27,28 +25,13 @@ impl Lease {
     ) -> Result<Option<Lease>, ChainError> {
         let ttl_ms = i64::try_from(ttl_ms).unwrap_or(i64::MAX / 4);
         let now = now_ms();
-        let row = sqlx::query(
-            "INSERT INTO chain_leases (name, holder, fencing, expires_at_unix_ms) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, fencing = chain_leases.fencing + 1, \
-             expires_at_unix_ms = excluded.expires_at_unix_ms \
-             WHERE chain_leases.expires_at_unix_ms < $4 OR chain_leases.holder = excluded.holder \
-             RETURNING fencing",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now.saturating_add(ttl_ms))
-        .bind(now)
-        .fetch_optional(&db.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(Some(Lease {
-                name: name.to_owned(),
-                holder: holder.to_owned(),
-                fencing: row.try_get::<i64, _>(0)?,
-                ttl_ms,
-            })),
-            None => Ok(None),
-        }
+        let fencing = lease::try_acquire(&db.pool, name, holder, now.saturating_add(ttl_ms), now).await?;
+        Ok(fencing.map(|fencing| Lease {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            fencing,
+            ttl_ms,
+        }))
     }
 
     pub fn name(&self) -> &str {
@@ -72,16 +55,8 @@ impl Lease {
     }
 
     async fn renew_on(&self, conn: &mut sqlx::AnyConnection) -> Result<(), ChainError> {
-        let done = sqlx::query(
-            "UPDATE chain_leases SET expires_at_unix_ms = $1 WHERE name = $2 AND holder = $3 AND fencing = $4",
-        )
-        .bind(now_ms().saturating_add(self.ttl_ms))
-        .bind(&self.name)
-        .bind(&self.holder)
-        .bind(self.fencing)
-        .execute(conn)
-        .await?;
-        if done.rows_affected() == 1 {
+        let expires = now_ms().saturating_add(self.ttl_ms);
+        if lease::renew(conn, &self.name, &self.holder, self.fencing, expires).await? {
             Ok(())
         } else {
             Err(ChainError::LeaseLost {
@@ -92,12 +67,7 @@ impl Lease {
 
     /// Gives the lease up (graceful shutdown), so another process need not wait for it to expire.
     pub async fn release(self, db: &Db) -> Result<(), ChainError> {
-        sqlx::query("DELETE FROM chain_leases WHERE name = $1 AND holder = $2 AND fencing = $3")
-            .bind(&self.name)
-            .bind(&self.holder)
-            .bind(self.fencing)
-            .execute(&db.pool)
-            .await?;
+        lease::release(&db.pool, &self.name, &self.holder, self.fencing).await?;
         Ok(())
     }
 }

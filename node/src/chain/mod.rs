@@ -12,8 +12,9 @@
 //! Architecture invariant: every transaction is in the database (intent, nonce, raw bytes, hash, fees) before it
 //! is broadcast, and a key's nonces are used only by the holder of that key's lease.
 //!
-//! Tables (migrations `0002_chain.sql`): `chain_jobs`, `chain_txs`, `chain_tx_attempts`, `chain_leases`,
-//! `chain_cursors`, `chain_blocks`, `chain_events`.
+//! Tables (migrations `0002_chain.sql`), whose queries live in the store: `chain_jobs` (`store::outbox`),
+//! `chain_txs` and `chain_tx_attempts` (`store::chain_txs`), `chain_leases` (`store::lease`), `chain_cursors`,
+//! `chain_blocks` and `chain_events` (`store::chain_index`).
 
 pub mod abi;
 pub use crate::config::chain as config;

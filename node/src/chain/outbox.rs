@@ -5,12 +5,11 @@
 //! `job_attempts_max` attempts); a claim that outlives `claim_timeout_ms` may be taken again.
 
 use alloy::primitives::B256;
-use sqlx::Row;
 
 use super::db::{b256_text, now_ms, to_u64};
 use super::error::ChainError;
 use super::types::{DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob, TransferJob};
-use crate::store::Db;
+use crate::store::{Db, outbox as job_rows};
 
 /// The result of an enqueue: the job's id and whether this call created it (false: it already existed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,38 +53,27 @@ pub async fn enqueue_transfer(
 
 async fn enqueue(tx: &mut sqlx::AnyConnection, payload: &JobPayload) -> Result<Enqueued, ChainError> {
     let kind = payload.kind();
-    let remittance_id = b256_text(payload.remittance_id());
     let json =
         serde_json::to_string(payload).map_err(|e| ChainError::corrupt(format!("job payload: {e}")))?;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = now_ms();
-    let done = sqlx::query(
-        "INSERT INTO chain_jobs (id, kind, remittance_id, payload, status, attempts, not_before_unix_ms, \
-         created_at_unix_ms, updated_at_unix_ms) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5) \
-         ON CONFLICT (kind, remittance_id) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(kind.as_str())
-    .bind(&remittance_id)
-    .bind(&json)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 1 {
+    let new = job_rows::NewJobRow {
+        id: &id,
+        kind: kind.as_str(),
+        remittance_id: payload.remittance_id(),
+        payload: &json,
+        now_ms: now_ms(),
+    };
+    if job_rows::insert(&mut *tx, &new).await? {
         metrics::counter!("remesa_chain_jobs_enqueued_total", "kind" => kind.as_str()).increment(1);
+        let remittance_id = b256_text(new.remittance_id);
         tracing::debug!(target: "chain::outbox", %kind, remittance_id, job_id = id, "job enqueued");
         return Ok(Enqueued {
             job_id: id,
             created: true,
         });
     }
-    let row = sqlx::query("SELECT id FROM chain_jobs WHERE kind = $1 AND remittance_id = $2")
-        .bind(kind.as_str())
-        .bind(&remittance_id)
-        .fetch_one(&mut *tx)
-        .await?;
     Ok(Enqueued {
-        job_id: row.try_get(0)?,
+        job_id: job_rows::id_of(&mut *tx, kind.as_str(), new.remittance_id).await?,
         created: false,
     })
 }
@@ -106,40 +94,34 @@ pub struct JobState {
 
 /// The state of the job `(kind, remittance_id)`, if enqueued.
 pub async fn job_state(db: &Db, kind: JobKind, remittance_id: B256) -> Result<Option<JobState>, ChainError> {
-    let row = sqlx::query(
-        "SELECT j.id, j.status, j.attempts, j.last_error, j.tx_id, t.mined_tx_hash FROM chain_jobs j \
-         LEFT JOIN chain_txs t ON t.id = j.tx_id WHERE j.kind = $1 AND j.remittance_id = $2",
-    )
-    .bind(kind.as_str())
-    .bind(b256_text(remittance_id))
-    .fetch_optional(&db.pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some(row) = job_rows::state(&db.pool, kind.as_str(), remittance_id).await? else {
+        return Ok(None);
+    };
     Ok(Some(JobState {
-        job_id: row.try_get(0)?,
+        job_id: row.id,
         kind,
-        status: row.try_get(1)?,
-        attempts: u32::try_from(row.try_get::<i64, _>(2)?)
-            .map_err(|_| ChainError::corrupt("job attempts"))?,
-        last_error: row.try_get(3)?,
-        tx_id: row.try_get(4)?,
-        mined_tx_hash: row.try_get(5)?,
+        status: row.status,
+        attempts: u32::try_from(row.attempts).map_err(|_| ChainError::corrupt("job attempts"))?,
+        last_error: row.last_error,
+        tx_id: row.tx_id,
+        mined_tx_hash: row.mined_tx_hash,
     }))
+}
+
+fn job_kind(kind: &str) -> Result<JobKind, ChainError> {
+    JobKind::parse(kind).ok_or_else(|| ChainError::corrupt(format!("job kind {kind:?}")))
 }
 
 /// Counts of jobs per status (for `/metrics`, the ops page and tests).
 pub async fn job_counts(db: &Db) -> Result<Vec<(JobKind, String, u64)>, ChainError> {
-    let rows = sqlx::query(
-        "SELECT kind, status, COUNT(*) FROM chain_jobs GROUP BY kind, status ORDER BY kind, status",
-    )
-    .fetch_all(&db.pool)
-    .await?;
+    let rows = job_rows::counts(&db.pool).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let kind: String = row.try_get(0)?;
-        let kind = JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("job kind {kind:?}")))?;
-        let count: i64 = row.try_get(2)?;
-        out.push((kind, row.try_get(1)?, to_u64(count)?));
+        out.push((
+            job_kind(&row.kind)?,
+            row.status,
+            to_u64(row.job_count, "job count")?,
+        ));
     }
     Ok(out)
 }
@@ -161,25 +143,15 @@ pub struct Backlog {
     pub oldest_unix_ms: i64,
 }
 
-const CLAIMABLE: &str = "not_before_unix_ms <= $1 AND (status = 'pending' OR (status = 'claimed' AND \
-                         claim_expires_at_unix_ms < $1))";
-
 /// Claimable jobs per kind, oldest first.
 pub async fn backlog(db: &Db, now: i64) -> Result<Vec<Backlog>, ChainError> {
-    let rows = sqlx::query(&format!(
-        "SELECT kind, COUNT(*), MIN(created_at_unix_ms) FROM chain_jobs WHERE {CLAIMABLE} GROUP BY kind"
-    ))
-    .bind(now)
-    .fetch_all(&db.pool)
-    .await?;
+    let rows = job_rows::backlog(&db.pool, now).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let kind: String = row.try_get(0)?;
-        let kind = JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("job kind {kind:?}")))?;
         out.push(Backlog {
-            kind,
-            count: to_u64(row.try_get::<i64, _>(1)?)?,
-            oldest_unix_ms: row.try_get(2)?,
+            kind: job_kind(&row.kind)?,
+            count: to_u64(row.job_count, "backlog count")?,
+            oldest_unix_ms: row.oldest_created_at_unix_ms,
         });
     }
     out.sort_by_key(|b| b.oldest_unix_ms);
@@ -197,54 +169,41 @@ pub async fn claim(
 ) -> Result<Vec<ClaimedJob>, ChainError> {
     let now = now_ms();
     let expires = now.saturating_add(i64::try_from(claim_timeout_ms).unwrap_or(i64::MAX / 4));
-    let sql = format!(
-        "UPDATE chain_jobs SET status = 'claimed', claimed_by = $2, claim_expires_at_unix_ms = $3, \
-         updated_at_unix_ms = $1 WHERE id IN (SELECT id FROM chain_jobs WHERE kind = $4 AND {CLAIMABLE} \
-         ORDER BY created_at_unix_ms, id LIMIT $5{}) RETURNING id, payload, attempts, created_at_unix_ms",
-        db.dialect.skip_locked()
-    );
-    let rows = sqlx::query(&sql)
-        .bind(now)
-        .bind(claimer)
-        .bind(expires)
-        .bind(kind.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&db.pool)
-        .await?;
-    let mut jobs = Vec::with_capacity(rows.len());
+    let rows = job_rows::claim(
+        &db.pool,
+        db.dialect,
+        kind.as_str(),
+        claimer,
+        i64::from(limit),
+        now,
+        expires,
+    )
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
-        let payload: String = row.try_get(1)?;
-        let payload: JobPayload =
-            serde_json::from_str(&payload).map_err(|e| ChainError::corrupt(format!("job payload: {e}")))?;
-        jobs.push(ClaimedJob {
-            id: row.try_get(0)?,
+        let payload: JobPayload = serde_json::from_str(&row.payload)
+            .map_err(|e| ChainError::corrupt(format!("job payload: {e}")))?;
+        claimed.push(ClaimedJob {
+            id: row.id,
             payload,
-            attempts: row.try_get(2)?,
-            created_at_unix_ms: row.try_get(3)?,
+            attempts: row.attempts,
+            created_at_unix_ms: row.created_at_unix_ms,
         });
     }
-    jobs.sort_by(|a, b| (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id)));
-    Ok(jobs)
+    claimed.sort_by(|a, b| (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id)));
+    Ok(claimed)
 }
 
 /// Gives back claims a (restarted) writer still holds from before.
 pub(crate) async fn release_claims(db: &Db, claimer: &str) -> Result<u64, ChainError> {
-    let done = sqlx::query(
-        "UPDATE chain_jobs SET status = 'pending', claimed_by = NULL, claim_expires_at_unix_ms = NULL, \
-         updated_at_unix_ms = $2 WHERE status = 'claimed' AND claimed_by = $1",
-    )
-    .bind(claimer)
-    .bind(now_ms())
-    .execute(&db.pool)
-    .await?;
-    Ok(done.rows_affected())
+    Ok(job_rows::release_claims(&db.pool, claimer, now_ms()).await?)
 }
 
 /// Puts claimed jobs back with a failed attempt recorded (e.g. the batch's gas estimate failed). Returns the jobs
 /// that ran out of attempts and are now `failed`.
 pub(crate) async fn retry_later(
     tx: &mut sqlx::AnyConnection,
-    jobs: &[(String, i64)],
+    claimed: &[(String, i64)],
     error: &str,
     attempts_max: u32,
     backoff_ms: u64,
@@ -252,37 +211,18 @@ pub(crate) async fn retry_later(
 ) -> Result<Vec<String>, ChainError> {
     let now = now_ms();
     let mut failed = Vec::new();
-    for (id, attempts_before) in jobs {
+    for (id, attempts_before) in claimed {
         let attempts = attempts_before.saturating_add(1);
         if attempts >= i64::from(attempts_max) {
-            sqlx::query(
-                "UPDATE chain_jobs SET status = 'failed', attempts = $2, last_error = $3, tx_id = NULL, \
-                 claimed_by = NULL, claim_expires_at_unix_ms = NULL, updated_at_unix_ms = $4 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(attempts)
-            .bind(error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            job_rows::fail(&mut *tx, id, attempts, error, now).await?;
             failed.push(id.clone());
         } else {
             let shift = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
             let delay = backoff_ms
                 .saturating_mul(1u64 << shift.saturating_sub(1))
                 .min(backoff_ms_max);
-            sqlx::query(
-                "UPDATE chain_jobs SET status = 'pending', attempts = $2, last_error = $3, tx_id = NULL, \
-                 claimed_by = NULL, claim_expires_at_unix_ms = NULL, not_before_unix_ms = $4, \
-                 updated_at_unix_ms = $5 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(attempts)
-            .bind(error)
-            .bind(now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 4)))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let not_before = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 4));
+            job_rows::retry_at(&mut *tx, id, attempts, error, not_before, now).await?;
         }
     }
     Ok(failed)

@@ -10,8 +10,8 @@ use super::types::{
     CustodialTransfer, Deposited, FailedJob, RefundJob, Refunded, Released, RolledBack, Settled, Skipped,
 };
 
-/// A database transaction on the node's `AnyPool`.
-pub type DbTx = sqlx::Transaction<'static, sqlx::Any>;
+/// A database transaction on the node's `AnyPool` (the store's [`Tx`](crate::store::Tx)).
+pub type DbTx = crate::store::Tx;
 
 /// An error of the engine, carried through the chain workers unchanged.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;

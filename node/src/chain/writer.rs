@@ -19,20 +19,20 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::ChainContext;
 use super::abi::{RemittanceEscrow, batch_calldata};
 use super::config::ChainConfig;
-use super::db::{addr_text, b256_text, now_ms, parse_b256, to_i64, to_u64};
+use super::db::{addr_text, now_ms, parse_addr, parse_b256, parse_bytes, parse_wei, to_i64, to_u64};
 use super::error::ChainError;
 use super::lease::Lease;
 use super::outbox::{self, ClaimedJob};
 use super::rpc::{self, Broadcast};
 use super::sink::{ChainEventSink, DbTx};
 use super::types::{FailedJob, JobKind, JobPayload};
-use crate::store::Db;
+use crate::store::chain_txs::{self, MinedRow, NewAttemptRow, NewChainTxRow};
+use crate::store::{Db, outbox as job_rows};
 
 /// What one writer tick did (for tests and logs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -372,15 +372,7 @@ impl<S: ChainEventSink> Writer<S> {
             // A reorg took the block away: the same signed bytes are valid again; send them again.
             metrics::counter!("remesa_chain_outbox_reorged_total").increment(1);
             tracing::warn!(target: "chain::outbox", tx_id = tx.id, %hash, "mined transaction reorged out; re-broadcasting");
-            sqlx::query(
-                "UPDATE chain_txs SET status = 'broadcast', mined_tx_hash = NULL, mined_block_number = NULL, \
-                 mined_block_hash = NULL, gas_used = NULL, effective_gas_price_wei = NULL, updated_at_unix_ms = $2 \
-                 WHERE id = $1 AND status = 'mined'",
-            )
-            .bind(&tx.id)
-            .bind(now_ms())
-            .execute(&self.db.pool)
-            .await?;
+            chain_txs::unmine(&self.db.pool, &tx.id, now_ms()).await?;
             if let Some(attempt) = tx.attempts.iter().find(|a| a.tx_hash == hash) {
                 self.send_attempt(tx, &attempt.clone(), report, true).await?;
             }
@@ -402,19 +394,16 @@ impl<S: ChainEventSink> Writer<S> {
         hash: B256,
         r: &TransactionReceipt,
     ) -> Result<(), ChainError> {
-        sqlx::query(
-            "UPDATE chain_txs SET status = 'mined', mined_tx_hash = $2, mined_block_number = $3, mined_block_hash = $4, \
-             gas_used = $5, effective_gas_price_wei = $6, updated_at_unix_ms = $7 WHERE id = $1",
-        )
-        .bind(&tx.id)
-        .bind(b256_text(hash))
-        .bind(to_i64(r.block_number.unwrap_or_default())?)
-        .bind(r.block_hash.map(b256_text))
-        .bind(to_i64(r.gas_used)?)
-        .bind(r.effective_gas_price.to_string())
-        .bind(now_ms())
-        .execute(&self.db.pool)
-        .await?;
+        let mined = MinedRow {
+            id: &tx.id,
+            mined_tx_hash: hash,
+            mined_block_number: to_i64(r.block_number.unwrap_or_default())?,
+            mined_block_hash: r.block_hash,
+            gas_used: to_i64(r.gas_used)?,
+            effective_gas_price_wei: r.effective_gas_price,
+            now_ms: now_ms(),
+        };
+        chain_txs::mark_mined(&self.db.pool, &mined).await?;
         let status = if r.status() { "success" } else { "reverted" };
         metrics::counter!("remesa_chain_txs_mined_total", "kind" => tx.kind.as_str(), "status" => status)
             .increment(1);
@@ -428,23 +417,13 @@ impl<S: ChainEventSink> Writer<S> {
 
     /// The transaction is deep enough: its jobs are done (or, if it reverted, retried later).
     async fn finalize(&self, tx: &StoredTx, receipt: &TransactionReceipt) -> Result<(), ChainError> {
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
         self.lease()?.renew_in(&mut dbtx).await?;
         let success = receipt.status();
-        sqlx::query("UPDATE chain_txs SET status = $2, updated_at_unix_ms = $3 WHERE id = $1")
-            .bind(&tx.id)
-            .bind(if success { "confirmed" } else { "reverted" })
-            .bind(now_ms())
-            .execute(&mut *dbtx)
-            .await?;
+        let status = if success { "confirmed" } else { "reverted" };
+        chain_txs::set_status(&mut *dbtx, &tx.id, status, now_ms()).await?;
         if success {
-            sqlx::query(
-                "UPDATE chain_jobs SET status = 'done', updated_at_unix_ms = $2 WHERE tx_id = $1 AND status = 'in_tx'",
-            )
-            .bind(&tx.id)
-            .bind(now_ms())
-            .execute(&mut *dbtx)
-            .await?;
+            job_rows::complete_in_tx(&mut *dbtx, &tx.id, now_ms()).await?;
         } else {
             metrics::counter!("remesa_chain_txs_reverted_total", "kind" => tx.kind.as_str()).increment(1);
             self.return_jobs(&mut dbtx, &tx.id, Some("transaction reverted"))
@@ -456,61 +435,35 @@ impl<S: ChainEventSink> Writer<S> {
 
     /// Puts a transaction's jobs back in the queue. With an error, that counts as a failed attempt.
     async fn return_jobs(&self, dbtx: &mut DbTx, tx_id: &str, error: Option<&str>) -> Result<(), ChainError> {
-        let rows = sqlx::query(
-            "SELECT id, attempts, kind, remittance_id FROM chain_jobs WHERE tx_id = $1 AND status = 'in_tx'",
+        let Some(error) = error else {
+            job_rows::requeue_in_tx(&mut **dbtx, tx_id, now_ms()).await?;
+            return Ok(());
+        };
+        let rows = job_rows::in_tx(&mut **dbtx, tx_id).await?;
+        let pairs: Vec<(String, i64)> = rows.iter().map(|r| (r.id.clone(), r.attempts)).collect();
+        let failed = outbox::retry_later(
+            &mut *dbtx,
+            &pairs,
+            error,
+            self.cfg.job_attempts_max,
+            self.cfg.job_backoff_ms,
+            self.cfg.job_backoff_ms_max,
         )
-        .bind(tx_id)
-        .fetch_all(&mut **dbtx)
         .await?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            jobs.push((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?));
-        }
-        match error {
-            None => {
-                sqlx::query(
-                    "UPDATE chain_jobs SET status = 'pending', tx_id = NULL, updated_at_unix_ms = $2 \
-                     WHERE tx_id = $1 AND status = 'in_tx'",
-                )
-                .bind(tx_id)
-                .bind(now_ms())
-                .execute(&mut **dbtx)
-                .await?;
-            }
-            Some(error) => {
-                let failed = outbox::retry_later(
-                    &mut *dbtx,
-                    &jobs,
-                    error,
-                    self.cfg.job_attempts_max,
-                    self.cfg.job_backoff_ms,
-                    self.cfg.job_backoff_ms_max,
-                )
-                .await?;
-                for row in &rows {
-                    let id: String = row.try_get(0)?;
-                    if !failed.contains(&id) {
-                        continue;
-                    }
-                    let kind: String = row.try_get(2)?;
-                    let remittance: String = row.try_get(3)?;
-                    let attempts: i64 = row.try_get(1)?;
-                    let job = FailedJob {
-                        job_id: id,
-                        kind: JobKind::parse(&kind)
-                            .ok_or_else(|| ChainError::corrupt(format!("job kind {kind}")))?,
-                        remittance_id: parse_b256(&remittance)?,
-                        attempts: u32::try_from(attempts.saturating_add(1)).unwrap_or(u32::MAX),
-                        error: error.to_owned(),
-                    };
-                    metrics::counter!("remesa_chain_jobs_failed_total", "kind" => job.kind.as_str())
-                        .increment(1);
-                    self.sink
-                        .on_job_failed(dbtx, &job)
-                        .await
-                        .map_err(ChainError::Sink)?;
-                }
-            }
+        for row in rows.into_iter().filter(|r| failed.contains(&r.id)) {
+            let job = FailedJob {
+                kind: JobKind::parse(&row.kind)
+                    .ok_or_else(|| ChainError::corrupt(format!("job kind {}", row.kind)))?,
+                remittance_id: parse_b256(&row.remittance_id)?,
+                attempts: u32::try_from(row.attempts.saturating_add(1)).unwrap_or(u32::MAX),
+                job_id: row.id,
+                error: error.to_owned(),
+            };
+            metrics::counter!("remesa_chain_jobs_failed_total", "kind" => job.kind.as_str()).increment(1);
+            self.sink
+                .on_job_failed(dbtx, &job)
+                .await
+                .map_err(ChainError::Sink)?;
         }
         Ok(())
     }
@@ -520,13 +473,9 @@ impl<S: ChainEventSink> Writer<S> {
             target: "chain::outbox", tx_id = tx.id, nonce = tx.nonce,
             "nonce used by a transaction that is not ours; jobs go back to the queue"
         );
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
         self.lease()?.renew_in(&mut dbtx).await?;
-        sqlx::query("UPDATE chain_txs SET status = 'dropped', updated_at_unix_ms = $2 WHERE id = $1")
-            .bind(&tx.id)
-            .bind(now_ms())
-            .execute(&mut *dbtx)
-            .await?;
+        chain_txs::set_status(&mut *dbtx, &tx.id, "dropped", now_ms()).await?;
         self.return_jobs(&mut dbtx, &tx.id, None).await?;
         dbtx.commit().await?;
         metrics::counter!("remesa_chain_txs_dropped_total").increment(1);
@@ -556,18 +505,8 @@ impl<S: ChainEventSink> Writer<S> {
             | Broadcast::Underpriced => {
                 // NonceTooLow: mined (ours or not) — the next reconcile pass tells which.
                 // Underpriced: a replacement the node refused; the previous attempt stays in its pool.
-                sqlx::query("UPDATE chain_tx_attempts SET broadcast_at_unix_ms = $2 WHERE tx_hash = $1")
-                    .bind(b256_text(attempt.tx_hash))
-                    .bind(now)
-                    .execute(&self.db.pool)
-                    .await?;
-                sqlx::query(
-                    "UPDATE chain_txs SET status = 'broadcast', updated_at_unix_ms = $2 WHERE id = $1 AND status = 'signed'",
-                )
-                .bind(&tx.id)
-                .bind(now)
-                .execute(&self.db.pool)
-                .await?;
+                chain_txs::mark_attempt_broadcast(&self.db.pool, attempt.tx_hash, now).await?;
+                chain_txs::mark_broadcast(&self.db.pool, &tx.id, now).await?;
                 if outcome == Broadcast::Accepted && is_rebroadcast {
                     report.rebroadcast += 1;
                     metrics::counter!("remesa_chain_txs_rebroadcast_total").increment(1);
@@ -583,15 +522,8 @@ impl<S: ChainEventSink> Writer<S> {
                 if failures >= i64::from(self.cfg.broadcast_failures_max) {
                     self.abandon(tx, &message).await?;
                 } else {
-                    sqlx::query(
-                        "UPDATE chain_txs SET broadcast_failures = $2, last_error = $3, updated_at_unix_ms = $4 WHERE id = $1",
-                    )
-                    .bind(&tx.id)
-                    .bind(failures)
-                    .bind(&message)
-                    .bind(now)
-                    .execute(&self.db.pool)
-                    .await?;
+                    chain_txs::record_broadcast_failure(&self.db.pool, &tx.id, failures, &message, now)
+                        .await?;
                 }
             }
         }
@@ -600,14 +532,9 @@ impl<S: ChainEventSink> Writer<S> {
 
     /// The node keeps refusing a transaction whose nonce is unused: give the nonce back and retry its jobs.
     async fn abandon(&self, tx: &StoredTx, error: &str) -> Result<(), ChainError> {
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
         self.lease()?.renew_in(&mut dbtx).await?;
-        sqlx::query("UPDATE chain_txs SET status = 'abandoned', last_error = $2, updated_at_unix_ms = $3 WHERE id = $1")
-            .bind(&tx.id)
-            .bind(error)
-            .bind(now_ms())
-            .execute(&mut *dbtx)
-            .await?;
+        chain_txs::abandon(&mut *dbtx, &tx.id, error, now_ms()).await?;
         self.return_jobs(&mut dbtx, &tx.id, Some(error)).await?;
         dbtx.commit().await?;
         metrics::counter!("remesa_chain_txs_abandoned_total").increment(1);
@@ -638,14 +565,10 @@ impl<S: ChainEventSink> Writer<S> {
         }
         let (hash, raw) = self.sign(tx.to, tx.nonce, tx.gas_limit, max_fee, tip, &tx.calldata)?;
         let attempt_no = latest.attempt.saturating_add(1);
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
         self.lease()?.renew_in(&mut dbtx).await?;
         insert_attempt(&mut dbtx, &tx.id, attempt_no, hash, &raw, max_fee, tip).await?;
-        sqlx::query("UPDATE chain_txs SET bumps = bumps + 1, updated_at_unix_ms = $2 WHERE id = $1")
-            .bind(&tx.id)
-            .bind(now_ms())
-            .execute(&mut *dbtx)
-            .await?;
+        chain_txs::add_bump(&mut *dbtx, &tx.id, now_ms()).await?;
         dbtx.commit().await?;
         metrics::counter!("remesa_chain_tx_bumps_total", "kind" => tx.kind.as_str()).increment(1);
         tracing::info!(
@@ -772,38 +695,24 @@ impl<S: ChainEventSink> Writer<S> {
         let tx_id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
 
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
         self.lease()?.renew_in(&mut dbtx).await?;
-        sqlx::query(
-            "INSERT INTO chain_txs (id, chain_id, sender, nonce, kind, to_address, calldata, gas_limit, job_count, \
-             status, bumps, broadcast_failures, created_at_unix_ms, updated_at_unix_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'signed', 0, 0, $10, $10)",
-        )
-        .bind(&tx_id)
-        .bind(to_i64(self.chain_id)?)
-        .bind(&self.sender_text)
-        .bind(to_i64(nonce)?)
-        .bind(kind.as_str())
-        .bind(addr_text(to))
-        .bind(calldata.to_string())
-        .bind(to_i64(gas_limit)?)
-        .bind(i64::try_from(jobs.len()).unwrap_or(i64::MAX))
-        .bind(now)
-        .execute(&mut *dbtx)
-        .await?;
+        let new_tx = NewChainTxRow {
+            id: &tx_id,
+            chain_id: to_i64(self.chain_id)?,
+            sender: self.sender,
+            nonce: to_i64(nonce)?,
+            kind: kind.as_str(),
+            to_address: to,
+            calldata: &calldata,
+            gas_limit: to_i64(gas_limit)?,
+            job_count: i64::try_from(jobs.len()).unwrap_or(i64::MAX),
+            created_at_unix_ms: now,
+        };
+        chain_txs::insert(&mut *dbtx, &new_tx).await?;
         insert_attempt(&mut dbtx, &tx_id, 0, hash, &raw, max_fee, tip).await?;
         for job in jobs {
-            let done = sqlx::query(
-                "UPDATE chain_jobs SET status = 'in_tx', tx_id = $1, claimed_by = NULL, claim_expires_at_unix_ms = NULL, \
-                 updated_at_unix_ms = $2 WHERE id = $3 AND status = 'claimed' AND claimed_by = $4",
-            )
-            .bind(&tx_id)
-            .bind(now)
-            .bind(&job.id)
-            .bind(&self.sender_text)
-            .execute(&mut *dbtx)
-            .await?;
-            if done.rows_affected() != 1 {
+            if !job_rows::put_in_tx(&mut *dbtx, &job.id, &self.sender_text, &tx_id, now).await? {
                 // Our claim expired and someone else took the job: send nothing.
                 return Err(ChainError::LeaseLost {
                     name: format!("claim of job {}", job.id),
@@ -825,7 +734,7 @@ impl<S: ChainEventSink> Writer<S> {
     }
 
     async fn fail_claimed(&self, jobs: &[ClaimedJob], error: &str) -> Result<(), ChainError> {
-        let mut dbtx: DbTx = self.db.pool.begin().await?;
+        let mut dbtx: DbTx = self.db.begin().await?;
         let pairs: Vec<(String, i64)> = jobs.iter().map(|j| (j.id.clone(), j.attempts)).collect();
         let failed = outbox::retry_later(
             &mut dbtx,
@@ -865,16 +774,11 @@ impl<S: ChainEventSink> Writer<S> {
                 .into_future(),
         )
         .await?;
-        let rows = sqlx::query(
-            "SELECT nonce FROM chain_txs WHERE sender = $1 AND status <> 'abandoned' AND nonce >= $2 ORDER BY nonce",
-        )
-        .bind(&self.sender_text)
-        .bind(to_i64(chain_nonce)?)
-        .fetch_all(&self.db.pool)
-        .await?;
+        let used_nonces =
+            chain_txs::nonces_in_use_from(&self.db.pool, self.sender, to_i64(chain_nonce)?).await?;
         let mut next = chain_nonce;
-        for row in rows {
-            let used = to_u64(row.try_get::<i64, _>(0)?)?;
+        for used in used_nonces {
+            let used = to_u64(used, "chain_txs.nonce")?;
             if used == next {
                 next = next.saturating_add(1);
             } else if used > next {
@@ -933,25 +837,14 @@ impl<S: ChainEventSink> Writer<S> {
     // ---- storage ---------------------------------------------------------------------------------------------
 
     async fn count_open(&self) -> Result<u64, ChainError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM chain_txs WHERE sender = $1 AND status IN ('signed', 'broadcast', 'mined')",
-        )
-        .bind(&self.sender_text)
-        .fetch_one(&self.db.pool)
-        .await?;
-        to_u64(row.try_get::<i64, _>(0)?)
+        let open = chain_txs::count_open(&self.db.pool, self.sender).await?;
+        to_u64(open, "open transactions")
     }
 
     async fn load_open(&self) -> Result<Vec<StoredTx>, ChainError> {
-        let rows = sqlx::query(
-            "SELECT id FROM chain_txs WHERE sender = $1 AND status IN ('signed', 'broadcast', 'mined') ORDER BY nonce",
-        )
-        .bind(&self.sender_text)
-        .fetch_all(&self.db.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get(0)?;
+        let ids = chain_txs::open_ids(&self.db.pool, self.sender).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
             if let Some(tx) = self.load_tx(&id).await? {
                 out.push(tx);
             }
@@ -960,61 +853,37 @@ impl<S: ChainEventSink> Writer<S> {
     }
 
     async fn load_tx(&self, id: &str) -> Result<Option<StoredTx>, ChainError> {
-        let Some(row) = sqlx::query(
-            "SELECT id, nonce, kind, status, calldata, gas_limit, bumps, broadcast_failures, mined_tx_hash, \
-             to_address FROM chain_txs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.db.pool)
-        .await?
-        else {
+        let Some(row) = chain_txs::by_id(&self.db.pool, id).await? else {
             return Ok(None);
         };
-        let kind: String = row.try_get(2)?;
-        let calldata: String = row.try_get(4)?;
-        let mined: Option<String> = row.try_get(8)?;
-        let to_text: String = row.try_get(9)?;
-        let to: Address = to_text
+        let to: Address = row
+            .to_address
             .parse()
-            .map_err(|_| ChainError::corrupt(format!("tx to_address {to_text}")))?;
-        let attempts = sqlx::query(
-            "SELECT tx_hash, attempt, raw_tx, max_fee_per_gas_wei, max_priority_fee_per_gas_wei, \
-             broadcast_at_unix_ms, created_at_unix_ms FROM chain_tx_attempts WHERE tx_id = $1 ORDER BY attempt",
-        )
-        .bind(id)
-        .fetch_all(&self.db.pool)
-        .await?;
+            .map_err(|_| ChainError::corrupt(format!("tx to_address {}", row.to_address)))?;
+        let attempts = chain_txs::attempts_of(&self.db.pool, id).await?;
         let mut list = Vec::with_capacity(attempts.len());
         for a in attempts {
-            let raw: String = a.try_get(2)?;
-            let max_fee: String = a.try_get(3)?;
-            let tip: String = a.try_get(4)?;
-            let broadcast_at: Option<i64> = a.try_get(5)?;
-            let created_at: i64 = a.try_get(6)?;
             list.push(StoredAttempt {
-                tx_hash: parse_b256(&a.try_get::<String, _>(0)?)?,
-                attempt: a.try_get(1)?,
-                raw: parse_bytes(&raw)?,
-                max_fee_per_gas_wei: max_fee
-                    .parse()
-                    .map_err(|_| ChainError::corrupt(format!("fee {max_fee}")))?,
-                max_priority_fee_per_gas_wei: tip
-                    .parse()
-                    .map_err(|_| ChainError::corrupt(format!("fee {tip}")))?,
-                last_sent_unix_ms: broadcast_at.unwrap_or(created_at),
+                tx_hash: parse_b256(&a.tx_hash)?,
+                attempt: a.attempt,
+                raw: parse_bytes(&a.raw_tx)?,
+                max_fee_per_gas_wei: parse_wei(&a.max_fee_per_gas_wei)?,
+                max_priority_fee_per_gas_wei: parse_wei(&a.max_priority_fee_per_gas_wei)?,
+                last_sent_unix_ms: a.broadcast_at_unix_ms.unwrap_or(a.created_at_unix_ms),
             });
         }
         Ok(Some(StoredTx {
-            id: row.try_get(0)?,
-            nonce: to_u64(row.try_get(1)?)?,
-            kind: JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("tx kind {kind}")))?,
+            kind: JobKind::parse(&row.kind)
+                .ok_or_else(|| ChainError::corrupt(format!("tx kind {}", row.kind)))?,
+            nonce: to_u64(row.nonce, "chain_txs.nonce")?,
             to,
-            status: row.try_get(3)?,
-            calldata: parse_bytes(&calldata)?,
-            gas_limit: to_u64(row.try_get(5)?)?,
-            bumps: row.try_get(6)?,
-            broadcast_failures: row.try_get(7)?,
-            mined_tx_hash: mined.as_deref().map(parse_b256).transpose()?,
+            calldata: parse_bytes(&row.calldata)?,
+            gas_limit: to_u64(row.gas_limit, "chain_txs.gas_limit")?,
+            bumps: row.bumps,
+            broadcast_failures: row.broadcast_failures,
+            mined_tx_hash: row.mined_tx_hash.as_deref().map(parse_b256).transpose()?,
+            id: row.id,
+            status: row.status,
             attempts: list,
         }))
     }
@@ -1029,25 +898,17 @@ async fn insert_attempt(
     max_fee: u128,
     tip: u128,
 ) -> Result<(), ChainError> {
-    sqlx::query(
-        "INSERT INTO chain_tx_attempts (tx_hash, tx_id, attempt, raw_tx, max_fee_per_gas_wei, \
-         max_priority_fee_per_gas_wei, created_at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(b256_text(hash))
-    .bind(tx_id)
-    .bind(attempt)
-    .bind(raw.to_string())
-    .bind(max_fee.to_string())
-    .bind(tip.to_string())
-    .bind(now_ms())
-    .execute(&mut **dbtx)
-    .await?;
+    let new = NewAttemptRow {
+        tx_hash: hash,
+        tx_id,
+        attempt,
+        raw_tx: raw,
+        max_fee_per_gas_wei: max_fee,
+        max_priority_fee_per_gas_wei: tip,
+        created_at_unix_ms: now_ms(),
+    };
+    chain_txs::insert_attempt(&mut **dbtx, &new).await?;
     Ok(())
-}
-
-fn parse_bytes(s: &str) -> Result<Bytes, ChainError> {
-    s.parse::<Bytes>()
-        .map_err(|e| ChainError::corrupt(format!("hex bytes: {e}")))
 }
 
 /// A summary of one stored outbox transaction (for operators and tests).
@@ -1067,28 +928,24 @@ pub struct TxSummary {
 
 /// Every stored outbox transaction, by sender and nonce.
 pub async fn list_txs(db: &Db) -> Result<Vec<TxSummary>, ChainError> {
-    let rows = sqlx::query(
-        "SELECT t.id, t.sender, t.nonce, t.kind, t.status, t.job_count, t.bumps, t.mined_tx_hash, t.gas_used, \
-         (SELECT COUNT(*) FROM chain_tx_attempts a WHERE a.tx_id = t.id) FROM chain_txs t ORDER BY t.sender, t.nonce, t.created_at_unix_ms",
-    )
-    .fetch_all(&db.pool)
-    .await?;
+    let rows = chain_txs::list(&db.pool).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let kind: String = row.try_get(3)?;
-        let mined: Option<String> = row.try_get(7)?;
-        let gas: Option<i64> = row.try_get(8)?;
         out.push(TxSummary {
-            tx_id: row.try_get(0)?,
-            sender: super::db::parse_addr(&row.try_get::<String, _>(1)?)?,
-            nonce: to_u64(row.try_get(2)?)?,
-            kind: JobKind::parse(&kind).ok_or_else(|| ChainError::corrupt(format!("tx kind {kind}")))?,
-            status: row.try_get(4)?,
-            job_count: to_u64(row.try_get(5)?)?,
-            bumps: to_u64(row.try_get(6)?)?,
-            mined_tx_hash: mined.as_deref().map(parse_b256).transpose()?,
-            gas_used: gas.map(to_u64).transpose()?,
-            attempts: to_u64(row.try_get(9)?)?,
+            sender: parse_addr(&row.sender)?,
+            nonce: to_u64(row.nonce, "chain_txs.nonce")?,
+            kind: JobKind::parse(&row.kind)
+                .ok_or_else(|| ChainError::corrupt(format!("tx kind {}", row.kind)))?,
+            job_count: to_u64(row.job_count, "chain_txs.job_count")?,
+            bumps: to_u64(row.bumps, "chain_txs.bumps")?,
+            mined_tx_hash: row.mined_tx_hash.as_deref().map(parse_b256).transpose()?,
+            gas_used: row
+                .gas_used
+                .map(|g| to_u64(g, "chain_txs.gas_used"))
+                .transpose()?,
+            attempts: to_u64(row.attempt_count, "attempt count")?,
+            tx_id: row.id,
+            status: row.status,
         });
     }
     Ok(out)

@@ -5,10 +5,14 @@
 //! value of the transition sequence ([`next_counter`]), which serialises writers and makes the event feed's `seq`
 //! grow in commit order (a reader never sees seq N+1 before N is committed).
 
+pub mod chain_index;
+pub mod chain_txs;
 pub mod events;
 pub mod idempotency;
 pub mod instances;
+pub mod lease;
 pub mod ledger;
+pub mod outbox;
 pub mod partner_actions;
 pub mod partner_cursors;
 pub mod partners;
@@ -16,6 +20,7 @@ pub mod quotes;
 pub mod remittances;
 pub mod replay;
 pub mod settlements;
+pub mod text;
 pub mod transitions;
 pub mod users;
 pub mod webhooks;
