@@ -37,10 +37,10 @@ pub async fn reconcile(db: &Db, chain: Option<&ChainRuntime>) -> Result<Reconcil
     // read the cursor and the ledger in one transaction so they describe the same block
     let mut tx = db.pool.begin().await?;
     let name = crate::chain::indexer::cursor_name(chain.info.chain_id, chain.info.escrow);
-    let cursor: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain_cursors WHERE name = $1")
-        .bind(&name)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let cursor = crate::store::chain_index::cursor(&mut *tx, &name)
+        .await
+        .map_err(EngineError::from)?
+        .map(|c| c.block_number);
     let ledger_escrow = ledger::balance(&mut *tx, ledger::ESCROW).await?;
     tx.commit().await?;
     let block = cursor.and_then(|b| u64::try_from(b).ok());

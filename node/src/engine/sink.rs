@@ -322,7 +322,7 @@ impl Engine {
         let from = format!("{:#x}", ev.from);
         let to = format!("{:#x}", ev.to);
         let tx_hash = format!("{:#x}", ev.meta.tx_hash);
-        let job = remittances::by_transfer_tx_hash(tx, &tx_hash).await?;
+        let job = crate::store::outbox::remittance_of_transfer_tx(tx, &tx_hash).await?;
         if let Some(id) = job {
             lock_feed(tx).await?;
             if let Some(r) = load_for_update(tx, self.db().dialect, &id).await? {

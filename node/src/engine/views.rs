@@ -227,9 +227,7 @@ pub(super) fn parse_address(what: &str, s: &str) -> Result<Address> {
     Ok(a)
 }
 
-pub(super) fn addr_text(a: Address) -> String {
-    format!("{a:#x}")
-}
+pub(super) use crate::store::text::addr_text;
 
 impl From<UserRow> for User {
     fn from(r: UserRow) -> User {

@@ -332,3 +332,17 @@ where
     .await?;
     Ok(())
 }
+
+/// The remittance whose P2P transfer job sent the transaction `tx_hash` (lower-case 0x-hex), if any.
+pub async fn remittance_of_transfer_tx(
+    conn: &mut sqlx::AnyConnection,
+    tx_hash: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT j.remittance_id FROM chain_tx_attempts a JOIN chain_jobs j ON j.tx_id = a.tx_id \
+         WHERE a.tx_hash = $1 AND j.kind = 'transfer'",
+    )
+    .bind(tx_hash)
+    .fetch_optional(conn)
+    .await?)
+}

@@ -397,20 +397,6 @@ pub async fn expired_locked_without_refund(
     .await?)
 }
 
-/// The remittance whose P2P transfer job sent the transaction `tx_hash` (lower-case 0x-hex), if any.
-pub async fn by_transfer_tx_hash(
-    conn: &mut sqlx::AnyConnection,
-    tx_hash: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT j.remittance_id FROM chain_tx_attempts a JOIN chain_jobs j ON j.tx_id = a.tx_id \
-         WHERE a.tx_hash = $1 AND j.kind = 'transfer'",
-    )
-    .bind(tx_hash)
-    .fetch_optional(conn)
-    .await?)
-}
-
 /// How many remittances are in each state.
 pub async fn count_by_state<'e, E>(exec: E) -> Result<Vec<(String, i64)>, StoreError>
 where
