@@ -7,6 +7,7 @@
 
 pub mod chain_index;
 pub mod chain_txs;
+pub mod chat;
 pub mod events;
 pub mod idempotency;
 pub mod instances;
