@@ -61,7 +61,8 @@ pub struct PreparedTx {
     pub job_count: usize,
 }
 
-#[derive(Clone, Debug)]
+/// `Debug` leaves out the signed bytes (a release carries the pickup code until it is mined).
+#[derive(Clone)]
 struct StoredAttempt {
     tx_hash: B256,
     attempt: i64,
@@ -71,7 +72,8 @@ struct StoredAttempt {
     last_sent_unix_ms: i64,
 }
 
-#[derive(Clone, Debug)]
+/// `Debug` leaves out the calldata (a release carries the pickup code until it is mined).
+#[derive(Clone)]
 struct StoredTx {
     id: String,
     nonce: u64,
@@ -86,6 +88,35 @@ struct StoredTx {
     mined_tx_hash: Option<B256>,
     /// Oldest first; never empty.
     attempts: Vec<StoredAttempt>,
+}
+
+impl std::fmt::Debug for StoredAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAttempt")
+            .field("tx_hash", &self.tx_hash)
+            .field("attempt", &self.attempt)
+            .field("max_fee_per_gas_wei", &self.max_fee_per_gas_wei)
+            .field("max_priority_fee_per_gas_wei", &self.max_priority_fee_per_gas_wei)
+            .field("last_sent_unix_ms", &self.last_sent_unix_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for StoredTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTx")
+            .field("id", &self.id)
+            .field("nonce", &self.nonce)
+            .field("kind", &self.kind)
+            .field("to", &self.to)
+            .field("status", &self.status)
+            .field("gas_limit", &self.gas_limit)
+            .field("bumps", &self.bumps)
+            .field("broadcast_failures", &self.broadcast_failures)
+            .field("mined_tx_hash", &self.mined_tx_hash)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StoredTx {

@@ -314,8 +314,10 @@ impl ChatStore {
     ) -> Result<bool, StoreError> {
         let parked = item.attempts >= INBOX_ATTEMPTS_MAX;
         let not_before = now_ms() + retry_in_ms;
-        tables::release_inbox(&self.db.pool, &item.id, item.attempts, parked, error, not_before).await?;
-        Ok(parked)
+        let released =
+            tables::release_inbox(&self.db.pool, &item.id, item.attempts, parked, error, not_before).await?;
+        // a lost claim parks nothing: the worker that holds the row now decides
+        Ok(parked && released)
     }
 
     /// Status of an inbox row by (platform, message id): its id and status.
@@ -372,8 +374,18 @@ impl ChatStore {
     ) -> Result<bool, StoreError> {
         let parked = permanent || item.attempts >= OUTBOX_ATTEMPTS_MAX;
         let not_before = now_ms() + retry_in_ms;
-        tables::release_outbox(&self.db.pool, &item.id, parked, error, code, not_before).await?;
-        Ok(parked)
+        let released = tables::release_outbox(
+            &self.db.pool,
+            &item.id,
+            item.attempts,
+            parked,
+            error,
+            code,
+            not_before,
+        )
+        .await?;
+        // a lost claim (another worker holds or sent the row) parks nothing
+        Ok(parked && released)
     }
 
     /// Records a platform delivery status (WhatsApp `statuses[]`) on the message it belongs to.

@@ -2,7 +2,8 @@
 //! with the same method, path and body gets the stored response again (`Idempotent-Replayed: true`); the same key
 //! with another request is a 422 problem; a request still running with that key is a 409 problem. Server errors
 //! (5xx) are not stored, so the client may retry them with the same key. The records and their crash recovery
-//! are [`crate::store::idempotency`]; the partner API uses the same records with its own scope.
+//! are [`crate::store::idempotency`]; [`Keyed::run_once`] is the one mechanism: this middleware and the partner
+//! API (scope `partner:<id>`, behind its signature check) both run through it.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -39,18 +40,27 @@ pub fn request_hash(scope: &str, body: &[u8]) -> String {
 /// The problem answered for a key that cannot run now.
 pub fn refusal(outcome: &Begin) -> Option<Problem> {
     match outcome {
-        Begin::Mismatch => Some(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency key reused with another request",
-            Some("this Idempotency-Key was already used with a different request".to_owned()),
-        )),
-        Begin::InProgress => Some(Problem::new(
-            StatusCode::CONFLICT,
-            "idempotency-key-in-use",
-            "A request with this Idempotency-Key is in progress",
-            Some("retry after it completes".to_owned()),
-        )),
+        Begin::Mismatch => Some(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused with another request",
+                Some("this Idempotency-Key was already used with a different request".to_owned()),
+            )
+            .with_reason("idempotency_key_reused"),
+        ),
+        Begin::InProgress => Some(
+            Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-use",
+                "A request with this Idempotency-Key is in progress",
+                Some(
+                    "a request with this Idempotency-Key is still being processed; retry it unchanged"
+                        .to_owned(),
+                ),
+            )
+            .with_reason("idempotency_key_in_use"),
+        ),
         Begin::Run(_) | Begin::Replay { .. } => None,
     }
 }
@@ -84,35 +94,72 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     };
     let scope = format!("{} {}", parts.method, parts.uri.path());
     let hash = request_hash(&scope, &bytes);
-    let pool = &state.db.pool;
-    let outcome = idempotency::begin(
-        pool,
-        &scope,
-        key.as_str(),
-        &hash,
-        &state.instance.start_id,
-        stale_ms(state.config.http_timeout_ms),
-    )
-    .await;
-    match outcome {
-        Ok(Begin::Run(claim)) => {
-            let req = Request::from_parts(parts, Body::from(bytes));
-            run_and_store(&state, &claim, req, next).await
-        }
-        Ok(Begin::Replay { status, body }) => replay(status, body),
-        Ok(other) => refusal(&other).unwrap_or_else(Problem::internal).into_response(),
-        Err(e) => {
-            tracing::error!(target: "http::idempotency", error = %e, "idempotency store failed");
-            Problem::internal().into_response()
-        }
+    let keyed = Keyed {
+        pool: &state.db.pool,
+        start_id: &state.instance.start_id,
+        stale_ms: stale_ms(state.config.http_timeout_ms),
+    };
+    keyed
+        .run_once(&scope, &key, &hash, || {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+        })
+        .await
+}
+
+/// Where the `Idempotency-Key` records are kept and who this process is: what [`Keyed::run_once`] needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Keyed<'a> {
+    pub pool: &'a sqlx::AnyPool,
+    /// This process's start id: it owns the keys it is working on.
+    pub start_id: &'a str,
+    /// From when an unfinished key is abandoned ([`stale_ms`]).
+    pub stale_ms: i64,
+}
+
+impl Keyed<'_> {
+    /// The one `Idempotency-Key` mechanism, for the middleware and the partner API alike: the first request with
+    /// (`scope`, `key`) runs `work` and its response is stored; the same key with the same `request_hash` gets the
+    /// stored response (`Idempotent-Replayed: true`); another request is 422, a request still running 409
+    /// ([`refusal`]). A server error (5xx) is not stored, so the client may retry it with the same key; neither
+    /// is a response too large to keep (it is answered 500).
+    pub async fn run_once<F, Fut>(
+        &self,
+        scope: &str,
+        key: &IdempotencyKey,
+        request_hash: &str,
+        work: F,
+    ) -> Response
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Response>,
+    {
+        let pool = self.pool;
+        let outcome = idempotency::begin(
+            pool,
+            scope,
+            key.as_str(),
+            request_hash,
+            self.start_id,
+            self.stale_ms,
+        )
+        .await;
+        let claim = match outcome {
+            Ok(Begin::Run(claim)) => claim,
+            Ok(Begin::Replay { status, body }) => return replay(status, body),
+            Ok(other) => return refusal(&other).unwrap_or_else(Problem::internal).into_response(),
+            Err(e) => {
+                tracing::error!(target: "http::idempotency", error = %e, "idempotency store failed");
+                return Problem::internal().into_response();
+            }
+        };
+        let response = work().await;
+        store_response(pool, &claim, response).await
     }
 }
 
-async fn run_and_store(state: &AppState, claim: &Claim, req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+async fn store_response(pool: &sqlx::AnyPool, claim: &Claim, response: Response) -> Response {
     let status = response.status();
     let (parts, body) = response.into_parts();
-    let pool = &state.db.pool;
     let bytes = match to_bytes(body, RESPONSE_BYTES_MAX).await {
         Ok(b) => b,
         Err(_) => {

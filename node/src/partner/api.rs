@@ -24,8 +24,8 @@ use super::views::{PartnerPayout, PartnerSettlement, VISIBLE_STATES};
 use crate::domain::{IdempotencyKey, PartnerId, PickupCode, RemittanceId};
 use crate::engine::{Engine, EngineError, PayoutProof, Rate, RateInput};
 use crate::faults::Faults;
+use crate::http::idempotency::Keyed;
 use crate::http::problem::Problem;
-use crate::store::idempotency::{self, Begin};
 use crate::store::instances::Instance;
 
 /// Default and largest page sizes of the partner lists.
@@ -138,8 +138,6 @@ pub enum ApiError {
     BadRequest(String),
     Unprocessable(String),
     Conflict(String),
-    /// A request with the same Idempotency-Key is running: retry it later, unchanged.
-    InProgress,
     Unauthorized(String),
     Unavailable(String),
     Internal(String),
@@ -171,15 +169,6 @@ impl ApiError {
             Self::Conflict(m) => {
                 Problem::new(S::CONFLICT, "conflict", "Conflict", Some(m)).with_reason("conflict")
             }
-            Self::InProgress => Problem::new(
-                S::CONFLICT,
-                "idempotency-key-in-use",
-                "Request in progress",
-                Some(
-                    "a request with this Idempotency-Key is still being processed; retry it unchanged".into(),
-                ),
-            )
-            .with_reason("idempotency_key_in_use"),
             Self::Unauthorized(m) => Problem::unauthorized(m).with_reason("unauthorized"),
             Self::Unavailable(m) => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", Some(m))
@@ -224,12 +213,12 @@ fn payout_id(id: &str) -> ApiResult<RemittanceId> {
 
 // ------------------------------------------------------------------------------------------- idempotency
 
-/// Runs `work` at most once per (partner, Idempotency-Key): a retry with the same key and body gets the stored
-/// response; the same key with another request is refused (422); a retry while the first is running gets 409.
-/// Errors are not stored (the partner may fix the cause and retry with the same key). The records are the node's
-/// ([`crate::store::idempotency`], scope `partner:<id>`), so a request whose process crashed before its response
-/// was stored is run again by the next retry once the node restarted (or the record went stale); the work (the
-/// engine's accept, complete and fail) accepts a repeat, so it happens once.
+/// Runs `work` at most once per (partner, Idempotency-Key) through the node's one mechanism
+/// ([`crate::http::idempotency::Keyed::run_once`], scope `partner:<id>`): a retry with the same key and body gets the
+/// stored response; the same key with another request is refused (422); a retry while the first is running gets
+/// 409 (reason `idempotency_key_in_use`). Server errors are not stored. A request whose process crashed before its
+/// response was stored is run again by the next retry once the node restarted (or the record went stale); the work
+/// (the engine's accept, complete and fail) accepts a repeat, so it happens once.
 async fn idempotent<F, Fut>(
     st: &PartnerState,
     partner: &AuthenticatedPartner,
@@ -242,13 +231,12 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ApiResult<(StatusCode, serde_json::Value)>>,
 {
+    let respond = |r: ApiResult<(StatusCode, serde_json::Value)>| match r {
+        Ok((s, v)) => (s, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    };
     let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
-        None => {
-            return match work().await {
-                Ok((s, v)) => (s, Json(v)).into_response(),
-                Err(e) => e.into_response(),
-            };
-        }
+        None => return respond(work().await),
         Some(raw) => match raw.ok().map(IdempotencyKey::parse) {
             Some(Ok(k)) => k,
             _ => {
@@ -257,64 +245,23 @@ where
             }
         },
     };
-    match idempotent_inner(st, partner, key.as_str(), action, fingerprint, work).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn idempotent_inner<F, Fut>(
-    st: &PartnerState,
-    partner: &AuthenticatedPartner,
-    key: &str,
-    action: &str,
-    fingerprint: &[u8],
-    work: F,
-) -> ApiResult<Response>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ApiResult<(StatusCode, serde_json::Value)>>,
-{
     let scope = format!("partner:{}", partner.partner_id);
     let hash = hex::encode(Sha256::digest(fingerprint));
-    let pool = &st.db.pool;
-    let claim = match idempotency::begin(
-        pool,
-        &scope,
-        key,
-        &hash,
-        &st.instance.start_id,
-        st.idempotency_stale_ms,
-    )
-    .await?
-    {
-        Begin::Run(claim) => claim,
-        Begin::Replay { status, body } => return Ok(crate::http::idempotency::replay(status, body)),
-        Begin::Mismatch => {
-            return Err(ApiError::Unprocessable(
-                "this Idempotency-Key was used with a different request".into(),
-            ));
-        }
-        Begin::InProgress => {
-            return Err(ApiError::InProgress);
-        }
+    let keyed = Keyed {
+        pool: &st.db.pool,
+        start_id: &st.instance.start_id,
+        stale_ms: st.idempotency_stale_ms,
     };
-    st.faults.hit(&format!("partner.{action}.before_work")).await;
-    match work().await {
-        Ok((status, value)) => {
-            st.faults.hit(&format!("partner.{action}.after_work")).await;
-            let body = value.to_string();
-            if !idempotency::finish(pool, &claim, status.as_u16(), &body).await? {
-                tracing::warn!(target: "partner::api", scope, "the Idempotency-Key was taken over while this request ran");
+    keyed
+        .run_once(&scope, &key, &hash, || async {
+            st.faults.hit(&format!("partner.{action}.before_work")).await;
+            let result = work().await;
+            if result.is_ok() {
+                st.faults.hit(&format!("partner.{action}.after_work")).await;
             }
-            Ok((status, Json(value)).into_response())
-        }
-        Err(e) => {
-            // Errors are not stored: the partner may fix the cause and retry with the same key.
-            idempotency::forget(pool, &claim).await?;
-            Err(e)
-        }
-    }
+            respond(result)
+        })
+        .await
 }
 
 fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {

@@ -321,7 +321,7 @@ where
 }
 
 /// Records a processing failure of a claimed row (fenced like [`finish_inbox`]): back to pending from
-/// `not_before_ms` on, or parked as `failed`.
+/// `not_before_ms` on, or parked as `failed`. False when the claim was lost (nothing written).
 pub async fn release_inbox<'e, E>(
     exec: E,
     id: &str,
@@ -329,11 +329,11 @@ pub async fn release_inbox<'e, E>(
     parked: bool,
     error: &str,
     not_before_ms: i64,
-) -> Result<(), StoreError>
+) -> Result<bool, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE chat_inbox SET status = $1, last_error = $2, claimed_by = NULL, not_before_unix_ms = $3 \
          WHERE id = $4 AND status = 'claimed' AND attempts = $5",
     )
@@ -344,7 +344,7 @@ where
     .bind(attempts)
     .execute(exec)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// The inbox row of (platform, message id).
@@ -489,29 +489,34 @@ where
     Ok(())
 }
 
-/// Records a failed delivery: back to pending from `not_before_ms` on, or parked as `failed`.
+/// Records a failed delivery of a claimed row: back to pending from `not_before_ms` on, or parked as `failed`.
+/// Fenced by the claim (`attempts` grows with every claim): a worker whose lease expired and whose row was claimed
+/// again (and perhaps sent) changes nothing. False when the claim was lost.
 pub async fn release_outbox<'e, E>(
     exec: E,
     id: &str,
+    attempts: i64,
     parked: bool,
     error: &str,
     code: Option<i64>,
     not_before_ms: i64,
-) -> Result<(), StoreError>
+) -> Result<bool, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query(
-        "UPDATE chat_outbox SET status = $1, last_error = $2, last_error_code = $3, not_before_unix_ms = $4, claimed_by = NULL WHERE id = $5",
+    let done = sqlx::query(
+        "UPDATE chat_outbox SET status = $1, last_error = $2, last_error_code = $3, not_before_unix_ms = $4, \
+         claimed_by = NULL WHERE id = $5 AND status = 'claimed' AND attempts = $6",
     )
     .bind(if parked { "failed" } else { "pending" })
     .bind(cut(error, ERROR_CHARS_MAX))
     .bind(code)
     .bind(not_before_ms)
     .bind(id)
+    .bind(attempts)
     .execute(exec)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Records a platform delivery status on the message the platform knows as `provider_message_id`.

@@ -133,3 +133,46 @@ async fn an_expired_claim_keeps_its_place_in_the_conversation() -> Result<()> {
     }
     Ok(())
 }
+
+/// A delivery worker whose lease ran out cannot undo what the worker that claimed the message next did: its late
+/// failure report neither parks the message nor puts it back to pending (which would send it twice).
+#[tokio::test]
+async fn a_stale_outbox_claim_changes_nothing() -> Result<()> {
+    for db in all_dbs().await? {
+        let s = &db.store;
+        let label = db.label;
+        let reply = NewOutbound {
+            dedupe_key: "stale-1".into(),
+            platform: Platform::Whatsapp,
+            address: "1".into(),
+            message: OutboundMessage::text("hi"),
+            callback_query_id: None,
+        };
+        assert!(s.enqueue(&reply).await?, "{label}");
+        let slow = s.claim_outbox("slow", 1).await?.expect("claimed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let fresh = s.claim_outbox("fresh", 60_000).await?.expect("claimed again");
+        assert_eq!(fresh.id, slow.id, "{label}");
+        assert_eq!(fresh.attempts, 2, "{label}");
+        assert!(
+            !s.mark_failed(&slow, "late timeout", None, true, 0).await?,
+            "{label}: a lost claim parks nothing"
+        );
+        assert!(
+            !s.mark_failed(&slow, "late timeout", None, false, 0).await?,
+            "{label}: a lost claim retries nothing"
+        );
+        s.mark_sent(&fresh.id, Some("wamid.fresh")).await?;
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM chat_outbox WHERE status = 'sent' AND provider_message_id = 'wamid.fresh'")
+                .await?,
+            1,
+            "{label}"
+        );
+        assert!(
+            s.claim_outbox("again", 60_000).await?.is_none(),
+            "{label}: nothing left to send twice"
+        );
+    }
+    Ok(())
+}
