@@ -349,11 +349,7 @@ pub async fn nonce_of(p: &DynProvider, a: Address) -> Result<u64> {
 
 // ---- chain: anvil + the real contracts ----------------------------------------------------------------------
 
-use alloy::dyn_abi::DynSolValue;
-use alloy::json_abi::JsonAbi;
 use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::node_bindings::{Anvil, AnvilInstance};
-use alloy::primitives::Bytes;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::SignerSync;
 use alloy::sol_types::{SolCall, SolStruct};
@@ -361,6 +357,7 @@ use remesa::chain::abi::RemittanceEscrow;
 use remesa::chain::{
     Authorization, ChainConfig, ChainContext, DepositJob, EscrowDeployment, ReleaseJob, Terms,
 };
+use remesa_wallet::devnet::{LocalDevnet, anvil_dev_signer};
 use std::sync::Arc;
 
 alloy::sol! {
@@ -383,7 +380,8 @@ pub const PARTNER_ID: u64 = 1;
 
 #[derive(Debug)]
 pub struct Chain {
-    pub anvil: AnvilInstance,
+    /// Owns anvil (killed on drop).
+    pub devnet: LocalDevnet,
     pub url: String,
     pub provider: DynProvider,
     pub deployer: PrivateKeySigner,
@@ -396,92 +394,26 @@ pub struct Chain {
     pub deploy_block: u64,
 }
 
-/// The committed artifact `contracts/artifacts/<name>.json` (forge JSON: abi + bytecode).
-fn artifact(name: &str) -> Result<(JsonAbi, Bytes)> {
-    let path = repo_root().join(format!("contracts/artifacts/{name}.json"));
-    let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)?;
-    let abi: JsonAbi = serde_json::from_value(json["abi"].clone())?;
-    let code = json["bytecode"]["object"]
-        .as_str()
-        .or_else(|| json["bytecode"].as_str())
-        .context("bytecode")?;
-    Ok((abi, code.parse()?))
-}
-
-fn constructor_args(abi: &JsonAbi, token: Address, owner: Address) -> Result<Vec<u8>> {
-    let Some(ctor) = &abi.constructor else {
-        return Ok(Vec::new());
-    };
-    let mut args = Vec::new();
-    for p in &ctor.inputs {
-        let name = p.name.to_ascii_lowercase();
-        let v = match p.ty.as_str() {
-            "address" if name.contains("token") => DynSolValue::Address(token),
-            "address" => DynSolValue::Address(owner),
-            "string" if name.contains("symbol") => DynSolValue::String("TUSD".into()),
-            "string" => DynSolValue::String("Test Dollar".into()),
-            "uint8" => DynSolValue::Uint(U256::from(6), 8),
-            other => anyhow::bail!(
-                "constructor input {} of type {other} not known to the test harness",
-                p.name
-            ),
-        };
-        args.push(v);
-    }
-    Ok(DynSolValue::Tuple(args).abi_encode_params())
-}
-
 impl Chain {
-    /// Starts anvil (automine) and deploys the token and the escrow from the committed artifacts.
+    /// A throw-away devnet from the wallet's devnet module (`LocalDevnet`: anvil, automine, the contracts from
+    /// the committed artifacts, partner 1 registered with anvil account 9 as its settlement address); the outbox
+    /// writers get anvil's accounts 1 to 5.
     pub async fn start() -> Result<Chain> {
-        let anvil_bin = repo_root().join("contracts/node_modules/.bin/anvil");
-        let anvil = Anvil::at(anvil_bin)
-            .arg("--accounts")
-            .arg("6")
-            .try_spawn()
-            .context("start anvil")?;
-        let url = anvil.endpoint();
-        let keys: Vec<PrivateKeySigner> = anvil
-            .keys()
-            .iter()
-            .map(|k| PrivateKeySigner::from(k.clone()))
-            .collect();
-        let deployer = keys[0].clone();
-        let provider = provider(&url)?;
-        let chain_id = provider.get_chain_id().await?;
-        let mut chain = Chain {
-            anvil,
+        let devnet = LocalDevnet::start(&[]).await.context("start the devnet")?;
+        let url = devnet.endpoint();
+        let d = devnet.deployment.clone();
+        Ok(Chain {
+            provider: provider(&url)?,
             url,
-            provider,
-            deployer: deployer.clone(),
-            relayers: keys[1..].to_vec(),
-            settlement: Address::repeat_byte(0x5e),
-            token: Address::ZERO,
-            escrow: Address::ZERO,
-            chain_id,
-            deploy_block: 0,
-        };
-        let (token_abi, token_code) = artifact("TestStablecoin")?;
-        let mut data = token_code.to_vec();
-        data.extend(constructor_args(&token_abi, Address::ZERO, deployer.address())?);
-        chain.token = chain.deploy(data).await?;
-        let (escrow_abi, escrow_code) = artifact("RemittanceEscrow")?;
-        let mut data = escrow_code.to_vec();
-        data.extend(constructor_args(&escrow_abi, chain.token, deployer.address())?);
-        chain.escrow = chain.deploy(data).await?;
-        chain.deploy_block = chain.provider.get_block_number().await?;
-        chain
-            .send(
-                chain.escrow,
-                RemittanceEscrow::setPartnerCall {
-                    partnerId: PARTNER_ID,
-                    settlement: chain.settlement,
-                }
-                .abi_encode(),
-            )
-            .await?;
-        Ok(chain)
+            deployer: anvil_dev_signer(0),
+            relayers: (1..=5).map(anvil_dev_signer).collect(),
+            settlement: anvil_dev_signer(9).address(),
+            token: d.token,
+            escrow: d.escrow,
+            chain_id: d.chain_id,
+            deploy_block: d.deploy_block,
+            devnet,
+        })
     }
 
     fn wallet_provider(&self) -> Result<DynProvider> {
@@ -489,18 +421,6 @@ impl Chain {
             .wallet(EthereumWallet::from(self.deployer.clone()))
             .connect_http(self.url.parse()?)
             .erased())
-    }
-
-    async fn deploy(&self, code: Vec<u8>) -> Result<Address> {
-        let req = TransactionRequest::default().with_deploy_code(code);
-        let receipt = self
-            .wallet_provider()?
-            .send_transaction(req)
-            .await?
-            .get_receipt()
-            .await?;
-        anyhow::ensure!(receipt.status(), "deployment reverted");
-        receipt.contract_address.context("no contract address")
     }
 
     /// A transaction from the deployer (owner, minter); waits for its receipt.
