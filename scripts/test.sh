@@ -69,9 +69,8 @@ fi
 step "build every target (binaries for the end-to-end tests, test binaries)"
 cargo build --workspace --all-targets --locked
 
-# The end-to-end tests run this node binary instead of bringing it up to date with a nested `cargo build`: that
-# build ran with the test runner's environment and made the next build (the benchmark smoke run) recompile
-# ring, alloy and the node.
+# The end-to-end tests run the node binary just built instead of bringing it up to date with a nested
+# `cargo build` (a no-op, but a few seconds per test binary).
 export REMESA_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/remesa"
 
 step "Rust tests (SQLite + PostgreSQL, real anvil)"

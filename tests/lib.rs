@@ -29,7 +29,24 @@ pub fn remesa_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let built = *BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        Command::new(cargo)
+        let mut cmd = Command::new(cargo);
+        // The test runner sets the crate's own variables (CARGO_MANIFEST_DIR, CARGO_PKG_*, …) in this process;
+        // ring's build script watches CARGO_MANIFEST_DIR, so a build that inherits them recompiles ring, alloy,
+        // reqwest and the node — and the next ordinary build compiles them once more.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name == "CARGO_MANIFEST_DIR"
+                || name == "CARGO_MANIFEST_PATH"
+                || name == "CARGO_CRATE_NAME"
+                || name == "CARGO_BIN_NAME"
+                || name == "CARGO_PRIMARY_PACKAGE"
+                || name == "CARGO_TARGET_TMPDIR"
+                || name.starts_with("CARGO_PKG_")
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
+        cmd
             // The same command as scripts/test.sh (and the bench smoke run): the same features, so nothing is
             // rebuilt. Another selection (`-p remesa`, `--bins`) unifies other features and recompiles alloy,
             // reqwest and the node — and the next build with the first selection compiles them once more.
