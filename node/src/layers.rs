@@ -8,6 +8,8 @@
 //! use each other). The check reads every `crate::…` path in `node/src` (comments skipped, `use crate::{a, b}`
 //! groups expanded); a path into a module that is not left of the file's own module fails the test with the file
 //! and the path.
+//!
+//! Second invariant, checked the same way: SQL lives only in `store/` ([`sql_outside_store`]).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -106,6 +108,33 @@ pub fn violations(files: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
+/// What runs SQL: the query builders of sqlx.
+const SQL_CALLS: &[&str] = &[
+    "sqlx::query",
+    "sqlx::raw_sql",
+    "query_as(",
+    "query_scalar(",
+    "query_as_with(",
+    "QueryBuilder",
+];
+
+/// Files outside `store/` that run SQL: `(file, the call found)`. Comments are skipped.
+pub fn sql_outside_store(files: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (relative, text) in files {
+        if relative.starts_with("store/") || relative == "layers.rs" {
+            continue;
+        }
+        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            if let Some(call) = SQL_CALLS.iter().find(|c| line.contains(*c)) {
+                out.push((relative.clone(), (*call).to_owned()));
+                break;
+            }
+        }
+    }
+    out
+}
+
 fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -141,6 +170,35 @@ mod tests {
         assert!(
             wrong.is_empty(),
             "imports against the layer order (file → module it must not use): {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn sql_lives_only_in_the_store() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        read_tree(&root, &root, &mut files).expect("read node/src");
+        let wrong = sql_outside_store(&files);
+        assert!(
+            wrong.is_empty(),
+            "SQL outside node/src/store (file → call): {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn sql_outside_the_store_is_caught() {
+        let files = [
+            file("store/users.rs", "sqlx::query(\"SELECT 1\")\n"),
+            file("engine/x.rs", "let n: i64 = sqlx::query_scalar(\"SELECT 1\");\n"),
+            file("chat/y.rs", "// sqlx::query in a comment\nlet r = query_as(&sql);\n"),
+            file("http/z.rs", "let p = &state.db.pool;\n"),
+        ];
+        assert_eq!(
+            sql_outside_store(&files),
+            vec![
+                ("engine/x.rs".to_owned(), "sqlx::query".to_owned()),
+                ("chat/y.rs".to_owned(), "query_as(".to_owned()),
+            ]
         );
     }
 
