@@ -190,7 +190,10 @@ mod tests {
         let files = [
             file("store/users.rs", "sqlx::query(\"SELECT 1\")\n"),
             file("engine/x.rs", "let n: i64 = sqlx::query_scalar(\"SELECT 1\");\n"),
-            file("chat/y.rs", "// sqlx::query in a comment\nlet r = query_as(&sql);\n"),
+            file(
+                "chat/y.rs",
+                "// sqlx::query in a comment\nlet r = query_as(&sql);\n",
+            ),
             file("http/z.rs", "let p = &state.db.pool;\n"),
         ];
         assert_eq!(

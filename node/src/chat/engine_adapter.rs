@@ -182,7 +182,7 @@ impl ChatBackend for EngineBackend {
                     currency: None,
                     payout_method: req.payout_method,
                     ttl_s: None,
-                    recipient_phone: Some(req.recipient_phone.to_string()),
+                    recipient_phone: Some(req.recipient_phone.clone()),
                 })
                 .await
                 .map_err(internal)?;
@@ -243,7 +243,7 @@ impl ChatBackend for EngineBackend {
                             user_id: user_id.to_owned(),
                         },
                         recipient: Recipient {
-                            phone: req.recipient_phone.to_string(),
+                            phone: req.recipient_phone.clone(),
                             name,
                             account: None,
                         },

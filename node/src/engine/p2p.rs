@@ -31,15 +31,9 @@ impl Engine {
                 )));
             }
         }
-        let phone_text = req
-            .recipient_phone
-            .as_deref()
-            .filter(|p| !p.trim().is_empty())
-            .ok_or_else(|| {
-                EngineError::Invalid("recipient_phone is required for payout method remesa_wallet".into())
-            })?;
-        let phone = PhoneNumber::parse(phone_text, None)
-            .map_err(|e| EngineError::Invalid(format!("recipient phone: {e}")))?;
+        let phone = req.recipient_phone.clone().ok_or_else(|| {
+            EngineError::Invalid("recipient_phone is required for payout method remesa_wallet".into())
+        })?;
         let mut conn = self.db().pool.acquire().await?;
         p2p_recipient(&mut conn, &phone).await?;
         drop(conn);

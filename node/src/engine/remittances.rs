@@ -11,7 +11,7 @@ use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result, insert_transition, ledger, transition};
 use crate::chain::{self, DepositJob, Terms};
-use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, RemittanceId};
+use crate::domain::{IdempotencyKey, PayoutMethod, PickupCode, RemittanceId};
 use crate::store::now_ms;
 use crate::store::{StoreError, quotes, remittances, users};
 
@@ -29,8 +29,7 @@ impl Engine {
         idempotency_key: &IdempotencyKey,
     ) -> Result<(Remittance, bool)> {
         let chain_info = self.chain_required()?.clone();
-        let phone = PhoneNumber::parse(&req.recipient.phone, None)
-            .map_err(|e| EngineError::Invalid(format!("recipient phone: {e}")))?;
+        let phone = req.recipient.phone.clone();
         let recipient_name = text("recipient name", &req.recipient.name, NAME_LEN_MAX)?;
         let account = req
             .recipient

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::state::State;
-use crate::domain::PayoutMethod;
+use crate::domain::{PayoutMethod, PhoneNumber};
 
 /// A sender known to the node: a chat user with a custodial account, or a registered self-custody address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -155,9 +155,10 @@ pub struct QuoteRequest {
     /// Requested validity in seconds; capped by the server.
     pub ttl_s: Option<u64>,
     /// The recipient's phone (E.164). Required for `remesa_wallet` (the quote is bound to it and refused when the
-    /// phone has no Remesa wallet); ignored for the other methods.
+    /// phone has no Remesa wallet); ignored for the other methods. When given it must be a valid number (422).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipient_phone: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub recipient_phone: Option<PhoneNumber>,
 }
 
 /// A firm, single-use quote.
@@ -217,8 +218,9 @@ pub enum SenderRef {
 /// Who receives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Recipient {
-    /// E.164.
-    pub phone: String,
+    /// E.164 (parsed when the request is read: an invalid number is refused with 422 before the engine runs).
+    #[schema(value_type = String)]
+    pub phone: PhoneNumber,
     pub name: String,
     /// Bank account / mobile-money number, when the payout method needs one.
     pub account: Option<String>,

@@ -8,8 +8,9 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::{Operator, is_operator};
+use super::idempotency::RequiredKey;
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem};
-use crate::domain::{IdempotencyKey, PartnerId, RemittanceId};
+use crate::domain::{PartnerId, RemittanceId};
 use crate::engine::{
     AuthorizationInput, Balance, CreateRemittance, Page, Quote, QuoteRequest, Remittance, RemittanceFilter,
     SenderRef, State as RState, TransitionEvent,
@@ -49,13 +50,9 @@ pub async fn create_quote(
 pub async fn create_remittance(
     State(st): State<AppState>,
     headers: HeaderMap,
+    RequiredKey(key): RequiredKey,
     ApiJson(req): ApiJson<CreateRemittance>,
 ) -> ApiResult<impl IntoResponse> {
-    let key = headers
-        .get(super::idempotency::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Problem::bad_request("the Idempotency-Key header is required"))?;
-    let key = IdempotencyKey::parse(key).map_err(|e| Problem::bad_request(e.to_string()))?;
     if matches!(req.sender, SenderRef::User { .. }) && !is_operator(&st, &headers) {
         return Err(Problem::unauthorized(
             "sending for a custodial user needs the operator token",

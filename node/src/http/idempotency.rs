@@ -6,7 +6,8 @@
 //! API (scope `partner:<id>`, behind its signature check) both run through it.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -62,6 +63,28 @@ pub fn refusal(outcome: &Begin) -> Option<Problem> {
             .with_reason("idempotency_key_in_use"),
         ),
         Begin::Run(_) | Begin::Replay { .. } => None,
+    }
+}
+
+/// The `Idempotency-Key` a route requires, parsed (missing or malformed: 400). An extractor, so it is checked
+/// before the body is read.
+#[derive(Clone, Debug)]
+pub struct RequiredKey(pub IdempotencyKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequiredKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let raw = parts
+            .headers
+            .get(HEADER)
+            .ok_or_else(|| Problem::bad_request("the Idempotency-Key header is required"))?;
+        raw.to_str()
+            .ok()
+            .map(IdempotencyKey::parse)
+            .and_then(Result::ok)
+            .map(RequiredKey)
+            .ok_or_else(|| Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters"))
     }
 }
 

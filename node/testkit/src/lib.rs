@@ -27,6 +27,11 @@ pub fn pid(id: u64) -> remesa::domain::PartnerId {
     remesa::domain::PartnerId::new(id).expect("a partner id")
 }
 
+/// An E.164 phone number the test knows to be valid.
+pub fn phone(e164: &str) -> remesa::domain::PhoneNumber {
+    remesa::domain::PhoneNumber::parse(e164, None).expect("a phone number")
+}
+
 /// What a test body takes, built from a fresh [`TestDb`] (the database alone, or a suite's environment around it).
 #[allow(async_fn_in_trait)]
 pub trait FromTestDb: Sized {

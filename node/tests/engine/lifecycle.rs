@@ -22,7 +22,7 @@ async fn setup(t: &TestEnv) -> (remesa::engine::Remittance, String) {
                     user_id: u.id.clone(),
                 },
                 recipient: Recipient {
-                    phone: "+50255550101".into(),
+                    phone: remesa_testkit::phone("+50255550101"),
                     name: "Maria".into(),
                     account: None,
                 },
@@ -302,7 +302,7 @@ async fn self_custody_sender_signs(t: TestEnv) {
                     address: format!("{:#x}", wallet.address()),
                 },
                 recipient: Recipient {
-                    phone: "+50255550101".into(),
+                    phone: remesa_testkit::phone("+50255550101"),
                     name: "Maria".into(),
                     account: None,
                 },
@@ -378,7 +378,7 @@ async fn never_authorized_remittances_expire(t: TestEnv) {
                     address: "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc".into(),
                 },
                 recipient: Recipient {
-                    phone: "+50255550101".into(),
+                    phone: remesa_testkit::phone("+50255550101"),
                     name: "Maria".into(),
                     account: None,
                 },
@@ -472,7 +472,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
                     user_id: got.sender_user_id.clone().expect("user"),
                 },
                 recipient: Recipient {
-                    phone: "+50255550101".into(),
+                    phone: remesa_testkit::phone("+50255550101"),
                     name: "Maria".into(),
                     account: None,
                 },

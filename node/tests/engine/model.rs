@@ -51,7 +51,7 @@ async fn random_sequences(t: TestEnv) {
                             user_id: u.id.clone(),
                         },
                         recipient: Recipient {
-                            phone: "+50255550101".into(),
+                            phone: remesa_testkit::phone("+50255550101"),
                             name: "Maria".into(),
                             account: None,
                         },

@@ -77,7 +77,7 @@ fn p2p_quote(amount: &str, phone: &str) -> QuoteRequest {
         currency: None,
         payout_method: PayoutMethod::RemesaWallet,
         ttl_s: None,
-        recipient_phone: Some(phone.into()),
+        recipient_phone: Some(remesa_testkit::phone(phone)),
     }
 }
 
@@ -96,7 +96,7 @@ async fn send(
                     user_id: sender_id.into(),
                 },
                 recipient: Recipient {
-                    phone: phone.into(),
+                    phone: remesa_testkit::phone(phone),
                     name: "Maria".into(),
                     account: None,
                 },

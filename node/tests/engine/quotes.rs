@@ -15,7 +15,7 @@ fn create(quote_id: &str, user_id: &str) -> CreateRemittance {
             user_id: user_id.into(),
         },
         recipient: Recipient {
-            phone: "+50255550101".into(),
+            phone: remesa_testkit::phone("+50255550101"),
             name: "Maria Lopez".into(),
             account: None,
         },

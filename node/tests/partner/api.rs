@@ -173,7 +173,7 @@ pub async fn locked_remittance(node: &Node, method: PayoutMethod, key: &str) -> 
                     address: sender.into(),
                 },
                 recipient: Recipient {
-                    phone: "+50255550101".into(),
+                    phone: remesa_testkit::phone("+50255550101"),
                     name: "Maria Lopez".into(),
                     account: (method != PayoutMethod::CashPickup).then(|| "GT00BANK0001".into()),
                 },

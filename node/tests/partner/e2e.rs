@@ -183,7 +183,7 @@ async fn e2e(database_url: String) {
                         user_id: user.id.clone(),
                     },
                     recipient: Recipient {
-                        phone: "+50255550101".into(),
+                        phone: remesa_testkit::phone("+50255550101"),
                         name: "Maria Lopez".into(),
                         account: (method == PayoutMethod::BankDeposit).then(|| "GT00BANK0001".into()),
                     },
