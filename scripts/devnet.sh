@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Local devnet: anvil on 127.0.0.1 with TestStablecoin (TUSD) and RemittanceEscrow deployed from the committed
-# artifacts, demo partner 1 registered, TUSD minted to anvil accounts 1..3; writes .devnet/deployment.json.
+# Local devnet: anvil on 127.0.0.1 with Circle's USDC (FiatTokenV2_2 behind FiatTokenProxy, from the committed
+# artifacts of the pinned npm package) and RemittanceEscrow deployed from the committed artifacts, demo partner 1
+# registered, USDC minted to anvil accounts 1..3; writes .devnet/deployment.json.
 #
 #   scripts/devnet.sh            run in the foreground until Ctrl-C (stops anvil cleanly)
 #   scripts/devnet.sh --detach   leave anvil running in the background (pid in .devnet/anvil.pid)
@@ -8,7 +9,8 @@
 #
 # Environment: REMESA_DEVNET_PORT (default 8545).
 # Accounts are anvil's well-known development keys (public, never use them on a real network):
-#   0 deployer, owner, minter and guardian; 1..3 demo senders (10,000 TUSD each); 9 partner 1's settlement address.
+#   0 deployer, owner, minter and guardian (USDC: owner, master minter, minter, pauser, blacklister);
+#   1..3 demo senders (10,000 USDC each); 9 partner 1's settlement address. USDC's proxy admin is 0xadad…ad.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 contracts="$root/contracts"
@@ -17,7 +19,8 @@ state="$root/.devnet"
 pidfile="$state/anvil.pid"
 port="${REMESA_DEVNET_PORT:-8545}"
 rpc="http://127.0.0.1:$port"
-mint_base_units=10000000000 # 10,000 TUSD (6 decimals)
+mint_base_units=10000000000 # 10,000 USDC (6 decimals)
+usdc_proxy_admin=0xadadadadadadadadadadadadadadadadadadadad # a transparent proxy's admin cannot use the token
 partner_id=1
 
 mode=foreground
@@ -57,7 +60,7 @@ fi
 # The pinned toolchain (installs it when missing; a no-op taking about a second otherwise).
 "$root/scripts/install-toolchain.sh" >/dev/null
 cast="$bin/cast"
-for name in TestStablecoin RemittanceEscrow; do
+for name in RemittanceEscrow usdc/FiatTokenV2_2 usdc/FiatTokenProxy usdc/SignatureChecker; do
   [[ -f "$contracts/artifacts/$name.json" ]] || { echo "devnet: missing contracts/artifacts/$name.json" >&2; exit 1; }
 done
 if "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1; then
@@ -106,10 +109,36 @@ bytecode() { node -e 'console.log(require(process.argv[1]).bytecode.object)' "$c
 send() { "$cast" send --rpc-url "$rpc" --private-key "$deployer_key" --json "$@"; }
 field() { node -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8"));const v=r[process.argv[1]];if(r.status!=="0x1"&&r.status!==1&&r.status!=="1")process.exit(3);console.log(v)' "$1"; }
 
+# Hardhat artifacts (USDC): creation bytecode with each library's address written over its link references.
+linked() {
+  node -e '
+    const a = require(process.argv[1]);
+    let hex = a.bytecode.replace(/^0x/, "");
+    const libs = Object.fromEntries(process.argv.slice(2).map((kv) => kv.split("=")));
+    for (const refs of Object.values(a.linkReferences || {}))
+      for (const [lib, places] of Object.entries(refs)) {
+        if (!libs[lib]) { console.error("no address for library " + lib); process.exit(1); }
+        for (const p of places)
+          hex = hex.slice(0, p.start * 2) + libs[lib].replace(/^0x/, "").toLowerCase() + hex.slice((p.start + p.length) * 2);
+      }
+    console.log("0x" + hex);
+  ' "$contracts/artifacts/usdc/$1.json" "${@:2}"
+}
+
 chain_id="$("$cast" chain-id --rpc-url "$rpc")"
-token_receipt="$(send --create "$(bytecode TestStablecoin)")"
-token="$(field contractAddress <<<"$token_receipt")"
-deploy_block="$(( $(field blockNumber <<<"$token_receipt") ))"
+checker_receipt="$(send --create "$(linked SignatureChecker)")"
+checker="$(field contractAddress <<<"$checker_receipt")"
+deploy_block="$(( $(field blockNumber <<<"$checker_receipt") ))"
+implementation="$(field contractAddress <<<"$(send --create "$(linked FiatTokenV2_2 "SignatureChecker=$checker")")")"
+token="$(field contractAddress <<<"$(send --create "$(linked FiatTokenProxy)" "constructor(address)" "$implementation")")"
+field status <<<"$(send "$token" "changeAdmin(address)" "$usdc_proxy_admin")" >/dev/null
+field status <<<"$(send "$token" "initialize(string,string,string,uint8,address,address,address,address)" \
+  "USD Coin" USDC USD 6 "$deployer" "$deployer" "$deployer" "$deployer")" >/dev/null
+field status <<<"$(send "$token" "initializeV2(string)" "USD Coin")" >/dev/null
+field status <<<"$(send "$token" "initializeV2_1(address)" "$deployer")" >/dev/null
+field status <<<"$(send "$token" "initializeV2_2(address[],string)" "[]" USDC)" >/dev/null
+field status <<<"$(send "$token" "configureMinter(address,uint256)" "$deployer" \
+  115792089237316195423570985008687907853269984665640564039457584007913129639935)" >/dev/null
 escrow_receipt="$(send --create "$(bytecode RemittanceEscrow)" "constructor(address,address,address)" "$token" "$deployer" "$deployer")"
 escrow="$(field contractAddress <<<"$escrow_receipt")"
 # The set-up transactions go into the same block; then every receipt must show success.
@@ -142,11 +171,11 @@ mv "$tmp" "$state/deployment.json"
 cat <<EOF
 Remesa devnet is up
   RPC URL          $rpc  (chain id $chain_id, 1 s blocks)
-  TestStablecoin   $token  (TUSD, 6 decimals)
+  USDC             $token  (FiatTokenV2_2 behind its proxy, 6 decimals)
   RemittanceEscrow $escrow
   deployer/owner   $deployer  (anvil account 0; also minter and guardian)
   partner $partner_id        settlement $settlement  (anvil account 9)
-  funded senders   anvil accounts 1..3, 10,000 TUSD each
+  funded senders   anvil accounts 1..3, 10,000 USDC each
   deployment file  .devnet/deployment.json   anvil log .devnet/anvil.log
 EOF
 

@@ -30,6 +30,8 @@ pub enum ChainError {
     Rpc { what: String, message: String },
     #[error("{what} was refused by the contract: {reason}")]
     Refused { what: String, reason: String },
+    #[error("the token {token} cannot be used for EIP-3009 signatures: {reason}")]
+    TokenDomain { token: Address, reason: String },
     #[error("the relayer account {relayer} cannot pay for gas: fund it with the chain's native coin")]
     RelayerUnfunded { relayer: Address },
     #[error("there is no contract at {address} on this chain (is the deployment file for this chain?)")]
@@ -58,6 +60,7 @@ impl ChainError {
                 | ChainError::Refused { .. }
                 | ChainError::NoContract { .. }
                 | ChainError::RelayerUnfunded { .. }
+                | ChainError::TokenDomain { .. }
         )
     }
 }
@@ -300,29 +303,77 @@ impl Chain {
         })
     }
 
-    /// The token's EIP-712 domain from its `eip712Domain()` (EIP-5267); tokens without it: `name()` and version
-    /// "1".
+    /// The token's EIP-712 domain: from its `eip712Domain()` (EIP-5267) where it has one; otherwise (USDC) from
+    /// `name()`, `version()` (a token without it: "1"), this chain's id and the token's address. Where the token
+    /// has `DOMAIN_SEPARATOR()` (USDC, every EIP-2612 token), the domain must hash to it, else
+    /// [`ChainError::TokenDomain`]: a signature made with another domain would be refused on chain.
     pub async fn token_domain(&self, token: Address) -> Result<TokenDomain, ChainError> {
         let t = TestStablecoin::new(token, &self.provider);
-        match self
+        let usdc = crate::usdc::FiatTokenV2_2::new(token, &self.provider);
+        let missing = |e: &ChainError| matches!(e, ChainError::Rpc { .. } | ChainError::Refused { .. });
+        let domain = match self
             .contract_call("reading the token's EIP-712 domain", t.eip712Domain().call())
             .await
         {
-            Ok(d) => Ok(TokenDomain {
+            Ok(d) => TokenDomain {
                 name: d.name,
                 version: d.version,
-                chain_id: u64::try_from(d.chainId).unwrap_or(self.chain_id),
+                chain_id: u64::try_from(d.chainId).map_err(|_| ChainError::TokenDomain {
+                    token,
+                    reason: format!("eip712Domain() names chain id {}", d.chainId),
+                })?,
                 token: d.verifyingContract,
-            }),
-            Err(ChainError::Rpc { .. } | ChainError::Refused { .. }) => {
-                let name = self.contract_call("reading token name", t.name().call()).await?;
-                Ok(TokenDomain {
+            },
+            Err(e) if missing(&e) => {
+                let name = self
+                    .contract_call("reading the token's name", t.name().call())
+                    .await?;
+                let version = match self
+                    .contract_call("reading the token's version", usdc.version().call())
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(e) if missing(&e) => "1".to_owned(),
+                    Err(e) => return Err(e),
+                };
+                TokenDomain {
                     name,
-                    version: "1".into(),
+                    version,
                     chain_id: self.chain_id,
                     token,
-                })
+                }
             }
+            Err(e) => return Err(e),
+        };
+        if domain.chain_id != self.chain_id || domain.token != token {
+            return Err(ChainError::TokenDomain {
+                token,
+                reason: format!(
+                    "its EIP-712 domain names chain {} and contract {}, not chain {} and {token}",
+                    domain.chain_id, domain.token, self.chain_id
+                ),
+            });
+        }
+        match self
+            .contract_call(
+                "reading the token's DOMAIN_SEPARATOR",
+                usdc.DOMAIN_SEPARATOR().call(),
+            )
+            .await
+        {
+            Ok(separator) if separator != domain.eip712().separator() => Err(ChainError::TokenDomain {
+                token,
+                reason: format!(
+                    "DOMAIN_SEPARATOR() is {separator} but name {:?}, version {:?}, chain {} and the token's \
+                     address hash to {}",
+                    domain.name,
+                    domain.version,
+                    domain.chain_id,
+                    domain.eip712().separator()
+                ),
+            }),
+            Ok(_) => Ok(domain),
+            Err(e) if missing(&e) => Ok(domain),
             Err(e) => Err(e),
         }
     }

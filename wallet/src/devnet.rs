@@ -25,7 +25,7 @@ pub const ANVIL_CHAIN_ID: u64 = 31337;
 pub const DEFAULT_DEPLOYMENT_PATH: &str = ".devnet/deployment.json";
 /// Partner registered by [`LocalDevnet::start`] and `scripts/devnet.sh`.
 pub const DEMO_PARTNER_ID: u64 = 1;
-/// Minted to anvil accounts 1..3 by [`LocalDevnet::start`] (10,000 TUSD).
+/// Minted to anvil accounts 1..3 by [`LocalDevnet::start`] (10,000 tokens of 6 decimals).
 pub const DEMO_MINT_BASE_UNITS: u64 = 10_000_000_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,27 +93,60 @@ pub fn anvil_dev_signer(index: u32) -> PrivateKeySigner {
         .unwrap_or_else(|_| PrivateKeySigner::random())
 }
 
-/// Deploys TestStablecoin and RemittanceEscrow from the artifacts' bytecode (deployer = owner = guardian = minter)
-/// and registers `partners` (id, settlement address).
+/// The stablecoin a devnet runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DevnetToken {
+    /// Circle's FiatTokenV2_2 behind its proxy, from the pinned npm package's artifacts ([`crate::usdc`]).
+    #[default]
+    Usdc,
+    /// Remesa's own EIP-3009 test token (TUSD): kept for what USDC cannot show (it has `eip712Domain()`).
+    TestStablecoin,
+}
+
+/// The proxy admin of the devnet's USDC: a fixed address nobody uses (the deployer owns the token itself; a
+/// transparent proxy's admin cannot use the token).
+pub const USDC_PROXY_ADMIN: Address = Address::new([0xad; 20]);
+
+/// Deploys real USDC and RemittanceEscrow (deployer = owner = guardian = minter) and registers `partners` (id,
+/// settlement address). [`deploy_with`] chooses the token.
 pub async fn deploy(
     chain: &Chain,
     deployer: PrivateKeySigner,
     partners: &[(u64, Address)],
 ) -> Result<Deployment, ChainError> {
+    deploy_with(chain, deployer, partners, DevnetToken::default()).await
+}
+
+/// [`deploy`] on the given token.
+pub async fn deploy_with(
+    chain: &Chain,
+    deployer: PrivateKeySigner,
+    partners: &[(u64, Address)],
+    token: DevnetToken,
+) -> Result<Deployment, ChainError> {
     let owner = deployer.address();
-    let relayer = Relayer::new(chain.clone(), deployer, RelayerConfig::default());
-    let token_receipt = relayer
-        .send_and_confirm(
-            "deploy TestStablecoin",
-            TxKind::Create,
-            TestStablecoin::BYTECODE.clone(),
-            |_| {},
-        )
-        .await?;
-    let token = token_receipt.contract_address.ok_or_else(|| ChainError::Rpc {
-        what: "deploying TestStablecoin".into(),
-        message: "the receipt has no contract address".into(),
-    })?;
+    let relayer = Relayer::new(chain.clone(), deployer.clone(), RelayerConfig::default());
+    let (token, deploy_block) = match token {
+        DevnetToken::Usdc => {
+            let d = crate::usdc::deploy(chain, deployer, USDC_PROXY_ADMIN, U256::MAX).await?;
+            (d.token, d.first_block)
+        }
+        DevnetToken::TestStablecoin => {
+            let receipt = relayer
+                .send_and_confirm(
+                    "deploy TestStablecoin",
+                    TxKind::Create,
+                    TestStablecoin::BYTECODE.clone(),
+                    |_| {},
+                )
+                .await?;
+            let token = receipt.contract_address.ok_or_else(|| ChainError::Rpc {
+                what: "deploying TestStablecoin".into(),
+                message: "the receipt has no contract address".into(),
+            })?;
+            (token, receipt.block_number)
+        }
+    };
     let mut code = RemittanceEscrow::BYTECODE.to_vec();
     code.extend(
         RemittanceEscrow::constructorCall {
@@ -157,7 +190,7 @@ pub async fn deploy(
         token,
         escrow,
         deployer: owner,
-        deploy_block: token_receipt.block_number,
+        deploy_block,
     })
 }
 
@@ -191,7 +224,7 @@ pub fn anvil_path() -> PathBuf {
 }
 
 /// A throw-away devnet: anvil on a free port (killed on drop) with the contracts deployed, partner 1 registered
-/// (settlement = anvil account 9) and 10,000 TUSD minted to anvil accounts 1..3 — like `scripts/devnet.sh`.
+/// (settlement = anvil account 9) and 10,000 USDC minted to anvil accounts 1..3 — like `scripts/devnet.sh`.
 #[derive(Debug)]
 pub struct LocalDevnet {
     pub anvil: AnvilInstance,
@@ -200,8 +233,13 @@ pub struct LocalDevnet {
 }
 
 impl LocalDevnet {
-    /// `extra_args` go to anvil (e.g. `["--block-time", "1"]`).
+    /// `extra_args` go to anvil (e.g. `["--block-time", "1"]`). The token is real USDC.
     pub async fn start(extra_args: &[&str]) -> Result<Self, DevnetError> {
+        Self::start_with(extra_args, DevnetToken::default()).await
+    }
+
+    /// [`LocalDevnet::start`] on the given token.
+    pub async fn start_with(extra_args: &[&str], token: DevnetToken) -> Result<Self, DevnetError> {
         let path = anvil_path();
         let anvil = Anvil::new()
             .path(&path)
@@ -213,7 +251,13 @@ impl LocalDevnet {
             })?;
         let chain = Chain::connect(&anvil.endpoint(), Some(ANVIL_CHAIN_ID), Duration::from_secs(15)).await?;
         let settlement = anvil_dev_signer(9).address();
-        let deployment = deploy(&chain, anvil_dev_signer(0), &[(DEMO_PARTNER_ID, settlement)]).await?;
+        let deployment = deploy_with(
+            &chain,
+            anvil_dev_signer(0),
+            &[(DEMO_PARTNER_ID, settlement)],
+            token,
+        )
+        .await?;
         let minter = Relayer::new(chain.clone(), anvil_dev_signer(0), RelayerConfig::default());
         let mut pending = Vec::new();
         for i in 1..=3 {

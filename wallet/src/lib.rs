@@ -19,6 +19,7 @@ pub mod keys;
 pub mod money;
 pub mod relayer;
 pub mod terms;
+pub mod usdc;
 
 pub use chain::{Chain, ChainError, TokenInfo};
 pub use eip3009::{Signature65, SignedAuthorization, TokenDomain};

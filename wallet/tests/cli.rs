@@ -141,12 +141,12 @@ async fn keys_new_import_list_balance_faucet() {
     // balance of a fresh wallet, faucet, balance again (by name and by address)
     let run = cli.run(&["--json", "balance"]).ok();
     assert_eq!(run.json()["balance"], "0");
-    assert_eq!(run.json()["symbol"], "TUSD");
+    assert_eq!(run.json()["symbol"], "USDC");
     let run = cli.run(&["--json", "faucet", "25.5"]).ok();
     assert_eq!(run.json()["balance"], "25.5");
     assert!(run.json()["receipt"]["gas_used"].as_u64().unwrap() > 0);
     let run = cli.run(&["balance", &default_addr]).ok();
-    assert!(run.stdout.contains("25.5 TUSD"), "{run:#?}");
+    assert!(run.stdout.contains("25.5 USDC"), "{run:#?}");
     cli.run(&["faucet", "1", "--to", &key.address().to_string()]).ok();
     assert_eq!(
         d.balance_of(key.address()).await.unwrap(),
@@ -179,7 +179,7 @@ async fn send_is_gasless_and_refuses_bad_input() {
         .ok();
     assert!(run.stderr.contains("wallet::relayer"), "logs are on: {run:#?}");
     run.hides(&secrets);
-    assert!(run.stdout.contains("Sent 4.25 TUSD"), "{run:#?}");
+    assert!(run.stdout.contains("Sent 4.25 USDC"), "{run:#?}");
     assert_eq!(d.balance_of(to).await.unwrap(), U256::from(4_250_000u64));
     assert_eq!(d.balance_of(me).await.unwrap(), U256::from(5_750_000u64));
     // The sender paid no gas: it never had any.
@@ -190,7 +190,7 @@ async fn send_is_gasless_and_refuses_bad_input() {
 
     cli.run_with(&["send", "100", &to.to_string()], &env, None)
         .fails(2, "insufficient balance")
-        .fails(2, "has 5 TUSD, the amount is 100 TUSD")
+        .fails(2, "has 5 USDC, the amount is 100 USDC")
         .hides(&secrets);
     cli.run_with(&["send", "abc", &to.to_string()], &env, None)
         .fails(2, "invalid amount: the amount is not a decimal");
@@ -318,7 +318,7 @@ async fn remit_status_refund() {
         .ok();
     assert!(run.stdout.contains("refundable now"), "{run:#?}");
     let run = cli.run(&["refund", saved.to_str().unwrap()]).ok();
-    assert!(run.stdout.contains("Refunded 20 TUSD"), "{run:#?}");
+    assert!(run.stdout.contains("Refunded 20 USDC"), "{run:#?}");
     run.hides(&secrets);
     assert_eq!(d.balance_of(me).await.unwrap(), U256::from(50_000_000u64));
     let run = cli.run(&["--json", "status", &id]).ok();

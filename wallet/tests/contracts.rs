@@ -22,9 +22,24 @@ fn events<E: SolEvent>(r: &ReceiptSummary) -> Vec<E> {
         .collect()
 }
 
+/// On the devnet's token, real USDC (FiatTokenV2_2 behind its proxy): its EIP-712 domain comes from `name()` and
+/// `version()` (it has no `eip712Domain()`) and matches its `DOMAIN_SEPARATOR()`.
 #[tokio::test(flavor = "multi_thread")]
 async fn deposit_release_refund_against_the_deployed_contracts() {
     let d = common::devnet().await;
+    deposit_release_refund(d, ("USD Coin", "2")).await;
+}
+
+/// The same on TestStablecoin, whose domain comes from `eip712Domain()`.
+#[tokio::test(flavor = "multi_thread")]
+async fn deposit_release_refund_on_the_test_stablecoin() {
+    let d = devnet::LocalDevnet::start_with(&[], devnet::DevnetToken::TestStablecoin)
+        .await
+        .unwrap();
+    deposit_release_refund(d, ("Test Dollar", "1")).await;
+}
+
+async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, &str)) {
     let chain = &d.chain;
     let (token, escrow) = (d.deployment.token, d.deployment.escrow);
     // Register a second partner with a fresh settlement address.
@@ -48,7 +63,7 @@ async fn deposit_release_refund_against_the_deployed_contracts() {
 
     // A sender with a local key, funded by the minter.
     let sender = PrivateKeySigner::random();
-    let amount = U256::from(250_000_000u64); // 250 TUSD
+    let amount = U256::from(250_000_000u64); // 250 tokens
     owner
         .send_and_confirm(
             "mint",
@@ -65,10 +80,7 @@ async fn deposit_release_refund_against_the_deployed_contracts() {
         .unwrap();
 
     let domain = chain.token_domain(token).await.unwrap();
-    assert_eq!(
-        (domain.name.as_str(), domain.version.as_str()),
-        ("Test Dollar", "1")
-    );
+    assert_eq!((domain.name.as_str(), domain.version.as_str()), expected_domain);
     let now = chain.latest_timestamp().await.unwrap();
     let sign = |terms: &RemittanceTerms| {
         let t = AuthorizationTerms {

@@ -297,7 +297,7 @@ async fn gasless_transfer_permit_and_chain_checks() {
     let info = ws.token_info(d.deployment.token).await.unwrap();
     assert_eq!(
         (info.symbol.as_str(), info.decimals, info.name.as_str()),
-        ("TUSD", 6, "Test Dollar")
+        ("USDC", 6, "USD Coin")
     );
 
     // Gasless P2P.

@@ -66,22 +66,33 @@ impl ChainRuntime {
             .call()
             .await
             .map_err(|e| RuntimeError::Chain(format!("token decimals: {e}")))?;
-        let domain = token
-            .eip712Domain()
+        let escrow_token = RemittanceEscrow::new(deployment.escrow, provider.clone())
+            .token()
             .call()
             .await
-            .map_err(|e| RuntimeError::Chain(format!("token eip712Domain: {e}")))?;
+            .map_err(|e| RuntimeError::Chain(format!("escrow {} token(): {e}", deployment.escrow)))?;
+        if escrow_token != deployment.token {
+            return Err(RuntimeError::Chain(format!(
+                "the escrow {} holds token {escrow_token}, not the deployment's token {}",
+                deployment.escrow, deployment.token
+            )));
+        }
+        // The wallet reads the domain the way signatures need it (eip712Domain(), else name()/version()) and
+        // checks it against the token's DOMAIN_SEPARATOR().
+        let wallet_chain =
+            remesa_wallet::chain::Chain::connect(rpc_url, Some(chain_id), Duration::from_secs(15))
+                .await
+                .map_err(|e| RuntimeError::Chain(e.to_string()))?;
+        let domain = wallet_chain
+            .token_domain(deployment.token)
+            .await
+            .map_err(|e| RuntimeError::Chain(e.to_string()))?;
         let info = ChainInfo {
             chain_id,
             escrow: deployment.escrow,
             token: deployment.token,
             token_decimals: decimals,
-            domain: TokenDomain {
-                name: domain.name,
-                version: domain.version,
-                chain_id,
-                token: deployment.token,
-            },
+            domain,
         };
         Ok(ChainRuntime {
             provider,

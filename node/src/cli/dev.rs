@@ -119,7 +119,7 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
         )
         .await?;
         println!(
-            "demo user {name} {phone}: custodial wallet {} funded with {DEMO_FUNDS_TOKENS} TUSD",
+            "demo user {name} {phone}: custodial wallet {} funded with {DEMO_FUNDS_TOKENS} USDC",
             u.address
         );
     }

@@ -30,7 +30,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor, Row};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -173,14 +173,12 @@ fn sqlite_path(url: &str) -> Option<String> {
 
 /// Increments the counter `name` and returns its new value. The row stays locked until the transaction ends.
 pub async fn next_counter(tx: &mut sqlx::AnyConnection, name: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-    match row {
-        Some(r) => Ok(r.try_get(0)?),
-        None => Err(StoreError::Corrupt(format!("counter {name} is missing"))),
-    }
+    let value: Option<i64> =
+        sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    value.ok_or_else(|| StoreError::Corrupt(format!("counter {name} is missing")))
 }
 
 /// A stored BIGINT that must not be negative (an id, a count, a block number); a negative one is a corrupt row,

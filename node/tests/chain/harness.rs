@@ -491,12 +491,8 @@ impl Chain {
         let total = U256::from(amount) * U256::from(n as u64);
         self.mint(sender.address(), total).await?;
         let now = self.now_unix_s().await?;
-        let domain = alloy::sol_types::eip712_domain! {
-            name: "Test Dollar",
-            version: "1",
-            chain_id: self.chain_id,
-            verifying_contract: self.token,
-        };
+        // The token's domain as the wallet reads it (USDC: name() and version(), checked against DOMAIN_SEPARATOR()).
+        let domain = self.devnet.chain.token_domain(self.token).await?.eip712();
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let code = uuid::Uuid::new_v4().simple().to_string()[..12].to_ascii_uppercase();
