@@ -35,14 +35,6 @@ if [[ $only_rust -eq 0 ]]; then
   step "forge fmt --check"
   (cd contracts && "$forge" fmt --check)
 
-  # forge's fuzz and invariant runs use about one core for ~90 s; they run beside the build, which leaves a core
-  # idle in its long single-crate phases. The output is shown (and a failure stops the run) after the build.
-  step "forge test (unit, fuzz, invariant), in the background beside the build"
-  forge_log="$(mktemp "${TMPDIR:-/tmp}/remesa-forge-test.XXXXXX.log")"
-  (cd contracts && "$forge" test) >"$forge_log" 2>&1 &
-  forge_pid=$!
-  trap 'kill "$forge_pid" 2>/dev/null || true' EXIT
-
   step "cargo fmt --check"
   cargo fmt --all -- --check
 fi
@@ -74,22 +66,6 @@ export RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="$clippy_args"
 step "build every target with clippy's lints denied (= cargo clippy --workspace --all-targets -- -D warnings)"
 cargo build --workspace --all-targets --locked
 
-if [[ $only_rust -eq 0 ]]; then
-  step "forge test result"
-  forge_ok=0
-  wait "$forge_pid" || forge_ok=$?
-  trap - EXIT
-  cat "$forge_log"
-  rm -f "$forge_log"
-  if [[ $forge_ok -ne 0 ]]; then
-    echo "forge test failed (exit $forge_ok)" >&2
-    exit "$forge_ok"
-  fi
-
-  step "gas snapshot is current (contracts/GAS.md, snapshots/)"
-  "$root/scripts/gas-report.sh" --check
-fi
-
 # The end-to-end tests run the node binary just built instead of bringing it up to date with a nested
 # `cargo build` (a no-op, but a few seconds per test binary).
 export REMESA_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/remesa"
@@ -113,6 +89,17 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+if [[ $only_rust -eq 0 ]]; then
+  # forge's fuzz and invariant runs use about one core for ~90 s. The two smoke runs below mostly wait on anvil's
+  # 1-second blocks and on restarts, so forge runs beside them (beside the build it slowed the build by about as
+  # much). Its output is shown, and a failure stops the run, after them.
+  step "forge test (unit, fuzz, invariant), in the background beside the smoke runs"
+  forge_log="$(mktemp "${TMPDIR:-/tmp}/remesa-forge-test.XXXXXX.log")"
+  (cd contracts && "$forge" test) >"$forge_log" 2>&1 &
+  forge_pid=$!
+  trap 'kill "$forge_pid" 2>/dev/null || true' EXIT
+fi
+
 if [[ -x "$root/scripts/bench.sh" && $only_rust -eq 0 ]]; then
   step "benchmark smoke run"
   "$root/scripts/bench.sh" --smoke
@@ -121,6 +108,22 @@ fi
 if [[ $only_rust -eq 0 ]]; then
   step "kill-and-restart smoke run (scripts/chaos/kill-restart.py --smoke)"
   python3 "$root/scripts/chaos/kill-restart.py" --smoke --seed 1
+fi
+
+if [[ $only_rust -eq 0 ]]; then
+  step "forge test result"
+  forge_ok=0
+  wait "$forge_pid" || forge_ok=$?
+  trap - EXIT
+  cat "$forge_log"
+  rm -f "$forge_log"
+  if [[ $forge_ok -ne 0 ]]; then
+    echo "forge test failed (exit $forge_ok)" >&2
+    exit "$forge_ok"
+  fi
+
+  step "gas snapshot is current (contracts/GAS.md, snapshots/)"
+  "$root/scripts/gas-report.sh" --check
 fi
 
 step "all tests passed"

@@ -128,9 +128,7 @@ impl ChatBackend for EngineBackend {
     ) -> BoxFuture<'a, Result<EngineUser, BackendError>> {
         Box::pin(async move {
             // The engine stores only numbers valid per libphonenumber; test numbers (+1555…) chat without one.
-            let phone = phone
-                .filter(|p| PhoneNumber::parse(p.as_str(), None).is_ok())
-                .map(|p| p.as_str().to_owned());
+            let phone = phone.and_then(|p| PhoneNumber::parse(p.as_str(), None).ok());
             let (user, created) = self
                 .engine
                 .register_user(NewUser {

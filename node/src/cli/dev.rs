@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::devnet;
 use crate::app;
 use crate::config::Config;
-use crate::domain::{PartnerId, PayoutMethod};
+use crate::domain::{PartnerId, PayoutMethod, PhoneNumber};
 use crate::engine::{NewUser, RateInput};
 
 /// Options of `remesa dev`.
@@ -104,7 +104,7 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
             .register_user(NewUser {
                 channel: "terminal".into(),
                 external_id: phone.into(),
-                phone: Some(phone.into()),
+                phone: Some(PhoneNumber::parse(phone, None)?),
                 display_name: Some(name.into()),
                 lang: None,
                 self_custody_address: None,

@@ -36,8 +36,9 @@ pub struct User {
 pub struct NewUser {
     pub channel: String,
     pub external_id: String,
-    /// E.164 (`+15551234567`); parsed, refused when invalid.
-    pub phone: Option<String>,
+    /// E.164 (`+15551234567`); parsed when the request is read, refused (422) when invalid.
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<PhoneNumber>,
     pub display_name: Option<String>,
     pub lang: Option<String>,
     /// A self-custody address; when absent the node derives a custodial account.

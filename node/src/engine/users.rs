@@ -22,15 +22,7 @@ impl Engine {
             ));
         }
         let external_id = text("external_id", &new.external_id, 128)?;
-        let phone = match new.phone.as_deref().filter(|p| !p.trim().is_empty()) {
-            Some(p) => Some(
-                PhoneNumber::parse(p, None)
-                    .map_err(|e| EngineError::Invalid(format!("phone: {e}")))?
-                    .as_str()
-                    .to_owned(),
-            ),
-            None => None,
-        };
+        let phone = new.phone.as_ref().map(|p| p.as_str().to_owned());
         let display_name = new
             .display_name
             .as_deref()

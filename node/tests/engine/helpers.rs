@@ -124,7 +124,7 @@ impl TestEnv {
             .register_user(NewUser {
                 channel: "whatsapp".into(),
                 external_id: external_id.into(),
-                phone: Some("+14155552671".into()),
+                phone: Some(remesa_testkit::phone("+14155552671")),
                 ..NewUser::default()
             })
             .await

@@ -62,7 +62,7 @@ async fn register(engine: &Engine, id: &str, phone: &str, name: &str) -> Result<
         .register_user(NewUser {
             channel: "whatsapp".into(),
             external_id: id.into(),
-            phone: Some(phone.into()),
+            phone: Some(remesa_testkit::phone(phone)),
             display_name: Some(name.into()),
             ..NewUser::default()
         })

@@ -141,7 +141,7 @@ async fn e2e(database_url: String) {
         .register_user(NewUser {
             channel: "api".into(),
             external_id: "alice".into(),
-            phone: Some("+14155552671".into()),
+            phone: Some(remesa_testkit::phone("+14155552671")),
             ..NewUser::default()
         })
         .await
