@@ -35,13 +35,11 @@ if [[ $only_rust -eq 0 ]]; then
   step "forge fmt --check"
   (cd contracts && "$forge" fmt --check)
 
-  # forge's fuzz and invariant runs need about 90 s of one core. They run beside the build at the lowest CPU
-  # priority, so they take only what the build leaves idle (its long single-crate compiles and links use one
-  # core); run at normal priority they slowed the build by ~70 s, beside the smoke runs by ~80 s. The output is
-  # shown, and a failure stops the run, after the Rust tests.
-  step "forge test (unit, fuzz, invariant), in the background at low priority"
+  # forge's fuzz and invariant runs use about one core for ~90 s; they run beside the build, which leaves a core
+  # idle in its long single-crate phases. The output is shown (and a failure stops the run) after the build.
+  step "forge test (unit, fuzz, invariant), in the background beside the build"
   forge_log="$(mktemp "${TMPDIR:-/tmp}/remesa-forge-test.XXXXXX.log")"
-  (cd contracts && nice -n 19 "$forge" test) >"$forge_log" 2>&1 &
+  (cd contracts && "$forge" test) >"$forge_log" 2>&1 &
   forge_pid=$!
   trap 'kill "$forge_pid" 2>/dev/null || true' EXIT
 
@@ -76,6 +74,22 @@ export RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="$clippy_args"
 step "build every target with clippy's lints denied (= cargo clippy --workspace --all-targets -- -D warnings)"
 cargo build --workspace --all-targets --locked
 
+if [[ $only_rust -eq 0 ]]; then
+  step "forge test result"
+  forge_ok=0
+  wait "$forge_pid" || forge_ok=$?
+  trap - EXIT
+  cat "$forge_log"
+  rm -f "$forge_log"
+  if [[ $forge_ok -ne 0 ]]; then
+    echo "forge test failed (exit $forge_ok)" >&2
+    exit "$forge_ok"
+  fi
+
+  step "gas snapshot is current (contracts/GAS.md, snapshots/)"
+  "$root/scripts/gas-report.sh" --check
+fi
+
 # The end-to-end tests run the node binary just built instead of bringing it up to date with a nested
 # `cargo build` (a no-op, but a few seconds per test binary).
 export REMESA_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/remesa"
@@ -97,22 +111,6 @@ if cargo nextest --version >/dev/null 2>&1; then
   fi
 else
   cargo test --workspace --locked --no-fail-fast
-fi
-
-if [[ $only_rust -eq 0 ]]; then
-  step "forge test result"
-  forge_ok=0
-  wait "$forge_pid" || forge_ok=$?
-  trap - EXIT
-  cat "$forge_log"
-  rm -f "$forge_log"
-  if [[ $forge_ok -ne 0 ]]; then
-    echo "forge test failed (exit $forge_ok)" >&2
-    exit "$forge_ok"
-  fi
-
-  step "gas snapshot is current (contracts/GAS.md, snapshots/)"
-  "$root/scripts/gas-report.sh" --check
 fi
 
 if [[ -x "$root/scripts/bench.sh" && $only_rust -eq 0 ]]; then
