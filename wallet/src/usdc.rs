@@ -116,15 +116,16 @@ fn creation_code(json: &str, libraries: &[(&str, Address)]) -> Result<Bytes, Cha
     Ok(Bytes::from(code))
 }
 
-async fn create(relayer: &Relayer, label: &str, code: Bytes) -> Result<Address, ChainError> {
-    relayer
+/// Deploys `code`; the new contract's address and the block it was mined in.
+async fn create(relayer: &Relayer, label: &str, code: Bytes) -> Result<(Address, u64), ChainError> {
+    let receipt = relayer
         .send_and_confirm(label, TxKind::Create, code, |_| {})
-        .await?
-        .contract_address
-        .ok_or_else(|| ChainError::Rpc {
-            what: label.to_owned(),
-            message: "the receipt has no contract address".into(),
-        })
+        .await?;
+    let address = receipt.contract_address.ok_or_else(|| ChainError::Rpc {
+        what: label.to_owned(),
+        message: "the receipt has no contract address".into(),
+    })?;
+    Ok((address, receipt.block_number))
 }
 
 async fn call(relayer: &Relayer, label: &str, to: Address, input: Vec<u8>) -> Result<(), ChainError> {
@@ -158,27 +159,22 @@ pub async fn deploy(
         ));
     }
     let relayer = Relayer::new(chain.clone(), owner, RelayerConfig::default());
-    let first = relayer
-        .send_and_confirm(
-            "deploy SignatureChecker",
-            TxKind::Create,
-            creation_code(SIGNATURE_CHECKER, &[])?,
-            |_| {},
-        )
-        .await?;
-    let checker = first.contract_address.ok_or_else(|| ChainError::Rpc {
-        what: "deploy SignatureChecker".into(),
-        message: "the receipt has no contract address".into(),
-    })?;
+    let (checker, first_block) = create(
+        &relayer,
+        "deploy SignatureChecker",
+        creation_code(SIGNATURE_CHECKER, &[])?,
+    )
+    .await?;
     let implementation = create(
         &relayer,
         "deploy FiatTokenV2_2",
         creation_code(FIAT_TOKEN_V2_2, &[("SignatureChecker", checker)])?,
     )
-    .await?;
+    .await?
+    .0;
     let mut proxy_code = creation_code(FIAT_TOKEN_PROXY, &[])?.to_vec();
     proxy_code.extend(implementation.abi_encode());
-    let token = create(&relayer, "deploy FiatTokenProxy", proxy_code.into()).await?;
+    let (token, _) = create(&relayer, "deploy FiatTokenProxy", proxy_code.into()).await?;
     let steps: [(&str, Vec<u8>); 6] = [
         (
             "USDC proxy changeAdmin",
@@ -235,10 +231,7 @@ pub async fn deploy(
     for (label, input) in steps {
         call(&relayer, label, token, input).await?;
     }
-    Ok(DeployedUsdc {
-        token,
-        first_block: first.block_number,
-    })
+    Ok(DeployedUsdc { token, first_block })
 }
 
 #[cfg(test)]
