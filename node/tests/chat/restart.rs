@@ -113,7 +113,14 @@ async fn restart_takes_over(db: TestDb) -> Result<()> {
     // The node restarts under its name: the dead claim is taken over at once, both messages are answered in order.
     let (second, second_state, _) = start(config(&db, dir.path())).await?;
     let t0 = Instant::now();
-    let (status, body) = dev_chat(&second, "balance", "m-2").await?;
+    // The reply may take longer than one /v1/dev/chat wait (under 2 s here) on a loaded machine: asking again with
+    // the same message id is the documented way to keep waiting (the message is stored once).
+    let (status, body) = loop {
+        let (status, body) = dev_chat(&second, "balance", "m-2").await?;
+        if status != 504 || t0.elapsed() >= Duration::from_secs(10) {
+            break (status, body);
+        }
+    };
     assert_eq!(status, 200, "{}: {body}", db.label);
     assert!(
         t0.elapsed() < Duration::from_secs(10),
