@@ -31,7 +31,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 # A separate output directory so a normal `forge build` cache never masks a stale artifact.
-(cd "$contracts" && "$forge" build --skip test --skip script --out "$tmp/out" --cache-path "$tmp/cache" --quiet)
+# Only the sources: the committed artifacts never depend on tests or scripts.
+(cd "$contracts" && "$forge" build src --out "$tmp/out" --cache-path "$tmp/cache" --quiet)
 
 for name in "${names[@]}"; do
   node -e '

@@ -10,7 +10,7 @@
 # Environment: REMESA_DEVNET_PORT (default 8545).
 # Accounts are anvil's well-known development keys (public, never use them on a real network):
 #   0 deployer, owner, minter and guardian (USDC: owner, master minter, minter, pauser, blacklister);
-#   1..3 demo senders (10,000 USDC each); 9 partner 1's settlement address. USDC's proxy admin is 0xadad…ad.
+#   1..3 demo senders (10,000 USDC each); 9 partner 1's settlement address and EVM signer. USDC's proxy admin is 0xadad…ad.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 contracts="$root/contracts"
@@ -139,12 +139,14 @@ field status <<<"$(send "$token" "initializeV2_1(address)" "$deployer")" >/dev/n
 field status <<<"$(send "$token" "initializeV2_2(address[],string)" "[]" USDC)" >/dev/null
 field status <<<"$(send "$token" "configureMinter(address,uint256)" "$deployer" \
   115792089237316195423570985008687907853269984665640564039457584007913129639935)" >/dev/null
-escrow_receipt="$(send --create "$(bytecode RemittanceEscrow)" "constructor(address,address,address)" "$token" "$deployer" "$deployer")"
+# Locks between a minute (so demos can expire quickly) and 30 days, as wallet::devnet::DEVNET_{MIN,MAX}_LOCK_S.
+escrow_receipt="$(send --create "$(bytecode RemittanceEscrow)" "constructor(address,address,address,uint64,uint64)" \
+  "$token" "$deployer" "$deployer" 60 2592000)"
 escrow="$(field contractAddress <<<"$escrow_receipt")"
 # The set-up transactions go into the same block; then every receipt must show success.
 nonce="$("$cast" nonce --rpc-url "$rpc" "$deployer")"
 hashes=("$("$cast" send --rpc-url "$rpc" --private-key "$deployer_key" --async --nonce "$nonce" \
-  "$escrow" "setPartner(uint64,address)" "$partner_id" "$settlement")")
+  "$escrow" "setPartner(uint64,address,address)" "$partner_id" "$settlement" "$settlement")")
 for i in 1 2 3; do
   hashes+=("$("$cast" send --rpc-url "$rpc" --private-key "$deployer_key" --async --nonce "$((nonce + i))" \
     "$token" "mint(address,uint256)" "$(account available_accounts "$i")" "$mint_base_units")")
@@ -174,7 +176,7 @@ Remesa devnet is up
   USDC             $token  (FiatTokenV2_2 behind its proxy, 6 decimals)
   RemittanceEscrow $escrow
   deployer/owner   $deployer  (anvil account 0; also minter and guardian)
-  partner $partner_id        settlement $settlement  (anvil account 9)
+  partner $partner_id        settlement and signer $settlement  (anvil account 9)
   funded senders   anvil accounts 1..3, 10,000 USDC each
   deployment file  .devnet/deployment.json   anvil log .devnet/anvil.log
 EOF

@@ -2,27 +2,33 @@
 pragma solidity 0.8.30;
 
 import {Script} from "forge-std/Script.sol";
-import {TestStablecoin} from "../src/TestStablecoin.sol";
 import {RemittanceEscrow} from "../src/RemittanceEscrow.sol";
 import {IRemittanceEscrow} from "../src/interfaces/IRemittanceEscrow.sol";
+import {IFiatTokenV2_2, UsdcDeployer} from "../test/utils/Usdc.sol";
 
-/// Cross-check of contracts/GAS.md on a real chain: sends the same operations as test/Gas.t.sol as real transactions
-/// to an anvil node, so their receipts' gasUsed (intrinsic, calldata and execution, as the chain charges them) can be
-/// compared with the forge-computed all-in figures. Run by `scripts/gas-report.sh --anvil`.
-contract GasCheck is Script {
+/// Cross-check of contracts/GAS.md on a real chain: deploys Circle's USDC from the committed artifacts (as
+/// test/Gas.t.sol does) and sends the same operations as real transactions to an anvil node, so their receipts'
+/// gasUsed (intrinsic, calldata and execution, as the chain charges them) can be compared with the forge-computed
+/// all-in figures. Run by `scripts/gas-report.sh`, which starts anvil at the fixed timestamp GENESIS.
+contract GasCheck is Script, UsdcDeployer {
     uint256 internal constant N = 32;
     uint64 internal constant PARTNER = 7;
     uint64 internal constant PARTNER_SINGLE = 8;
-    /// Fixed (not derived from the clock), so the calldata and thus the receipts are the same on every run.
-    uint64 internal constant EXPIRY = 4_000_000_000;
+    /// anvil's genesis timestamp (scripts/gas-report.sh passes it with --timestamp).
+    uint64 internal constant GENESIS = 1_750_000_000;
+    /// Fixed (not derived from the clock), so the calldata and thus the receipts are the same on every run; within
+    /// the escrow's lock bounds as long as the script runs within a day of GENESIS on the anvil clock.
+    uint64 internal constant EXPIRY = GENESIS + 7 days;
+    uint256 internal constant VALID_BEFORE = GENESIS + 1 days;
     bytes32 internal constant RECEIVE_TYPEHASH = keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
 
-    TestStablecoin internal token;
+    IFiatTokenV2_2 internal token;
     RemittanceEscrow internal escrow;
     address[] internal senders;
     uint256[] internal keys;
+    address internal signer;
 
     function _preimage(uint256 i) internal pure returns (bytes32) {
         bytes memory alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -32,11 +38,10 @@ contract GasCheck is Script {
             code[j] = alphabet[x % 32];
             x /= 32;
         }
-        // forge-lint: disable-next-line(unsafe-typecast)
-        return bytes32(code);
+        return bytes32(abi.encodePacked(bytes16(keccak256(abi.encode("salt", i))), code, bytes4(0)));
     }
 
-    function _signed(uint256 s, uint256 i, uint64 partnerId)
+    function _signed(uint256 s, uint256 i, uint64 partnerId, address settlement)
         internal
         view
         returns (IRemittanceEscrow.Terms memory t, IRemittanceEscrow.Authorization memory a)
@@ -46,9 +51,11 @@ contract GasCheck is Script {
             amount: 100e6 + i * 1_230_000,
             partnerId: partnerId,
             expiry: EXPIRY,
+            settlement: settlement,
+            partnerSigner: signer,
             claimHash: keccak256(abi.encodePacked(_preimage(i)))
         });
-        a.validBefore = EXPIRY;
+        a.validBefore = VALID_BEFORE;
         bytes32 structHash = keccak256(
             abi.encode(RECEIVE_TYPEHASH, t.sender, address(escrow), t.amount, 0, a.validBefore, escrow.remittanceId(t))
         );
@@ -63,29 +70,44 @@ contract GasCheck is Script {
             senders.push(account);
             keys.push(k);
         }
-        vm.startBroadcast(deployerKey);
-        token = new TestStablecoin();
-        escrow = new RemittanceEscrow(address(token), deployer, deployer);
+        signer = makeAddr("partner-signer");
         // Two partners with fresh settlement addresses, so the batch and the single release each pay the first
         // (zero to non-zero) balance write, as in test/Gas.t.sol.
-        escrow.setPartner(PARTNER, makeAddr("partner-settlement"));
-        escrow.setPartner(PARTNER_SINGLE, makeAddr("partner-settlement-single"));
+        address settlement = makeAddr("partner-settlement");
+        address settlementSingle = makeAddr("partner-settlement-single");
+        vm.startBroadcast(deployerKey);
+        // The deployer holds every USDC role; the proxy admin is another address (it could not use the token).
+        token = deployUsdc(
+            UsdcRoles({
+                owner: deployer,
+                masterMinter: deployer,
+                pauser: deployer,
+                blacklister: deployer,
+                lostAndFound: deployer,
+                proxyAdmin: makeAddr("usdc-proxy-admin")
+            })
+        );
+        token.configureMinter(deployer, type(uint128).max);
+        escrow = new RemittanceEscrow(address(token), deployer, deployer, 1 hours, 30 days);
+        escrow.setPartner(PARTNER, settlement, signer);
+        escrow.setPartner(PARTNER_SINGLE, settlementSingle, signer);
         token.mint(deployer, 10_000e6);
         for (uint256 i; i < N + 2; ++i) {
             token.mint(senders[i], 10_000e6);
         }
         (IRemittanceEscrow.Terms memory seedT, IRemittanceEscrow.Authorization memory seedA) =
-            _signed(N + 1, 999, PARTNER);
+            _signed(N + 1, 999, PARTNER, settlement);
         escrow.deposit(seedT, seedA);
 
-        // 1. plain transfer to a fresh address (from the deployer, which keeps a balance, like the senders)
+        // 1. plain USDC transfer to a fresh address (from the deployer, which keeps a balance, like the senders)
         require(token.transfer(makeAddr("fresh-recipient"), 100e6), "transfer");
         // 2. single deposit, 3. batch of 32 (senders 1..32), 4. batch release, 5. single release, in this order
-        (IRemittanceEscrow.Terms memory t0, IRemittanceEscrow.Authorization memory a0) = _signed(0, 0, PARTNER_SINGLE);
+        (IRemittanceEscrow.Terms memory t0, IRemittanceEscrow.Authorization memory a0) =
+            _signed(0, 0, PARTNER_SINGLE, settlementSingle);
         escrow.deposit(t0, a0);
         IRemittanceEscrow.DepositItem[] memory items = new IRemittanceEscrow.DepositItem[](N);
         for (uint256 i; i < N; ++i) {
-            (items[i].terms, items[i].auth) = _signed(i + 1, i + 1, PARTNER);
+            (items[i].terms, items[i].auth) = _signed(i + 1, i + 1, PARTNER, settlement);
         }
         escrow.depositBatch(items);
         IRemittanceEscrow.ReleaseItem[] memory rel = new IRemittanceEscrow.ReleaseItem[](N);

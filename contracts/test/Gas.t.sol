@@ -2,31 +2,29 @@
 pragma solidity 0.8.30;
 
 import {Test} from "forge-std/Test.sol";
-import {TestStablecoin} from "../src/TestStablecoin.sol";
 import {RemittanceEscrow} from "../src/RemittanceEscrow.sol";
 import {IRemittanceEscrow} from "../src/interfaces/IRemittanceEscrow.sol";
+import {IFiatTokenV2_2, UsdcDeployer} from "./utils/Usdc.sol";
 
-/// All-in transaction gas of each escrow operation, side by side with a plain ERC-20 transfer; the source of
-/// contracts/GAS.md. Regenerate with scripts/gas-report.sh, which runs this file with FOUNDRY_PROFILE=gas.
+/// All-in transaction gas of each escrow operation on Circle's USDC (FiatTokenV2_2 behind FiatTokenProxy, deployed
+/// from the committed artifacts), side by side with a plain USDC transfer; the source of contracts/GAS.md.
+/// Regenerate with scripts/gas-report.sh, which runs this file with FOUNDRY_PROFILE=gas.
 ///
 /// Method: the `gas` profile sets `isolate = true`, so forge executes every top-level call of a test as its own
 /// transaction (fresh warm/cold access sets, intrinsic gas, calldata gas, refunds), and `vm.snapshotGasLastCall`
-/// returns what the chain would charge for that transaction. scripts/gas-report.sh --anvil cross-checks these figures
-/// against the receipts of the same transactions on a real anvil node. The report also splits each figure into
-/// 21,000 intrinsic + calldata (4 gas per zero byte, 16 per non-zero byte of the exact calldata, EIP-2028) +
-/// execution, and checks the EIP-7623 calldata floor (21,000 + 10 x (zero bytes + 4 x non-zero bytes)), which does
-/// not bind for these operations.
-/// (Without isolation the callee-frame gas from `vm.snapshotGasLastCall` misses the first, cold access to the token
-/// account, 2,500 gas per transaction, because the test has touched it before.)
+/// returns what the chain would charge for that transaction. scripts/gas-report.sh cross-checks these figures against
+/// the receipts of the same transactions on a real anvil node (script/GasCheck.s.sol). The report also splits each
+/// figure into 21,000 intrinsic + calldata (4 gas per zero byte, 16 per non-zero byte of the exact calldata,
+/// EIP-2028) + execution, and checks the EIP-7623 calldata floor (21,000 + 10 x (zero bytes + 4 x non-zero bytes)).
 ///
 /// The state is the steady state of a running node: every sender is a distinct account that keeps a balance after
 /// paying (cold non-zero to non-zero balance write), the escrow already holds other open remittances, and the
 /// partner's settlement address and the plain transfer's recipient start with a zero balance (the expensive case).
-/// Amounts (~100 USD in 6-decimal base units), expiries, 12-character pickup codes and signatures are realistic, so
-/// the calldata has realistic zero / non-zero byte counts.
+/// Amounts (~100 USD in 6-decimal base units), expiries, salted pickup-code preimages and signatures are realistic,
+/// so the calldata has realistic zero / non-zero byte counts.
 ///
 /// Under the default profile the same operations run as ordinary tests (they must succeed) and nothing is recorded.
-contract GasTest is Test {
+contract GasTest is Test, UsdcDeployer {
     string internal constant GROUP = "RemittanceGas";
     uint256 internal constant N = 32;
     uint64 internal constant PARTNER = 7;
@@ -34,26 +32,40 @@ contract GasTest is Test {
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
 
-    TestStablecoin internal token;
+    IFiatTokenV2_2 internal token;
     RemittanceEscrow internal escrow;
+    address internal usdcAdmin = makeAddr("usdc-admin");
     address internal owner = makeAddr("owner");
     address internal relayer = makeAddr("relayer");
     address internal settlement = makeAddr("partner-settlement");
+    address internal partnerSigner;
+    uint256 internal partnerSignerKey;
     address[] internal senders;
     uint256[] internal keys;
 
     function setUp() public {
         vm.warp(1_750_000_000);
+        token = deployUsdc(
+            UsdcRoles({
+                owner: usdcAdmin,
+                masterMinter: usdcAdmin,
+                pauser: usdcAdmin,
+                blacklister: usdcAdmin,
+                lostAndFound: usdcAdmin,
+                proxyAdmin: makeAddr("usdc-proxy-admin")
+            })
+        );
+        vm.prank(usdcAdmin);
+        token.configureMinter(usdcAdmin, type(uint128).max);
+        escrow = new RemittanceEscrow(address(token), owner, owner, 1 hours, 30 days);
+        (partnerSigner, partnerSignerKey) = makeAddrAndKey("partner-signer");
         vm.prank(owner);
-        token = new TestStablecoin();
-        escrow = new RemittanceEscrow(address(token), owner, owner);
-        vm.prank(owner);
-        escrow.setPartner(PARTNER, settlement);
+        escrow.setPartner(PARTNER, settlement, partnerSigner);
         for (uint256 i; i < N + 2; ++i) {
             (address account, uint256 k) = makeAddrAndKey(string.concat("sender-", vm.toString(i)));
             senders.push(account);
             keys.push(k);
-            vm.prank(owner);
+            vm.prank(usdcAdmin);
             token.mint(account, 10_000e6);
         }
         // The escrow already holds an open remittance (its balance slot is non-zero, as in steady state).
@@ -63,8 +75,8 @@ contract GasTest is Test {
 
     // ---------------------------------------------------------------- helpers
 
+    /// Remesa's preimage: 16 random salt bytes, a 12-character Crockford base32 pickup code's ASCII, 4 zero bytes.
     function _preimage(uint256 i) internal pure returns (bytes32) {
-        // A 12-character Crockford base32 pickup code, ASCII, right-padded with zero bytes.
         bytes memory alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
         bytes memory code = new bytes(12);
         uint256 x = uint256(keccak256(abi.encode("code", i)));
@@ -72,8 +84,7 @@ contract GasTest is Test {
             code[j] = alphabet[x % 32];
             x /= 32;
         }
-        // forge-lint: disable-next-line(unsafe-typecast)
-        return bytes32(code);
+        return bytes32(abi.encodePacked(bytes16(keccak256(abi.encode("salt", i))), code, bytes4(0)));
     }
 
     function _terms(uint256 s, uint256 i) internal view returns (IRemittanceEscrow.Terms memory) {
@@ -82,6 +93,8 @@ contract GasTest is Test {
             amount: 100e6 + i * 1_230_000,
             partnerId: PARTNER,
             expiry: uint64(block.timestamp + 7 days),
+            settlement: settlement,
+            partnerSigner: partnerSigner,
             claimHash: keccak256(abi.encodePacked(_preimage(i)))
         });
     }
@@ -138,12 +151,13 @@ contract GasTest is Test {
 
     // ---------------------------------------------------------------- measurements
 
-    function test_gas_plainTransfer() public {
+    /// The baseline: a plain USDC transfer to a fresh address, from an account that keeps a balance.
+    function test_gas_usdcTransfer() public {
         address fresh = makeAddr("fresh-recipient");
         _cold();
         vm.prank(senders[0]);
         bool ok = token.transfer(fresh, 100e6);
-        _record("erc20_transfer_fresh", abi.encodeCall(token.transfer, (fresh, 100e6)), 1);
+        _record("usdc_transfer_fresh", abi.encodeCall(token.transfer, (fresh, 100e6)), 1);
         assertTrue(ok);
     }
 
@@ -152,7 +166,7 @@ contract GasTest is Test {
         _cold();
         vm.prank(relayer);
         escrow.deposit(t, a);
-        _record("deposit_1", abi.encodeCall(escrow.deposit, (t, a)), 1);
+        _record("usdc_deposit_1", abi.encodeCall(escrow.deposit, (t, a)), 1);
     }
 
     function test_gas_depositBatch32() public {
@@ -161,7 +175,7 @@ contract GasTest is Test {
         vm.prank(relayer);
         uint256 done = escrow.depositBatch(items);
         assertEq(done, N);
-        _record("deposit_batch_32", abi.encodeCall(escrow.depositBatch, (items)), N);
+        _record("usdc_deposit_batch_32", abi.encodeCall(escrow.depositBatch, (items)), N);
     }
 
     function test_gas_release() public {
@@ -170,7 +184,8 @@ contract GasTest is Test {
         _cold();
         vm.prank(relayer);
         escrow.release(t, _preimage(0));
-        _record("release_1", abi.encodeCall(escrow.release, (t, _preimage(0))), 1);
+        _record("usdc_release_1", abi.encodeCall(escrow.release, (t, _preimage(0))), 1);
+        assertEq(token.balanceOf(settlement), t.amount);
     }
 
     function test_gas_releaseBatch32() public {
@@ -183,7 +198,7 @@ contract GasTest is Test {
         _cold();
         vm.prank(relayer);
         uint256 done = escrow.releaseBatch(items);
-        _record("release_batch_32", abi.encodeCall(escrow.releaseBatch, (items)), N);
+        _record("usdc_release_batch_32", abi.encodeCall(escrow.releaseBatch, (items)), N);
         assertEq(done, N);
         assertEq(token.balanceOf(settlement), 32 * 100e6 + 1_230_000 * (31 * 32 / 2));
     }
@@ -195,6 +210,17 @@ contract GasTest is Test {
         _cold();
         vm.prank(relayer);
         escrow.refund(t);
-        _record("refund_1", abi.encodeCall(escrow.refund, (t)), 1);
+        _record("usdc_refund_1", abi.encodeCall(escrow.refund, (t)), 1);
+    }
+
+    function test_gas_cancel() public {
+        (IRemittanceEscrow.Terms memory t, IRemittanceEscrow.Authorization memory a) = _signed(0, 0);
+        bytes32 id = escrow.deposit(t, a);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(partnerSignerKey, escrow.declineDigest(id));
+        bytes memory sig = abi.encodePacked(r, s, v);
+        _cold();
+        vm.prank(relayer);
+        escrow.cancel(t, sig);
+        _record("usdc_cancel_1", abi.encodeCall(escrow.cancel, (t, sig)), 1);
     }
 }

@@ -37,7 +37,7 @@ pub enum AppError {
     Deployment(#[from] remesa_wallet::devnet::DevnetError),
 }
 
-pub use crate::chain::{ChainRuntime, Deployment};
+pub use crate::chain::{ChainRuntime, Deployment, ExpectedToken};
 pub use crate::http::AppState;
 
 /// A built node, bound to its port, not yet serving.
@@ -97,7 +97,14 @@ pub async fn state(config: Config) -> Result<AppState, AppError> {
                     })?),
                     None => None,
                 };
-            Some(ChainRuntime::connect(rpc, deployment, owner).await?)
+            let expected = ExpectedToken {
+                name: config.token_name.clone(),
+                version: config.token_version.clone(),
+            };
+            let chain = ChainRuntime::connect(rpc, deployment, owner, &expected).await?;
+            // The quote's validity bounds how late a deposit can be mined after the remittance's expiry was set.
+            chain.check_lock_time(config.remittance_expiry_s, config.quote_ttl_s_max.max(60))?;
+            Some(chain)
         }
         (Some(_), None) => {
             return Err(AppError::Config(

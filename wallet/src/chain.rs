@@ -378,6 +378,70 @@ impl Chain {
         }
     }
 
+    /// Checks that `token` implements EIP-3009's `receiveWithAuthorization` for `payee` (the escrow): it must answer
+    /// `authorizationState`, and a forged authorization simulated from the payee must be refused with a reason (a
+    /// token without the function reverts with no data, or accepts it through a fallback). Else
+    /// [`ChainError::TokenDomain`], naming the token.
+    pub async fn require_eip3009(&self, token: Address, payee: Address) -> Result<(), ChainError> {
+        use alloy::rpc::types::TransactionRequest;
+        use alloy::sol_types::SolCall;
+        let unusable = |reason: String| ChainError::TokenDomain { token, reason };
+        let t = TestStablecoin::new(token, &self.provider);
+        match self
+            .contract_call(
+                "reading the token's authorizationState",
+                t.authorizationState(payee, B256::ZERO).call(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(ChainError::Rpc { .. } | ChainError::Refused { .. }) => {
+                return Err(unusable(
+                    "it has no EIP-3009 authorizationState(address,bytes32), so it cannot take gasless \
+                     authorizations"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        // A nonce no one signed and an all-zero signature: every EIP-3009 token refuses it, with a reason.
+        let forged = TestStablecoin::receiveWithAuthorizationCall {
+            from: payee,
+            to: payee,
+            value: U256::from(1u8),
+            validAfter: U256::ZERO,
+            validBefore: U256::MAX,
+            nonce: alloy::primitives::keccak256(b"remesa: receiveWithAuthorization probe"),
+            v: 27,
+            r: B256::ZERO,
+            s: B256::ZERO,
+        };
+        let tx = TransactionRequest::default()
+            .from(payee)
+            .to(token)
+            .input(forged.abi_encode().into());
+        let result = tokio::time::timeout(self.rpc_timeout, self.provider.call(tx).into_future()).await;
+        match result {
+            Err(_) => Err(ChainError::Timeout {
+                what: "simulating receiveWithAuthorization".into(),
+                url: redact_url(&self.url),
+                after_s: self.rpc_timeout.as_secs(),
+            }),
+            Ok(Ok(_)) => Err(unusable(
+                "it accepted a receiveWithAuthorization with a forged signature (no EIP-3009 check)".into(),
+            )),
+            Ok(Err(e)) => match e.as_error_resp() {
+                Some(resp) if resp.as_revert_data().is_some_and(|d| !d.is_empty()) => Ok(()),
+                Some(_) => Err(unusable(
+                    "it has no receiveWithAuthorization(address,address,uint256,uint256,uint256,bytes32,uint8,\
+                     bytes32,bytes32) (a simulated call reverted without a reason)"
+                        .into(),
+                )),
+                None => Err(classify(&self.url, "simulating receiveWithAuthorization", &e)),
+            },
+        }
+    }
+
     pub async fn token_balance(&self, token: &TokenInfo, owner: Address) -> Result<TokenAmount, ChainError> {
         let t = TestStablecoin::new(token.address, &self.provider);
         let units = self
@@ -429,14 +493,56 @@ impl Chain {
         })
     }
 
-    /// The settlement address of a partner (zero when not registered).
-    pub async fn partner_settlement(&self, escrow: Address, partner_id: u64) -> Result<Address, ChainError> {
+    /// The escrow's shortest and longest lock in seconds (`minLockSeconds`, `maxLockSeconds`): a deposit's expiry
+    /// must be that far from the block's time.
+    pub async fn escrow_lock_bounds(&self, escrow: Address) -> Result<(u64, u64), ChainError> {
         let e = RemittanceEscrow::new(escrow, &self.provider);
-        self.contract_call(
-            "reading the partner registry",
-            e.partnerSettlement(partner_id).call(),
-        )
-        .await
+        let min = self
+            .contract_call("reading the escrow's shortest lock", e.minLockSeconds().call())
+            .await?;
+        let max = self
+            .contract_call("reading the escrow's longest lock", e.maxLockSeconds().call())
+            .await?;
+        Ok((min, max))
+    }
+
+    /// The settlement address and signer new deposits to `partner_id` must name: the latest `PartnerSet` event
+    /// for it since `from_block` (the deployment's block), confirmed by the escrow's `partnerAccepts`. `None` when
+    /// the partner accepts no deposits (never registered, or removed).
+    pub async fn partner_registration(
+        &self,
+        escrow: Address,
+        partner_id: u64,
+        from_block: u64,
+    ) -> Result<Option<(Address, Address)>, ChainError> {
+        use alloy::rpc::types::Filter;
+        use alloy::sol_types::SolEvent;
+        let filter = Filter::new()
+            .address(escrow)
+            .event_signature(RemittanceEscrow::PartnerSet::SIGNATURE_HASH)
+            .topic1(B256::from(U256::from(partner_id)))
+            .from_block(from_block);
+        let logs = self
+            .rpc(
+                "reading the partner registry's events",
+                self.provider.get_logs(&filter),
+            )
+            .await?;
+        let Some(last) = logs
+            .iter()
+            .rev()
+            .find_map(|l| RemittanceEscrow::PartnerSet::decode_log(&l.inner).ok())
+        else {
+            return Ok(None);
+        };
+        let e = RemittanceEscrow::new(escrow, &self.provider);
+        let accepts = self
+            .contract_call(
+                "reading the partner registry",
+                e.partnerAccepts(partner_id, last.settlement, last.signer).call(),
+            )
+            .await?;
+        Ok(accepts.then_some((last.settlement, last.signer)))
     }
 
     /// Timestamp of the latest block (the chain's "now"; on a devnet it can be ahead of the wall clock).

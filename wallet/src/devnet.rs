@@ -107,12 +107,27 @@ pub enum DevnetToken {
 /// transparent proxy's admin cannot use the token).
 pub const USDC_PROXY_ADMIN: Address = Address::new([0xad; 20]);
 
-/// Deploys real USDC and RemittanceEscrow (deployer = owner = guardian = minter) and registers `partners` (id,
-/// settlement address). [`deploy_with`] chooses the token.
+/// Shortest lock the devnet escrow accepts (`minLockSeconds`): a minute, so tests and demos can expire quickly.
+/// A production deployment would choose hours.
+pub const DEVNET_MIN_LOCK_S: u64 = 60;
+/// Longest lock the devnet escrow accepts (`maxLockSeconds`): 30 days.
+pub const DEVNET_MAX_LOCK_S: u64 = 30 * 24 * 3600;
+
+/// A partner as the escrow's registry knows it: new deposits to `id` must name this settlement address (where
+/// releases pay) and signer (whose EIP-712 `Decline` allows a refund before expiry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartnerRegistration {
+    pub id: u64,
+    pub settlement: Address,
+    pub signer: Address,
+}
+
+/// Deploys real USDC and RemittanceEscrow (deployer = owner = guardian = minter; locks between
+/// [`DEVNET_MIN_LOCK_S`] and [`DEVNET_MAX_LOCK_S`]) and registers `partners`. [`deploy_with`] chooses the token.
 pub async fn deploy(
     chain: &Chain,
     deployer: PrivateKeySigner,
-    partners: &[(u64, Address)],
+    partners: &[PartnerRegistration],
 ) -> Result<Deployment, ChainError> {
     deploy_with(chain, deployer, partners, DevnetToken::default()).await
 }
@@ -121,7 +136,7 @@ pub async fn deploy(
 pub async fn deploy_with(
     chain: &Chain,
     deployer: PrivateKeySigner,
-    partners: &[(u64, Address)],
+    partners: &[PartnerRegistration],
     token: DevnetToken,
 ) -> Result<Deployment, ChainError> {
     let owner = deployer.address();
@@ -153,6 +168,8 @@ pub async fn deploy_with(
             token_: token,
             owner_: owner,
             guardian_: owner,
+            minLockSeconds_: DEVNET_MIN_LOCK_S,
+            maxLockSeconds_: DEVNET_MAX_LOCK_S,
         }
         .abi_encode(),
     );
@@ -169,10 +186,11 @@ pub async fn deploy_with(
             what: "deploying RemittanceEscrow".into(),
             message: "the receipt has no contract address".into(),
         })?;
-    for (id, settlement) in partners {
+    for p in partners {
         let call = RemittanceEscrow::setPartnerCall {
-            partnerId: *id,
-            settlement: *settlement,
+            partnerId: p.id,
+            settlement: p.settlement,
+            signer: p.signer,
         };
         use alloy::sol_types::SolCall;
         relayer
@@ -224,7 +242,7 @@ pub fn anvil_path() -> PathBuf {
 }
 
 /// A throw-away devnet: anvil on a free port (killed on drop) with the contracts deployed, partner 1 registered
-/// (settlement = anvil account 9) and 10,000 USDC minted to anvil accounts 1..3 — like `scripts/devnet.sh`.
+/// (settlement address and signer = anvil account 9) and 10,000 USDC minted to anvil accounts 1..3 — like `scripts/devnet.sh`.
 #[derive(Debug)]
 pub struct LocalDevnet {
     pub anvil: AnvilInstance,
@@ -254,7 +272,11 @@ impl LocalDevnet {
         let deployment = deploy_with(
             &chain,
             anvil_dev_signer(0),
-            &[(DEMO_PARTNER_ID, settlement)],
+            &[PartnerRegistration {
+                id: DEMO_PARTNER_ID,
+                settlement,
+                signer: settlement,
+            }],
             token,
         )
         .await?;

@@ -1,7 +1,8 @@
 //! Remittance terms, their id (= terms hash = the EIP-3009 nonce the sender signs), and pickup codes.
 //!
-//! `id = keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, claimHash))` with `partnerId` and `expiry`
-//! as `uint64` (each padded to a 32-byte word by `abi.encode`), exactly as `RemittanceEscrow._id`.
+//! `id = keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, settlement, partnerSigner, claimHash))`
+//! with `partnerId` and `expiry` as `uint64` (each padded to a 32-byte word by `abi.encode`), exactly as
+//! `RemittanceEscrow._id`: the partner's settlement address and signer are bound by the sender's signature.
 //! `claimHash = keccak256(abi.encodePacked(preimage))` where the preimage is the pickup code's ASCII right-padded
 //! with zero bytes to 32 bytes.
 
@@ -109,12 +110,17 @@ pub struct RemittanceTerms {
     #[serde(with = "u256_dec")]
     pub amount_base_units: U256,
     pub partner_id: u64,
+    /// Releases pay here (bound in the id: the escrow's owner cannot redirect it).
+    pub settlement: Address,
+    /// The partner's EVM signer whose EIP-712 `Decline(id)` lets the sender be refunded before expiry.
+    pub partner_signer: Address,
     pub expires_at_unix_s: u64,
     pub claim_hash: B256,
 }
 
 impl RemittanceTerms {
-    /// The remittance id: `keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, claimHash))`.
+    /// The remittance id:
+    /// `keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, settlement, partnerSigner, claimHash))`.
     pub fn id(&self) -> B256 {
         keccak256(
             (
@@ -123,6 +129,8 @@ impl RemittanceTerms {
                 self.amount_base_units,
                 self.partner_id,
                 self.expires_at_unix_s,
+                self.settlement,
+                self.partner_signer,
                 self.claim_hash,
             )
                 .abi_encode(),
@@ -136,6 +144,8 @@ impl RemittanceTerms {
             amount: self.amount_base_units,
             partnerId: self.partner_id,
             expiry: self.expires_at_unix_s,
+            settlement: self.settlement,
+            partnerSigner: self.partner_signer,
             claimHash: self.claim_hash,
         }
     }
@@ -146,6 +156,8 @@ impl RemittanceTerms {
             sender: t.sender,
             amount_base_units: t.amount,
             partner_id: t.partnerId,
+            settlement: t.settlement,
+            partner_signer: t.partnerSigner,
             expires_at_unix_s: t.expiry,
             claim_hash: t.claimHash,
         }
@@ -203,12 +215,14 @@ mod tests {
     }
 
     #[test]
-    fn id_is_abi_encode_of_six_words() {
+    fn id_is_abi_encode_of_eight_words() {
         let t = RemittanceTerms {
             escrow: Address::repeat_byte(0xee),
             sender: Address::repeat_byte(0x11),
             amount_base_units: U256::from(1_000_000u64),
             partner_id: 7,
+            settlement: Address::repeat_byte(0x5e),
+            partner_signer: Address::repeat_byte(0x51),
             expires_at_unix_s: 1_900_000_000,
             claim_hash: B256::repeat_byte(0xcc),
         };
@@ -218,8 +232,10 @@ mod tests {
         buf.extend_from_slice(&t.amount_base_units.to_be_bytes::<32>());
         buf.extend_from_slice(&U256::from(t.partner_id).to_be_bytes::<32>());
         buf.extend_from_slice(&U256::from(t.expires_at_unix_s).to_be_bytes::<32>());
+        buf.extend_from_slice(B256::left_padding_from(t.settlement.as_slice()).as_slice());
+        buf.extend_from_slice(B256::left_padding_from(t.partner_signer.as_slice()).as_slice());
         buf.extend_from_slice(t.claim_hash.as_slice());
-        assert_eq!(buf.len(), 192);
+        assert_eq!(buf.len(), 256);
         assert_eq!(t.id(), keccak256(&buf));
         let json = serde_json::to_string(&t).expect("json");
         assert!(json.contains("\"amount_base_units\":\"1000000\""));

@@ -328,13 +328,15 @@ async fn remit_status_refund() {
 
     // Refusals.
     cli.run(&["remit", "20", "--partner", "99"])
-        .fails(2, "partner 99 is not registered");
+        .fails(2, "partner 99 does not accept deposits");
     cli.run(&["remit", "2000", "--partner", "1"])
         .fails(2, "insufficient balance");
     cli.run(&["remit", "20", "--partner", "1", "--pickup-code", "UUU"])
         .fails(2, "pickup code");
     cli.run(&["remit", "20", "--partner", "1", "--expires-at-unix-s", "5"])
         .fails(2, "in the past");
+    cli.run(&["remit", "20", "--partner", "1", "--expires-in-s", "5"])
+        .fails(2, "the escrow locks between 60 and 2592000 s");
     cli.run(&["status", "no-such-file.json"]).fails(2, "cannot read");
     cli.run(&["refund", &id]).fails(2, "needs the remittance's terms");
     cli.run(&["status", "0x1234"]).fails(2, "not a remittance id");

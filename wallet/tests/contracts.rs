@@ -42,24 +42,34 @@ async fn deposit_release_refund_on_the_test_stablecoin() {
 async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, &str)) {
     let chain = &d.chain;
     let (token, escrow) = (d.deployment.token, d.deployment.escrow);
-    // Register a second partner with a fresh settlement address.
+    // Register a second partner with a fresh settlement address and signer.
     let owner = d.relayer(0, RelayerConfig::default());
     let settlement = PrivateKeySigner::random().address();
-    let call = RemittanceEscrow::setPartnerCall {
-        partnerId: 42,
-        settlement,
-    };
+    let partner_signer = PrivateKeySigner::random().address();
     use alloy::sol_types::SolCall;
-    owner
-        .send_and_confirm(
+    let set_partner = |settlement, signer| {
+        let call = RemittanceEscrow::setPartnerCall {
+            partnerId: 42,
+            settlement,
+            signer,
+        };
+        owner.send_and_confirm(
             "setPartner",
             alloy::primitives::TxKind::Call(escrow),
             call.abi_encode().into(),
             |_| {},
         )
-        .await
-        .unwrap();
-    assert_eq!(chain.partner_settlement(escrow, 42).await.unwrap(), settlement);
+    };
+    set_partner(settlement, partner_signer).await.unwrap();
+    let from_block = d.deployment.deploy_block;
+    assert_eq!(
+        chain.partner_registration(escrow, 42, from_block).await.unwrap(),
+        Some((settlement, partner_signer))
+    );
+    assert_eq!(
+        chain.partner_registration(escrow, 43, from_block).await.unwrap(),
+        None
+    );
 
     // A sender with a local key, funded by the minter.
     let sender = PrivateKeySigner::random();
@@ -103,6 +113,8 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
         sender: sender.address(),
         amount_base_units: amount,
         partner_id: 42,
+        settlement,
+        partner_signer,
         expires_at_unix_s: now + 86_400,
         claim_hash: code.claim_hash(),
     };
@@ -116,6 +128,15 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
         EscrowStatus::Locked
     );
     assert_eq!(d.balance_of(escrow).await.unwrap(), amount);
+
+    // The owner points partner 42 at another address: new deposits must name it, but the locked remittance still
+    // pays the settlement address its sender signed.
+    let redirected = PrivateKeySigner::random().address();
+    set_partner(redirected, partner_signer).await.unwrap();
+    assert_eq!(
+        chain.partner_registration(escrow, 42, from_block).await.unwrap(),
+        Some((redirected, partner_signer))
+    );
 
     let p = relayer.release(&terms, code.preimage()).await.unwrap();
     let r = relayer.confirm(p, |_| {}).await.unwrap();
@@ -132,15 +153,19 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
         (42, settlement, amount)
     );
     assert_eq!(d.balance_of(settlement).await.unwrap(), amount);
+    assert_eq!(d.balance_of(redirected).await.unwrap(), U256::ZERO);
     assert_eq!(
         chain.escrow_status(escrow, terms.id()).await.unwrap(),
         EscrowStatus::Released
     );
 
-    // 2. Another with a short expiry: time travel, refund by anyone (the relayer).
+    // 2. Another with a short expiry (the devnet escrow's shortest lock, a minute): time travel, refund by anyone
+    // (the relayer). New deposits name the partner's current settlement address.
+    let code2 = PickupCode::generate();
     let terms2 = RemittanceTerms {
-        expires_at_unix_s: now + 60,
-        claim_hash: PickupCode::generate().claim_hash(),
+        settlement: redirected,
+        expires_at_unix_s: now + devnet::DEVNET_MIN_LOCK_S + 30,
+        claim_hash: code2.claim_hash(),
         ..terms
     };
     let p = relayer.deposit(&terms2, &sign(&terms2)).await.unwrap();
@@ -153,6 +178,15 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
         "{early}"
     );
     devnet::increase_time(chain, 120).await.unwrap();
+    // At or after expiry the partner can no longer be released (the sender may refund): no race.
+    let late = relayer
+        .release(&terms2, code2.preimage())
+        .await
+        .expect_err("expired");
+    assert!(
+        late.is_user_error() && late.to_string().contains("Expired"),
+        "{late}"
+    );
     let p = relayer.refund(&terms2).await.unwrap();
     let r = relayer.confirm(p, |_| {}).await.unwrap();
     let refunded = events::<RemittanceEscrow::Refunded>(&r);

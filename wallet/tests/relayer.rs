@@ -40,6 +40,8 @@ async fn signed_deposit(
         sender: sender.address(),
         amount_base_units: U256::from(amount),
         partner_id: devnet::DEMO_PARTNER_ID,
+        settlement: devnet::anvil_dev_signer(9).address(),
+        partner_signer: devnet::anvil_dev_signer(9).address(),
         expires_at_unix_s: now + expiry_in_s,
         claim_hash: code.claim_hash(),
     };
@@ -66,17 +68,20 @@ async fn terms_hash_equals_the_contracts() {
         any::<[u8; 32]>(),
         any::<u64>(),
         any::<u64>(),
+        any::<([u8; 20], [u8; 20])>(),
         any::<[u8; 32]>(),
     );
     let cases: Vec<_> = (0..24)
         .map(|_| strategy.new_tree(&mut runner).unwrap().current())
         .collect();
-    for (sender, amount, partner, expiry, claim) in cases {
+    for (sender, amount, partner, expiry, (settlement, partner_signer), claim) in cases {
         let terms = RemittanceTerms {
             escrow: d.deployment.escrow,
             sender: Address::from(sender),
             amount_base_units: U256::from_be_bytes(amount),
             partner_id: partner,
+            settlement: Address::from(settlement),
+            partner_signer: Address::from(partner_signer),
             expires_at_unix_s: expiry,
             claim_hash: B256::from(claim),
         };
@@ -125,14 +130,17 @@ async fn nonces_batches_and_restart() {
         EscrowStatus::Released
     );
 
-    let (t3, a3, _) = signed_deposit(&d, &sender, 3_000_000, 10).await;
-    let (t4, a4, _) = signed_deposit(&d, &sender, 4_000_000, 10).await;
+    // The devnet escrow's shortest lock is a minute.
+    let (t3, a3, _) = signed_deposit(&d, &sender, 3_000_000, devnet::DEVNET_MIN_LOCK_S + 10).await;
+    let (t4, a4, _) = signed_deposit(&d, &sender, 4_000_000, devnet::DEVNET_MIN_LOCK_S + 10).await;
     let p = restarted
         .deposit_batch(d.deployment.escrow, &[(t3, a3), (t4, a4)])
         .await
         .unwrap();
     restarted.confirm(p, |_| {}).await.unwrap();
-    devnet::increase_time(&d.chain, 20).await.unwrap();
+    devnet::increase_time(&d.chain, devnet::DEVNET_MIN_LOCK_S + 20)
+        .await
+        .unwrap();
     let before = d.balance_of(sender.address()).await.unwrap();
     let p = restarted
         .refund_batch(d.deployment.escrow, &[t3, t4])

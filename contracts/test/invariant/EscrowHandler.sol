@@ -2,13 +2,17 @@
 pragma solidity 0.8.30;
 
 import {Test} from "forge-std/Test.sol";
-import {TestStablecoin} from "../../src/TestStablecoin.sol";
+import {Vm} from "forge-std/Vm.sol";
 import {RemittanceEscrow} from "../../src/RemittanceEscrow.sol";
 import {IRemittanceEscrow} from "../../src/interfaces/IRemittanceEscrow.sol";
+import {IFiatTokenV2_2} from "../utils/Usdc.sol";
 
-/// Drives the escrow with random deposits (valid, invalid, tampered, duplicated, front-run), releases (right and
-/// wrong codes, duplicates, mixed partners), refunds (early and late), pauses, partner changes and direct attempts to
-/// redeem authorizations on the token; keeps an independent model of what must happen and counts every divergence.
+/// Drives the escrow on USDC with random deposits (valid, invalid, tampered, duplicated, front-run, out of the lock
+/// bounds, naming a partner's old settlement address or signer), releases (right and wrong codes, duplicates, mixed
+/// partners and settlement addresses, before and after expiry), refunds (early and late), cooperative cancels (the
+/// partner signer's or a wrong signature), escrow pauses, partner re-keying and removal, USDC pauses and blacklisting
+/// of senders and settlement addresses, and direct attempts to redeem authorizations on the token. Keeps an
+/// independent model of what must happen and counts every divergence.
 contract EscrowHandler is Test {
     bytes32 internal constant RECEIVE_TYPEHASH = keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
@@ -16,18 +20,26 @@ contract EscrowHandler is Test {
     uint256 internal constant SENDERS = 4;
     uint64 internal constant PARTNERS = 3; // ids 1..3 may be registered; id 4 never is
     uint256 internal constant SETTLEMENTS = 4;
+    uint256 internal constant SIGNERS = 3;
     uint256 internal constant INITIAL = 1_000_000e6;
     uint256 internal constant MAX_ITEMS = 6;
 
-    TestStablecoin public immutable token;
+    IFiatTokenV2_2 public immutable token;
     RemittanceEscrow public immutable escrow;
     address public immutable owner;
+    address public immutable pauser;
+    address public immutable blacklister;
     address public immutable attacker = makeAddr("attacker");
     address public immutable relayer = makeAddr("relayer");
+    uint64 public immutable minLock;
+    uint64 public immutable maxLock;
+    bytes32 internal immutable usdcDomain; // USDC's EIP-712 domain separator (fixed for the chain)
 
     address[] public senders;
     uint256[] internal keys;
     address[] public settlements;
+    address[] public signers;
+    mapping(address => uint256) internal signerKey;
     /// Every address that can hold tokens in this test (besides the escrow).
     address[] public actors;
 
@@ -41,15 +53,26 @@ contract EscrowHandler is Test {
         IRemittanceEscrow.Authorization a;
     }
 
+    struct Partner {
+        address settlement;
+        address signer;
+        bool accepting;
+    }
+
     // ---------------------------------------------------------------- the model
 
-    Rem[] internal rems; // every remittance ever locked
+    Rem[] internal rems; // every remittance ever locked or signed
+    bytes32[] internal remIds; // their ids
     Pending[] internal pending; // signed authorizations not yet submitted by the relayer
     mapping(bytes32 => IRemittanceEscrow.Status) public model;
-    mapping(uint64 => address) public modelSettlement;
+    mapping(bytes32 => uint256) public exits; // successful release / refund / cancel per remittance, as observed
+    mapping(uint64 => Partner) public partners;
     mapping(address => uint256) public expectedBalance;
+    mapping(address => bool) public blacklisted;
+    address public blacklistedNow; // at most one account is blacklisted at a time
     uint256 public modelLocked; // sum of Locked amounts
-    bool public modelPaused;
+    bool public escrowPaused;
+    bool public usdcPaused;
     uint256 internal nonce;
 
     uint256 public violations;
@@ -64,10 +87,21 @@ contract EscrowHandler is Test {
         _;
     }
 
-    constructor(TestStablecoin token_, RemittanceEscrow escrow_, address owner_) {
+    constructor(
+        IFiatTokenV2_2 token_,
+        RemittanceEscrow escrow_,
+        address owner_,
+        address pauser_,
+        address blacklister_
+    ) {
         token = token_;
         escrow = escrow_;
         owner = owner_;
+        pauser = pauser_;
+        blacklister = blacklister_;
+        minLock = escrow_.minLockSeconds();
+        maxLock = escrow_.maxLockSeconds();
+        usdcDomain = token_.DOMAIN_SEPARATOR();
         for (uint256 i; i < SENDERS; ++i) {
             (address a, uint256 k) = makeAddrAndKey(string.concat("inv-sender-", vm.toString(i)));
             senders.push(a);
@@ -80,14 +114,19 @@ contract EscrowHandler is Test {
             settlements.push(s);
             actors.push(s);
         }
+        for (uint256 i; i < SIGNERS; ++i) {
+            (address a, uint256 k) = makeAddrAndKey(string.concat("inv-signer-", vm.toString(i)));
+            signers.push(a);
+            signerKey[a] = k;
+        }
         actors.push(attacker);
         actors.push(relayer);
     }
 
-    /// Called once by the test after minting and registering partners 1..3 to settlements 0..2.
+    /// Called once by the test after minting and registering partner p (1..3) to settlement p-1 and signer p-1.
     function initModel() external {
         for (uint64 p = 1; p <= PARTNERS; ++p) {
-            modelSettlement[p] = settlements[p - 1];
+            partners[p] = Partner(settlements[p - 1], signers[p - 1], true);
         }
     }
 
@@ -99,6 +138,26 @@ contract EscrowHandler is Test {
 
     function remAt(uint256 i) external view returns (IRemittanceEscrow.Terms memory, bytes32) {
         return (rems[i].t, rems[i].preimage);
+    }
+
+    /// How many of the remittances `from` .. `from + count - 1` (modulo their number) have an on-chain status other
+    /// than the model's, or exited more than once.
+    function statusMismatches(uint256 from, uint256 count) external view returns (uint256 bad) {
+        uint256 n = remIds.length;
+        if (n == 0) return 0;
+        for (uint256 k; k < count && k < n; ++k) {
+            bytes32 id = remIds[(from + k) % n];
+            if (escrow.statusOf(id) != model[id] || exits[id] > 1) ++bad;
+        }
+    }
+
+    /// How many actors hold another balance than the model says, and the sum of all actors' balances.
+    function balanceMismatches() external view returns (uint256 bad, uint256 sum) {
+        for (uint256 i; i < actors.length; ++i) {
+            uint256 b = token.balanceOf(actors[i]);
+            if (b != expectedBalance[actors[i]]) ++bad;
+            sum += b;
+        }
     }
 
     function actorCount() external view returns (uint256) {
@@ -117,7 +176,11 @@ contract EscrowHandler is Test {
     }
 
     function _id(IRemittanceEscrow.Terms memory t) internal view returns (bytes32) {
-        return keccak256(abi.encode(address(escrow), t.sender, t.amount, t.partnerId, t.expiry, t.claimHash));
+        return keccak256(
+            abi.encode(
+                address(escrow), t.sender, t.amount, t.partnerId, t.expiry, t.settlement, t.partnerSigner, t.claimHash
+            )
+        );
     }
 
     function _sign(uint256 key, IRemittanceEscrow.Terms memory t, uint256 validBefore)
@@ -128,35 +191,74 @@ contract EscrowHandler is Test {
         a.validBefore = validBefore;
         bytes32 structHash =
             keccak256(abi.encode(RECEIVE_TYPEHASH, t.sender, address(escrow), t.amount, 0, validBefore, _id(t)));
-        (a.v, a.r, a.s) = vm.sign(key, keccak256(abi.encodePacked(hex"1901", token.DOMAIN_SEPARATOR(), structHash)));
+        (a.v, a.r, a.s) = vm.sign(key, keccak256(abi.encodePacked(hex"1901", usdcDomain, structHash)));
     }
 
     function _newTerms(uint256 seed) internal returns (IRemittanceEscrow.Terms memory t, bytes32 preimage, uint256 s) {
         s = seed % SENDERS;
         preimage = keccak256(abi.encode("code", ++nonce));
+        // one in eight goes to partner 4, which is never registered
+        uint64 p = (seed >> 8) % 8 == 0 ? PARTNERS + 1 : uint64(1 + (seed >> 8) % PARTNERS);
+        Partner memory reg = partners[p];
+        // one in sixteen names another settlement address or signer than the registry's (e.g. one it replaced)
+        if ((seed >> 24) % 16 == 0) reg.settlement = settlements[(seed >> 32) % SETTLEMENTS];
+        if ((seed >> 24) % 16 == 1) reg.signer = signers[(seed >> 32) % SIGNERS];
+        if (reg.settlement == address(0)) reg.settlement = settlements[0];
+        if (reg.signer == address(0)) reg.signer = signers[0];
+        // expiry around the lock bounds: one in sixteen just outside them
+        uint256 lock = _bound(seed >> 40, minLock, maxLock);
+        if ((seed >> 36) % 16 == 0) lock = (seed >> 40) % 2 == 0 ? minLock - 1 : maxLock + 1;
         t = IRemittanceEscrow.Terms({
             sender: senders[s],
-            amount: bound(uint256(keccak256(abi.encode(seed, "amount"))), 1, 20_000e6),
-            // one in eight goes to partner 4, which is never registered
-            partnerId: (seed >> 8) % 8 == 0 ? PARTNERS + 1 : uint64(1 + (seed >> 8) % PARTNERS),
-            expiry: uint64(block.timestamp + bound(seed >> 16, 1, 1 days)),
+            amount: _bound(uint256(keccak256(abi.encode(seed, "amount"))), 1, 20_000e6),
+            partnerId: p,
+            expiry: uint64(block.timestamp + lock),
+            settlement: reg.settlement,
+            partnerSigner: reg.signer,
             claimHash: keccak256(abi.encodePacked(preimage))
         });
     }
 
-    /// What the escrow must do with one deposit item, given the model so far.
-    function _depositWouldSucceed(IRemittanceEscrow.Terms memory t, bool signedAsIs) internal view returns (bool) {
-        return signedAsIs && t.sender != address(0) && t.amount != 0 && t.expiry > block.timestamp
-            && modelSettlement[t.partnerId] != address(0) && model[_id(t)] == IRemittanceEscrow.Status.None
-            && expectedBalance[t.sender] >= t.amount;
+    function _termsAcceptable(IRemittanceEscrow.Terms memory t) internal view returns (bool) {
+        Partner memory reg = partners[t.partnerId];
+        return t.sender != address(0) && t.amount != 0 && t.expiry >= block.timestamp + minLock
+            && t.expiry <= block.timestamp + maxLock && reg.accepting && reg.settlement == t.settlement
+            && reg.signer == t.partnerSigner;
     }
 
-    function _applyDeposit(IRemittanceEscrow.Terms memory t, bytes32 preimage) internal {
+    /// Whether the token would move `amount` from the escrow to `to` now.
+    function _payable(address to) internal view returns (bool) {
+        return !usdcPaused && !blacklisted[to];
+    }
+
+    /// What the escrow must do with one deposit item (escrow not paused), given the model so far.
+    function _depositWouldSucceed(IRemittanceEscrow.Terms memory t, bool signedAsIs) internal view returns (bool) {
+        return signedAsIs && _termsAcceptable(t) && model[_id(t)] == IRemittanceEscrow.Status.None && !usdcPaused
+            && !blacklisted[t.sender] && expectedBalance[t.sender] >= t.amount;
+    }
+
+    function _track(IRemittanceEscrow.Terms memory t, bytes32 preimage) internal {
+        rems.push(Rem(t, preimage));
+        remIds.push(_id(t));
+    }
+
+    function _lock(IRemittanceEscrow.Terms memory t) internal {
         ++calls["locked"];
         model[_id(t)] = IRemittanceEscrow.Status.Locked;
         expectedBalance[t.sender] -= t.amount;
         modelLocked += t.amount;
-        rems.push(Rem(t, preimage));
+    }
+
+    function _exit(IRemittanceEscrow.Terms memory t, IRemittanceEscrow.Status to, address payee) internal {
+        bytes32 id = _id(t);
+        model[id] = to;
+        modelLocked -= t.amount;
+        expectedBalance[payee] += t.amount;
+    }
+
+    /// Counts an exit the escrow performed; a second exit of the same remittance is a violation.
+    function _observedExit(bytes32 id) internal {
+        if (++exits[id] > 1) _violation("a remittance exited twice");
     }
 
     // ---------------------------------------------------------------- actions
@@ -176,7 +278,7 @@ contract EscrowHandler is Test {
                 // Change one term after signing: the signature no longer matches.
                 uint256 which = (seed >> i) % 4;
                 if (which == 0) t.amount += 1;
-                else if (which == 1) t.expiry += 1;
+                else if (which == 1) t.expiry -= 1;
                 else if (which == 2) t.claimHash = bytes32(uint256(t.claimHash) ^ 1);
                 else t.sender = senders[(s + 1) % SENDERS];
                 signedAsIs[i] = false;
@@ -184,26 +286,27 @@ contract EscrowHandler is Test {
             items[i] = IRemittanceEscrow.DepositItem(t, a);
             preimages[i] = pre;
         }
-        if (n > 1 && seed % 5 == 0) items[n - 1] = items[0]; // a duplicate within the batch
+        bool dup = n > 1 && seed % 5 == 0;
+        if (dup) items[n - 1] = items[0]; // a duplicate within the batch
         uint256 expected;
         calls["depositItems"] += n;
-        if (modelPaused) calls["depositItemsWhilePaused"] += n;
-        if (!modelPaused) {
+        if (escrowPaused) calls["depositItemsWhilePaused"] += n;
+        if (!escrowPaused) {
             for (uint256 i; i < n; ++i) {
-                bool sameAsFirst = i == n - 1 && n > 1 && seed % 5 == 0;
-                bool ok = _depositWouldSucceed(items[i].terms, sameAsFirst ? signedAsIs[0] : signedAsIs[i]);
-                if (ok) {
-                    _applyDeposit(items[i].terms, sameAsFirst ? preimages[0] : preimages[i]);
+                bool sameAsFirst = dup && i == n - 1;
+                if (_depositWouldSucceed(items[i].terms, sameAsFirst ? signedAsIs[0] : signedAsIs[i])) {
+                    _lock(items[i].terms);
+                    _track(items[i].terms, sameAsFirst ? preimages[0] : preimages[i]);
                     ++expected;
                 }
             }
         }
         vm.prank(relayer);
         try escrow.depositBatch(items) returns (uint256 done) {
-            if (modelPaused) _violation("depositBatch worked while paused");
+            if (escrowPaused) _violation("depositBatch worked while paused");
             if (done != expected) _violation("depositBatch count differs from the model");
         } catch {
-            if (!modelPaused) _violation("depositBatch reverted while not paused");
+            if (!escrowPaused) _violation("depositBatch reverted while not paused");
         }
         ++calls["depositBatch"];
     }
@@ -212,13 +315,16 @@ contract EscrowHandler is Test {
     function deposit(uint256 seed, bool tamper) external step {
         (IRemittanceEscrow.Terms memory t, bytes32 pre, uint256 s) = _newTerms(seed);
         IRemittanceEscrow.Authorization memory a = _sign(keys[s], t, block.timestamp + 1 hours);
-        if (tamper) t.partnerId = t.partnerId == 1 ? 2 : 1;
-        bool ok = !modelPaused && _depositWouldSucceed(t, !tamper);
+        if (tamper) t.claimHash = bytes32(uint256(t.claimHash) ^ 2);
+        bool ok = !escrowPaused && _depositWouldSucceed(t, !tamper);
         vm.prank(relayer);
         try escrow.deposit(t, a) returns (bytes32 id) {
             if (!ok) _violation("deposit succeeded although the model says it must fail");
             if (id != _id(t)) _violation("deposit returned a wrong id");
-            if (ok) _applyDeposit(t, pre);
+            if (ok) {
+                _lock(t);
+                _track(t, pre);
+            }
         } catch {
             if (ok) _violation("deposit failed although the model says it must succeed");
         }
@@ -228,10 +334,8 @@ contract EscrowHandler is Test {
     /// The sender signs; the authorization travels to the relayer but is not submitted yet (visible to attackers).
     function sign(uint256 seed) external step {
         (IRemittanceEscrow.Terms memory t, bytes32 pre, uint256 s) = _newTerms(seed);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.partnerId = uint64(1 + seed % PARTNERS);
         pending.push(Pending(t, _sign(keys[s], t, block.timestamp + 1 days)));
-        rems.push(Rem(t, pre)); // tracked (model status None until someone deposits it)
+        _track(t, pre); // tracked (model status None until someone deposits it)
         ++calls["sign"];
     }
 
@@ -243,17 +347,14 @@ contract EscrowHandler is Test {
         uint256 k =
             index % 4 == 0 ? index % pending.length : pending.length - 1 - (index >> 2) % _min(pending.length, 3);
         Pending memory p = pending[k];
-        bool ok = !modelPaused && block.timestamp < p.a.validBefore && _depositWouldSucceed(p.t, true);
+        bool ok = !escrowPaused && block.timestamp < p.a.validBefore && _depositWouldSucceed(p.t, true);
         vm.prank(byAttacker ? attacker : relayer);
         try escrow.deposit(p.t, p.a) {
             if (!ok) {
                 _violation("front-run deposit succeeded although the model says it must fail");
             } else {
-                ++calls["locked"];
                 ++calls["frontRunLocked"];
-                model[_id(p.t)] = IRemittanceEscrow.Status.Locked;
-                expectedBalance[p.t.sender] -= p.t.amount;
-                modelLocked += p.t.amount;
+                _lock(p.t);
             }
         } catch {
             if (ok) _violation("pending deposit failed although the model says it must succeed");
@@ -264,7 +365,7 @@ contract EscrowHandler is Test {
         try escrow.depositBatch(items) returns (uint256 done) {
             if (done != 0) _violation("a second submission of the same authorization deposited again");
         } catch {
-            if (!modelPaused) _violation("depositBatch reverted while not paused");
+            if (!escrowPaused) _violation("depositBatch reverted while not paused");
         }
         ++calls["submitPending"];
     }
@@ -300,7 +401,8 @@ contract EscrowHandler is Test {
         ++calls["attackerRedeem"];
     }
 
-    /// Releases a random selection of remittances (any state), with some wrong codes; single or batched.
+    /// Releases a random selection of remittances (any state, expired or not), with some wrong codes; single or
+    /// batched. Never paused by the escrow; a run whose payout USDC refuses stays Locked.
     function release(uint256 seed, uint8 count, uint8 wrongMask, bool single) external step {
         if (rems.length == 0) return;
         uint256 n = single ? 1 : 1 + count % MAX_ITEMS;
@@ -311,43 +413,78 @@ contract EscrowHandler is Test {
             bytes32 pre = (wrongMask >> i) & 3 == 0 ? bytes32(uint256(r.preimage) ^ 1) : r.preimage;
             items[i] = IRemittanceEscrow.ReleaseItem(r.t, pre);
         }
-        uint256 expected;
-        if (!modelPaused) {
-            for (uint256 i; i < n; ++i) {
-                IRemittanceEscrow.Terms memory t = items[i].terms;
-                bytes32 id = _id(t);
-                address to = modelSettlement[t.partnerId];
-                if (
-                    model[id] == IRemittanceEscrow.Status.Locked
-                        && keccak256(abi.encodePacked(items[i].preimage)) == t.claimHash && to != address(0)
-                ) {
-                    model[id] = IRemittanceEscrow.Status.Released;
-                    ++calls["released"];
-                    modelLocked -= t.amount;
-                    expectedBalance[to] += t.amount;
-                    ++expected;
-                }
-            }
-        }
+        uint256 expected = _modelReleaseBatch(items);
         vm.prank(relayer);
         if (single) {
             try escrow.release(items[0].terms, items[0].preimage) {
                 if (expected != 1) _violation("release succeeded although the model says it must fail");
+                _observedExit(_id(items[0].terms));
             } catch {
                 if (expected != 0) _violation("release failed although the model says it must succeed");
             }
         } else {
+            vm.recordLogs();
             try escrow.releaseBatch(items) returns (uint256 done) {
-                if (modelPaused) _violation("releaseBatch worked while paused");
                 if (done != expected) _violation("releaseBatch count differs from the model");
+                _observeLogs(IRemittanceEscrow.Released.selector);
             } catch {
-                if (!modelPaused) _violation("releaseBatch reverted while not paused");
+                _violation("releaseBatch reverted");
             }
         }
         ++calls[single ? "release" : "releaseBatch"];
     }
 
-    /// Refunds a random selection of remittances (any state, expired or not); single or batched. Never paused.
+    /// The model of releaseBatch: runs of equal (partnerId, settlement); a run's valid items are paid together,
+    /// or all stay Locked when the token refuses the payout.
+    function _modelReleaseBatch(IRemittanceEscrow.ReleaseItem[] memory items) internal returns (uint256 released) {
+        uint256 n = items.length;
+        bytes32[] memory runIds = new bytes32[](n);
+        uint256 i;
+        while (i < n) {
+            IRemittanceEscrow.Terms memory first = items[i].terms;
+            uint256 count;
+            uint256 sum;
+            do {
+                IRemittanceEscrow.Terms memory t = items[i].terms;
+                bytes32 id = _id(t);
+                if (
+                    model[id] == IRemittanceEscrow.Status.Locked && block.timestamp < t.expiry
+                        && keccak256(abi.encodePacked(items[i].preimage)) == t.claimHash
+                ) {
+                    _exit(t, IRemittanceEscrow.Status.Released, t.settlement);
+                    runIds[count++] = id;
+                    sum += t.amount;
+                }
+                ++i;
+            } while (
+                i < n && items[i].terms.partnerId == first.partnerId && items[i].terms.settlement == first.settlement
+            );
+            if (count == 0) continue;
+            if (_payable(first.settlement)) {
+                released += count;
+                calls["released"] += count;
+            } else {
+                // The token refuses the run's payout: every item of the run goes back to Locked.
+                calls["releaseRefused"] += count;
+                for (uint256 k; k < count; ++k) {
+                    model[runIds[k]] = IRemittanceEscrow.Status.Locked;
+                }
+                modelLocked += sum;
+                expectedBalance[first.settlement] -= sum;
+            }
+        }
+    }
+
+    /// Counts the exits an escrow call reported (Released or Refunded events).
+    function _observeLogs(bytes32 topic) internal {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == address(escrow) && logs[i].topics[0] == topic) _observedExit(logs[i].topics[1]);
+        }
+    }
+
+    /// Refunds a random selection of remittances (any state, expired or not); single or batched. Never paused by
+    /// the escrow; an item whose payout USDC refuses stays Locked.
     function refund(uint256 seed, uint8 count, bool single) external step {
         if (rems.length == 0) return;
         uint256 n = single ? 1 : 1 + count % MAX_ITEMS;
@@ -359,23 +496,28 @@ contract EscrowHandler is Test {
         for (uint256 i; i < n; ++i) {
             bytes32 id = _id(items[i]);
             if (model[id] == IRemittanceEscrow.Status.Locked && block.timestamp >= items[i].expiry) {
-                model[id] = IRemittanceEscrow.Status.Refunded;
-                ++calls["refunded"];
-                modelLocked -= items[i].amount;
-                expectedBalance[items[i].sender] += items[i].amount;
-                ++expected;
+                if (_payable(items[i].sender)) {
+                    _exit(items[i], IRemittanceEscrow.Status.Refunded, items[i].sender);
+                    ++calls["refunded"];
+                    ++expected;
+                } else {
+                    ++calls["refundRefused"];
+                }
             }
         }
         vm.prank(attacker); // anyone may refund; the money still goes to the sender
         if (single) {
             try escrow.refund(items[0]) {
                 if (expected != 1) _violation("refund succeeded although the model says it must fail");
+                _observedExit(_id(items[0]));
             } catch {
                 if (expected != 0) _violation("refund failed although the model says it must succeed");
             }
         } else {
+            vm.recordLogs();
             try escrow.refundBatch(items) returns (uint256 done) {
                 if (done != expected) _violation("refundBatch count differs from the model");
+                _observeLogs(IRemittanceEscrow.Refunded.selector);
             } catch {
                 _violation("refundBatch reverted");
             }
@@ -383,35 +525,91 @@ contract EscrowHandler is Test {
         ++calls[single ? "refund" : "refundBatch"];
     }
 
+    /// Anyone submits a cancel with the partner signer's Decline signature (or, one in four, another signer's).
+    function cancel(uint256 seed, bool wrongSigner) external step {
+        if (rems.length == 0) return;
+        IRemittanceEscrow.Terms memory t = rems[seed % rems.length].t;
+        bytes32 id = _id(t);
+        wrongSigner = wrongSigner && (seed >> 8) % 2 == 0;
+        address by = wrongSigner ? signers[(seed >> 16) % SIGNERS] : t.partnerSigner;
+        uint256 key = signerKey[by];
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.declineDigest(id));
+        bool ok = model[id] == IRemittanceEscrow.Status.Locked && block.timestamp < t.expiry && by == t.partnerSigner
+            && _payable(t.sender);
+        vm.prank(attacker);
+        try escrow.cancel(t, abi.encodePacked(r, s, v)) {
+            if (!ok) _violation("cancel succeeded although the model says it must fail");
+            _observedExit(id);
+            _exit(t, IRemittanceEscrow.Status.Refunded, t.sender);
+            ++calls["canceled"];
+        } catch {
+            if (ok) _violation("cancel failed although the model says it must succeed");
+        }
+        ++calls["cancel"];
+    }
+
     function warp(uint256 secs) external step {
-        vm.warp(block.timestamp + bound(secs, 1, 12 hours));
+        vm.warp(block.timestamp + _bound(secs, 1, 12 hours));
         ++calls["warp"];
     }
 
-    /// Pauses (by the guardian or the owner) or unpauses; pausing is half as likely, so the escrow is paused in a
-    /// minority of the steps.
+    /// Pauses (by the guardian or the owner) or unpauses the escrow; pausing is half as likely, so the escrow is
+    /// paused in a minority of the steps.
     function togglePause(bool byGuardian, uint8 coin) external step {
-        if (!modelPaused && coin % 2 == 0) return;
-        if (modelPaused) {
+        if (!escrowPaused && coin % 2 == 0) return;
+        if (escrowPaused) {
             vm.prank(owner);
             escrow.unpause();
         } else {
             vm.prank(byGuardian ? escrow.guardian() : owner);
             escrow.pause();
         }
-        modelPaused = !modelPaused;
+        escrowPaused = !escrowPaused;
         ++calls["togglePause"];
     }
 
-    /// The owner moves a partner's settlement address or removes the partner.
+    /// USDC's pauser pauses or unpauses the token (pausing half as likely).
+    function toggleUsdcPause(uint8 coin) external step {
+        if (!usdcPaused && coin % 2 == 0) return;
+        vm.prank(pauser);
+        if (usdcPaused) token.unpause();
+        else token.pause();
+        usdcPaused = !usdcPaused;
+        ++calls["toggleUsdcPause"];
+    }
+
+    /// USDC's blacklister blacklists a sender or a settlement address, or lifts the current blacklisting.
+    function toggleBlacklist(uint256 seed) external step {
+        vm.startPrank(blacklister);
+        if (blacklistedNow != address(0)) {
+            token.unBlacklist(blacklistedNow);
+            blacklisted[blacklistedNow] = false;
+            blacklistedNow = address(0);
+        } else {
+            address who = seed % 2 == 0 ? senders[(seed >> 8) % SENDERS] : settlements[(seed >> 8) % SETTLEMENTS];
+            token.blacklist(who);
+            blacklisted[who] = true;
+            blacklistedNow = who;
+        }
+        vm.stopPrank();
+        ++calls["toggleBlacklist"];
+    }
+
+    /// The owner re-keys a partner (new settlement address and signer for new deposits) or removes it. Locked
+    /// remittances keep the settlement address in their terms.
     function setPartner(uint256 partnerSeed, uint256 settlementSeed) external step {
         // forge-lint: disable-next-line(unsafe-typecast)
         uint64 p = uint64(1 + partnerSeed % PARTNERS);
-        // One in ten removes the partner.
-        address s = settlementSeed % 10 == 0 ? address(0) : settlements[(settlementSeed >> 8) % SETTLEMENTS];
         vm.prank(owner);
-        escrow.setPartner(p, s);
-        modelSettlement[p] = s;
+        if (settlementSeed % 10 == 0) {
+            escrow.removePartner(p);
+            partners[p].accepting = false;
+        } else {
+            address s = settlements[(settlementSeed >> 8) % SETTLEMENTS];
+            address signer = signers[(settlementSeed >> 16) % SIGNERS];
+            escrow.setPartner(p, s, signer);
+            partners[p] = Partner(s, signer, true);
+        }
         ++calls["setPartner"];
     }
 }

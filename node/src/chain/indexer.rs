@@ -456,6 +456,7 @@ impl<S: ChainEventSink> Indexer<S> {
                 meta,
                 remittance_id: e.id,
                 reason: SkipReason::from_u8(e.reason),
+                detail: e.detail,
                 batch,
             })
         } else {

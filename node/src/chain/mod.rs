@@ -43,7 +43,7 @@ use crate::store::Db;
 pub use config::ChainConfig;
 pub use error::ChainError;
 pub use outbox::{Enqueued, enqueue_deposit, enqueue_refund, enqueue_release, enqueue_transfer};
-pub use runtime::{ChainInfo, ChainRuntime, Deployment, RuntimeError};
+pub use runtime::{ChainInfo, ChainRuntime, Deployment, ExpectedToken, RuntimeError};
 pub use sink::{ChainEventSink, DbTx, SinkError};
 pub use types::*;
 

@@ -21,6 +21,15 @@ pub enum RuntimeError {
     Chain(String),
 }
 
+/// What the operator expects of the token's EIP-712 domain (`REMESA_TOKEN_NAME`, `REMESA_TOKEN_VERSION`): USDC's
+/// name is "USD Coin" on Ethereum mainnet but "USDC" on some L2 test networks, so a deployment can pin the one it
+/// means. Unset: whatever the token reports (checked against its `DOMAIN_SEPARATOR()` either way).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpectedToken {
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
 /// The chain the engine books against: escrow, token and the token's EIP-712 domain and decimals.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainInfo {
@@ -40,14 +49,20 @@ pub struct ChainRuntime {
     pub deployment: Deployment,
     /// The escrow owner's key, when this node holds it (devnet): used to register partners on chain.
     pub owner: Option<PrivateKeySigner>,
+    /// The escrow's shortest and longest lock (`minLockSeconds`, `maxLockSeconds`).
+    pub lock_bounds_s: (u64, u64),
 }
 
 impl ChainRuntime {
-    /// Connects, checks the chain id, and reads the token's decimals and EIP-712 domain.
+    /// Connects, checks the chain id, and reads the token's decimals and EIP-712 domain. Refuses to go on (an
+    /// error naming the token and what is wrong) when the escrow holds another token, the token's domain does not
+    /// hash to its `DOMAIN_SEPARATOR()` or differs from `expected`, or the token has no EIP-3009
+    /// `receiveWithAuthorization`.
     pub async fn connect(
         rpc_url: &str,
         deployment: Deployment,
         owner: Option<PrivateKeySigner>,
+        expected: &ExpectedToken,
     ) -> Result<ChainRuntime, RuntimeError> {
         let provider = super::connect_http(rpc_url).map_err(|e| RuntimeError::Chain(e.to_string()))?;
         let chain_id = provider
@@ -60,12 +75,6 @@ impl ChainRuntime {
                 deployment.chain_id
             )));
         }
-        let token = TestStablecoin::new(deployment.token, provider.clone());
-        let decimals = token
-            .decimals()
-            .call()
-            .await
-            .map_err(|e| RuntimeError::Chain(format!("token decimals: {e}")))?;
         let escrow_token = RemittanceEscrow::new(deployment.escrow, provider.clone())
             .token()
             .call()
@@ -77,6 +86,13 @@ impl ChainRuntime {
                 deployment.escrow, deployment.token
             )));
         }
+        let token = TestStablecoin::new(deployment.token, provider.clone());
+        let decimals = token.decimals().call().await.map_err(|e| {
+            RuntimeError::Chain(format!(
+                "the token {} has no usable decimals(): {e}",
+                deployment.token
+            ))
+        })?;
         // The wallet reads the domain the way signatures need it (eip712Domain(), else name()/version()) and
         // checks it against the token's DOMAIN_SEPARATOR().
         let wallet_chain =
@@ -85,6 +101,29 @@ impl ChainRuntime {
                 .map_err(|e| RuntimeError::Chain(e.to_string()))?;
         let domain = wallet_chain
             .token_domain(deployment.token)
+            .await
+            .map_err(|e| RuntimeError::Chain(e.to_string()))?;
+        for (what, want, got) in [
+            ("name", &expected.name, &domain.name),
+            ("version", &expected.version, &domain.version),
+        ] {
+            if let Some(want) = want
+                && want != got
+            {
+                return Err(RuntimeError::Chain(format!(
+                    "the token {} reports EIP-712 {what} {got:?}, the configuration expects {want:?} \
+                     (REMESA_TOKEN_{}); is the deployment for the right token?",
+                    deployment.token,
+                    what.to_uppercase()
+                )));
+            }
+        }
+        wallet_chain
+            .require_eip3009(deployment.token, deployment.escrow)
+            .await
+            .map_err(|e| RuntimeError::Chain(e.to_string()))?;
+        let lock_bounds_s = wallet_chain
+            .escrow_lock_bounds(deployment.escrow)
             .await
             .map_err(|e| RuntimeError::Chain(e.to_string()))?;
         let info = ChainInfo {
@@ -100,19 +139,41 @@ impl ChainRuntime {
             info,
             deployment,
             owner,
+            lock_bounds_s,
         })
     }
 
-    /// `setPartner(id, settlement)` with the owner key, waiting for the receipt. Skipped when already set.
-    pub async fn register_partner_on_chain(&self, partner_id: u64, settlement: &str) -> Result<(), String> {
+    /// Refuses a remittance lifetime the escrow would not lock: expiry is set at creation, and the deposit may be
+    /// mined up to `deposit_slack_s` later.
+    pub fn check_lock_time(&self, expiry_s: u64, deposit_slack_s: u64) -> Result<(), RuntimeError> {
+        let (min, max) = self.lock_bounds_s;
+        if expiry_s > max || expiry_s.saturating_sub(deposit_slack_s) < min {
+            return Err(RuntimeError::Chain(format!(
+                "remittance_expiry_s is {expiry_s} s, but the escrow {} locks between {min} and {max} s (with \
+                 {deposit_slack_s} s for the deposit to be mined)",
+                self.deployment.escrow
+            )));
+        }
+        Ok(())
+    }
+
+    /// `setPartner(id, settlement, signer)` with the owner key, waiting for the receipt. Skipped when the escrow
+    /// already accepts deposits naming them. Locked remittances keep the addresses in their terms either way.
+    pub async fn register_partner_on_chain(
+        &self,
+        partner_id: u64,
+        settlement: &str,
+        signer: &str,
+    ) -> Result<(), String> {
         let settlement = Address::from_str(settlement).map_err(|e| e.to_string())?;
+        let signer = Address::from_str(signer).map_err(|e| e.to_string())?;
         let escrow = RemittanceEscrow::new(self.deployment.escrow, self.provider.clone());
-        let current = escrow
-            .partnerSettlement(partner_id)
+        let accepts = escrow
+            .partnerAccepts(partner_id, settlement, signer)
             .call()
             .await
             .map_err(|e| e.to_string())?;
-        if current == settlement {
+        if accepts {
             return Ok(());
         }
         let owner = self
@@ -125,7 +186,7 @@ impl ChainRuntime {
             .connect_http(url);
         let escrow = RemittanceEscrow::new(self.deployment.escrow, p);
         let receipt = escrow
-            .setPartner(partner_id, settlement)
+            .setPartner(partner_id, settlement, signer)
             .send()
             .await
             .map_err(|e| format!("setPartner: {e}"))?
@@ -136,7 +197,7 @@ impl ChainRuntime {
         if !receipt.status() {
             return Err("setPartner reverted".into());
         }
-        tracing::info!(target: "app", partner_id, %settlement, "partner registered in the escrow");
+        tracing::info!(target: "app", partner_id, %settlement, %signer, "partner registered in the escrow");
         Ok(())
     }
 

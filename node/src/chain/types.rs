@@ -15,11 +15,16 @@ pub struct Terms {
     pub amount_base_units: U256,
     pub partner_id: u64,
     pub expiry_unix_s: u64,
+    /// Where a release pays: bound by the sender's signature, never looked up at release time.
+    pub settlement: Address,
+    /// Whose EIP-712 `Decline(id)` allows a refund before expiry.
+    pub partner_signer: Address,
     pub claim_hash: B256,
 }
 
 impl Terms {
-    /// `keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, claimHash))`: the remittance id.
+    /// `keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, settlement, partnerSigner, claimHash))`:
+    /// the remittance id.
     pub fn remittance_id(&self, escrow: Address) -> B256 {
         keccak256(
             (
@@ -28,6 +33,8 @@ impl Terms {
                 self.amount_base_units,
                 self.partner_id,
                 self.expiry_unix_s,
+                self.settlement,
+                self.partner_signer,
                 self.claim_hash,
             )
                 .abi_encode_params(),
@@ -40,6 +47,8 @@ impl Terms {
             amount: self.amount_base_units,
             partnerId: self.partner_id,
             expiry: self.expiry_unix_s,
+            settlement: self.settlement,
+            partnerSigner: self.partner_signer,
             claimHash: self.claim_hash,
         }
     }
@@ -232,6 +241,10 @@ pub enum SkipReason {
     BadPreimage,
     NotExpired,
     InvalidTerms,
+    /// A release at or after expiry (the sender may refund).
+    Expired,
+    /// The token refused the payout (a blacklisted or paused party): the remittance stays locked.
+    TransferFailed,
     /// A reason this build does not know (a newer contract).
     Unknown(u8),
 }
@@ -244,6 +257,8 @@ impl SkipReason {
             2 => SkipReason::BadPreimage,
             3 => SkipReason::NotExpired,
             4 => SkipReason::InvalidTerms,
+            5 => SkipReason::Expired,
+            6 => SkipReason::TransferFailed,
             other => SkipReason::Unknown(other),
         }
     }
@@ -314,6 +329,8 @@ pub struct Skipped {
     pub meta: EventMeta,
     pub remittance_id: B256,
     pub reason: SkipReason,
+    /// The token's revert data when the token refused (authorization or payout), else empty.
+    pub detail: alloy::primitives::Bytes,
     /// Which batch skipped it, when the transaction is one of this node's outbox transactions.
     pub batch: Option<JobKind>,
 }
@@ -404,6 +421,8 @@ mod tests {
             amount_base_units: U256::from(100_000_000u64),
             partner_id: 7,
             expiry_unix_s: 1_900_000_000,
+            settlement: Address::repeat_byte(0x5e),
+            partner_signer: Address::repeat_byte(0x51),
             claim_hash: keccak256([0u8; 32]),
         }
     }
@@ -412,13 +431,15 @@ mod tests {
     fn remittance_id_is_abi_encode_of_escrow_and_terms() {
         let escrow = Address::repeat_byte(0xee);
         let t = terms();
-        // abi.encode of six static words: each value left-padded to 32 bytes.
+        // abi.encode of eight static words: each value left-padded to 32 bytes.
         let mut buf = Vec::new();
         buf.extend_from_slice(B256::left_padding_from(escrow.as_slice()).as_slice());
         buf.extend_from_slice(B256::left_padding_from(t.sender.as_slice()).as_slice());
         buf.extend_from_slice(&t.amount_base_units.to_be_bytes::<32>());
         buf.extend_from_slice(U256::from(t.partner_id).to_be_bytes::<32>().as_slice());
         buf.extend_from_slice(U256::from(t.expiry_unix_s).to_be_bytes::<32>().as_slice());
+        buf.extend_from_slice(B256::left_padding_from(t.settlement.as_slice()).as_slice());
+        buf.extend_from_slice(B256::left_padding_from(t.partner_signer.as_slice()).as_slice());
         buf.extend_from_slice(t.claim_hash.as_slice());
         assert_eq!(t.remittance_id(escrow), keccak256(&buf));
     }

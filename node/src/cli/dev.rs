@@ -178,6 +178,7 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
             public_key,
             webhook_url: None,
             settlement_address: DEMO_SETTLEMENT.into(),
+            signer_address: None,
         },
     )
     .await
@@ -201,6 +202,7 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
             public_key: key2,
             webhook_url: None,
             settlement_address: "0x90f79bf6eb2c4f870365e785982e1f101e93b906".into(),
+            signer_address: None,
         },
     )
     .await

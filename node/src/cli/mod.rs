@@ -272,7 +272,8 @@ async fn devnet_cmd(config: Config, cmd: DevnetCmd) -> anyhow::Result<()> {
         DevnetCmd::Mint { to, amount } => {
             let d = app::Deployment::load(&deployment_path)?;
             let to: alloy::primitives::Address = to.parse().context("--to is not an address")?;
-            let st = app::ChainRuntime::connect(&rpc, d.clone(), None).await?;
+            let st =
+                app::ChainRuntime::connect(&rpc, d.clone(), None, &app::ExpectedToken::default()).await?;
             let amount = crate::domain::TokenAmount::parse_decimal(&amount, st.info.token_decimals)?;
             devnet::mint(&rpc, &d, to, amount.base_units()).await?;
             println!("minted {amount} to {to:#x}");

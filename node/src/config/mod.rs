@@ -44,6 +44,11 @@ pub struct Config {
     pub chain_id: Option<u64>,
     /// Deployment JSON (`REMESA_DEPLOYMENT`), default `<data_dir>/deployment.json` when it exists.
     pub deployment: Option<PathBuf>,
+    /// Expected EIP-712 name of the token (`REMESA_TOKEN_NAME`, e.g. "USD Coin"); the node refuses to start on a
+    /// token reporting another. Unset: whatever the token reports.
+    pub token_name: Option<String>,
+    /// Expected EIP-712 version of the token (`REMESA_TOKEN_VERSION`, "2" for USDC).
+    pub token_version: Option<String>,
     /// Bearer token of the admin endpoints (`REMESA_OPERATOR_TOKEN`). Without it the admin endpoints answer 503.
     pub operator_token: Option<SecretString>,
     /// Private key (hex) of the escrow owner, when this node may register partners on chain (devnet).
@@ -64,6 +69,9 @@ pub struct Config {
     pub quote_ttl_s_default: u64,
     /// On-chain expiry of a remittance after its creation: refundable from then on (`REMESA_REMITTANCE_EXPIRY_S`).
     pub remittance_expiry_s: u64,
+    /// Payouts can be completed only until this long before expiry (`REMESA_PAYOUT_CUTOFF_S`): the release must
+    /// be mined before the escrow lets the sender refund. Less than `remittance_expiry_s`.
+    pub payout_cutoff_s: u64,
     /// Largest accepted request body (`REMESA_HTTP_BODY_BYTES_MAX`).
     pub http_body_bytes_max: usize,
     /// Handlers taking longer answer 503 (`REMESA_HTTP_TIMEOUT_MS`).
@@ -94,6 +102,8 @@ impl Default for Config {
             rpc_url: None,
             chain_id: None,
             deployment: None,
+            token_name: None,
+            token_version: None,
             operator_token: None,
             escrow_owner_key: None,
             keystore_passphrase: None,
@@ -104,6 +114,7 @@ impl Default for Config {
             quote_ttl_s_max: 300,
             quote_ttl_s_default: 300,
             remittance_expiry_s: 24 * 3600,
+            payout_cutoff_s: 600,
             http_body_bytes_max: 64 * 1024,
             http_timeout_ms: 15_000,
             page_limit_max: 200,
@@ -128,6 +139,8 @@ impl std::fmt::Debug for Config {
             .field("rpc_url", &self.rpc_url)
             .field("chain_id", &self.chain_id)
             .field("deployment", &self.deployment)
+            .field("token_name", &self.token_name)
+            .field("token_version", &self.token_version)
             .field("operator_token", &self.operator_token)
             .field("escrow_owner_key", &self.escrow_owner_key)
             .field("keystore_passphrase", &self.keystore_passphrase)
@@ -135,6 +148,7 @@ impl std::fmt::Debug for Config {
             .field("quote_ttl_s_max", &self.quote_ttl_s_max)
             .field("quote_ttl_s_default", &self.quote_ttl_s_default)
             .field("remittance_expiry_s", &self.remittance_expiry_s)
+            .field("payout_cutoff_s", &self.payout_cutoff_s)
             .field("http_body_bytes_max", &self.http_body_bytes_max)
             .field("http_timeout_ms", &self.http_timeout_ms)
             .field("page_limit_max", &self.page_limit_max)
@@ -187,6 +201,8 @@ const STRING_KEYS: &[&str] = &[
     "escrow_owner_key",
     "database_url",
     "rpc_url",
+    "token_name",
+    "token_version",
     "whatsapp_app_secret",
     "whatsapp_verify_token",
     "whatsapp_access_token",
@@ -263,6 +279,9 @@ impl Config {
         }
         if self.remittance_expiry_s < 60 {
             return bad("remittance_expiry_s must be at least 60");
+        }
+        if self.payout_cutoff_s >= self.remittance_expiry_s {
+            return bad("payout_cutoff_s must be less than remittance_expiry_s");
         }
         if self.http_body_bytes_max < 1024 {
             return bad("http_body_bytes_max must be at least 1024");

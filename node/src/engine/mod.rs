@@ -43,6 +43,9 @@ pub struct EngineConfig {
     pub quote_ttl_s_max: u64,
     pub quote_ttl_s_default: u64,
     pub remittance_expiry_s: u64,
+    /// A payout can be completed only until this long before the remittance's expiry, so its release is mined
+    /// before the escrow lets the sender refund (the contract releases only before expiry).
+    pub payout_cutoff_s: u64,
     pub page_limit_max: u32,
 }
 
@@ -52,6 +55,7 @@ impl Default for EngineConfig {
             quote_ttl_s_max: 300,
             quote_ttl_s_default: 300,
             remittance_expiry_s: 24 * 3600,
+            payout_cutoff_s: 600,
             page_limit_max: 200,
         }
     }
@@ -63,6 +67,7 @@ impl EngineConfig {
             quote_ttl_s_max: c.quote_ttl_s_max,
             quote_ttl_s_default: c.quote_ttl_s_default.min(c.quote_ttl_s_max),
             remittance_expiry_s: c.remittance_expiry_s,
+            payout_cutoff_s: c.payout_cutoff_s,
             page_limit_max: c.page_limit_max,
         }
     }

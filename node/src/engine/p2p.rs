@@ -189,6 +189,8 @@ impl Engine {
                 expiry_unix_s: i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
                 claim_hash: &claim_hash,
                 pickup_code: salt.expose(),
+                settlement_address: None,
+                partner_signer: None,
                 created_at_unix_ms: now,
             },
         )

@@ -51,6 +51,30 @@ impl Engine {
             None => None,
         };
         let settlement = parse_address("settlement_address", &p.settlement_address)?;
+        if let Some(chain) = self.chain()
+            && (settlement == chain.escrow || settlement == chain.token)
+        {
+            return Err(EngineError::Invalid(
+                "settlement_address may not be the escrow or the token (the money would be stuck)".into(),
+            ));
+        }
+        if settlement.is_zero() {
+            return Err(EngineError::Invalid(
+                "settlement_address may not be the zero address".into(),
+            ));
+        }
+        let signer = match p.signer_address.as_deref() {
+            Some(s) => {
+                let a = parse_address("signer_address", s)?;
+                if a.is_zero() {
+                    return Err(EngineError::Invalid(
+                        "signer_address may not be the zero address".into(),
+                    ));
+                }
+                Some(addr_text(a))
+            }
+            None => None,
+        };
         let mut methods: Vec<&str> = p.payout_methods.iter().map(|m| m.as_str()).collect();
         methods.sort_unstable();
         methods.dedup();
@@ -68,6 +92,7 @@ impl Engine {
             public_key: key,
             webhook_url,
             settlement_address: addr_text(settlement),
+            signer_address: signer,
             status: "active".into(),
             created_at_unix_ms: now,
         };

@@ -8,7 +8,7 @@ use super::views::*;
 use super::{Engine, EngineError, Result, transition};
 use crate::chain::{self, ReleaseJob};
 use crate::domain::{PartnerId, PayoutMethod, PickupCode, RemittanceId};
-use crate::store::{remittances, settlements, stored_u64};
+use crate::store::{now_ms, remittances, settlements, stored_u64};
 
 impl Engine {
     pub(super) async fn partner_payout(
@@ -80,6 +80,16 @@ impl Engine {
             return Err(EngineError::Conflict(format!(
                 "the payout is {}, it cannot be completed",
                 r.state
+            )));
+        }
+        // The escrow releases only before expiry: past the cutoff the release might not be mined in time, and the
+        // partner would have paid money the sender gets back.
+        let closes_at_unix_s = r.expiry_unix_s.saturating_sub(self.config().payout_cutoff_s);
+        if u64::try_from(now_ms() / 1000).unwrap_or(u64::MAX) >= closes_at_unix_s {
+            return Err(EngineError::Conflict(format!(
+                "the payout window closed at unix time {closes_at_unix_s} ({} s before the remittance expires): \
+                 do not pay it; the sender will be refunded",
+                self.config().payout_cutoff_s
             )));
         }
         let code = r.pickup()?;

@@ -13,7 +13,7 @@ use super::{Engine, EngineError, Result, insert_transition, ledger, transition};
 use crate::chain::{self, DepositJob, Terms};
 use crate::domain::{IdempotencyKey, PayoutMethod, PickupCode, RemittanceId};
 use crate::store::now_ms;
-use crate::store::{StoreError, quotes, remittances, users};
+use crate::store::{StoreError, partners, quotes, remittances, users};
 
 impl Engine {
     /// Creates a remittance from a quote (single use). For a custodial sender the node signs the EIP-3009
@@ -89,6 +89,22 @@ impl Engine {
             ));
         }
         let total = q.total_base_units;
+        // The partner's settlement address and signer go into the terms the sender signs: a later change of the
+        // partner's addresses never moves this remittance's money.
+        let partner = partners::by_id(&mut *tx, partner_id)
+            .await?
+            .ok_or(EngineError::NotFound("partner"))?;
+        if partner.status != "active" {
+            return Err(EngineError::Conflict(format!(
+                "partner {partner_id} is {}, it takes no new payouts",
+                partner.status
+            )));
+        }
+        let settlement = parse_address("partner settlement address", &partner.settlement_address)?;
+        let partner_signer = match partner.signer_address.as_deref() {
+            Some(s) => parse_address("partner signer address", s)?,
+            None => settlement,
+        };
 
         // the sender
         let (sender_user_id, sender_address, signer) = match &req.sender {
@@ -129,6 +145,8 @@ impl Engine {
             ),
             partner_id: u64::try_from(partner_id).map_err(|_| EngineError::Internal("partner".into()))?,
             expiry_unix_s,
+            settlement,
+            partner_signer,
             claim_hash: code.claim_hash(),
         };
         let id_b = terms.remittance_id(chain_info.escrow);
@@ -161,6 +179,8 @@ impl Engine {
                 expiry_unix_s: i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
                 claim_hash: &claim_hash,
                 pickup_code: code.expose(),
+                settlement_address: Some(&addr_text(settlement)),
+                partner_signer: Some(&addr_text(partner_signer)),
                 created_at_unix_ms: now,
             },
         )

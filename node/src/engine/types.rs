@@ -77,6 +77,9 @@ pub struct Partner {
     pub public_key: String,
     pub webhook_url: Option<String>,
     pub settlement_address: String,
+    /// The partner's EVM signer (EOA or ERC-1271 contract): its EIP-712 `Decline(id)` signature lets a sender be
+    /// refunded before expiry. Bound in each remittance's terms with the settlement address.
+    pub signer_address: String,
     /// `active` or `suspended`.
     pub status: String,
     pub created_at_unix_ms: i64,
@@ -99,7 +102,12 @@ pub struct NewPartner {
     pub payout_methods: Vec<PayoutMethod>,
     pub public_key: String,
     pub webhook_url: Option<String>,
+    /// Where releases pay; part of every remittance's terms (the escrow's owner cannot redirect locked money).
+    /// Not zero, the escrow or the token.
     pub settlement_address: String,
+    /// The partner's EVM signer for cooperative cancels (EOA or ERC-1271); default: the settlement address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_address: Option<String>,
 }
 
 /// One posted rate: per corridor (country + currency) and payout method.

@@ -59,6 +59,9 @@ pub(crate) struct RemRow {
     pub pickup_code: String,
     /// `remesa_wallet` only: the recipient's custodial address.
     pub recipient_address: Option<String>,
+    /// The escrow terms' settlement address and partner signer (`None` for a P2P transfer).
+    pub settlement_address: Option<String>,
+    pub partner_signer: Option<String>,
 }
 
 impl std::fmt::Debug for RemRow {
@@ -106,18 +109,29 @@ impl TryFrom<RemittanceRow> for RemRow {
             updated_at_unix_ms: r.updated_at_unix_ms,
             pickup_code: r.pickup_code,
             recipient_address: r.recipient_address,
+            settlement_address: r.settlement_address,
+            partner_signer: r.partner_signer,
             id: r.id,
         })
     }
 }
 
 impl RemRow {
+    /// The escrow terms as the sender signed them. A row without a settlement address or partner signer (a P2P
+    /// transfer, or a corrupt row) has none: an error, never a default.
     pub fn terms(&self) -> Result<Terms> {
+        let address = |what: &str, v: &Option<String>| -> Result<Address> {
+            v.as_deref()
+                .and_then(|s| Address::from_str(s).ok())
+                .ok_or_else(|| corrupt(what))
+        };
         Ok(Terms {
             sender: Address::from_str(&self.sender_address).map_err(|_| corrupt("sender_address"))?,
             amount_base_units: U256::from(u64::try_from(self.total_base).map_err(|_| corrupt("total"))?),
             partner_id: self.partner_id,
             expiry_unix_s: self.expiry_unix_s,
+            settlement: address("settlement_address", &self.settlement_address)?,
+            partner_signer: address("partner_signer", &self.partner_signer)?,
             claim_hash: B256::from_str(&self.claim_hash).map_err(|_| corrupt("claim_hash"))?,
         })
     }
@@ -269,6 +283,7 @@ pub(super) fn partner_from(r: PartnerRow) -> Result<Partner> {
         payout_methods,
         public_key: r.public_key,
         webhook_url: r.webhook_url,
+        signer_address: r.signer_address.unwrap_or_else(|| r.settlement_address.clone()),
         settlement_address: r.settlement_address,
         status: r.status,
         created_at_unix_ms: r.created_at_unix_ms,

@@ -27,7 +27,7 @@ pub async fn add_partner(
     let partner = st.engine.add_partner(p).await?;
     if let Some(chain) = &st.chain
         && let Err(e) = chain
-            .register_partner_on_chain(partner.id, &partner.settlement_address)
+            .register_partner_on_chain(partner.id, &partner.settlement_address, &partner.signer_address)
             .await
     {
         tracing::warn!(target: "http::admin", partner_id = partner.id, error = %e, "partner not registered on chain");

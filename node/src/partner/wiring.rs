@@ -119,6 +119,10 @@ pub struct PartnerAddArgs {
     /// escrow owner key).
     #[arg(long)]
     pub settlement_address: String,
+    /// The partner's EVM signer for cooperative cancels (its EIP-712 `Decline` signature refunds a sender before
+    /// expiry); default: the settlement address.
+    #[arg(long)]
+    pub signer_address: Option<String>,
 }
 
 /// What `remesa partner add` prints.
@@ -152,12 +156,13 @@ pub async fn add_partner(state: &AppState, args: PartnerAddArgs) -> Result<Partn
             public_key: args.public_key,
             webhook_url: args.webhook_url,
             settlement_address: args.settlement_address,
+            signer_address: args.signer_address,
         })
         .await
         .map_err(|e| e.to_string())?;
     let (registered_on_chain, chain_note) = match &state.chain {
         Some(c) => match c
-            .register_partner_on_chain(partner.id, &partner.settlement_address)
+            .register_partner_on_chain(partner.id, &partner.settlement_address, &partner.signer_address)
             .await
         {
             Ok(()) => (true, None),

@@ -6,7 +6,7 @@ use sqlx::Executor;
 use super::StoreError;
 
 const PARTNER_COLS: &str = "id, name, countries, currencies, payout_methods, public_key, webhook_url, \
-    settlement_address, status, created_at_unix_ms";
+    settlement_address, signer_address, status, created_at_unix_ms";
 const RATE_COLS: &str = "partner_id, country, currency, payout_method, rate, fee_fixed, fee_bps, send_min, send_max, \
     valid_until_unix_ms";
 
@@ -22,6 +22,8 @@ pub struct PartnerRow {
     pub public_key: String,
     pub webhook_url: Option<String>,
     pub settlement_address: String,
+    /// The EVM signer of cooperative cancels; `None`: the settlement address.
+    pub signer_address: Option<String>,
     pub status: String,
     pub created_at_unix_ms: i64,
 }
@@ -67,8 +69,8 @@ where
 {
     sqlx::query(
         "INSERT INTO partners (id, name, countries, currencies, payout_methods, public_key, webhook_url, \
-         settlement_address, status, created_at_unix_ms, updated_at_unix_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+         settlement_address, signer_address, status, created_at_unix_ms, updated_at_unix_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
     )
     .bind(p.id)
     .bind(&p.name)
@@ -78,6 +80,7 @@ where
     .bind(&p.public_key)
     .bind(&p.webhook_url)
     .bind(&p.settlement_address)
+    .bind(&p.signer_address)
     .bind(&p.status)
     .bind(p.created_at_unix_ms)
     .execute(exec)

@@ -11,7 +11,8 @@ use super::{Dialect, StoreError};
 const COLS: &str = "id, state, quote_id, sender_user_id, sender_address, custodial, partner_id, recipient_phone, \
     recipient_name, country, currency, payout_method, send_amount_base_units, fee_base_units, total_base_units, \
     payout_amount_minor, rate, expiry_unix_s, claim_hash, payout_reference, failure_reason, lock_tx_hash, \
-    release_tx_hash, refund_tx_hash, created_at_unix_ms, updated_at_unix_ms, pickup_code, recipient_address";
+    release_tx_hash, refund_tx_hash, created_at_unix_ms, updated_at_unix_ms, pickup_code, recipient_address, \
+    settlement_address, partner_signer";
 
 /// A stored remittance, read by column name. It holds the pickup code: its `Debug` shows only id and state.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -47,6 +48,9 @@ pub struct RemittanceRow {
     pub pickup_code: String,
     /// `remesa_wallet` only: the recipient's custodial address.
     pub recipient_address: Option<String>,
+    /// The partner's settlement address and signer in the escrow terms (`None` for a P2P transfer).
+    pub settlement_address: Option<String>,
+    pub partner_signer: Option<String>,
 }
 
 impl std::fmt::Debug for RemittanceRow {
@@ -82,6 +86,9 @@ pub struct NewRemittanceRow<'a> {
     pub expiry_unix_s: i64,
     pub claim_hash: &'a str,
     pub pickup_code: &'a str,
+    /// The partner's settlement address and signer in the escrow terms (`None` for a P2P transfer).
+    pub settlement_address: Option<&'a str>,
+    pub partner_signer: Option<&'a str>,
     pub created_at_unix_ms: i64,
 }
 
@@ -98,8 +105,9 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, r: &NewRemittanceRow<'_>) ->
         "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
          partner_id, recipient_phone, recipient_name, recipient_account, recipient_address, country, currency, \
          payout_method, send_amount_base_units, fee_base_units, total_base_units, payout_amount_minor, rate, \
-         expiry_unix_s, claim_hash, pickup_code, state, created_at_unix_ms, updated_at_unix_ms) VALUES ($1, $2, $3, \
-         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 'quoted', $23, $23)",
+         expiry_unix_s, claim_hash, pickup_code, settlement_address, partner_signer, state, created_at_unix_ms, \
+         updated_at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22, $23, $24, 'quoted', $25, $25)",
     )
     .bind(r.id)
     .bind(r.quote_id)
@@ -123,6 +131,8 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, r: &NewRemittanceRow<'_>) ->
     .bind(r.expiry_unix_s)
     .bind(r.claim_hash)
     .bind(r.pickup_code)
+    .bind(r.settlement_address)
+    .bind(r.partner_signer)
     .bind(r.created_at_unix_ms)
     .execute(conn)
     .await?;

@@ -502,6 +502,8 @@ impl Chain {
                 amount_base_units: U256::from(amount),
                 partner_id: PARTNER_ID,
                 expiry_unix_s: now + expiry_in_s,
+                settlement: anvil_dev_signer(9).address(),
+                partner_signer: anvil_dev_signer(9).address(),
                 claim_hash: claim_hash(preimage),
             };
             let id = terms.remittance_id(self.escrow);

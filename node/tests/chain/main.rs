@@ -25,3 +25,4 @@ mod indexer;
 mod multi;
 mod outbox;
 mod queue;
+mod runtime;

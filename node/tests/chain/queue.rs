@@ -16,6 +16,8 @@ fn refund_job(i: u64) -> RefundJob {
         amount_base_units: U256::from(1_000_000u64 + i),
         partner_id: 1,
         expiry_unix_s: 1_700_000_000,
+        settlement: Address::repeat_byte(0x5e),
+        partner_signer: Address::repeat_byte(0x5e),
         claim_hash: B256::repeat_byte(0x33),
     };
     RefundJob {

@@ -59,6 +59,7 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
             public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
             webhook_url: None,
             settlement_address: format!("{settlement:#x}"),
+            signer_address: None,
         })
         .await?;
     engine

@@ -97,6 +97,7 @@ impl TestEnv {
                 public_key: PARTNER_KEY_B64.into(),
                 webhook_url: None,
                 settlement_address: format!("{:#x}", Address::repeat_byte(u8::try_from(id).unwrap_or(1))),
+                signer_address: None,
             })
             .await
             .expect("partner");

@@ -417,6 +417,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
                 meta: t.meta(),
                 remittance_id: B256::from_str(&r.id).expect("id"),
                 reason: SkipReason::WrongState,
+                detail: Default::default(),
                 batch: Some(JobKind::Deposit),
             },
         )
@@ -440,6 +441,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
                 meta: t.meta(),
                 remittance_id: B256::from_str(&r.id).expect("id"),
                 reason: SkipReason::AuthorizationFailed,
+                detail: Default::default(),
                 batch: Some(JobKind::Deposit),
             },
         )

@@ -241,3 +241,76 @@ async fn corrupt_rows_are_errors(t: TestEnv) {
     );
 }
 both_dbs!(corrupt_rows_t, corrupt_rows_are_errors);
+
+/// Escrow v2: a partner's settlement address may not be zero, the escrow or the token, and the remittance's terms
+/// (so its id, the nonce the sender signs) bind the partner's settlement address and signer as registered.
+async fn partner_addresses_are_checked_and_bound_in_the_terms(t: TestEnv) {
+    use alloy::primitives::{Address, B256, U256};
+    use remesa::domain::PayoutMethod;
+    use remesa::engine::NewPartner;
+    use std::str::FromStr;
+    let info = crate::helpers::chain_info();
+    let partner = |settlement: Address, signer: Option<Address>| NewPartner {
+        id: 9,
+        name: "Checked".into(),
+        countries: vec!["GT".into()],
+        currencies: vec!["GTQ".into()],
+        payout_methods: vec![PayoutMethod::CashPickup],
+        public_key: crate::helpers::PARTNER_KEY_B64.into(),
+        webhook_url: None,
+        settlement_address: format!("{settlement:#x}"),
+        signer_address: signer.map(|a| format!("{a:#x}")),
+    };
+    for (settlement, signer) in [
+        (Address::ZERO, None),
+        (info.escrow, None),
+        (info.token, None),
+        (Address::repeat_byte(0x09), Some(Address::ZERO)),
+    ] {
+        let e = t
+            .engine
+            .add_partner(partner(settlement, signer))
+            .await
+            .expect_err("a settlement address or signer that would lose money was accepted");
+        assert!(matches!(e, EngineError::Invalid(_)), "{e:?}");
+    }
+    let signer = Address::repeat_byte(0x5a);
+    let p = t
+        .engine
+        .add_partner(partner(Address::repeat_byte(0x09), Some(signer)))
+        .await
+        .expect("partner");
+    assert_eq!(p.signer_address, format!("{signer:#x}"));
+
+    t.partner(1, "7.65", "1", 0).await;
+    let u = t.user("u1").await;
+    t.fund(&u.address, 1_000_000_000).await;
+    let q = t.engine.quote(TestEnv::quote_req("10")).await.expect("quote");
+    let (r, _) = t
+        .engine
+        .create_remittance(create(&q.id, &u.id), &key("bound"))
+        .await
+        .expect("create");
+    let partner = t
+        .engine
+        .partner(pid(r.partner_id))
+        .await
+        .expect("get")
+        .expect("partner");
+    // Partner 1 gave no signer: its settlement address signs.
+    assert_eq!(partner.signer_address, partner.settlement_address);
+    let terms = remesa::chain::Terms {
+        sender: Address::from_str(&r.sender_address).expect("sender"),
+        amount_base_units: U256::from_str(&r.total_base_units).expect("total"),
+        partner_id: r.partner_id,
+        expiry_unix_s: r.expiry_unix_s,
+        settlement: Address::from_str(&partner.settlement_address).expect("settlement"),
+        partner_signer: Address::from_str(&partner.signer_address).expect("signer"),
+        claim_hash: B256::from_str(&r.claim_hash).expect("claim hash"),
+    };
+    assert_eq!(format!("{:#x}", terms.remittance_id(info.escrow)), r.id);
+}
+both_dbs!(
+    partner_addresses_t,
+    partner_addresses_are_checked_and_bound_in_the_terms
+);

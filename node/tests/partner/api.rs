@@ -109,6 +109,7 @@ pub async fn start_node_as(
                 public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
                 webhook_url: if id == 1 { webhook_url.clone() } else { None },
                 settlement_address: format!("0x{:040x}", 0x1000 + id),
+                signer_address: None,
             })
             .await
             .unwrap();

@@ -116,6 +116,7 @@ async fn e2e(database_url: String) {
             },
             webhook_url: Some(format!("http://{}/hooks/banco-demo", rx.addr)),
             settlement_address: format!("{:#x}", chain.settlement),
+            signer_address: None,
         },
     )
     .await

@@ -1,4 +1,4 @@
-//! Figure 1: gas per remittance, all-in, from the forge gas snapshot (`contracts/snapshots/RemittanceGas.json`,
+//! Figure 1: gas per remittance on real USDC, all-in, from the forge gas snapshot (`contracts/snapshots/RemittanceGas.json`,
 //! written by `contracts/test/Gas.t.sol` through `scripts/gas-report.sh`; method in `contracts/GAS.md`).
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ pub struct Gas {
     pub deposit_per_remittance: f64,
     pub release_per_remittance: f64,
     pub unbatched: f64,
-    pub erc20_transfer_fresh: f64,
+    pub usdc_transfer_fresh: f64,
 }
 
 fn get(snap: &BTreeMap<String, serde_json::Value>, key: &str) -> anyhow::Result<f64> {
@@ -44,14 +44,14 @@ pub fn read(snapshot: &Path) -> anyhow::Result<Gas> {
         std::fs::read_to_string(snapshot).with_context(|| format!("reading {}", snapshot.display()))?;
     let snap: BTreeMap<String, serde_json::Value> =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", snapshot.display()))?;
-    let deposit = tx_gas(&snap, "deposit_batch_32")? / get(&snap, "deposit_batch_32.count")?;
-    let release = tx_gas(&snap, "release_batch_32")? / get(&snap, "release_batch_32.count")?;
+    let deposit = tx_gas(&snap, "usdc_deposit_batch_32")? / get(&snap, "usdc_deposit_batch_32.count")?;
+    let release = tx_gas(&snap, "usdc_release_batch_32")? / get(&snap, "usdc_release_batch_32.count")?;
     Ok(Gas {
         per_remittance_allin: deposit + release,
         deposit_per_remittance: deposit,
         release_per_remittance: release,
-        unbatched: tx_gas(&snap, "deposit_1")? + tx_gas(&snap, "release_1")?,
-        erc20_transfer_fresh: tx_gas(&snap, "erc20_transfer_fresh")?,
+        unbatched: tx_gas(&snap, "usdc_deposit_1")? + tx_gas(&snap, "usdc_release_1")?,
+        usdc_transfer_fresh: tx_gas(&snap, "usdc_transfer_fresh")?,
     })
 }
 
@@ -63,7 +63,7 @@ mod tests {
     fn reads_the_committed_snapshot() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/snapshots/RemittanceGas.json");
         let g = read(&path).expect("the committed gas snapshot is readable");
-        assert!(g.per_remittance_allin > g.erc20_transfer_fresh);
+        assert!(g.per_remittance_allin > g.usdc_transfer_fresh);
         assert!(g.unbatched > g.per_remittance_allin);
     }
 }

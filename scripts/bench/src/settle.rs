@@ -32,7 +32,7 @@ use remesa::partner::sim::{PickupOracle, SimArgs};
 
 sol! {
     interface IEscrowAdmin {
-        function setPartner(uint64 partnerId, address settlement) external;
+        function setPartner(uint64 partnerId, address settlement, address signer) external;
     }
 }
 
@@ -102,8 +102,9 @@ pub async fn run(
     let (escrow_code, escrow_args) =
         erc20::artifact_code(&ctx.path("contracts/artifacts/RemittanceEscrow.json"))?;
     ensure!(
-        escrow_args == 3,
-        "RemittanceEscrow's constructor takes {escrow_args} arguments; expected (token, owner, guardian)"
+        escrow_args == 5,
+        "RemittanceEscrow's constructor takes {escrow_args} arguments; expected (token, owner, guardian, \
+         minLockSeconds, maxLockSeconds)"
     );
     let (token, deploy_block) = deploy(&chain, token_code, Vec::new())
         .await
@@ -111,7 +112,14 @@ pub async fn run(
     let (escrow, _) = deploy(
         &chain,
         escrow_code,
-        (token, owner.address(), owner.address()).abi_encode_params(),
+        (
+            token,
+            owner.address(),
+            owner.address(),
+            remesa_wallet::devnet::DEVNET_MIN_LOCK_S,
+            remesa_wallet::devnet::DEVNET_MAX_LOCK_S,
+        )
+            .abi_encode_params(),
     )
     .await
     .context("deploying RemittanceEscrow")?;
@@ -163,9 +171,11 @@ pub async fn run(
     ensure!(r.status(), "funding the relayer reverted");
     let settlement =
         Address::from_slice(&alloy::primitives::keccak256(format!("bench-settlement-{run}"))[12..]);
+    // The partner signs its cooperative cancels with the settlement address (the node's default signer).
     let call = IEscrowAdmin::setPartnerCall {
         partnerId: PARTNER_ID,
         settlement,
+        signer: settlement,
     };
     let r = chain
         .send_transaction(

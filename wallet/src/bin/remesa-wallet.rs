@@ -724,12 +724,16 @@ async fn run(ctx: &Ctx) -> Result<()> {
             let c = ctx.connect().await?;
             let amount = TokenAmount::parse_positive(amount, c.token.decimals)
                 .map_err(|e| amount_error("amount", e))?;
-            if c.chain.partner_settlement(c.deployment.escrow, *partner).await? == Address::ZERO {
+            let Some((settlement, partner_signer)) = c
+                .chain
+                .partner_registration(c.deployment.escrow, *partner, c.deployment.deploy_block)
+                .await?
+            else {
                 return Err(CliError::user(format!(
-                    "partner {partner} is not registered at the escrow {}",
+                    "partner {partner} does not accept deposits at the escrow {} (not registered, or removed)",
                     c.deployment.escrow
                 )));
-            }
+            };
             let now = chain_now(&c).await?;
             let expiry = match expires_at_unix_s {
                 Some(t) if *t <= now => {
@@ -740,6 +744,15 @@ async fn run(ctx: &Ctx) -> Result<()> {
                 Some(t) => *t,
                 None => now.saturating_add((*expires_in_s).max(1)),
             };
+            let (lock_min_s, lock_max_s) = c.chain.escrow_lock_bounds(c.deployment.escrow).await?;
+            let lock_s = expiry.saturating_sub(now);
+            // A minute of slack for the deposit to be mined after signing.
+            if lock_s < lock_min_s.saturating_add(60) || lock_s > lock_max_s {
+                return Err(CliError::user(format!(
+                    "the expiry is {lock_s} s from now, but the escrow locks between {lock_min_s} and {lock_max_s} s \
+                     (with a minute of slack for the deposit to be mined)"
+                )));
+            }
             let signer = ctx.unlock(from, *index)?;
             check_balance(&c, signer.address(), &amount).await?;
             let terms = RemittanceTerms {
@@ -747,6 +760,8 @@ async fn run(ctx: &Ctx) -> Result<()> {
                 sender: signer.address(),
                 amount_base_units: amount.base_units(),
                 partner_id: *partner,
+                settlement,
+                partner_signer,
                 expires_at_unix_s: expiry,
                 claim_hash: code.claim_hash(),
             };
