@@ -123,6 +123,11 @@ impl Signature65 {
     pub fn to_hex(&self) -> String {
         format!("0x{}", hex::encode(self.0))
     }
+
+    /// `r‖s‖v`, as contracts take it.
+    pub fn as_bytes(&self) -> &[u8; 65] {
+        &self.0
+    }
 }
 
 impl fmt::Display for Signature65 {

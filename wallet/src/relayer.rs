@@ -447,7 +447,8 @@ impl Relayer {
                 preimage: *p,
             })
             .collect();
-        items.sort_by_key(|i| i.terms.partnerId);
+        // Runs of equal (partner, settlement address) share one token transfer.
+        items.sort_by_key(|i| (i.terms.partnerId, i.terms.settlement));
         let call = RemittanceEscrow::releaseBatchCall { items };
         self.send("releaseBatch", TxKind::Call(escrow), call.abi_encode().into())
             .await
@@ -456,6 +457,20 @@ impl Relayer {
     pub async fn refund(&self, terms: &RemittanceTerms) -> Result<PendingTx, ChainError> {
         let call = RemittanceEscrow::refundCall { t: terms.to_sol() };
         self.send("refund", TxKind::Call(terms.escrow), call.abi_encode().into())
+            .await
+    }
+
+    /// Refunds before expiry with the partner signer's EIP-712 `Decline` signature (`terms::sign_decline`).
+    pub async fn cancel(
+        &self,
+        terms: &RemittanceTerms,
+        decline: &crate::eip3009::Signature65,
+    ) -> Result<PendingTx, ChainError> {
+        let call = RemittanceEscrow::cancelCall {
+            t: terms.to_sol(),
+            declineSignature: decline.as_bytes().to_vec().into(),
+        };
+        self.send("cancel", TxKind::Call(terms.escrow), call.abi_encode().into())
             .await
     }
 

@@ -164,6 +164,46 @@ impl RemittanceTerms {
     }
 }
 
+alloy::sol! {
+    /// A partner's consent to refund a remittance before its expiry: "not paid, will not pay" (EIP-712, signed in
+    /// the escrow's domain by the partner signer bound in the terms; the escrow's `cancel` checks it).
+    #[derive(Debug)]
+    struct Decline {
+        bytes32 id;
+    }
+}
+
+/// The escrow's EIP-712 domain: name "Remesa Escrow", version "2", the chain id and the escrow's address.
+pub fn escrow_domain(chain_id: u64, escrow: Address) -> alloy::sol_types::Eip712Domain {
+    alloy::sol_types::eip712_domain! {
+        name: "Remesa Escrow",
+        version: "2",
+        chain_id: chain_id,
+        verifying_contract: escrow,
+    }
+}
+
+/// The digest a partner signer signs to let remittance `id` be refunded before expiry (the escrow's
+/// `declineDigest(id)`).
+pub fn decline_digest(chain_id: u64, escrow: Address, id: B256) -> B256 {
+    use alloy::sol_types::SolStruct;
+    Decline { id }.eip712_signing_hash(&escrow_domain(chain_id, escrow))
+}
+
+/// Signs [`decline_digest`] with a partner signer's key.
+pub fn sign_decline(
+    signer: &alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+    escrow: Address,
+    id: B256,
+) -> Result<crate::eip3009::Signature65, crate::eip3009::SignatureError> {
+    use alloy::signers::SignerSync;
+    let sig = signer
+        .sign_hash_sync(&decline_digest(chain_id, escrow, id))
+        .map_err(|_| crate::eip3009::SignatureError::Sign)?;
+    Ok(crate::eip3009::Signature65::from_signature(&sig))
+}
+
 /// Serialises a `U256` as a decimal string (JSON numbers cannot hold it exactly).
 pub(crate) mod u256_dec {
     use alloy::primitives::U256;

@@ -45,7 +45,8 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     // Register a second partner with a fresh settlement address and signer.
     let owner = d.relayer(0, RelayerConfig::default());
     let settlement = PrivateKeySigner::random().address();
-    let partner_signer = PrivateKeySigner::random().address();
+    let partner_key = PrivateKeySigner::random();
+    let partner_signer = partner_key.address();
     use alloy::sol_types::SolCall;
     let set_partner = |settlement, signer| {
         let call = RemittanceEscrow::setPartnerCall {
@@ -199,6 +200,44 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     assert_eq!(d.balance_of(escrow).await.unwrap(), U256::ZERO);
     assert_eq!(
         chain.escrow_status(escrow, terms2.id()).await.unwrap(),
+        EscrowStatus::Refunded
+    );
+
+    // 3. Cooperative cancel: before expiry, the partner signer's EIP-712 Decline(id) refunds the sender.
+    let now = chain.latest_timestamp().await.unwrap();
+    let terms3 = RemittanceTerms {
+        settlement: redirected,
+        expires_at_unix_s: now + 86_400,
+        claim_hash: PickupCode::generate().claim_hash(),
+        ..terms
+    };
+    let id3 = terms3.id();
+    let p = relayer.deposit(&terms3, &sign(&terms3)).await.unwrap();
+    relayer.confirm(p, |_| {}).await.unwrap();
+    let e = RemittanceEscrow::new(escrow, chain.provider());
+    assert_eq!(
+        e.declineDigest(id3).call().await.unwrap(),
+        remesa_wallet::terms::decline_digest(chain.chain_id(), escrow, id3),
+        "the wallet's Decline digest is the escrow's"
+    );
+    let stranger = PrivateKeySigner::random();
+    let forged = remesa_wallet::terms::sign_decline(&stranger, chain.chain_id(), escrow, id3).unwrap();
+    let refused = relayer
+        .cancel(&terms3, &forged)
+        .await
+        .expect_err("a stranger's decline");
+    assert!(
+        refused.is_user_error() && refused.to_string().contains("BadDeclineSignature"),
+        "{refused}"
+    );
+    let decline = remesa_wallet::terms::sign_decline(&partner_key, chain.chain_id(), escrow, id3).unwrap();
+    let p = relayer.cancel(&terms3, &decline).await.unwrap();
+    let r = relayer.confirm(p, |_| {}).await.unwrap();
+    assert_eq!(events::<RemittanceEscrow::Canceled>(&r).len(), 1);
+    assert_eq!(events::<RemittanceEscrow::Refunded>(&r).len(), 1);
+    assert_eq!(d.balance_of(sender.address()).await.unwrap(), amount);
+    assert_eq!(
+        chain.escrow_status(escrow, id3).await.unwrap(),
         EscrowStatus::Refunded
     );
 }

@@ -9,3 +9,9 @@ ALTER TABLE partners ADD COLUMN signer_address TEXT;
 -- which do not use the escrow.
 ALTER TABLE remittances ADD COLUMN settlement_address TEXT;
 ALTER TABLE remittances ADD COLUMN partner_signer TEXT;
+
+-- The outbox gains the 'cancel' job kind (the escrow's cancel: a refund before expiry with the partner's Decline
+-- signature).
+ALTER TABLE chain_jobs DROP CONSTRAINT chain_jobs_kind_check;
+ALTER TABLE chain_jobs ADD CONSTRAINT chain_jobs_kind_check
+    CHECK (kind IN ('deposit', 'release', 'refund', 'transfer', 'cancel'));

@@ -9,3 +9,30 @@ ALTER TABLE partners ADD COLUMN signer_address TEXT;
 -- which do not use the escrow.
 ALTER TABLE remittances ADD COLUMN settlement_address TEXT;
 ALTER TABLE remittances ADD COLUMN partner_signer TEXT;
+
+-- The outbox gains the 'cancel' job kind (the escrow's cancel: a refund before expiry with the partner's Decline
+-- signature). SQLite cannot alter a CHECK constraint: rebuild the table (same columns, indexes and data).
+CREATE TABLE chain_jobs_new (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('deposit', 'release', 'refund', 'transfer', 'cancel')),
+    remittance_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'claimed', 'in_tx', 'done', 'failed')),
+    claimed_by TEXT,
+    claim_expires_at_unix_ms BIGINT,
+    tx_id TEXT,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT,
+    not_before_unix_ms BIGINT NOT NULL,
+    created_at_unix_ms BIGINT NOT NULL,
+    updated_at_unix_ms BIGINT NOT NULL,
+    UNIQUE (kind, remittance_id)
+);
+INSERT INTO chain_jobs_new (id, kind, remittance_id, payload, status, claimed_by, claim_expires_at_unix_ms, tx_id,
+    attempts, last_error, not_before_unix_ms, created_at_unix_ms, updated_at_unix_ms)
+    SELECT id, kind, remittance_id, payload, status, claimed_by, claim_expires_at_unix_ms, tx_id, attempts, last_error,
+    not_before_unix_ms, created_at_unix_ms, updated_at_unix_ms FROM chain_jobs;
+DROP TABLE chain_jobs;
+ALTER TABLE chain_jobs_new RENAME TO chain_jobs;
+CREATE INDEX chain_jobs_queue ON chain_jobs (status, kind, created_at_unix_ms);
+CREATE INDEX chain_jobs_tx ON chain_jobs (tx_id);

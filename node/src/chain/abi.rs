@@ -9,9 +9,9 @@ pub use remesa_wallet::contracts::{IRemittanceEscrow, RemittanceEscrow, TestStab
 
 use super::types::JobPayload;
 
-/// Calldata for one batch transaction. All payloads must be of one kind (the caller groups them). A transfer job is
-/// a call on the token and is never batched: when the first payload is a transfer, only it is encoded (the writer
-/// claims transfers one at a time).
+/// Calldata for one batch transaction. All payloads must be of one kind (the caller groups them). A transfer job (a
+/// call on the token) and a cancel job (it carries a signature) are never batched: when the first payload is one,
+/// only it is encoded (the writer claims them one at a time).
 pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
     if let Some(JobPayload::Transfer(j)) = payloads.first() {
         return TestStablecoin::transferWithAuthorizationCall {
@@ -24,6 +24,14 @@ pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
             v: j.authorization.v,
             r: j.authorization.r,
             s: j.authorization.s,
+        }
+        .abi_encode()
+        .into();
+    }
+    if let Some(JobPayload::Cancel(j)) = payloads.first() {
+        return RemittanceEscrow::cancelCall {
+            t: j.terms.to_sol(),
+            declineSignature: j.decline_signature.clone(),
         }
         .abi_encode()
         .into();
@@ -42,7 +50,7 @@ pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
                 preimage: j.preimage,
             }),
             JobPayload::Refund(j) => refunds.push(j.terms.to_sol()),
-            JobPayload::Transfer(_) => {} // never mixed with escrow jobs (see above)
+            JobPayload::Transfer(_) | JobPayload::Cancel(_) => {} // never batched (see above)
         }
     }
     if !deposits.is_empty() {

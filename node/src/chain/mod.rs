@@ -42,7 +42,9 @@ use crate::store::Db;
 
 pub use config::ChainConfig;
 pub use error::ChainError;
-pub use outbox::{Enqueued, enqueue_deposit, enqueue_refund, enqueue_release, enqueue_transfer};
+pub use outbox::{
+    Enqueued, enqueue_cancel, enqueue_deposit, enqueue_refund, enqueue_release, enqueue_transfer,
+};
 pub use runtime::{ChainInfo, ChainRuntime, Deployment, ExpectedToken, RuntimeError};
 pub use sink::{ChainEventSink, DbTx, SinkError};
 pub use types::*;

@@ -8,7 +8,7 @@ use alloy::primitives::B256;
 
 use super::db::{b256_text, now_ms, to_u64};
 use super::error::ChainError;
-use super::types::{DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob, TransferJob};
+use super::types::{CancelJob, DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob, TransferJob};
 use crate::store::{Db, outbox as job_rows};
 
 /// The result of an enqueue: the job's id and whether this call created it (false: it already existed).
@@ -49,6 +49,15 @@ pub async fn enqueue_transfer(
     job: TransferJob,
 ) -> Result<Enqueued, ChainError> {
     enqueue(tx, &JobPayload::Transfer(job)).await
+}
+
+/// Enqueue an escrow `cancel` (a refund before expiry with the partner's Decline signature; one transaction of
+/// its own), inside the engine's transaction.
+pub async fn enqueue_cancel(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job: CancelJob,
+) -> Result<Enqueued, ChainError> {
+    enqueue(tx, &JobPayload::Cancel(job)).await
 }
 
 async fn enqueue(tx: &mut sqlx::AnyConnection, payload: &JobPayload) -> Result<Enqueued, ChainError> {

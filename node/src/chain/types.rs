@@ -109,6 +109,16 @@ pub struct RefundJob {
     pub terms: Terms,
 }
 
+/// Refund a remittance before its expiry with its partner signer's EIP-712 `Decline(id)` signature: the escrow's
+/// `cancel`, one transaction per job (it carries a signature, so it cannot join a `refundBatch`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelJob {
+    pub remittance_id: B256,
+    pub terms: Terms,
+    /// 65 bytes `r‖s‖v` (or an ERC-1271 signer's signature).
+    pub decline_signature: alloy::primitives::Bytes,
+}
+
 /// A gasless P2P payment between two Remesa wallets: the token's EIP-3009 `transferWithAuthorization`, signed by
 /// the sender (`from`) for the recipient (`to`), whose `nonce` is the remittance id. It never touches the escrow and
 /// cannot be batched: one job, one transaction, sent to the token.
@@ -130,14 +140,16 @@ pub enum JobKind {
     Release,
     Refund,
     Transfer,
+    Cancel,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Deposit,
         JobKind::Release,
         JobKind::Refund,
         JobKind::Transfer,
+        JobKind::Cancel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -146,6 +158,7 @@ impl JobKind {
             JobKind::Release => "release",
             JobKind::Refund => "refund",
             JobKind::Transfer => "transfer",
+            JobKind::Cancel => "cancel",
         }
     }
 
@@ -155,6 +168,7 @@ impl JobKind {
             "release" => Some(JobKind::Release),
             "refund" => Some(JobKind::Refund),
             "transfer" => Some(JobKind::Transfer),
+            "cancel" => Some(JobKind::Cancel),
             _ => None,
         }
     }
@@ -162,6 +176,11 @@ impl JobKind {
     /// Whether jobs of this kind go to the token (one per transaction) rather than to the escrow (batched).
     pub fn is_token_call(self) -> bool {
         self == JobKind::Transfer
+    }
+
+    /// Whether each job of this kind is a transaction of its own (a token transfer, an escrow `cancel`).
+    pub fn is_single(self) -> bool {
+        matches!(self, JobKind::Transfer | JobKind::Cancel)
     }
 }
 
@@ -179,6 +198,7 @@ pub enum JobPayload {
     Release(ReleaseJob),
     Refund(RefundJob),
     Transfer(TransferJob),
+    Cancel(CancelJob),
 }
 
 impl fmt::Debug for JobPayload {
@@ -188,6 +208,7 @@ impl fmt::Debug for JobPayload {
             JobPayload::Release(j) => j.fmt(f),
             JobPayload::Refund(j) => j.fmt(f),
             JobPayload::Transfer(j) => j.fmt(f),
+            JobPayload::Cancel(j) => j.fmt(f),
         }
     }
 }
@@ -199,6 +220,7 @@ impl JobPayload {
             JobPayload::Release(_) => JobKind::Release,
             JobPayload::Refund(_) => JobKind::Refund,
             JobPayload::Transfer(_) => JobKind::Transfer,
+            JobPayload::Cancel(_) => JobKind::Cancel,
         }
     }
 
@@ -208,6 +230,7 @@ impl JobPayload {
             JobPayload::Release(j) => j.remittance_id,
             JobPayload::Refund(j) => j.remittance_id,
             JobPayload::Transfer(j) => j.remittance_id,
+            JobPayload::Cancel(j) => j.remittance_id,
         }
     }
 
@@ -217,6 +240,7 @@ impl JobPayload {
             JobPayload::Deposit(j) => Some(&j.terms),
             JobPayload::Release(j) => Some(&j.terms),
             JobPayload::Refund(j) => Some(&j.terms),
+            JobPayload::Cancel(j) => Some(&j.terms),
             JobPayload::Transfer(_) => None,
         }
     }
@@ -261,6 +285,78 @@ impl SkipReason {
             6 => SkipReason::TransferFailed,
             other => SkipReason::Unknown(other),
         }
+    }
+}
+
+/// What a skipped batch item means for the job that sent it, from the escrow's reason and the token's revert data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipClass {
+    /// Try again later: the token is paused, or the item ran out of its gas cap (no revert data). The
+    /// authorization stays valid; the job goes back to the queue as a failed attempt.
+    Transient,
+    /// The token's issuer blacklisted a party (the sender, or the payee of a release or refund): only the issuer or
+    /// an operator can resolve it. The job fails at once; the money stays where it was.
+    Blocked,
+    /// Refused for good: a bad or used authorization, a bad preimage, invalid terms, too early or too late.
+    Refused,
+    /// Nothing to do: the escrow already holds the state the job wanted.
+    AlreadyDone,
+}
+
+/// The reason a token gave in its revert data: the string of `Error(string)` (read by its stated length, so a
+/// stray byte after it does not matter), else the data as UTF-8 when it is text. `None` when there is none.
+pub fn revert_reason(detail: &[u8]) -> Option<String> {
+    const ERROR_STRING: [u8; 4] = [0x08, 0xc3, 0x79, 0xa0];
+    if detail.len() >= 68 && detail[..4] == ERROR_STRING {
+        let len = U256::from_be_slice(&detail[36..68]);
+        let len = usize::try_from(len).ok()?.min(detail.len() - 68).min(1024);
+        return Some(String::from_utf8_lossy(&detail[68..68 + len]).into_owned());
+    }
+    let text = std::str::from_utf8(detail).ok()?;
+    (!text.is_empty() && text.chars().all(|c| !c.is_control())).then(|| text.chars().take(1024).collect())
+}
+
+/// See [`SkipClass`]. USDC says "Pausable: paused" and "Blacklistable: account is blacklisted".
+pub fn classify_skip(reason: SkipReason, detail: &[u8]) -> SkipClass {
+    match reason {
+        SkipReason::WrongState => SkipClass::AlreadyDone,
+        SkipReason::AuthorizationFailed | SkipReason::TransferFailed => {
+            if detail.is_empty() {
+                return SkipClass::Transient;
+            }
+            let text = revert_reason(detail).unwrap_or_default().to_ascii_lowercase();
+            if text.contains("paused") {
+                SkipClass::Transient
+            } else if text.contains("blacklist") {
+                SkipClass::Blocked
+            } else if reason == SkipReason::TransferFailed {
+                // The escrow holds the coins; a payout the token refuses for another reason needs an operator.
+                SkipClass::Blocked
+            } else {
+                SkipClass::Refused
+            }
+        }
+        _ => SkipClass::Refused,
+    }
+}
+
+impl Skipped {
+    pub fn class(&self) -> SkipClass {
+        classify_skip(self.reason, &self.detail)
+    }
+
+    /// `AuthorizationFailed: Pausable: paused`, for errors and logs.
+    pub fn describe(&self) -> String {
+        describe_skip(self.reason, &self.detail)
+    }
+}
+
+/// A skipped item's reason with the token's revert reason, when it gave one.
+pub fn describe_skip(reason: SkipReason, detail: &[u8]) -> String {
+    match revert_reason(detail) {
+        Some(r) => format!("{reason:?}: {r}"),
+        None if detail.is_empty() => format!("{reason:?}"),
+        None => format!("{reason:?}: 0x{}", hex::encode(&detail[..detail.len().min(64)])),
     }
 }
 
@@ -442,6 +538,58 @@ mod tests {
         buf.extend_from_slice(B256::left_padding_from(t.partner_signer.as_slice()).as_slice());
         buf.extend_from_slice(t.claim_hash.as_slice());
         assert_eq!(t.remittance_id(escrow), keccak256(&buf));
+    }
+
+    fn error_string(text: &str, stray: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x08, 0xc3, 0x79, 0xa0];
+        out.extend_from_slice(&U256::from(32u8).to_be_bytes::<32>());
+        out.extend_from_slice(&U256::from(text.len()).to_be_bytes::<32>());
+        let mut body = text.as_bytes().to_vec();
+        body.resize(text.len().div_ceil(32) * 32, 0);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(stray);
+        out
+    }
+
+    #[test]
+    fn skipped_items_are_classified_by_the_tokens_reason() {
+        let paused = error_string("Pausable: paused", &[0x01]);
+        let blacklisted = error_string("Blacklistable: account is blacklisted", &[]);
+        let bad_sig = error_string("FiatTokenV2: invalid signature", &[]);
+        assert_eq!(revert_reason(&paused).as_deref(), Some("Pausable: paused"));
+        use SkipReason::*;
+        for (reason, detail, class) in [
+            (AuthorizationFailed, &paused[..], SkipClass::Transient),
+            (TransferFailed, &paused[..], SkipClass::Transient),
+            (AuthorizationFailed, &[][..], SkipClass::Transient),
+            (AuthorizationFailed, &blacklisted[..], SkipClass::Blocked),
+            (TransferFailed, &blacklisted[..], SkipClass::Blocked),
+            (TransferFailed, &bad_sig[..], SkipClass::Blocked),
+            (AuthorizationFailed, &bad_sig[..], SkipClass::Refused),
+            (WrongState, &[][..], SkipClass::AlreadyDone),
+            (BadPreimage, &[][..], SkipClass::Refused),
+            (Expired, &[][..], SkipClass::Refused),
+            (Unknown(9), &paused[..], SkipClass::Refused),
+        ] {
+            assert_eq!(
+                classify_skip(reason, detail),
+                class,
+                "{reason:?} {:?}",
+                revert_reason(detail)
+            );
+        }
+        assert_eq!(
+            describe_skip(AuthorizationFailed, &blacklisted),
+            "AuthorizationFailed: Blacklistable: account is blacklisted"
+        );
+        assert_eq!(describe_skip(Expired, &[]), "Expired");
+        // A length word far beyond the data is bounded by the data.
+        let mut lying = error_string("short", &[]);
+        lying[36..68].copy_from_slice(&U256::MAX.to_be_bytes::<32>());
+        assert!(revert_reason(&lying).is_none());
+        let mut long = error_string("short", &[]);
+        long[36..68].copy_from_slice(&U256::from(10_000u32).to_be_bytes::<32>());
+        assert_eq!(revert_reason(&long).map(|s| s.len()), Some(32));
     }
 
     #[test]

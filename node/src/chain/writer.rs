@@ -30,7 +30,7 @@ use super::lease::Lease;
 use super::outbox::{self, ClaimedJob};
 use super::rpc::{self, Broadcast};
 use super::sink::{ChainEventSink, DbTx};
-use super::types::{FailedJob, JobKind, JobPayload};
+use super::types::{FailedJob, JobKind, JobPayload, SkipClass, SkipReason, classify_skip, describe_skip};
 use crate::store::chain_txs::{self, MinedRow, NewAttemptRow, NewChainTxRow};
 use crate::store::{Db, outbox as job_rows};
 
@@ -454,6 +454,7 @@ impl<S: ChainEventSink> Writer<S> {
         let status = if success { "confirmed" } else { "reverted" };
         chain_txs::set_status(&mut *dbtx, &tx.id, status, now_ms()).await?;
         if success {
+            self.settle_skipped(&mut dbtx, tx, receipt).await?;
             job_rows::complete_in_tx(&mut *dbtx, &tx.id, now_ms()).await?;
         } else {
             metrics::counter!("remesa_chain_txs_reverted_total", "kind" => tx.kind.as_str()).increment(1);
@@ -462,6 +463,95 @@ impl<S: ChainEventSink> Writer<S> {
         }
         dbtx.commit().await?;
         Ok(())
+    }
+
+    /// The items the escrow skipped in this (successful) transaction, by [`SkipClass`]: a transient refusal (the
+    /// token paused, an item out of its gas cap) goes back to the queue as a failed attempt of that job alone; a
+    /// blacklisted party fails that job at once (the money stays where it was; an operator sees the failed job and
+    /// its reason); the other items are done as the escrow left them (the indexer books refusals). A batch is
+    /// never charged for one item.
+    async fn settle_skipped(
+        &self,
+        dbtx: &mut DbTx,
+        tx: &StoredTx,
+        receipt: &TransactionReceipt,
+    ) -> Result<(), ChainError> {
+        use alloy::sol_types::SolEvent;
+        let rows = job_rows::in_tx(&mut **dbtx, &tx.id).await?;
+        for log in receipt.inner.logs() {
+            if log.address() != self.escrow {
+                continue;
+            }
+            let Ok(ev) = RemittanceEscrow::Skipped::decode_log(&log.inner) else {
+                continue;
+            };
+            let reason = SkipReason::from_u8(ev.reason);
+            let class = classify_skip(reason, &ev.detail);
+            if !matches!(class, SkipClass::Transient | SkipClass::Blocked) {
+                continue;
+            }
+            let mut row = None;
+            for r in &rows {
+                if parse_b256(&r.remittance_id)? == ev.id {
+                    row = Some(r);
+                    break;
+                }
+            }
+            let Some(row) = row else { continue };
+            let why = format!("skipped by the escrow: {}", describe_skip(reason, &ev.detail));
+            tracing::warn!(
+                target: "chain::outbox", tx_id = tx.id, job_id = row.id, remittance_id = row.remittance_id,
+                class = ?class, reason = why, "batch item skipped"
+            );
+            let failed = if class == SkipClass::Transient {
+                outbox::retry_later(
+                    &mut *dbtx,
+                    &[(row.id.clone(), row.attempts)],
+                    &why,
+                    self.cfg.job_attempts_max,
+                    self.cfg.job_backoff_ms,
+                    self.cfg.job_backoff_ms_max,
+                )
+                .await?
+                .contains(&row.id)
+            } else {
+                job_rows::fail(
+                    &mut **dbtx,
+                    &row.id,
+                    row.attempts.saturating_add(1),
+                    &why,
+                    now_ms(),
+                )
+                .await?;
+                true
+            };
+            if failed {
+                self.report_failed(dbtx, row, &why).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the sink a job failed for good.
+    async fn report_failed(
+        &self,
+        dbtx: &mut DbTx,
+        row: &job_rows::InTxJobRow,
+        error: &str,
+    ) -> Result<(), ChainError> {
+        let job = FailedJob {
+            kind: JobKind::parse(&row.kind)
+                .ok_or_else(|| ChainError::corrupt(format!("job kind {}", row.kind)))?,
+            remittance_id: parse_b256(&row.remittance_id)?,
+            attempts: u32::try_from(row.attempts.saturating_add(1)).unwrap_or(u32::MAX),
+            job_id: row.id.clone(),
+            error: error.to_owned(),
+        };
+        metrics::counter!("remesa_chain_jobs_failed_total", "kind" => job.kind.as_str()).increment(1);
+        self.sink
+            .on_job_failed(dbtx, &job)
+            .await
+            .map_err(ChainError::Sink)
     }
 
     /// Puts a transaction's jobs back in the queue. With an error, that counts as a failed attempt.
@@ -481,20 +571,8 @@ impl<S: ChainEventSink> Writer<S> {
             self.cfg.job_backoff_ms_max,
         )
         .await?;
-        for row in rows.into_iter().filter(|r| failed.contains(&r.id)) {
-            let job = FailedJob {
-                kind: JobKind::parse(&row.kind)
-                    .ok_or_else(|| ChainError::corrupt(format!("job kind {}", row.kind)))?,
-                remittance_id: parse_b256(&row.remittance_id)?,
-                attempts: u32::try_from(row.attempts.saturating_add(1)).unwrap_or(u32::MAX),
-                job_id: row.id,
-                error: error.to_owned(),
-            };
-            metrics::counter!("remesa_chain_jobs_failed_total", "kind" => job.kind.as_str()).increment(1);
-            self.sink
-                .on_job_failed(dbtx, &job)
-                .await
-                .map_err(ChainError::Sink)?;
+        for row in rows.iter().filter(|r| failed.contains(&r.id)) {
+            self.report_failed(dbtx, row, error).await?;
         }
         Ok(())
     }
@@ -654,8 +732,8 @@ impl<S: ChainEventSink> Writer<S> {
         let now = now_ms();
         let delay = i64::try_from(self.cfg.batch_delay_ms_max).unwrap_or(i64::MAX);
         let backlog = outbox::backlog(&self.db, now).await?;
-        // A token transfer is its own transaction: its "batch" is full with one job.
-        let cap_of = |k: JobKind| if k.is_token_call() { 1 } else { cap };
+        // A token transfer or an escrow cancel is its own transaction: its "batch" is full with one job.
+        let cap_of = |k: JobKind| if k.is_single() { 1 } else { cap };
         let Some(ready) = backlog
             .iter()
             .find(|b| b.count >= u64::from(cap_of(b.kind)) || now.saturating_sub(b.oldest_unix_ms) >= delay)

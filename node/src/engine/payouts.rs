@@ -6,9 +6,10 @@ use super::state::State;
 use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result, transition};
-use crate::chain::{self, ReleaseJob};
+use crate::chain::{self, CancelJob, ReleaseJob};
 use crate::domain::{PartnerId, PayoutMethod, PickupCode, RemittanceId};
 use crate::store::{now_ms, remittances, settlements, stored_u64};
+use remesa_wallet::eip3009::Signature65;
 
 impl Engine {
     pub(super) async fn partner_payout(
@@ -152,12 +153,16 @@ impl Engine {
         Ok(self.to_api(&row))
     }
 
-    /// The partner could not pay: the remittance waits for its expiry and is refunded to the sender.
+    /// The partner could not pay: the remittance is refunded to the sender at expiry — or at once, when the partner
+    /// also signs "not paid, will not pay" (`decline`: the EIP-712 `Decline(id)` of the partner signer bound in the
+    /// terms, checked here) and there is time before expiry: the escrow's `cancel` is queued in the same
+    /// transaction. Repeating it is harmless.
     pub async fn payout_failed(
         &self,
         id: &RemittanceId,
         partner_id: PartnerId,
         reason: &str,
+        decline: Option<&Signature65>,
     ) -> Result<Remittance> {
         let (id, partner_id) = (id.to_string(), partner_id.get());
         let id = id.as_str();
@@ -174,22 +179,62 @@ impl Engine {
                 r.state
             )));
         }
+        let cancel = match decline {
+            None => None,
+            Some(signature) => self.cancel_job(&r, signature)?,
+        };
         remittances::set_failure_reason(&mut tx, id, &reason).await?;
         transition(
             &mut tx,
             id,
             r.state,
             State::RefundPending,
-            "partner_failed",
-            json!({"reason": reason}),
+            if cancel.is_some() {
+                "partner_declined"
+            } else {
+                "partner_failed"
+            },
+            json!({"reason": reason, "refund": if cancel.is_some() { "now" } else { "at_expiry" }}),
             false,
         )
         .await?;
+        if let Some(job) = cancel {
+            chain::enqueue_cancel(&mut tx, job).await?;
+        }
         let row = load(&mut tx, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
         Ok(self.to_api(&row))
+    }
+
+    /// The escrow `cancel` a partner's Decline signature allows, after checking it recovers to the partner signer in
+    /// the terms (an ERC-1271 signer cannot be checked here: such partners are refunded at expiry). `None` when the
+    /// cancel could not be mined before expiry anyway (within `payout_cutoff_s` of it): the refund comes then.
+    fn cancel_job(&self, r: &RemRow, signature: &Signature65) -> Result<Option<CancelJob>> {
+        let chain = self.chain_required()?;
+        let terms = r.terms()?;
+        let id = r.remittance_b256()?;
+        let digest = remesa_wallet::terms::decline_digest(chain.chain_id, chain.escrow, id);
+        let signer = signature
+            .recover(&digest)
+            .map_err(|_| EngineError::Invalid("decline_signature is not a valid signature".into()))?;
+        if signer != terms.partner_signer {
+            return Err(EngineError::Invalid(format!(
+                "decline_signature was made by {signer:#x}, not by the partner signer {:#x} bound in this \
+                 remittance's terms (sign the EIP-712 Decline(id) in the escrow's domain)",
+                terms.partner_signer
+            )));
+        }
+        let now_s = u64::try_from(now_ms() / 1000).unwrap_or(u64::MAX);
+        if now_s.saturating_add(self.config().payout_cutoff_s) >= terms.expiry_unix_s {
+            return Ok(None);
+        }
+        Ok(Some(CancelJob {
+            remittance_id: id,
+            terms,
+            decline_signature: signature.as_bytes().to_vec().into(),
+        }))
     }
 
     /// Settlements to a partner (newest first), from indexed `Settled` events.

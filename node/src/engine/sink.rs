@@ -12,7 +12,7 @@ use super::views::{RemRow, load_for_update};
 use super::{Engine, EngineError, ledger, lock_feed, transition, transition_direct};
 use crate::chain::{
     ChainEventSink, CustodialTransfer, DbTx, Deposited, FailedJob, JobKind, RefundJob, Refunded, Released,
-    RolledBack, Settled, SinkError, SkipReason, Skipped,
+    RolledBack, Settled, SinkError, SkipClass, Skipped,
 };
 use crate::domain::PayoutMethod;
 use crate::store::ledger as ledger_store;
@@ -226,12 +226,13 @@ impl Engine {
         let Some(r) = load_for_update(tx, self.db().dialect, &id).await? else {
             return Ok(());
         };
-        let reason = format!("{:?}", ev.reason);
-        tracing::warn!(target: "engine", remittance_id = id, reason, batch = ?ev.batch, "escrow skipped an item");
+        let reason = ev.describe();
+        let class = ev.class();
+        tracing::warn!(target: "engine", remittance_id = id, reason, class = ?class, batch = ?ev.batch, "escrow skipped an item");
+        // Only a refusal for good ends a deposit here. A transient one (the token paused, out of the item's gas
+        // cap) is retried by the outbox writer; a blacklisted sender fails the job there (`job_failed`).
         let is_deposit = ev.batch.is_none_or(|b| b == JobKind::Deposit);
-        if is_deposit
-            && ev.reason != SkipReason::WrongState
-            && matches!(r.state, State::Quoted | State::PendingFunds)
+        if is_deposit && class == SkipClass::Refused && matches!(r.state, State::Quoted | State::PendingFunds)
         {
             remittances::set_failure_reason(tx, &id, &format!("deposit refused on chain: {reason}")).await?;
             transition(
@@ -400,6 +401,9 @@ impl Engine {
                 }
             }
             (kind, state) => {
+                // A release or refund the token refuses (a blacklisted payee): the coins stay locked in the escrow
+                // and the remittance keeps its state; the reason is on the remittance and the failed job.
+                remittances::set_failure_reason(tx, &id, &format!("{kind} failed: {}", job.error)).await?;
                 tracing::error!(target: "engine", remittance_id = id, %kind, %state, error = job.error, "chain job failed: operator attention needed");
             }
         }

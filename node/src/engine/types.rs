@@ -345,7 +345,7 @@ pub struct TransitionEvent {
     pub from: Option<State>,
     pub to: State,
     /// Why: `created`, `authorized`, `deposited`, `assigned`, `partner_accepted`, `partner_completed`,
-    /// `partner_failed`, `released`, `expired`, `refunded`, `cancelled`, `deposit_failed`, `reorg`, …
+    /// `partner_failed`, `partner_declined`, `released`, `expired`, `refunded`, `cancelled`, `deposit_failed`, `reorg`, …
     pub cause: String,
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,

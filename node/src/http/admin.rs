@@ -207,7 +207,9 @@ pub async fn payout_fail(
         .await?
         .ok_or_else(|| Problem::not_found("remittance not found"))?;
     let partner = partner_id(r.partner_id)?;
-    Ok(ApiJson(st.engine.payout_failed(&id, partner, &b.reason).await?))
+    Ok(ApiJson(
+        st.engine.payout_failed(&id, partner, &b.reason, None).await?,
+    ))
 }
 
 /// Reveal a remittance's pickup code (operator; for demos and support).

@@ -27,6 +27,7 @@ use crate::faults::Faults;
 use crate::http::idempotency::Keyed;
 use crate::http::problem::Problem;
 use crate::store::instances::Instance;
+use remesa_wallet::eip3009::Signature65;
 
 /// Default and largest page sizes of the partner lists.
 pub const PAGE_DEFAULT: i64 = 50;
@@ -286,6 +287,12 @@ pub struct PartnerMe {
     pub payout_methods: Vec<String>,
     pub webhook_url: Option<String>,
     pub settlement_address: String,
+    /// The EVM signer whose EIP-712 `Decline(bytes32 id)` lets a declined payout be refunded at once (`fail`).
+    pub signer_address: String,
+    /// The escrow (the EIP-712 domain's `verifyingContract`: name "Remesa Escrow", version "2") and its chain id;
+    /// `null` when the node has no chain.
+    pub escrow_address: Option<String>,
+    pub chain_id: Option<u64>,
     pub status: String,
 }
 
@@ -314,6 +321,9 @@ async fn me(
             .collect(),
         webhook_url: partner.webhook_url,
         settlement_address: partner.settlement_address,
+        signer_address: partner.signer_address,
+        escrow_address: st.engine.chain().map(|c| format!("{:#x}", c.escrow)),
+        chain_id: st.engine.chain().map(|c| c.chain_id),
         status: partner.status,
     }))
 }
@@ -534,16 +544,21 @@ async fn complete_payout(
     .await
 }
 
-/// Why the partner could not pay.
+/// Why the partner could not pay, and optionally its signed "not paid, will not pay".
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"reason": "recipient did not come to the counter"}))]
 pub struct FailPayout {
     /// Up to 500 characters; shown to the sender.
     pub reason: String,
+    /// The partner signer's EIP-712 signature of `Decline(bytes32 id)` (id = this payout's id) in the escrow's
+    /// domain (name "Remesa Escrow", version "2", `chain_id` and `escrow_address` from `GET /v1/partner/me`):
+    /// 0x + 130 hex digits. With it the sender is refunded now (the escrow's `cancel`); without it, at expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_signature: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/partner/payouts/{id}/fail", tag = "partner", security(("http_signature" = [])),
-    description = "The payout cannot be made: it is withdrawn from you and refunded to the sender at expiry. Honours `Idempotency-Key`.",
+    description = "The payout cannot be made: it is withdrawn from you and refunded to the sender at expiry, or at once when `decline_signature` is given (checked against your signer; 422 when it is not yours). Honours `Idempotency-Key`.",
     request_body = FailPayout,
     params(("id" = String, Path, description = "Remittance id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Same key + same request → the same response")),
@@ -561,9 +576,17 @@ async fn fail_payout(
     idempotent(&st, &p, &headers, "fail", &fp, || async {
         let (pid, uid) = partner_id(&p)?;
         let req: FailPayout = parse_json(&body)?;
+        let decline = req
+            .decline_signature
+            .as_deref()
+            .map(Signature65::parse)
+            .transpose()
+            .map_err(|_| {
+                ApiError::Unprocessable("decline_signature must be 0x + 130 hex digits (r, s, v)".into())
+            })?;
         load_payout(&st, pid, &id).await?;
         st.engine
-            .payout_failed(&payout_id(&id)?, uid, &req.reason)
+            .payout_failed(&payout_id(&id)?, uid, &req.reason, decline.as_ref())
             .await?;
         st.db
             .record_action(&p.partner_id, &id, "fail", None, Some(&req.reason))

@@ -51,7 +51,8 @@ pub struct PartnerPayout {
     pub recipient_phone: String,
     /// Bank account or mobile-money number, for those methods.
     pub recipient_account: Option<String>,
-    /// After this the escrow refunds the sender: pay (and complete) before it.
+    /// The remittance's expiry: from then on the escrow refunds the sender and no longer releases to you. Complete
+    /// the payout at least the node's `payout_cutoff_s` (default 600 s) before it; later completions get 409.
     pub pay_before_unix_s: i64,
     pub payout_reference: Option<String>,
     pub failure_reason: Option<String>,

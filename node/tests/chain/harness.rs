@@ -416,7 +416,7 @@ impl Chain {
         })
     }
 
-    fn wallet_provider(&self) -> Result<DynProvider> {
+    pub fn wallet_provider(&self) -> Result<DynProvider> {
         Ok(ProviderBuilder::new()
             .wallet(EthereumWallet::from(self.deployer.clone()))
             .connect_http(self.url.parse()?)

@@ -455,3 +455,149 @@ async fn fee_ceiling_bounds_repricing() -> Result<()> {
     let _ = outbox::job_counts(&t.db).await?;
     Ok(())
 }
+
+/// Ticks the writer and the indexer until `until` holds (at most 60 s).
+async fn drive_until<F, Fut>(
+    w: &mut Writer<RecordingSink>,
+    idx: &mut Indexer<RecordingSink>,
+    what: &str,
+    mut until: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        w.tick().await?;
+        idx.tick().await?;
+        if until().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Real USDC refusing items of a batch (issue 11, part 6): while USDC is paused the deposits are skipped and go
+/// back to the queue as failed attempts (not failed remittances: the signatures stay valid), and go through once
+/// it is unpaused; a blacklisted sender's deposit fails its job at once while the rest of its batch locks; a
+/// release to a blacklisted settlement address fails its job and leaves the coins locked.
+#[tokio::test]
+async fn usdc_pause_and_blacklist_are_charged_to_their_items_only() -> Result<()> {
+    use remesa_wallet::usdc::FiatTokenV2_2;
+    for t in harness::all_dbs().await? {
+        let chain = Chain::start().await?;
+        let ctx = chain.context(
+            &t.db,
+            ChainConfig {
+                job_backoff_ms: 100,
+                job_backoff_ms_max: 200,
+                ..fast_config()
+            },
+        )?;
+        let usdc = FiatTokenV2_2::new(chain.token, chain.wallet_provider()?);
+        let amount = 1_000_000u64;
+        // Three senders, one deposit each.
+        let mut deps = Vec::new();
+        for _ in 0..3 {
+            deps.push(chain.deposits(1, amount, 3_600).await?.remove(0));
+        }
+        let state = |i: usize, kind: JobKind| {
+            let id = deps[i].0.remittance_id;
+            let db = t.db.clone();
+            async move { job_state(&db, kind, id).await?.context("job") }
+        };
+        let mut w = Writer::new(&ctx, chain.relayers[0].clone());
+        let mut idx = Indexer::new(&ctx);
+
+        // 1. USDC paused: the deposit is skipped and retried, never failed.
+        usdc.pause().send().await?.get_receipt().await?;
+        let mut tx = t.db.pool.begin().await?;
+        enqueue_deposit(&mut tx, deps[0].0.clone()).await?;
+        tx.commit().await?;
+        drive_until(&mut w, &mut idx, "a paused deposit retried twice", || async {
+            Ok(state(0, JobKind::Deposit).await?.attempts >= 2)
+        })
+        .await?;
+        let s = state(0, JobKind::Deposit).await?;
+        assert!(
+            s.status != "failed"
+                && s.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("Pausable: paused")),
+            "{}: {s:?}",
+            t.label
+        );
+        assert_eq!(
+            chain.status_of(deps[0].0.remittance_id).await?,
+            0,
+            "not locked while paused"
+        );
+
+        // 2. Unpaused, and the third sender blacklisted: its item fails at once, the others lock.
+        usdc.unpause().send().await?.get_receipt().await?;
+        usdc.blacklist(deps[2].0.terms.sender)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let mut tx = t.db.pool.begin().await?;
+        enqueue_deposit(&mut tx, deps[1].0.clone()).await?;
+        enqueue_deposit(&mut tx, deps[2].0.clone()).await?;
+        tx.commit().await?;
+        drive_until(&mut w, &mut idx, "deposits settled", || async {
+            Ok(state(0, JobKind::Deposit).await?.status == "done"
+                && state(1, JobKind::Deposit).await?.status == "done"
+                && state(2, JobKind::Deposit).await?.status == "failed")
+        })
+        .await?;
+        assert_eq!(
+            chain.status_of(deps[0].0.remittance_id).await?,
+            1,
+            "locked after the pause"
+        );
+        assert_eq!(chain.status_of(deps[1].0.remittance_id).await?, 1);
+        assert_eq!(chain.status_of(deps[2].0.remittance_id).await?, 0);
+        let s = state(2, JobKind::Deposit).await?;
+        assert!(
+            s.attempts == 1 && s.last_error.as_deref().is_some_and(|e| e.contains("blacklisted")),
+            "{}: {s:?}",
+            t.label
+        );
+        let failed: Vec<(String, String)> = sqlx::query_as("SELECT job_id, error FROM test_failed_jobs")
+            .fetch_all(&t.db.pool)
+            .await?;
+        assert_eq!(
+            failed.len(),
+            1,
+            "{}: only the blacklisted item failed: {failed:?}",
+            t.label
+        );
+        assert_eq!(failed[0].0, s.job_id);
+
+        // 3. The partner's settlement address blacklisted: the release fails its job, the coins stay locked.
+        usdc.blacklist(chain.settlement)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let mut tx = t.db.pool.begin().await?;
+        enqueue_release(&mut tx, release_of(&deps[0].0, deps[0].1)).await?;
+        tx.commit().await?;
+        drive_until(&mut w, &mut idx, "the blocked release failed", || async {
+            Ok(state(0, JobKind::Release).await?.status == "failed")
+        })
+        .await?;
+        assert_eq!(chain.status_of(deps[0].0.remittance_id).await?, 1, "still locked");
+        assert_eq!(chain.balance(chain.escrow).await?, U256::from(2 * amount));
+        let s = state(0, JobKind::Release).await?;
+        assert!(
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("TransferFailed")),
+            "{s:?}"
+        );
+    }
+    Ok(())
+}

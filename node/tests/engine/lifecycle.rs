@@ -162,7 +162,7 @@ async fn failed_payout_refunds_at_expiry(t: TestEnv) {
     t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
         .await;
     t.engine
-        .payout_failed(&rid(&r.id), pid(1), "recipient unreachable")
+        .payout_failed(&rid(&r.id), pid(1), "recipient unreachable", None)
         .await
         .expect("fail");
     // the keeper asks for expired remittances with chain time
@@ -409,20 +409,35 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
     use remesa::chain::{FailedJob, JobKind, SkipReason, Skipped};
     let (r, _) = setup(&t).await;
     let mut tx = t.db.db.pool.begin().await.expect("tx");
-    // WrongState (already deposited) is not a failure
-    t.engine
-        .on_skipped(
-            &mut tx,
-            &Skipped {
-                meta: t.meta(),
-                remittance_id: B256::from_str(&r.id).expect("id"),
-                reason: SkipReason::WrongState,
-                detail: Default::default(),
-                batch: Some(JobKind::Deposit),
-            },
-        )
-        .await
-        .expect("skipped");
+    let token_says = |reason: &str| -> alloy::primitives::Bytes {
+        use alloy::sol_types::SolError;
+        alloy::sol_types::Revert::from(reason).abi_encode().into()
+    };
+    // WrongState (already deposited) is not a failure; nor is a token that is paused (the outbox retries it) or a
+    // blacklisted sender (the outbox fails the job, see job_failed below).
+    for (reason, detail) in [
+        (SkipReason::WrongState, Default::default()),
+        (SkipReason::AuthorizationFailed, token_says("Pausable: paused")),
+        (
+            SkipReason::AuthorizationFailed,
+            token_says("Blacklistable: account is blacklisted"),
+        ),
+        (SkipReason::AuthorizationFailed, Default::default()),
+    ] {
+        t.engine
+            .on_skipped(
+                &mut tx,
+                &Skipped {
+                    meta: t.meta(),
+                    remittance_id: B256::from_str(&r.id).expect("id"),
+                    reason,
+                    detail,
+                    batch: Some(JobKind::Deposit),
+                },
+            )
+            .await
+            .expect("skipped");
+    }
     tx.commit().await.expect("commit");
     assert_eq!(
         t.engine
@@ -441,7 +456,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
                 meta: t.meta(),
                 remittance_id: B256::from_str(&r.id).expect("id"),
                 reason: SkipReason::AuthorizationFailed,
-                detail: Default::default(),
+                detail: token_says("FiatTokenV2: invalid signature"),
                 batch: Some(JobKind::Deposit),
             },
         )
@@ -458,7 +473,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
     assert!(
         got.failure_reason
             .expect("reason")
-            .contains("AuthorizationFailed")
+            .contains("AuthorizationFailed: FiatTokenV2: invalid signature")
     );
     // the funds are available again
     let b = t.engine.balance(&got.sender_address).await.expect("balance");

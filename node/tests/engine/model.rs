@@ -108,7 +108,10 @@ async fn random_sequences(t: TestEnv) {
                         .await;
                 }
                 4 => {
-                    let _ = t.engine.payout_failed(&rid(&id), pid(1), "model says no").await;
+                    let _ = t
+                        .engine
+                        .payout_failed(&rid(&id), pid(1), "model says no", None)
+                        .await;
                 }
                 5 if it.chain == OnChain::Locked => {
                     // anyone holding the preimage may release while locked

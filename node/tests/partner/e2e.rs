@@ -347,6 +347,89 @@ async fn e2e(database_url: String) {
         assert!(doc["paths"].get("/v1/partner/payouts/{id}/complete").is_some());
     }
 
+    // Cooperative cancel (escrow v2): the partner declines a third payout with its signer's EIP-712 Decline, and
+    // the sender is refunded at once instead of at expiry. A signature by anyone else is refused.
+    let me: Value = partner.get("/v1/partner/me").await.unwrap();
+    assert_eq!(
+        me["signer_address"],
+        format!("{:#x}", chain.settlement),
+        "the settlement address signs"
+    );
+    let escrow: alloy::primitives::Address = me["escrow_address"].as_str().unwrap().parse().unwrap();
+    let chain_id = me["chain_id"].as_u64().unwrap();
+    let before = state.engine.balance(&user.address).await.unwrap();
+    let q = state
+        .engine
+        .quote(QuoteRequest {
+            send_amount: "40".into(),
+            country: "GT".into(),
+            currency: Some("GTQ".into()),
+            payout_method: PayoutMethod::CashPickup,
+            ttl_s: None,
+            recipient_phone: None,
+        })
+        .await
+        .unwrap();
+    let (r3, _) = state
+        .engine
+        .create_remittance(
+            CreateRemittance {
+                quote_id: q.id,
+                sender: SenderRef::User {
+                    user_id: user.id.clone(),
+                },
+                recipient: Recipient {
+                    phone: remesa_testkit::phone("+50255550102"),
+                    name: "Ana Perez".into(),
+                    account: None,
+                },
+            },
+            &IdempotencyKey::parse("e2e-3").unwrap(),
+        )
+        .await
+        .unwrap();
+    let path = format!("/v1/partner/payouts/{}", r3.id);
+    eventually("the third payout to be assigned", 60, || async {
+        let p: Value = partner.get(&path).await.unwrap_or(Value::Null);
+        p["status"] == "payout_assigned"
+    })
+    .await;
+    let id3: alloy::primitives::B256 = r3.id.parse().unwrap();
+    let stranger = alloy::signers::local::PrivateKeySigner::random();
+    let forged = remesa_wallet::terms::sign_decline(&stranger, chain_id, escrow, id3).unwrap();
+    let refused = partner
+        .post::<Value, _>(
+            &format!("{path}/fail"),
+            &json!({"reason": "closed", "decline_signature": forged.to_hex()}),
+            Some("f-forged"),
+        )
+        .await
+        .expect_err("a stranger's decline");
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(422), "{refused}");
+    let signer = remesa_wallet::devnet::anvil_dev_signer(9);
+    assert_eq!(signer.address(), chain.settlement);
+    let decline = remesa_wallet::terms::sign_decline(&signer, chain_id, escrow, id3).unwrap();
+    let v: Value = partner
+        .post(
+            &format!("{path}/fail"),
+            &json!({"reason": "closed", "decline_signature": decline.to_hex()}),
+            Some("f-declined"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "refund_pending");
+    eventually("the declined payout to be refunded before expiry", 60, || async {
+        let p: Value = partner.get(&path).await.unwrap_or(Value::Null);
+        p["status"] == "refunded"
+    })
+    .await;
+    let after = state.engine.balance(&user.address).await.unwrap();
+    assert_eq!(
+        after.balance_base_units, before.balance_base_units,
+        "the whole total came back"
+    );
+    assert_eq!(after.available_base_units, after.balance_base_units);
+
     state.shutdown.cancel();
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
