@@ -66,6 +66,7 @@ contract RemittanceEscrow is IRemittanceEscrow, Ownable2Step, Pausable, Reentran
         EIP712("Remesa Escrow", "2")
     {
         if (token_ == address(0) || guardian_ == address(0)) revert ZeroAddress();
+        if (token_.code.length == 0) revert TokenHasNoCode(token_);
         if (minLockSeconds_ > maxLockSeconds_ || maxLockSeconds_ > MAX_LOCK_LIMIT || maxLockSeconds_ == 0) {
             revert InvalidLockBounds(minLockSeconds_, maxLockSeconds_);
         }

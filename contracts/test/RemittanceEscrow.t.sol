@@ -80,6 +80,12 @@ contract RemittanceEscrowTest is EscrowBase {
         new RemittanceEscrow(address(token), address(0), guardian, MIN_LOCK, MAX_LOCK);
     }
 
+    function test_constructor_rejectsTokenWithoutCode() public {
+        address eoa = makeAddr("not a token");
+        vm.expectRevert(abi.encodeWithSelector(IRemittanceEscrow.TokenHasNoCode.selector, eoa));
+        new RemittanceEscrow(eoa, owner, guardian, MIN_LOCK, MAX_LOCK);
+    }
+
     function test_constructor_rejectsBadLockBounds() public {
         vm.expectRevert(abi.encodeWithSelector(IRemittanceEscrow.InvalidLockBounds.selector, 2 days, 1 days));
         new RemittanceEscrow(address(token), owner, guardian, 2 days, 1 days);

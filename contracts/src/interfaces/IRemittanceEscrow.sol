@@ -99,6 +99,8 @@ interface IRemittanceEscrow {
     error InsufficientGas(uint256 index);
     error NotGuardian();
     error ZeroAddress();
+    /// The token address holds no code: every call to it would "succeed" and move nothing.
+    error TokenHasNoCode(address token);
     /// A settlement address may not be zero, the escrow or the token.
     error InvalidSettlement(address settlement);
     error InvalidLockBounds(uint64 minLockSeconds, uint64 maxLockSeconds);

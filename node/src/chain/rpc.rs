@@ -69,6 +69,13 @@ pub(crate) fn is_node_error(e: &RpcError<TransportErrorKind>) -> bool {
     matches!(e, RpcError::ErrorResp(_))
 }
 
+/// Whether a call reverted with `error` (its 4-byte selector), from the revert data in the node's answer.
+pub(crate) fn reverted_with(e: &RpcError<TransportErrorKind>, selector: [u8; 4]) -> bool {
+    e.as_error_resp()
+        .and_then(|r| r.as_revert_data())
+        .is_some_and(|d| d.len() >= 4 && d[..4] == selector)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,6 +128,9 @@ impl StoredTx {
 }
 
 /// The writer of one sending key.
+/// `EnforcedPause()`: OpenZeppelin `Pausable`'s revert, the escrow's answer to a deposit while paused.
+const ESCROW_PAUSED: [u8; 4] = [0xd9, 0x3c, 0x06, 0x65];
+
 #[derive(Debug)]
 pub struct Writer<S> {
     db: Db,
@@ -787,8 +790,18 @@ impl<S: ChainEventSink> Writer<S> {
         })?;
         let gas = match estimate {
             Ok(gas) => gas,
+            Err(e) if rpc::reverted_with(&e, ESCROW_PAUSED) && !kind.is_token_call() => {
+                // The guardian paused the escrow (new deposits stop; exits never do): nothing is wrong with the
+                // jobs, so no attempt is charged; they wait and are tried again.
+                tracing::warn!(target: "chain::outbox", %kind, jobs = jobs.len(), "the escrow is paused: jobs wait");
+                self.wait_claimed(jobs, "the escrow is paused (deposits wait until it is unpaused)")
+                    .await?;
+                return Err(ChainError::rpc("eth_estimateGas", "the escrow is paused"));
+            }
             Err(e) if rpc::is_node_error(&e) => {
-                // The batch as a whole would revert (e.g. paused): count an attempt against each job.
+                // The batch as a whole would revert. With the escrow's per-item skips that is a single-job
+                // transaction (a cancel with a bad signature, a P2P transfer) or something systemic: count an
+                // attempt against each job.
                 let message: String = e.to_string().chars().take(500).collect();
                 tracing::warn!(target: "chain::outbox", %kind, jobs = jobs.len(), error = message, "batch gas estimate failed");
                 self.fail_claimed(jobs, &format!("gas estimate failed: {message}"))
@@ -840,6 +853,19 @@ impl<S: ChainEventSink> Writer<S> {
             kind,
             job_count: jobs.len(),
         })
+    }
+
+    /// Puts claimed jobs back without charging an attempt, to be tried again after `job_backoff_ms_max`.
+    async fn wait_claimed(&self, jobs: &[ClaimedJob], why: &str) -> Result<(), ChainError> {
+        let mut dbtx: DbTx = self.db.begin().await?;
+        let now = now_ms();
+        let not_before =
+            now.saturating_add(i64::try_from(self.cfg.job_backoff_ms_max).unwrap_or(i64::MAX / 4));
+        for job in jobs {
+            job_rows::retry_at(&mut *dbtx, &job.id, job.attempts, why, not_before, now).await?;
+        }
+        dbtx.commit().await?;
+        Ok(())
     }
 
     async fn fail_claimed(&self, jobs: &[ClaimedJob], error: &str) -> Result<(), ChainError> {

@@ -601,3 +601,68 @@ async fn usdc_pause_and_blacklist_are_charged_to_their_items_only() -> Result<()
     }
     Ok(())
 }
+
+/// The guardian pauses the escrow: deposit batches would revert as a whole, so the writer charges no attempt (the
+/// jobs are fine) and tries again later; once unpaused, they lock.
+#[tokio::test]
+async fn a_paused_escrow_makes_deposits_wait_without_charging_them() -> Result<()> {
+    use remesa::chain::abi::RemittanceEscrow;
+    let t = harness::all_dbs().await?.remove(0);
+    let chain = Chain::start().await?;
+    let ctx = chain.context(
+        &t.db,
+        ChainConfig {
+            job_backoff_ms: 100,
+            job_backoff_ms_max: 300,
+            ..fast_config()
+        },
+    )?;
+    // The deposit first: the harness mints with its own provider of the deployer's key (and nonces).
+    let (dep, _) = chain.deposits(1, 1_000_000, 3_600).await?.remove(0);
+    let escrow = RemittanceEscrow::new(chain.escrow, chain.wallet_provider()?);
+    escrow.pause().send().await?.get_receipt().await?;
+    let mut tx = t.db.pool.begin().await?;
+    enqueue_deposit(&mut tx, dep.clone()).await?;
+    tx.commit().await?;
+    let mut w = Writer::new(&ctx, chain.relayers[0].clone());
+    let mut idx = Indexer::new(&ctx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut waits = 0;
+    while waits < 3 {
+        let before = job_state(&t.db, JobKind::Deposit, dep.remittance_id)
+            .await?
+            .context("job")?;
+        // The tick reports the paused escrow as an error; the job is put back, uncharged.
+        let _ = w.tick().await;
+        let s = job_state(&t.db, JobKind::Deposit, dep.remittance_id)
+            .await?
+            .context("job")?;
+        assert_eq!(s.attempts, 0, "{}: {s:?}", t.label);
+        assert_ne!(s.status, "failed");
+        if s.last_error.as_deref().is_some_and(|e| e.contains("paused")) && before.status == "pending" {
+            waits += 1;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the paused escrow was never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(chain.status_of(dep.remittance_id).await?, 0);
+    escrow.unpause().send().await?.get_receipt().await?;
+    drive_until(
+        &mut w,
+        &mut idx,
+        "the deposit locked after the unpause",
+        || async {
+            Ok(job_state(&t.db, JobKind::Deposit, dep.remittance_id)
+                .await?
+                .context("job")?
+                .status
+                == "done")
+        },
+    )
+    .await?;
+    assert_eq!(chain.status_of(dep.remittance_id).await?, 1);
+    Ok(())
+}
