@@ -109,6 +109,10 @@ impl Db {
                     if dialect == Dialect::Sqlite {
                         conn.execute("PRAGMA busy_timeout = 30000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // Deleted and overwritten content is zeroed in the database file, not left in free
+                        // pages where a copy of the file would still show it (secrets that are scrubbed after
+                        // use, such as delivered chat messages, must really go).
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                     }
                     Ok(())
                 })

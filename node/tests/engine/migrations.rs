@@ -202,6 +202,21 @@ async fn both_migration_sets_make_the_same_schema() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every SQLite connection zeroes what it deletes or overwrites (`PRAGMA secure_delete`), so scrubbed secrets do
+/// not survive in the file's free pages.
+#[tokio::test]
+async fn sqlite_connections_zero_deleted_content() -> anyhow::Result<()> {
+    let sqlite = TestDb::sqlite().await?;
+    for _ in 0..3 {
+        let mut conn = sqlite.db.pool.acquire().await?;
+        let on: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+            .fetch_one(&mut *conn)
+            .await?;
+        assert_eq!(on, 1);
+    }
+    Ok(())
+}
+
 #[test]
 fn type_classes() {
     assert_eq!(type_class("BIGINT"), "integer");

@@ -1,7 +1,8 @@
-//! Figure 2's baseline: the most plain ERC-20 transfers per second a tight alloy client gets confirmed on anvil with
+//! Figure 2's baseline: the most plain USDC (ERC-20) transfers per second a tight alloy client gets confirmed on anvil with
 //! 1-second blocks.
 //!
-//! TestStablecoin is deployed from its committed artifact, minted to ~10 funded anvil accounts, and `n` transfers of
+//! Circle's USDC is deployed from its committed artifacts (FiatTokenV2_2 behind its proxy), minted to ~10 funded anvil
+//! accounts, and `n` transfers of
 //! one base unit to fresh addresses are signed ahead of time with explicit nonces and the exact gas estimate as the
 //! gas limit (block packing counts gas limits), then sent pipelined (each sender streams its transactions in nonce
 //! order without waiting for receipts). The clock runs from the first send until the block holding the last one is
@@ -14,7 +15,7 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::eips::eip2718::Encodable2718 as _;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder as _, TransactionBuilder as _};
 use alloy::node_bindings::{Anvil, AnvilInstance};
-use alloy::primitives::{Address, Bytes, U256, keccak256};
+use alloy::primitives::{Address, U256, keccak256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
@@ -23,7 +24,7 @@ use alloy::sol_types::SolCall as _;
 use anyhow::{Context as _, bail, ensure};
 
 sol! {
-    /// The slice of TestStablecoin the baseline uses.
+    /// The slice of the token (USDC) the baseline and figure 2 use.
     interface IMintableErc20 {
         function mint(address to, uint256 amount) external;
         function transfer(address to, uint256 amount) external returns (bool);
@@ -43,35 +44,6 @@ pub fn spawn_anvil(anvil_bin: &Path, block_time_s: u64, accounts: usize) -> anyh
     }
     a.try_spawn()
         .with_context(|| format!("starting {}", anvil_bin.display()))
-}
-
-/// Reads `bytecode.object` from a forge artifact and refuses a constructor with arguments (TestStablecoin has none).
-pub fn creation_code(artifact: &Path) -> anyhow::Result<Bytes> {
-    let (code, ctor_inputs) = artifact_code(artifact)?;
-    ensure!(
-        ctor_inputs == 0,
-        "{}: constructor takes {ctor_inputs} arguments; expected none",
-        artifact.display()
-    );
-    Ok(code)
-}
-
-/// `bytecode.object` of a forge artifact and the number of its constructor's arguments.
-pub fn artifact_code(artifact: &Path) -> anyhow::Result<(Bytes, usize)> {
-    let text =
-        std::fs::read_to_string(artifact).with_context(|| format!("reading {}", artifact.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", artifact.display()))?;
-    let ctor_inputs = json["abi"]
-        .as_array()
-        .and_then(|abi| abi.iter().find(|e| e["type"] == "constructor"))
-        .map_or(0, |c| c["inputs"].as_array().map_or(0, Vec::len));
-    let hex_code = json["bytecode"]["object"]
-        .as_str()
-        .context("artifact has no bytecode.object")?;
-    let code = hex::decode(hex_code.trim_start_matches("0x")).context("bytecode.object is not hex")?;
-    ensure!(!code.is_empty(), "bytecode.object is empty");
-    Ok((code.into(), ctor_inputs))
 }
 
 /// Waits until blocks after `start_block` hold `count` transactions in all; returns when that was seen and the
@@ -179,13 +151,7 @@ fn fresh_address(run_seed: u64, k: usize) -> Address {
 }
 
 /// Runs the baseline on a fresh anvil.
-pub async fn run(
-    anvil_bin: &Path,
-    artifact: &Path,
-    transfers: usize,
-    senders: usize,
-) -> anyhow::Result<Erc20Run> {
-    let code = creation_code(artifact)?;
+pub async fn run(anvil_bin: &Path, transfers: usize, senders: usize) -> anyhow::Result<Erc20Run> {
     let anvil = spawn_anvil(anvil_bin, 1, senders.max(1))?;
     let url = anvil.endpoint_url();
     let signers: Vec<PrivateKeySigner> = anvil
@@ -204,16 +170,18 @@ pub async fn run(
         .wallet(EthereumWallet::from(deployer.clone()))
         .connect_http(url.clone());
 
-    // Deploy and fund (outside the clock).
-    let receipt = chain
-        .send_transaction(TransactionRequest::default().with_deploy_code(code))
-        .await?
-        .get_receipt()
-        .await
-        .context("deploying TestStablecoin")?;
-    let token = receipt
-        .contract_address
-        .context("deployment receipt has no contract address")?;
+    // Deploy Circle's USDC from its committed artifacts and fund the senders (outside the clock).
+    let wallet_chain =
+        remesa_wallet::chain::Chain::connect(url.as_str(), None, Duration::from_secs(30)).await?;
+    let token = remesa_wallet::usdc::deploy(
+        &wallet_chain,
+        deployer.clone(),
+        remesa_wallet::devnet::USDC_PROXY_ADMIN,
+        U256::MAX,
+    )
+    .await
+    .context("deploying USDC")?
+    .token;
     let mut pending = Vec::new();
     for s in &signers {
         let call = IMintableErc20::mintCall {

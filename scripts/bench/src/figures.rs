@@ -17,7 +17,7 @@ pub const TITLE_GAS: &str = "Gas per remittance, all-in";
 pub const GOAL_GAS: &str = "at most 60,000 gas on USDC (deposit + release amortised over a batch of 32), below a plain USDC transfer";
 pub const TITLE_SETTLE: &str = "Settlement throughput";
 pub const GOAL_SETTLE: &str =
-    "settled remittances/s at least 1.0× the plain ERC-20 transfers/s on the same anvil configuration";
+    "settled remittances/s at least 1.0× the plain USDC transfers/s on the same anvil configuration";
 pub const TITLE_WEBHOOK: &str = "Webhook ingest";
 pub const GOAL_WEBHOOK: &str =
     "acknowledged (durably stored) webhooks/s at least 1.0× single-row durable SQLite commits/s";
@@ -136,7 +136,7 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
     } else {
         Duration::from_secs(5)
     };
-    let mut baseline = Metric::new("plain ERC-20 transfers confirmed", "tx/s", 1);
+    let mut baseline = Metric::new("plain USDC transfers confirmed", "tx/s", 1);
     let mut settled = Metric::new("remittances settled", "remittances/s", 1);
     let mut gas = Metric::new("relayer gas per settled remittance (on chain)", "gas", 0);
     let mut notes = Vec::new();
@@ -149,10 +149,10 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
     let mut why_not: Option<String> = None;
     for run in 0..ctx.runs {
         log(format!(
-            "figure 2 run {}: baseline, {transfers} ERC-20 transfers from 10 senders",
+            "figure 2 run {}: baseline, {transfers} USDC transfers from 10 senders",
             run + 1
         ));
-        let transfer = match crate::erc20::run(&ctx.anvil_bin, &ctx.token_artifact, transfers, 10).await {
+        let transfer = match crate::erc20::run(&ctx.anvil_bin, transfers, 10).await {
             Ok(r) => {
                 log(format!(
                     "  {:.1} tx/s ({} in {:.2} s over {} blocks, {} gas each)",
@@ -253,9 +253,10 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
             baseline: Some(baseline),
             ratio: Some(ratio),
             method: format!(
-                "each run starts its own anvil (`--block-time 1`, otherwise defaults) and deploys TestStablecoin and \
-                 RemittanceEscrow from the committed artifacts. Node: a fresh `remesa serve` (SQLite, default chain \
-                 settings) with {remittances} custodial WhatsApp users registered and funded with 100 TUSD each and \
+                "each run starts its own anvil (`--block-time 1`, otherwise defaults) and deploys Circle's USDC \
+                 (FiatTokenV2_2 behind its proxy) and RemittanceEscrow from the committed artifacts. Node: a fresh \
+                 `remesa serve` (SQLite, default chain settings) with {remittances} custodial WhatsApp users \
+                 registered and funded with 100 USDC each and \
                  the node's devnet partner simulator (`remesa partner-sim`'s code, run in the benchmark process with \
                  accept and complete delays 0, polling every 100 ms, completing each cash pickup with the pickup code \
                  the recipient would bring, read from the node's operator API); on the clock, every user sends \

@@ -75,9 +75,6 @@ pub struct RunArgs {
     /// (default: target/bench-work).
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// The TestStablecoin artifact for figure 2's baseline (default: contracts/artifacts/TestStablecoin.json).
-    #[arg(long)]
-    token_artifact: Option<PathBuf>,
     /// Build profile of the binaries, for the report.
     #[arg(long, default_value = "release")]
     profile: String,
@@ -93,7 +90,6 @@ pub struct Ctx {
     pub remesa_bin: PathBuf,
     pub anvil_bin: PathBuf,
     pub work_dir: PathBuf,
-    pub token_artifact: PathBuf,
     pub smoke: bool,
     pub runs: usize,
 }
@@ -131,10 +127,6 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .work_dir
             .clone()
             .unwrap_or_else(|| repo.join("target/bench-work")),
-        token_artifact: args
-            .token_artifact
-            .clone()
-            .unwrap_or_else(|| repo.join("contracts/artifacts/TestStablecoin.json")),
         smoke: args.smoke,
         runs: args.runs.unwrap_or(if args.smoke { 1 } else { 3 }).max(1),
         repo,

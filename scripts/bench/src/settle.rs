@@ -1,10 +1,10 @@
 //! Figure 2: remittances from custodial WhatsApp users through the real node to settled on chain, with the
 //! devnet partner (`remesa partner-sim`) paying at once, on anvil with 1-second blocks.
 //!
-//! Per run, outside the clock: anvil `-b 1`; TestStablecoin and RemittanceEscrow deployed from the committed
-//! artifacts; the partner registered in the escrow; a fresh node (SQLite) with its keystore, its relayer funded with
+//! Per run, outside the clock: anvil `-b 1`; Circle's USDC (FiatTokenV2_2 behind its proxy) and RemittanceEscrow
+//! deployed from the committed artifacts; the partner registered in the escrow; a fresh node (SQLite) with its keystore, its relayer funded with
 //! gas; the partner, its rates and `n` custodial WhatsApp users registered through the admin API; each user minted
-//! 100 TUSD and the node's indexer caught up with the mints. On the clock: every user sends
+//! 100 USDC and the node's indexer caught up with the mints. On the clock: every user sends
 //! [`SEND_TEXT`] (a cash pickup) and then "yes" as signed WhatsApp webhooks (64 connections); the clock
 //! stops when the node lists all `n` remittances as `settled` (released on chain to the partner).
 
@@ -19,8 +19,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol;
-use alloy::sol_types::{SolCall as _, SolValue as _};
+use alloy::sol_types::SolCall as _;
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
 
@@ -30,14 +29,8 @@ use crate::figures::{WA_APP_SECRET, whatsapp_message, whatsapp_signature};
 use crate::node::{Node, NodeSetup};
 use remesa::partner::sim::{PickupOracle, SimArgs};
 
-sol! {
-    interface IEscrowAdmin {
-        function setPartner(uint64 partnerId, address settlement, address signer) external;
-    }
-}
-
 pub const PARTNER_ID: u64 = 1;
-/// Base units (6 decimals) minted to each user: 100 TUSD.
+/// Base units (6 decimals) minted to each user: 100 USDC.
 const USER_FUNDS_BASE_UNITS: u64 = 100_000_000;
 const CONNECTIONS: usize = 64;
 /// What every sender types first (then "yes" to the quote).
@@ -63,25 +56,6 @@ impl SettleRun {
     }
 }
 
-async fn deploy(
-    p: &impl Provider,
-    code: alloy::primitives::Bytes,
-    args: Vec<u8>,
-) -> anyhow::Result<(Address, u64)> {
-    let mut data = code.to_vec();
-    data.extend(args);
-    let r = p
-        .send_transaction(TransactionRequest::default().with_deploy_code(data))
-        .await?
-        .get_receipt()
-        .await?;
-    ensure!(r.status(), "deployment reverted");
-    Ok((
-        r.contract_address.context("no contract address")?,
-        r.block_number.unwrap_or(0),
-    ))
-}
-
 /// One run of figure 2. `idle_wait`: how long the node sits idle before its idle RSS is read.
 pub async fn run(
     ctx: &Ctx,
@@ -98,31 +72,24 @@ pub async fn run(
     let chain = ProviderBuilder::new()
         .wallet(EthereumWallet::from(owner.clone()))
         .connect_http(rpc_url.clone());
-    let token_code = erc20::creation_code(&ctx.token_artifact)?;
-    let (escrow_code, escrow_args) =
-        erc20::artifact_code(&ctx.path("contracts/artifacts/RemittanceEscrow.json"))?;
-    ensure!(
-        escrow_args == 5,
-        "RemittanceEscrow's constructor takes {escrow_args} arguments; expected (token, owner, guardian, \
-         minLockSeconds, maxLockSeconds)"
-    );
-    let (token, deploy_block) = deploy(&chain, token_code, Vec::new())
-        .await
-        .context("deploying TestStablecoin")?;
-    let (escrow, _) = deploy(
-        &chain,
-        escrow_code,
-        (
-            token,
-            owner.address(),
-            owner.address(),
-            remesa_wallet::devnet::DEVNET_MIN_LOCK_S,
-            remesa_wallet::devnet::DEVNET_MAX_LOCK_S,
-        )
-            .abi_encode_params(),
+    // Circle's USDC and the escrow from the committed artifacts, through the wallet's devnet module (as `remesa
+    // dev` and the tests deploy them), the partner registered with its settlement address as its signer.
+    let run_settlement =
+        Address::from_slice(&alloy::primitives::keccak256(format!("bench-settlement-{run}"))[12..]);
+    let wallet_chain =
+        remesa_wallet::chain::Chain::connect(rpc_url.as_str(), None, Duration::from_secs(30)).await?;
+    let d = remesa_wallet::devnet::deploy(
+        &wallet_chain,
+        owner.clone(),
+        &[remesa_wallet::devnet::PartnerRegistration {
+            id: PARTNER_ID,
+            settlement: run_settlement,
+            signer: run_settlement,
+        }],
     )
     .await
-    .context("deploying RemittanceEscrow")?;
+    .context("deploying USDC and RemittanceEscrow")?;
+    let (token, escrow, deploy_block) = (d.token, d.escrow, d.deploy_block);
     let chain_id = chain.get_chain_id().await?;
 
     // Node, before it serves.
@@ -169,24 +136,7 @@ pub async fn run(
         .get_receipt()
         .await?;
     ensure!(r.status(), "funding the relayer reverted");
-    let settlement =
-        Address::from_slice(&alloy::primitives::keccak256(format!("bench-settlement-{run}"))[12..]);
-    // The partner signs its cooperative cancels with the settlement address (the node's default signer).
-    let call = IEscrowAdmin::setPartnerCall {
-        partnerId: PARTNER_ID,
-        settlement,
-        signer: settlement,
-    };
-    let r = chain
-        .send_transaction(
-            TransactionRequest::default()
-                .with_to(escrow)
-                .with_input(call.abi_encode()),
-        )
-        .await?
-        .get_receipt()
-        .await?;
-    ensure!(r.status(), "setPartner reverted");
+    let settlement = run_settlement;
 
     // Serve; idle memory before anything else happens.
     let node = setup.serve(ctx).await?;
