@@ -241,6 +241,18 @@ async fn run_scenario(database_url: Option<String>, dir: &std::path::Path) -> Re
     anyhow::ensure!(rec["matches"] == true, "{rec}");
     let ledger = node.ok("GET", "/v1/admin/ledger", None, None).await?;
     anyhow::ensure!(ledger["entries"].as_u64().unwrap_or(0) > 0, "{ledger}");
+    // No chain job failed on this run; a retry of an unknown job is a 404 problem.
+    let failed = node.ok("GET", "/v1/admin/chain/jobs/failed", None, None).await?;
+    anyhow::ensure!(failed.as_array().is_some_and(Vec::is_empty), "{failed}");
+    let (status, body) = node
+        .api(
+            "POST",
+            "/v1/admin/chain/jobs/no-such-job/retry",
+            None,
+            Some("retry-none"),
+        )
+        .await?;
+    anyhow::ensure!(status == 404 && body["status"] == 404, "{status} {body}");
 
     if let Some(mut b) = second.take() {
         b.stop()?;

@@ -117,6 +117,55 @@ pub async fn job_state(db: &Db, kind: JobKind, remittance_id: B256) -> Result<Op
     }))
 }
 
+/// A job that failed for good, as the operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FailedJobView {
+    pub job_id: String,
+    /// `deposit`, `release`, `refund`, `transfer` or `cancel`.
+    pub kind: String,
+    pub remittance_id: String,
+    pub attempts: u32,
+    /// Why it failed, e.g. `skipped by the escrow: TransferFailed: Blacklistable: account is blacklisted`.
+    pub error: Option<String>,
+    pub failed_at_unix_ms: i64,
+}
+
+/// Failed jobs, newest first (`before`: the last `job_id` of the previous page).
+pub async fn failed_jobs(
+    db: &Db,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<FailedJobView>, ChainError> {
+    let rows = job_rows::failed(&db.pool, before, i64::from(limit.clamp(1, 500))).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(FailedJobView {
+                attempts: u32::try_from(r.attempts).map_err(|_| ChainError::corrupt("job attempts"))?,
+                job_id: r.id,
+                kind: job_kind(&r.kind)?.as_str().to_owned(),
+                remittance_id: r.remittance_id,
+                error: r.last_error,
+                failed_at_unix_ms: r.updated_at_unix_ms,
+            })
+        })
+        .collect()
+}
+
+/// The kinds an operator may send again: their remittance keeps its state when they fail (the coins stay in the
+/// escrow). A failed deposit or P2P transfer has already failed its remittance; the sender sends again.
+pub const RETRYABLE_KINDS: [JobKind; 3] = [JobKind::Release, JobKind::Refund, JobKind::Cancel];
+
+/// Puts a failed release, refund or cancel back in the queue, attempts reset (e.g. after the token's issuer lifted a
+/// blacklist). False when `job_id` is not such a failed job.
+pub async fn retry_failed_job(db: &Db, job_id: &str) -> Result<bool, ChainError> {
+    let kinds: Vec<&str> = RETRYABLE_KINDS.iter().map(|k| k.as_str()).collect();
+    let retried = job_rows::retry_failed(&db.pool, job_id, &kinds, now_ms()).await?;
+    if retried {
+        tracing::info!(target: "chain::outbox", job_id, "failed job sent again by an operator");
+    }
+    Ok(retried)
+}
+
 fn job_kind(kind: &str) -> Result<JobKind, ChainError> {
     JobKind::parse(kind).ok_or_else(|| ChainError::corrupt(format!("job kind {kind:?}")))
 }

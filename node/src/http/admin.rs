@@ -290,3 +290,55 @@ pub async fn reconcile(State(st): State<AppState>, _op: Operator) -> ApiResult<A
             .collect(),
     }))
 }
+
+/// A page of failed chain jobs.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FailedJobsQuery {
+    /// The last `job_id` of the previous page.
+    pub before: Option<String>,
+    /// 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Chain jobs that failed for good, newest first, with the reason: a blacklisted payee, a refused authorization,
+/// attempts used up. Releases, refunds and cancels among them leave the coins in the escrow and can be sent again.
+#[utoipa::path(get, path = "/v1/admin/chain/jobs/failed", tag = "admin", params(FailedJobsQuery),
+    responses((status = 200, body = Vec<crate::chain::outbox::FailedJobView>)), security(("operator" = [])))]
+pub async fn failed_chain_jobs(
+    State(st): State<AppState>,
+    _op: Operator,
+    super::problem::ApiQuery(q): super::problem::ApiQuery<FailedJobsQuery>,
+) -> ApiResult<ApiJson<Vec<crate::chain::outbox::FailedJobView>>> {
+    let jobs = crate::chain::outbox::failed_jobs(&st.db, q.before.as_deref(), q.limit.unwrap_or(100))
+        .await
+        .map_err(|_| Problem::internal())?;
+    Ok(ApiJson(jobs))
+}
+
+/// Sends a failed release, refund or cancel again, its attempts reset — once what made it fail is resolved (e.g.
+/// the token's issuer lifted a blacklist). Logged with the job id.
+#[utoipa::path(post, path = "/v1/admin/chain/jobs/{id}/retry", tag = "admin", params(("id" = String, Path)),
+    responses((status = 204, description = "Back in the queue"),
+              (status = 404, body = Problem, content_type = "application/problem+json",
+               description = "No failed release, refund or cancel job with this id")),
+    security(("operator" = [])))]
+pub async fn retry_chain_job(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    if id.len() > 64 {
+        return Err(Problem::not_found("no such job"));
+    }
+    let retried = crate::chain::outbox::retry_failed_job(&st.db, &id)
+        .await
+        .map_err(|_| Problem::internal())?;
+    if !retried {
+        return Err(Problem::not_found(
+            "no failed release, refund or cancel job with this id",
+        ));
+    }
+    tracing::info!(target: "http::admin", job_id = id, "operator sent a failed chain job again");
+    Ok(StatusCode::NO_CONTENT)
+}

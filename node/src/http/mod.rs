@@ -74,6 +74,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/v1/admin/remittances/{id}/pickup-code", get(admin::pickup_code))
         .route("/v1/admin/ledger", get(admin::ledger_report))
         .route("/v1/admin/reconcile", get(admin::reconcile))
+        .route("/v1/admin/chain/jobs/failed", get(admin::failed_chain_jobs))
+        .route("/v1/admin/chain/jobs/{id}/retry", post(admin::retry_chain_job))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::middleware,

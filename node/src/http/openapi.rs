@@ -15,7 +15,7 @@ use crate::engine;
         api::list_remittances, api::cancel, api::events, api::balance,
         admin::add_partner, admin::list_partners, admin::partner_status, admin::set_rates, admin::set_mid_rate,
         admin::register_user, admin::find_user, admin::get_user, admin::payout_accept, admin::payout_complete, admin::payout_fail,
-        admin::pickup_code, admin::ledger_report, admin::reconcile,
+        admin::pickup_code, admin::ledger_report, admin::reconcile, admin::failed_chain_jobs, admin::retry_chain_job,
         super::healthz, super::readyz, super::metrics,
     ),
     components(schemas(

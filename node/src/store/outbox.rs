@@ -346,3 +346,64 @@ pub async fn remittance_of_transfer_tx(
     .fetch_optional(conn)
     .await?)
 }
+
+/// A job that failed for good, for the operator: what it was for and why it failed (never its payload).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct FailedJobRow {
+    pub id: String,
+    pub kind: String,
+    pub remittance_id: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at_unix_ms: i64,
+}
+
+/// Failed jobs, newest first; `before_id` pages (ids are UUIDv7, time-ordered).
+pub async fn failed<'e, E>(
+    exec: E,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<FailedJobRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    const COLS: &str = "id, kind, remittance_id, attempts, last_error, updated_at_unix_ms";
+    Ok(match before_id {
+        Some(before) => {
+            sqlx::query_as(&format!(
+                "SELECT {COLS} FROM chain_jobs WHERE status = 'failed' AND id < $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .fetch_all(exec)
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!(
+                "SELECT {COLS} FROM chain_jobs WHERE status = 'failed' ORDER BY id DESC LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(exec)
+            .await?
+        }
+    })
+}
+
+/// Puts a failed job of one of `kinds` back in the queue with its attempts reset (an operator resolved what made
+/// it fail); false when there is no such failed job.
+pub async fn retry_failed<'e, E>(exec: E, id: &str, kinds: &[&str], now_ms: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    let kinds = kinds.join(",");
+    let done = sqlx::query(
+        "UPDATE chain_jobs SET status = 'pending', attempts = 0, not_before_unix_ms = $3, updated_at_unix_ms = $3 \
+         WHERE id = $1 AND status = 'failed' AND (',' || $2 || ',') LIKE ('%,' || kind || ',%')",
+    )
+    .bind(id)
+    .bind(kinds)
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

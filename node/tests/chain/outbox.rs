@@ -598,6 +598,48 @@ async fn usdc_pause_and_blacklist_are_charged_to_their_items_only() -> Result<()
                 .is_some_and(|e| e.contains("TransferFailed")),
             "{s:?}"
         );
+
+        // 4. The operator sees both failed jobs with their reasons; once the issuer lifts the blacklist, the
+        // release is sent again and pays. A failed deposit cannot be sent again (its remittance already failed).
+        let failed = outbox::failed_jobs(&t.db, None, 10).await?;
+        assert_eq!(failed.len(), 2, "{}: {failed:?}", t.label);
+        assert_eq!(
+            (failed[0].kind.as_str(), failed[1].kind.as_str()),
+            ("release", "deposit")
+        );
+        assert!(
+            failed[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("blacklisted"))
+        );
+        assert_eq!(
+            outbox::failed_jobs(&t.db, Some(&failed[0].job_id), 10)
+                .await?
+                .len(),
+            1,
+            "paged"
+        );
+        assert!(
+            !outbox::retry_failed_job(&t.db, &failed[1].job_id).await?,
+            "a failed deposit stays failed"
+        );
+        usdc.unBlacklist(chain.settlement)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        assert!(outbox::retry_failed_job(&t.db, &s.job_id).await?);
+        assert!(
+            !outbox::retry_failed_job(&t.db, &s.job_id).await?,
+            "only a failed job is sent again"
+        );
+        drive_until(&mut w, &mut idx, "the release sent again", || async {
+            Ok(state(0, JobKind::Release).await?.status == "done")
+        })
+        .await?;
+        assert_eq!(chain.status_of(deps[0].0.remittance_id).await?, 2, "released");
+        assert_eq!(chain.balance(chain.settlement).await?, U256::from(amount));
     }
     Ok(())
 }
