@@ -105,6 +105,9 @@ pub struct TransitionEvent {
     pub to_state: String,
     /// Transaction hash of the cause, if on chain.
     pub tx_hash: Option<String>,
+    /// Why it failed, for `failed` (the engine's reason, e.g. a refused authorization or a blacklisted party).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// What notifications need to know about a remittance.

@@ -319,6 +319,10 @@ impl ChatBackend for EngineBackend {
                         .get("tx_hash")
                         .and_then(|v| v.as_str())
                         .map(str::to_owned),
+                    failure: ["error", "reason"]
+                        .iter()
+                        .find_map(|k| e.detail.get(*k).and_then(|v| v.as_str()))
+                        .map(str::to_owned),
                     remittance_id: e.remittance_id,
                     to_state: e.to.as_str().to_owned(),
                 })

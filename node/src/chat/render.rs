@@ -882,10 +882,59 @@ pub fn refunded(lang: Lang, reference: &str, to_sender: bool) -> OutboundMessage
     })
 }
 
+/// The sender's transfer could not be sent (its deposit was refused for good): nothing left the wallet. A party
+/// blacklisted by the stablecoin's issuer needs support; anything else can be tried again.
+pub fn failed(lang: Lang, reference: &str, reason: Option<&str>) -> OutboundMessage {
+    let blocked = reason.is_some_and(|r| r.to_ascii_lowercase().contains("blacklist"));
+    OutboundMessage::text(match (lang, blocked) {
+        (Lang::En, true) => format!(
+            "Transfer {reference} could not be sent: the stablecoin's issuer blocks an address involved. No money \
+             left your wallet. Please contact support."
+        ),
+        (Lang::Es, true) => format!(
+            "El envío {reference} no se pudo enviar: el emisor de la moneda estable bloquea una dirección \
+             involucrada. No salió dinero de tu billetera. Por favor contacta a soporte."
+        ),
+        (Lang::En, false) => format!(
+            "Transfer {reference} could not be sent: the network did not accept the payment authorization. No \
+             money left your wallet; you can try again."
+        ),
+        (Lang::Es, false) => format!(
+            "El envío {reference} no se pudo enviar: la red no aceptó la autorización de pago. No salió dinero de \
+             tu billetera; puedes intentarlo de nuevo."
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn a_failed_transfer_says_why_and_that_no_money_moved() {
+        let blocked = failed(
+            Lang::Es,
+            "R9",
+            Some("deposit failed: Blacklistable: account is blacklisted"),
+        );
+        let refused = failed(
+            Lang::En,
+            "R9",
+            Some("AuthorizationFailed: FiatTokenV2: invalid signature"),
+        );
+        assert!(
+            blocked.text.contains("bloquea") && blocked.text.contains("No salió dinero"),
+            "{}",
+            blocked.text
+        );
+        assert!(
+            refused.text.contains("try again") && refused.text.contains("No money"),
+            "{}",
+            refused.text
+        );
+        assert!(failed(Lang::En, "R9", None).text.contains("try again"));
+    }
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).expect("decimal")

@@ -422,6 +422,8 @@ impl ChatService {
             "paid" => vec![(Who::Sender, "paid"), (Who::Recipient, "paid")],
             "settled" => vec![(Who::Sender, "settled")],
             "refunded" => vec![(Who::Sender, "refunded"), (Who::Recipient, "refunded")],
+            // The deposit (or P2P transfer) was refused for good: nothing left the sender's wallet.
+            "failed" => vec![(Who::Sender, "failed")],
             _ => return Ok(()),
         };
         let store = &self.inner.store;
@@ -434,6 +436,7 @@ impl ChatService {
         if view.payout_method == PayoutMethod::RemesaWallet {
             plan = match ev.to_state.as_str() {
                 "settled" => vec![(Who::Sender, "p2p_sent"), (Who::Recipient, "p2p_received")],
+                "failed" => vec![(Who::Sender, "failed")],
                 _ => return Ok(()),
             };
         }
@@ -505,6 +508,7 @@ impl ChatService {
                     &view.payout_currency,
                     &view.reference,
                 ),
+                "failed" => render::failed(lang, &view.reference, ev.failure.as_deref()),
                 _ => render::refunded(lang, &view.reference, to_sender),
             };
             let role = if to_sender { "sender" } else { "recipient" };

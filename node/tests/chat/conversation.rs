@@ -191,6 +191,15 @@ async fn full_conversation(db: TestDb) -> Result<()> {
                 .any(|x| x.0.contains("Tus envíos recientes") && x.0.contains("liquidado"))
         })
         .await?;
+    // A transfer whose deposit the chain refused for good (here a blacklisted party): the sender hears why, and
+    // that no money moved.
+    node.engine.transition("R1", "failed");
+    node.api
+        .wait_whatsapp(ANA, "failed", T, |m| {
+            m.iter()
+                .any(|x| x.0.contains("bloquea") && x.0.contains("No salió dinero"))
+        })
+        .await?;
     Ok(())
 }
 

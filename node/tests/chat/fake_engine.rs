@@ -54,6 +54,10 @@ impl FakeEngine {
             remittance_id: remittance_id.to_owned(),
             to_state: to.to_owned(),
             tx_hash: Some(format!("0x{seq:064x}")),
+            failure: (to == "failed").then(|| {
+                "deposit refused on chain: AuthorizationFailed: Blacklistable: account is blacklisted"
+                    .to_owned()
+            }),
         });
     }
 
