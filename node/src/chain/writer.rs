@@ -756,8 +756,8 @@ impl<S: ChainEventSink> Writer<S> {
             return Ok(None);
         }
         if ready.kind == JobKind::Release {
-            // One token transfer per run of equal partner ids.
-            jobs.sort_by_key(|j| j.payload.terms().map(|t| t.partner_id));
+            // One token transfer per run of equal (partner id, settlement address): the escrow pays each run once.
+            jobs.sort_by_key(|j| j.payload.terms().map(|t| (t.partner_id, t.settlement)));
         }
         match self.sign_and_store(ready.kind, &jobs).await {
             Ok(p) => Ok(Some(p)),
