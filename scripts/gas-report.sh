@@ -157,6 +157,9 @@ md += `| **deposit + release per remittance, batches of 32** | | | | **${fmt(all
   bytes, signatures real; so calldata has realistic zero / non-zero bytes.
 - Only USDC is measured: the node's default token. (TestStablecoin, the devnet token the node can still deploy, is
   not in this report: it would only show a cheaper non-proxy token, which is not what the escrow pays on chain.)
+  TestStablecoin is kept only where it tests what USDC cannot: it is the one token here with ERC-5267
+  \`eip712Domain()\`, so the wallet test \`deposit_release_refund_on_the_test_stablecoin\` covers reading a token's
+  EIP-712 domain that way (USDC's comes from \`name()\` and \`version()\`); and its own unit tests.
 
 Where the gas goes, per remittance in a batch of 32. Deposit, ${fmt(depositPer)}: two new storage slots (the escrow's
 status and USDC's EIP-3009 authorization nonce, ${fmt(NEW_SLOT)} each), the sender's balance write (${fmt(REWRITE)}),
