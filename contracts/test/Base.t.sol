@@ -177,6 +177,14 @@ abstract contract EscrowBase is Test, UsdcDeployer {
         return keccak256(abi.encodePacked(hex"1901", token.DOMAIN_SEPARATOR(), structHash));
     }
 
+    /// `authorizer` (key `key`) cancels its unused EIP-3009 authorization `nonce` on the token itself.
+    function cancelOnToken(uint256 key, address authorizer, bytes32 nonce) internal {
+        bytes32 structHash = keccak256(abi.encode(CANCEL_TYPEHASH, authorizer, nonce));
+        (uint8 v, bytes32 r, bytes32 s) =
+            vm.sign(key, keccak256(abi.encodePacked(hex"1901", token.DOMAIN_SEPARATOR(), structHash)));
+        token.cancelAuthorization(authorizer, nonce, v, r, s);
+    }
+
     function signAuth(uint256 key, IRemittanceEscrow.Terms memory t)
         internal
         view

@@ -578,15 +578,7 @@ contract RemittanceEscrowTest is EscrowBase {
         items[3] = signedItem(griefer, grieferKey, 2 * INITIAL, PARTNER, 3); // more than it holds
         items[4] = signedItem(sender, senderKey, 2e6, PARTNER_B, 5);
         bytes32 usedId = idOf(items[1].terms);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
-            grieferKey,
-            keccak256(
-                abi.encodePacked(
-                    hex"1901", token.DOMAIN_SEPARATOR(), keccak256(abi.encode(CANCEL_TYPEHASH, griefer, usedId))
-                )
-            )
-        );
-        token.cancelAuthorization(griefer, usedId, v, r, s);
+        cancelOnToken(grieferKey, griefer, usedId);
 
         vm.expectEmit(address(escrow));
         emit IRemittanceEscrow.Skipped(
@@ -1382,15 +1374,7 @@ contract RemittanceEscrowTest is EscrowBase {
         IRemittanceEscrow.Terms memory t = termsFor(sender, 100e6, PARTNER, 1);
         IRemittanceEscrow.Authorization memory a = signAuth(senderKey, t);
         bytes32 id = idOf(t);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
-            senderKey,
-            keccak256(
-                abi.encodePacked(
-                    hex"1901", token.DOMAIN_SEPARATOR(), keccak256(abi.encode(CANCEL_TYPEHASH, sender, id))
-                )
-            )
-        );
-        token.cancelAuthorization(sender, id, v, r, s);
+        cancelOnToken(senderKey, sender, id);
         vm.expectEmit(address(escrow));
         emit IRemittanceEscrow.Skipped(
             id, IRemittanceEscrow.SkipReason.AuthorizationFailed, usdcError(USED_OR_CANCELED)

@@ -395,15 +395,18 @@ pub async fn retry_failed<'e, E>(exec: E, id: &str, kinds: &[&str], now_ms: i64)
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
-    let kinds = kinds.join(",");
-    let done = sqlx::query(
-        "UPDATE chain_jobs SET status = 'pending', attempts = 0, not_before_unix_ms = $3, updated_at_unix_ms = $3 \
-         WHERE id = $1 AND status = 'failed' AND (',' || $2 || ',') LIKE ('%,' || kind || ',%')",
-    )
-    .bind(id)
-    .bind(kinds)
-    .bind(now_ms)
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    if kinds.is_empty() {
+        return Ok(false);
+    }
+    let placeholders: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "UPDATE chain_jobs SET status = 'pending', attempts = 0, not_before_unix_ms = $2, updated_at_unix_ms = $2 \
+         WHERE id = $1 AND status = 'failed' AND kind IN ({})",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(id).bind(now_ms);
+    for kind in kinds {
+        q = q.bind(*kind);
+    }
+    Ok(q.execute(exec).await?.rows_affected() == 1)
 }
