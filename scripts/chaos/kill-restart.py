@@ -10,9 +10,10 @@ block timing are not, so a reproduction is close, not bit-exact):
     (``tests/lib.rs``, ``Node::new``);
  3. starts ``remesa serve`` (stderr to ``<data_dir>/node-<n>.log``, one file per start) and waits for ``/readyz``;
  4. registers a few chat senders (their first ``/v1/dev/chat`` message creates them) and mints them tokens;
- 5. starts ``remesa partner-sim`` as partner 1 (log ``<data_dir>/partner-sim.log``); the pickup code of each cash
-    pickup is fetched from ``/v1/admin/remittances/{id}/pickup-code`` and written to ``<data_dir>/pickup-codes.txt``
-    (codes of paid remittances are pruned from the file so the simulator's look-ups stay cheap);
+ 5. starts ``remesa partner-sim`` as partner 1 (log ``<data_dir>/partner-sim.log``); the recipients read their chat
+    (``/v1/dev/chat/messages``), and the pickup code in each recipient's message is written to
+    ``<data_dir>/pickup-codes.txt`` -- the node has no endpoint that returns a code (codes of paid remittances are
+    pruned from the file so the simulator's look-ups stay cheap);
  6. sends the remittances: cash pickups through the chat ("send 12 usd to Maria +502 5555 0101, cash pickup",
     then "yes"), one conversation per sender in its own thread; a share of bank deposits (``--bank-share``) goes
     through the HTTP API (``POST /v1/quotes`` + ``POST /v1/remittances`` with an ``Idempotency-Key`` and a
@@ -384,6 +385,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     notifications: dict = field(default_factory=dict)  # phone -> [text]
     codes: dict = field(default_factory=dict)  # remittance id -> pickup code (not yet paid)
+    seen_codes: dict = field(default_factory=dict)  # short reference -> code read in a recipient's chat
     chat_retries: int = 0
     replays: int = 0
 
@@ -495,10 +497,6 @@ class Sender:
             rid = self.resolve(ref)
             with self.run.lock:
                 self.run.confirmed.append(Confirmed(p.n, rid, ref, "chat", "cash_pickup"))
-            code = self.node.ok("GET", f"/v1/admin/remittances/{rid}/pickup-code")["code"]
-            with self.run.lock:
-                self.run.codes[rid] = code
-                write_codes(self.run)
             return
         raise RunFailed(f"#{p.n} {self.phone}: no confirmed transfer after 6 attempts (see chaos.log)")
 
@@ -554,6 +552,35 @@ class Sender:
             self.run.fail(str(e))
         except Exception as e:  # noqa: BLE001
             self.run.fail(f"sender {self.phone}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+
+
+CODE_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})(?![0-9A-Za-z])")
+REF_IN_TEXT = re.compile(r"Ref: ([0-9a-f]{8})")
+
+
+def read_recipient_codes(run: Run, node: "Node") -> None:
+    """The recipients read their chat once; codes of confirmed remittances go to the codes file."""
+    for _, phone in RECIPIENTS:
+        try:
+            status, v = node.api("GET", "/v1/dev/chat/messages?" + urllib.parse.urlencode({"as": phone.replace(" ", "")}))
+        except NoAnswer:
+            continue
+        if status != 200:
+            continue
+        for m in v.get("notifications", []):
+            text = m.get("text", "")
+            code, ref = CODE_IN_TEXT.search(text), REF_IN_TEXT.search(text)
+            if code and ref:
+                with run.lock:
+                    run.seen_codes[ref.group(1)] = code.group(1)
+    with run.lock:
+        changed = False
+        for c in run.confirmed:
+            if c.method == "cash_pickup" and c.id not in run.codes and c.ref in run.seen_codes:
+                run.codes[c.id] = run.seen_codes.pop(c.ref)
+                changed = True
+        if changed:
+            write_codes(run)
 
 
 def write_codes(run: Run) -> None:
@@ -689,16 +716,21 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
                             del run.codes[i]
                         write_codes(run)
 
+        def recipients() -> None:
+            while not run.bg_stop.wait(0.5) and not run.stop.is_set():
+                read_recipient_codes(run, node)
+
         threads = [threading.Thread(target=killer, name="killer", daemon=True),
                    threading.Thread(target=supervisor, name="supervisor", daemon=True),
-                   threading.Thread(target=pruner, name="pruner", daemon=True)]
+                   threading.Thread(target=pruner, name="pruner", daemon=True),
+                   threading.Thread(target=recipients, name="recipients", daemon=True)]
         # 6. sends
         for s in senders:
             mine = [p for p in items if p.sender == s.idx]
             threads.append(threading.Thread(target=s.work, args=(mine,), name=f"sender-{s.idx}", daemon=True))
         for t in threads:
             t.start()
-        for t in threads[3:]:
+        for t in threads[4:]:  # the senders
             t.join()
         if run.errors:
             raise RunFailed(run.errors[0])
@@ -724,8 +756,8 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
                 say(f"settled {total_settled}/{len(ids)}: {dict(sorted(counts.items()))}")
                 last_report = time.monotonic()
             time.sleep(1.0)
-        run.bg_stop.set()  # supervisor and pruner
-        for t in threads[1:3]:
+        run.bg_stop.set()  # supervisor, pruner and the recipients' reader
+        for t in threads[1:4]:
             t.join()
         say(f"settled {total_settled}/{len(ids)}")
 

@@ -12,10 +12,13 @@ mod partner_crash;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use remesa_e2e::{Anvil, Node, eventually, fresh_postgres, token_balance};
+use remesa_e2e::{Anvil, Node, OPERATOR_TOKEN, eventually, fresh_postgres, token_balance};
+use remesa_testkit::RecipientChats;
 use serde_json::{Value, json};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(90);
+/// The recipient of every remittance here.
+pub(crate) const MARIA: &str = "+50255550101";
 const SETTLEMENT: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"; // demo partner 1 (anvil account 2)
 
 pub(crate) async fn create(node: &Node, user_id: &str, amount: &str, key: &str) -> Result<Value> {
@@ -24,7 +27,7 @@ pub(crate) async fn create(node: &Node, user_id: &str, amount: &str, key: &str) 
         .await?;
     anyhow::ensure!(q["partner_id"] == 1, "best net payout is partner 1: {q}");
     let body = json!({"quote_id": q["id"], "sender": {"kind": "user", "user_id": user_id},
-        "recipient": {"phone": "+50255550101", "name": "Maria Lopez"}});
+        "recipient": {"phone": MARIA, "name": "Maria Lopez"}});
     let r = node
         .ok("POST", "/v1/remittances", Some(body.clone()), Some(key))
         .await?;
@@ -34,16 +37,10 @@ pub(crate) async fn create(node: &Node, user_id: &str, amount: &str, key: &str) 
     Ok(r)
 }
 
-async fn complete(node: &Node, id: &str) -> Result<()> {
-    let code = node
-        .ok(
-            "GET",
-            &format!("/v1/admin/remittances/{id}/pickup-code"),
-            None,
-            None,
-        )
-        .await?;
-    let body = json!({"kind": "pickup_code", "code": code["code"]});
+async fn complete(node: &Node, maria: &RecipientChats, id: &str) -> Result<()> {
+    // The code as the recipient learns it: from her chat message (the node's terminal chat).
+    let code = maria.code(MARIA, id, WAIT).await?;
+    let body = json!({"kind": "pickup_code", "code": code});
     node.ok(
         "POST",
         &format!("/v1/admin/payouts/{id}/complete"),
@@ -141,6 +138,7 @@ async fn run_scenario(database_url: Option<String>, dir: &std::path::Path) -> Re
     let anvil = Anvil::start(1).await?;
     let mut node = Node::new("a", dir, &anvil.url, database_url.as_deref());
     let (token, user_id, address) = funded_node(&mut node).await?;
+    let maria = RecipientChats::new(&node.base, OPERATOR_TOKEN);
 
     // 1. quote → remittance → locked on chain → paid (admin path) → released → settled
     let r = create(&node, &user_id, "100", "e2e-1").await?;
@@ -151,7 +149,7 @@ async fn run_scenario(database_url: Option<String>, dir: &std::path::Path) -> Re
         .ok("GET", &format!("/v1/remittances/{id}"), None, None)
         .await?;
     anyhow::ensure!(locked["lock_tx_hash"].is_string(), "lock tx recorded: {locked}");
-    complete(&node, &id).await?;
+    complete(&node, &maria, &id).await?;
     node.wait_state(&id, "settled", WAIT).await?;
     anyhow::ensure!(
         token_balance(&anvil.url, &token, SETTLEMENT).await? == total,
@@ -187,7 +185,7 @@ async fn run_scenario(database_url: Option<String>, dir: &std::path::Path) -> Re
             (Some(b), 1) => b,
             _ => &node,
         };
-        complete(via, id).await?;
+        complete(via, &maria, id).await?;
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     node.kill9();

@@ -8,9 +8,10 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use remesa_e2e::{Anvil, Node, fresh_postgres};
+use remesa_e2e::{Anvil, Node, OPERATOR_TOKEN, fresh_postgres};
+use remesa_testkit::RecipientChats;
 
-use crate::{WAIT, create, exactly_once, funded_node, reconcile, show_logs_on_error};
+use crate::{MARIA, WAIT, create, exactly_once, funded_node, reconcile, show_logs_on_error};
 
 async fn crash_mid_request(database_url: Option<String>) -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -37,16 +38,11 @@ async fn run(database_url: Option<String>, dir: &std::path::Path) -> Result<()> 
     let id = r["id"].as_str().context("id")?.to_owned();
     node.wait_state(&id, "payout_assigned", WAIT).await?;
     // The recipient brings the code to the counter: the simulator completes the cash pickup with it.
-    let code = node
-        .ok(
-            "GET",
-            &format!("/v1/admin/remittances/{id}/pickup-code"),
-            None,
-            None,
-        )
+    let code = RecipientChats::new(&node.base, OPERATOR_TOKEN)
+        .code(MARIA, &id, WAIT)
         .await?;
     let codes = dir.join("codes.txt");
-    std::fs::write(&codes, format!("{}\n", code["code"].as_str().context("code")?))?;
+    std::fs::write(&codes, format!("{code}\n"))?;
 
     // 1. accept: crash after the key is recorded, before the work.
     node.stop()?;

@@ -141,6 +141,14 @@ impl Mnemonic {
         self.0.expose_secret()
     }
 
+    /// The BIP-39 seed (no BIP-39 passphrase), for keys that are not accounts (the node's claim key).
+    pub fn seed(&self) -> Result<Zeroizing<[u8; 64]>, KeyError> {
+        let m = Bip39::<English>::new_from_phrase(self.0.expose_secret())
+            .map_err(|_| KeyError::InvalidMnemonic)?;
+        let seed = m.to_seed(None).map_err(|_| KeyError::InvalidMnemonic)?;
+        Ok(Zeroizing::new(seed))
+    }
+
     /// The account at `m/44'/60'/0'/0/<index>`.
     pub fn signer(&self, index: u32) -> Result<PrivateKeySigner, KeyError> {
         MnemonicBuilder::english()

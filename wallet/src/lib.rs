@@ -26,4 +26,4 @@ pub use eip3009::{Signature65, SignedAuthorization, TokenDomain};
 pub use keys::{Keystore, Mnemonic, Passphrase};
 pub use money::{MoneyError, TokenAmount};
 pub use relayer::{ReceiptSummary, Relayer, RelayerConfig};
-pub use terms::{PickupCode, RemittanceTerms};
+pub use terms::{ClaimSecret, PickupCode, RemittanceTerms};

@@ -3,8 +3,9 @@
 //! `id = keccak256(abi.encode(escrow, sender, amount, partnerId, expiry, settlement, partnerSigner, claimHash))`
 //! with `partnerId` and `expiry` as `uint64` (each padded to a 32-byte word by `abi.encode`), exactly as
 //! `RemittanceEscrow._id`: the partner's settlement address and signer are bound by the sender's signature.
-//! `claimHash = keccak256(abi.encodePacked(preimage))` where the preimage is the pickup code's ASCII right-padded
-//! with zero bytes to 32 bytes.
+//! `claimHash = keccak256(abi.encodePacked(preimage))` where the 32-byte preimage is a secret random 16-byte salt,
+//! the pickup code's 12 ASCII characters and 4 zero bytes ([`ClaimSecret`]): the claim hash published at deposit
+//! commits to 128 secret bits besides the code, so it cannot be searched for the code.
 
 use std::fmt;
 
@@ -27,8 +28,8 @@ pub enum PickupCodeError {
     Invalid,
 }
 
-/// The recipient's pickup code: 12 Crockford base32 characters. Its ASCII bytes, right-padded with zeros to 32
-/// bytes, are the escrow's release preimage. A secret until paid out: `Debug` hides it; zeroized on drop.
+/// The recipient's pickup code: 12 Crockford base32 characters (60 bits). With a secret salt it makes the escrow's
+/// release preimage ([`ClaimSecret`]). A secret until paid out: `Debug` hides it; zeroized on drop.
 #[derive(Clone, PartialEq, Eq, Zeroize)]
 #[zeroize(drop)]
 pub struct PickupCode(String);
@@ -77,16 +78,109 @@ impl PickupCode {
         format!("{}-{}-{}", &self.0[0..4], &self.0[4..8], &self.0[8..12])
     }
 
-    /// The release preimage: ASCII right-padded with zero bytes.
+    /// The first code written grouped (`ABCD-EFGH-JKMN`, upper case) in a message, as a recipient's chat shows it.
+    pub fn find_in(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        let is_code_char = |c: u8| ALPHABET.contains(&c);
+        (0..b.len().saturating_sub(13)).find_map(|i| {
+            let w = &b[i..i + 14];
+            let shape = w.iter().enumerate().all(|(j, &c)| {
+                if j == 4 || j == 9 {
+                    c == b'-'
+                } else {
+                    is_code_char(c)
+                }
+            });
+            let bounded = (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+                && b.get(i + 14).is_none_or(|c| !c.is_ascii_alphanumeric());
+            if shape && bounded {
+                std::str::from_utf8(w).ok().and_then(|s| Self::parse(s).ok())
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The code made of the first 60 bits of `bytes` (a key-derived code: see the node's claim key).
+    pub fn from_bits(bytes: [u8; 8]) -> Self {
+        let bits = u64::from_be_bytes(bytes);
+        let s: String = (0..PICKUP_CODE_LEN)
+            .map(|i| {
+                let shift = 64 - 5 * (i + 1);
+                char::from(ALPHABET[usize::try_from((bits >> shift) & 0x1f).unwrap_or(0)])
+            })
+            .collect();
+        Self(s)
+    }
+}
+
+/// Bytes of secret salt in a claim preimage (128 bits).
+pub const CLAIM_SALT_LEN: usize = 16;
+
+/// What releases a remittance: a secret random salt and the recipient's pickup code. The preimage is
+/// `salt (16 bytes) ‖ code (12 ASCII bytes) ‖ 4 zero bytes`; `claimHash = keccak256(preimage)`. Both are revealed
+/// on chain by the release (by design: the code is spent then). `Debug` hides both; zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Zeroize)]
+#[zeroize(drop)]
+pub struct ClaimSecret {
+    salt: [u8; CLAIM_SALT_LEN],
+    code: PickupCode,
+}
+
+impl ClaimSecret {
+    pub fn new(salt: [u8; CLAIM_SALT_LEN], code: PickupCode) -> Self {
+        Self { salt, code }
+    }
+
+    /// A fresh random salt and code (OS random source).
+    pub fn generate() -> Self {
+        let mut salt = [0u8; CLAIM_SALT_LEN];
+        rand::rngs::OsRng.fill(&mut salt);
+        Self::new(salt, PickupCode::generate())
+    }
+
+    /// Rebuilds a secret from its preimage (as `salt ‖ code ‖ 0000`); `None` when it is not one.
+    pub fn from_preimage(preimage: B256) -> Option<Self> {
+        let b = preimage.as_slice();
+        if b[CLAIM_SALT_LEN + PICKUP_CODE_LEN..].iter().any(|&x| x != 0) {
+            return None;
+        }
+        let code = std::str::from_utf8(&b[CLAIM_SALT_LEN..CLAIM_SALT_LEN + PICKUP_CODE_LEN]).ok()?;
+        let code = PickupCode::parse(code).ok()?;
+        if code.expose().as_bytes() != &b[CLAIM_SALT_LEN..CLAIM_SALT_LEN + PICKUP_CODE_LEN] {
+            return None;
+        }
+        let mut salt = [0u8; CLAIM_SALT_LEN];
+        salt.copy_from_slice(&b[..CLAIM_SALT_LEN]);
+        Some(Self::new(salt, code))
+    }
+
+    pub fn code(&self) -> &PickupCode {
+        &self.code
+    }
+
+    /// The salt (to keep beside the code where the releaser is not the node: `remesa-wallet remit --save`).
+    pub fn salt(&self) -> &[u8; CLAIM_SALT_LEN] {
+        &self.salt
+    }
+
+    /// The release preimage: `salt ‖ code ‖ 0000`.
     pub fn preimage(&self) -> B256 {
         let mut b = [0u8; 32];
-        b[..PICKUP_CODE_LEN].copy_from_slice(self.0.as_bytes());
+        b[..CLAIM_SALT_LEN].copy_from_slice(&self.salt);
+        b[CLAIM_SALT_LEN..CLAIM_SALT_LEN + PICKUP_CODE_LEN].copy_from_slice(self.code.expose().as_bytes());
         B256::from(b)
     }
 
     /// `keccak256(abi.encodePacked(preimage))`.
     pub fn claim_hash(&self) -> B256 {
         claim_hash(self.preimage())
+    }
+}
+
+impl fmt::Debug for ClaimSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClaimSecret(<redacted>)")
     }
 }
 
@@ -235,13 +329,57 @@ mod tests {
     }
 
     #[test]
-    fn preimage_is_right_padded_ascii() {
+    fn preimage_is_salt_then_code_then_zeros() {
         let c = PickupCode::parse("abcd-efgh-jkmn").expect("code");
-        assert_eq!(c.expose(), "ABCDEFGHJKMN");
-        let p = c.preimage();
-        assert_eq!(&p[..12], b"ABCDEFGHJKMN");
-        assert!(p[12..].iter().all(|b| *b == 0));
-        assert_eq!(c.claim_hash(), keccak256(p.as_slice()));
+        let s = ClaimSecret::new([0x5a; 16], c);
+        let p = s.preimage();
+        assert_eq!(&p[..16], &[0x5a; 16]);
+        assert_eq!(&p[16..28], b"ABCDEFGHJKMN");
+        assert!(p[28..].iter().all(|b| *b == 0));
+        assert_eq!(s.claim_hash(), keccak256(p.as_slice()));
+        assert_eq!(ClaimSecret::from_preimage(p), Some(s.clone()));
+        assert!(!format!("{s:?}").contains("ABCD"));
+        // Another salt, another claim hash for the same code.
+        let other = ClaimSecret::new([0x5b; 16], s.code().clone());
+        assert_ne!(other.claim_hash(), s.claim_hash());
+        // Not a claim preimage: a lower-case code, or bytes after the code.
+        let mut bad = p;
+        bad.0[16] = b'a';
+        assert_eq!(ClaimSecret::from_preimage(bad), None);
+        let mut bad = p;
+        bad.0[31] = 1;
+        assert_eq!(ClaimSecret::from_preimage(bad), None);
+    }
+
+    #[test]
+    fn codes_are_found_in_messages() {
+        let m = "Collect it with this pickup code and your ID:\nB4HC-SW05-GWD4\nRef: e93a37ef";
+        assert_eq!(
+            PickupCode::find_in(m).map(|c| c.expose().to_owned()),
+            Some("B4HCSW05GWD4".into())
+        );
+        assert_eq!(PickupCode::find_in("ref 12345-ABCD-EFGH-JK"), None);
+        assert_eq!(PickupCode::find_in("XABCD-EFGH-JKMN"), None);
+        assert_eq!(PickupCode::find_in("ABCD-EFGH-JKMU"), None);
+        assert_eq!(PickupCode::find_in(""), None);
+        assert_eq!(
+            PickupCode::find_in("ñ ABCD-EFGH-JKMN."),
+            PickupCode::parse("ABCDEFGHJKMN").ok()
+        );
+    }
+
+    #[test]
+    fn codes_from_bits_use_the_first_sixty() {
+        assert_eq!(PickupCode::from_bits([0; 8]).expose(), "000000000000");
+        assert_eq!(PickupCode::from_bits([0xff; 8]).expose(), "ZZZZZZZZZZZZ");
+        assert_eq!(
+            PickupCode::from_bits([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]).expose(),
+            "ZZZZZZZZZZZZ"
+        );
+        assert_eq!(
+            PickupCode::from_bits([0x08, 0, 0, 0, 0, 0, 0, 0]).expose(),
+            "100000000000"
+        );
     }
 
     #[test]

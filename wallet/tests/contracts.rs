@@ -11,7 +11,7 @@ use remesa_wallet::contracts::{EscrowStatus, RemittanceEscrow};
 use remesa_wallet::devnet;
 use remesa_wallet::eip3009::{self, AuthorizationKind, AuthorizationTerms};
 use remesa_wallet::relayer::{ReceiptSummary, RelayerConfig};
-use remesa_wallet::terms::{PickupCode, RemittanceTerms};
+use remesa_wallet::terms::{ClaimSecret, RemittanceTerms};
 
 fn events<E: SolEvent>(r: &ReceiptSummary) -> Vec<E> {
     r.receipt
@@ -107,8 +107,8 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     // The relayer pays the gas (the sender has none).
     let relayer = d.relayer(4, RelayerConfig::default());
 
-    // 1. Deposit, then release with the pickup code's preimage.
-    let code = PickupCode::generate();
+    // 1. Deposit, then release with the claim preimage (salt ‖ pickup code).
+    let code = ClaimSecret::generate();
     let terms = RemittanceTerms {
         escrow,
         sender: sender.address(),
@@ -162,7 +162,7 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
 
     // 2. Another with a short expiry (the devnet escrow's shortest lock, a minute): time travel, refund by anyone
     // (the relayer). New deposits name the partner's current settlement address.
-    let code2 = PickupCode::generate();
+    let code2 = ClaimSecret::generate();
     let terms2 = RemittanceTerms {
         settlement: redirected,
         expires_at_unix_s: now + devnet::DEVNET_MIN_LOCK_S + 30,
@@ -208,7 +208,7 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     let terms3 = RemittanceTerms {
         settlement: redirected,
         expires_at_unix_s: now + 86_400,
-        claim_hash: PickupCode::generate().claim_hash(),
+        claim_hash: ClaimSecret::generate().claim_hash(),
         ..terms
     };
     let id3 = terms3.id();

@@ -17,7 +17,7 @@ use remesa_wallet::contracts::{EscrowStatus, RemittanceEscrow};
 use remesa_wallet::devnet::{self, LocalDevnet, anvil_dev_signer};
 use remesa_wallet::eip3009::{self, AuthorizationKind, AuthorizationTerms, PermitTerms, SignedAuthorization};
 use remesa_wallet::relayer::RelayerConfig;
-use remesa_wallet::terms::{PickupCode, RemittanceTerms};
+use remesa_wallet::terms::{ClaimSecret, RemittanceTerms};
 
 fn quick() -> RelayerConfig {
     RelayerConfig {
@@ -32,9 +32,9 @@ async fn signed_deposit(
     sender: &PrivateKeySigner,
     amount: u64,
     expiry_in_s: u64,
-) -> (RemittanceTerms, SignedAuthorization, PickupCode) {
+) -> (RemittanceTerms, SignedAuthorization, ClaimSecret) {
     let now = d.chain.latest_timestamp().await.unwrap();
-    let code = PickupCode::generate();
+    let code = ClaimSecret::generate();
     let terms = RemittanceTerms {
         escrow: d.deployment.escrow,
         sender: sender.address(),

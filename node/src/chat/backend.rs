@@ -121,6 +121,8 @@ pub struct NotificationView {
     pub sender_label: String,
     /// Recipient phone.
     pub recipient_phone: String,
+    /// Engine state name now (`funds_locked`, `paid`, …).
+    pub state: String,
     /// Payout amount.
     pub payout_amount: Decimal,
     /// Payout currency.
@@ -131,10 +133,25 @@ pub struct NotificationView {
     pub partner_name: String,
     /// Where to collect.
     pub where_to_collect: Option<String>,
-    /// Pickup code (cash pickup), revealed to the recipient only.
+    /// Cash pickups: [`super::model::PICKUP_CODE_PLACEHOLDER`], which delivery replaces with the code (revealed to
+    /// the recipient only, never stored). `None` for other methods.
     pub pickup_code: Option<String>,
     /// Deadline before refund.
     pub expires_at_unix_s: Option<i64>,
+}
+
+/// At most this many remittances answer one lost-code request.
+pub const COLLECTIBLE_MAX: u32 = 5;
+
+/// A cash pickup the recipient can still collect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collectible {
+    /// Full remittance id.
+    pub remittance_id: String,
+    /// Short reference.
+    pub reference: String,
+    /// The sender's engine user (none for a self-custody API sender).
+    pub sender_user_id: Option<String>,
 }
 
 /// The engine operations the chat uses.
@@ -202,4 +219,18 @@ pub trait ChatBackend: Send + Sync + 'static {
         &'a self,
         remittance_id: &'a str,
     ) -> BoxFuture<'a, Result<NotificationView, BackendError>>;
+
+    /// Cash pickups waiting for the recipient with this phone (E.164) to collect them (locked, offered or accepted
+    /// by the partner), newest first, at most [`COLLECTIBLE_MAX`].
+    fn collectible_pickups<'a>(
+        &'a self,
+        recipient_phone: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Collectible>, BackendError>>;
+
+    /// The recipient's pickup code (grouped, `ABCD-EFGH-JKMN`) of a cash pickup, derived when a message to the
+    /// recipient is delivered; `None` for other payout methods. Never log it.
+    fn pickup_code<'a>(
+        &'a self,
+        remittance_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, BackendError>>;
 }

@@ -77,7 +77,15 @@ pub struct Outcome {
     pub replies: Vec<OutboundMessage>,
     /// The identity, refreshed.
     pub identity: Identity,
+    /// Messages to other chat users, stored with the replies (a lost-code request asks the senders to confirm).
+    pub others: Vec<NewOutbound>,
+    /// The sender confirmed that the pickup code of this remittance (id, reference) goes to the recipient's chat
+    /// again: the service does it and answers, before the replies are stored.
+    pub resend: Option<(String, String)>,
 }
+
+/// A recipient's lost-code request asks each sender at most once per this many milliseconds.
+const CODE_ASK_WINDOW_MS: i64 = 3_600_000;
 
 fn unix_s() -> i64 {
     super::store::now_ms() / 1000
@@ -173,6 +181,8 @@ pub async fn handle(
                     state_json: state_or_default(&state),
                     replies,
                     identity,
+                    others: Vec::new(),
+                    resend: None,
                 });
             }
             (user.user_id, user.wallet_address)
@@ -238,6 +248,22 @@ pub async fn handle(
                 }
             }
         }
+        Intent::LostCode => {
+            let (reply, asks) = lost_code(store, backend, &identity, lang).await?;
+            replies.push(reply);
+            let mut out = finish(state, replies, identity)?;
+            out.others = asks;
+            return Ok(out);
+        }
+        Intent::Resend { reference } => match backend.remittance(&user_id, reference.as_deref()).await {
+            Ok(r) => {
+                let mut out = finish(state, replies, identity)?;
+                out.resend = Some((r.remittance_id, r.reference));
+                return Ok(out);
+            }
+            Err(BackendError::NotFound) => replies.push(render::no_transfers(lang)),
+            Err(e) => return Err(backend_err(e)),
+        },
         Intent::Decline => {
             if state.pending.is_some() || state.draft.is_some() {
                 state = ConversationState::default();
@@ -324,7 +350,43 @@ fn finish(
         state_json,
         replies,
         identity,
+        others: Vec::new(),
+        resend: None,
     })
+}
+
+/// A recipient lost a pickup code: each sender of a cash pickup waiting for this phone is asked to confirm a
+/// re-send (`resend <ref>`); the code never goes to the sender, and never to anyone but the recipient's chat.
+async fn lost_code(
+    store: &ChatStore,
+    backend: &dyn ChatBackend,
+    identity: &Identity,
+    lang: Lang,
+) -> Result<(OutboundMessage, Vec<NewOutbound>), ConversationError> {
+    let Some(phone) = identity.phone_e164.as_deref() else {
+        return Ok((render::code_request_sent(lang, 0), Vec::new()));
+    };
+    let pickups = backend.collectible_pickups(phone).await.map_err(backend_err)?;
+    let recipient = match &identity.display_name {
+        Some(n) => format!("{n} ({phone})"),
+        None => phone.to_owned(),
+    };
+    let window = super::store::now_ms() / CODE_ASK_WINDOW_MS;
+    let mut asks = Vec::new();
+    for p in &pickups {
+        let Some(sender) = &p.sender_user_id else { continue };
+        let Some(who) = store.identities_of_user(sender).await?.into_iter().next() else {
+            continue;
+        };
+        asks.push(NewOutbound {
+            dedupe_key: format!("codeask:{}:{window}", p.remittance_id),
+            platform: who.platform,
+            address: who.address,
+            message: render::code_request_to_sender(who.lang, &recipient, &p.reference),
+            callback_query_id: None,
+        });
+    }
+    Ok((render::code_request_sent(lang, asks.len()), asks))
 }
 
 fn backend_err(e: BackendError) -> ConversationError {

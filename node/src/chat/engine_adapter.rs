@@ -5,15 +5,15 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::backend::{
-    BackendError, Balance, BoxFuture, ChatBackend, EngineUser, NotificationView, QuoteRequest,
-    TransitionEvent,
+    BackendError, Balance, BoxFuture, COLLECTIBLE_MAX, ChatBackend, Collectible, EngineUser,
+    NotificationView, QuoteRequest, TransitionEvent,
 };
-use super::model::Platform;
+use super::model::{PICKUP_CODE_PLACEHOLDER, Platform};
 use super::render::{QuoteView, RemittanceView};
 use crate::domain::PhoneNumber;
 use crate::domain::{IdempotencyKey, PartnerId, PayoutMethod, RemittanceId};
 use crate::engine::{
-    CreateRemittance, Engine, EngineError, NewUser, Recipient, Remittance, RemittanceFilter, SenderRef,
+    CreateRemittance, Engine, EngineError, NewUser, Recipient, Remittance, RemittanceFilter, SenderRef, State,
 };
 
 /// Remittances searched when a user types a reference.
@@ -59,6 +59,7 @@ fn internal(e: EngineError) -> BackendError {
 
 fn view(r: &Remittance) -> RemittanceView {
     RemittanceView {
+        remittance_id: r.id.clone(),
         reference: short_reference(&r.id),
         state: r.state.as_str().to_owned(),
         send_amount: dec(&r.send_amount),
@@ -363,17 +364,9 @@ impl ChatBackend for EngineBackend {
                 Err(_) => None,
             };
             let method = r.payout_method;
-            let pickup_code = if method == PayoutMethod::CashPickup {
-                Some(
-                    self.engine
-                        .pickup_code(&remittance_id)
-                        .await
-                        .map_err(internal)?
-                        .display_grouped(),
-                )
-            } else {
-                None
-            };
+            // The code itself is filled in at delivery (`ChatService::reveal`), so no stored message holds it.
+            let pickup_code =
+                (method == PayoutMethod::CashPickup).then(|| PICKUP_CODE_PLACEHOLDER.to_owned());
             let partner_name = partner
                 .map(|p| p.name)
                 .unwrap_or_else(|| format!("partner {}", r.partner_id));
@@ -382,6 +375,7 @@ impl ChatBackend for EngineBackend {
                 sender_user_id,
                 sender_label,
                 recipient_phone: r.recipient_phone.clone(),
+                state: r.state.as_str().to_owned(),
                 payout_amount: dec(&r.payout_amount),
                 payout_currency: r.currency.clone(),
                 payout_method: method,
@@ -391,6 +385,49 @@ impl ChatBackend for EngineBackend {
                 pickup_code,
                 expires_at_unix_s: i64::try_from(r.expiry_unix_s).ok(),
             })
+        })
+    }
+
+    fn collectible_pickups<'a>(
+        &'a self,
+        recipient_phone: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Collectible>, BackendError>> {
+        Box::pin(async move {
+            let filter = RemittanceFilter {
+                recipient_phone: Some(recipient_phone.to_owned()),
+                states: vec![State::FundsLocked, State::PayoutAssigned, State::PayoutAccepted],
+                ..RemittanceFilter::default()
+            };
+            let page = self
+                .engine
+                .list_remittances(&filter, None, COLLECTIBLE_MAX)
+                .await
+                .map_err(internal)?;
+            Ok(page
+                .items
+                .iter()
+                .filter(|r| r.payout_method == PayoutMethod::CashPickup)
+                .map(|r| Collectible {
+                    remittance_id: r.id.clone(),
+                    reference: short_reference(&r.id),
+                    sender_user_id: r.sender_user_id.clone(),
+                })
+                .collect())
+        })
+    }
+
+    fn pickup_code<'a>(
+        &'a self,
+        remittance_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, BackendError>> {
+        Box::pin(async move {
+            let remittance_id = RemittanceId::parse(remittance_id).map_err(|_| BackendError::NotFound)?;
+            Ok(self
+                .engine
+                .pickup_code(&remittance_id)
+                .await
+                .map_err(internal)?
+                .map(|c| c.display_grouped()))
         })
     }
 }

@@ -20,7 +20,7 @@ use super::model::{
     truncate_utf8,
 };
 use super::render;
-use super::service::ChatService;
+use super::service::{ChatService, ResendError};
 use super::signature::{self, AuthError, Handshake, TELEGRAM_SECRET_HEADER, WHATSAPP_SIGNATURE_HEADER};
 use super::store::NewOutbound;
 use super::telegram::{self, TelegramEvent};
@@ -31,8 +31,8 @@ use crate::http::problem::Problem;
 /// The chat routes' OpenAPI fragment; the node merges it into `/openapi.json`.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(whatsapp_verify, whatsapp_webhook, telegram_webhook, dev_chat, dev_chat_poll),
-    components(schemas(DevChatRequest, DevChatResponse, OutboundMessage, super::model::Button, super::model::TemplateMessage)),
+    paths(whatsapp_verify, whatsapp_webhook, telegram_webhook, dev_chat, dev_chat_poll, resend_pickup_code),
+    components(schemas(DevChatRequest, DevChatResponse, ResendResponse, OutboundMessage, super::model::Button, super::model::TemplateMessage)),
     tags((name = "chat", description = "Chat platforms' webhooks (WhatsApp Cloud API, Telegram Bot API) and the devnet terminal chat."))
 )]
 #[derive(Debug)]
@@ -46,6 +46,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(service: ChatService) -> Router<
         .route("/webhooks/telegram", post(telegram_webhook))
         .route("/v1/dev/chat", post(dev_chat))
         .route("/v1/dev/chat/messages", get(dev_chat_poll))
+        .route(
+            "/v1/admin/remittances/{id}/resend-pickup-code",
+            post(resend_pickup_code),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service)
 }
@@ -260,7 +264,7 @@ fn operator_ok(svc: &ChatService, headers: &HeaderMap) -> Result<(), Box<Respons
     let Some(expected) = svc.operator_token() else {
         return Err(Box::new(problem(
             StatusCode::NOT_FOUND,
-            "terminal chat is not enabled",
+            "operator endpoints are not enabled (no operator token is configured)",
         )));
     };
     let presented = headers
@@ -361,11 +365,15 @@ async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Byte
         .take_terminal(phone.as_str(), Some(&inbox_id))
         .await
         .unwrap_or_default();
-    Json(DevChatResponse {
-        replies,
-        notifications,
-    })
-    .into_response()
+    // This response is the terminal's delivery: pickup-code placeholders are filled in here, never stored.
+    match (svc.reveal_all(replies).await, svc.reveal_all(notifications).await) {
+        (Ok(replies), Ok(notifications)) => Json(DevChatResponse {
+            replies,
+            notifications,
+        })
+        .into_response(),
+        _ => problem(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
 }
 
 /// Terminal chat (devnet): notifications waiting for a chat user.
@@ -384,12 +392,66 @@ async fn dev_chat_poll(
     let Ok(phone) = PhoneNumber::from_platform(q.as_phone.trim()) else {
         return problem(StatusCode::BAD_REQUEST, "`as` must be a phone number in E.164");
     };
-    match svc.store().take_terminal(phone.as_str(), None).await {
+    let Ok(notifications) = svc.store().take_terminal(phone.as_str(), None).await else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "try again");
+    };
+    match svc.reveal_all(notifications).await {
         Ok(notifications) => Json(DevChatResponse {
             replies: Vec::new(),
             notifications,
         })
         .into_response(),
         Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
+}
+
+/// Response of `POST /v1/admin/remittances/{id}/resend-pickup-code`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"resent": true}))]
+pub struct ResendResponse {
+    /// The recipient's message with the pickup code was queued to the recipient's chat again.
+    pub resent: bool,
+}
+
+/// Operator: send the recipient's message with the pickup code again, to the recipient's chat only (a recipient
+/// lost the code and support checked who is asking). The code is never part of the response; the request is
+/// logged under the `audit` target and kept as the outbox row. At most 5 re-sends per remittance.
+#[utoipa::path(post, path = "/v1/admin/remittances/{id}/resend-pickup-code", tag = "admin",
+    params(("id" = String, Path, description = "Remittance id (0x…)")),
+    responses(
+        (status = 202, description = "Queued to the recipient's chat", body = ResendResponse),
+        (status = 401, description = "Operator token missing", content_type = "application/problem+json"),
+        (status = 403, description = "Operator token wrong", content_type = "application/problem+json"),
+        (status = 404, description = "No such remittance", content_type = "application/problem+json"),
+        (status = 409, description = "Not a cash pickup waiting to be collected", content_type = "application/problem+json"),
+        (status = 429, description = "Re-sent too often already", content_type = "application/problem+json"),
+        (status = 503, description = "Storage trouble: try again", content_type = "application/problem+json"),
+    ),
+    security(("operator" = [])))]
+async fn resend_pickup_code(
+    State(svc): State<ChatService>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(r) = operator_ok(&svc, &headers) {
+        return *r;
+    }
+    let Ok(id) = crate::domain::RemittanceId::parse(&id) else {
+        return problem(StatusCode::NOT_FOUND, "no such remittance");
+    };
+    let id = id.to_string();
+    let request = crate::store::now_ms().to_string();
+    match svc.resend_pickup_code(&id, "operator", &request).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(ResendResponse { resent: true })).into_response(),
+        Err(ResendError::NotFound) => problem(StatusCode::NOT_FOUND, "no such remittance"),
+        Err(ResendError::NotCollectible) => problem(
+            StatusCode::CONFLICT,
+            "not a cash pickup waiting to be collected: there is no code to send",
+        ),
+        Err(e @ ResendError::TooOften) => problem(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+        Err(e) => {
+            tracing::warn!(target: "chat::resend", error = %e, "resend failed");
+            problem(StatusCode::SERVICE_UNAVAILABLE, "try again")
+        }
     }
 }

@@ -366,6 +366,13 @@ pub enum Intent {
     History,
     /// `cancel`, `cancelar`.
     Cancel,
+    /// A recipient lost the pickup code: `code`, `lost code`, `código`, `perdí mi código`.
+    LostCode,
+    /// The sender confirms a lost code may be sent again to the recipient's chat: `resend [ref]`, `reenviar [ref]`.
+    Resend {
+        /// Optional remittance reference.
+        reference: Option<String>,
+    },
     /// `yes`, `sí`, `confirm`.
     Confirm,
     /// `no`.
@@ -542,6 +549,10 @@ fn command_of(w: &str) -> Option<(Intent, Option<Lang>)> {
             (Intent::Confirm, Some(Lang::Es))
         }
         "no" | "nope" | "nah" => (Intent::Decline, None),
+        "code" | "lost" => (Intent::LostCode, Some(Lang::En)),
+        "codigo" | "código" | "perdi" | "perdí" => (Intent::LostCode, Some(Lang::Es)),
+        "resend" => (Intent::Resend { reference: None }, Some(Lang::En)),
+        "reenviar" | "reenvia" | "reenvía" => (Intent::Resend { reference: None }, Some(Lang::Es)),
         _ => return None,
     })
 }
@@ -658,7 +669,7 @@ pub fn parse(text: &str, ctx: &ParseContext) -> Parsed {
     if let Some((mut intent, cmd_lang)) = command_of(first) {
         // Commands are short; a long sentence that merely starts with "no" or "ok" is not a command.
         let short = raw.len() <= 4;
-        if let Intent::Status { reference } = &mut intent {
+        if let Intent::Status { reference } | Intent::Resend { reference } = &mut intent {
             *reference = raw
                 .get(1)
                 .map(|r| r.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
@@ -670,7 +681,19 @@ pub fn parse(text: &str, ctx: &ParseContext) -> Parsed {
                 })
                 .map(str::to_owned);
         }
-        if short || matches!(intent, Intent::Greeting | Intent::Help) {
+        // "lost" alone is no request: "lost code", "lost my code", "perdí mi código" are.
+        if intent == Intent::LostCode
+            && matches!(first, "lost" | "perdi" | "perdí")
+            && !words
+                .iter()
+                .take(6)
+                .any(|w| matches!(w.as_str(), "code" | "codigo" | "código"))
+        {
+            intent = Intent::Unknown {
+                reason: UnknownReason::NotUnderstood,
+            };
+        }
+        if short || matches!(intent, Intent::Greeting | Intent::Help | Intent::LostCode) {
             return Parsed {
                 intent,
                 lang: cmd_lang.or(lang),
@@ -1068,6 +1091,25 @@ mod tests {
             ("confirm", Intent::Confirm, Some(Lang::En)),
             ("no", Intent::Decline, None),
             ("No.", Intent::Decline, None),
+            ("code", Intent::LostCode, Some(Lang::En)),
+            ("lost my code", Intent::LostCode, Some(Lang::En)),
+            ("Código?", Intent::LostCode, Some(Lang::Es)),
+            ("perdí mi código de retiro ayer", Intent::LostCode, Some(Lang::Es)),
+            (
+                "lost and found",
+                Intent::Unknown {
+                    reason: UnknownReason::NotUnderstood,
+                },
+                Some(Lang::En),
+            ),
+            (
+                "resend 5f0c1a2b",
+                Intent::Resend {
+                    reference: Some("5f0c1a2b".into()),
+                },
+                Some(Lang::En),
+            ),
+            ("reenviar", Intent::Resend { reference: None }, Some(Lang::Es)),
         ];
         for (text, intent, lang) in cases {
             let p = parse(text, &c);

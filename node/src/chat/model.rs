@@ -128,7 +128,15 @@ pub struct OutboundMessage {
     /// 24-hour customer service window must be templates). Other platforms send `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateMessage>,
+    /// The remittance whose pickup code replaces [`PICKUP_CODE_PLACEHOLDER`] in the text and template parameters
+    /// when the message is delivered (`ChatService::reveal`): the stored message never holds the code. Never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub reveal_pickup_code_of: Option<String>,
 }
+
+/// Stands for the recipient's pickup code in a stored message; replaced at delivery.
+pub const PICKUP_CODE_PLACEHOLDER: &str = "[pickup code]";
 
 /// A WhatsApp message template with positional body parameters (`{{1}}`, `{{2}}`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -148,6 +156,7 @@ impl OutboundMessage {
             text: text.into(),
             buttons: Vec::new(),
             template: None,
+            reveal_pickup_code_of: None,
         }
     }
 
@@ -157,6 +166,7 @@ impl OutboundMessage {
             text: text.into(),
             buttons,
             template: None,
+            reveal_pickup_code_of: None,
         }
     }
 }

@@ -81,6 +81,8 @@ impl QuoteView {
 /// A remittance as shown in status and history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemittanceView {
+    /// Full remittance id (0x…).
+    pub remittance_id: String,
     /// Short reference the user can type (`status <ref>`).
     pub reference: String,
     /// Engine state name (`funds_locked`, `paid`, …).
@@ -639,6 +641,88 @@ pub fn cannot_cancel(lang: Lang, reference: &str, state: &str) -> OutboundMessag
     })
 }
 
+/// To a recipient who asked for a lost code: the senders were asked to confirm (`asked`), or nothing is waiting.
+pub fn code_request_sent(lang: Lang, asked: usize) -> OutboundMessage {
+    OutboundMessage::text(match (lang, asked) {
+        (Lang::En, 0) => {
+            "I found no cash pickup waiting for you. If someone sent you money, ask them for the transfer \
+             reference; they can ask for the code to be sent to you again."
+                .to_owned()
+        }
+        (Lang::Es, 0) => {
+            "No encontré ningún retiro en efectivo pendiente para ti. Si alguien te envió dinero, pídele \
+             la referencia del envío; puede pedir que se te reenvíe el código."
+                .to_owned()
+        }
+        (Lang::En, _) => {
+            "For your safety, a pickup code is sent again only when the sender confirms. I asked them; \
+             when they do, the code comes to this chat."
+                .to_owned()
+        }
+        (Lang::Es, _) => {
+            "Por tu seguridad, el código de retiro se reenvía solo si quien te lo envió lo confirma. Ya le \
+             pregunté; cuando confirme, el código llegará a este chat."
+                .to_owned()
+        }
+    })
+}
+
+/// To the sender: the recipient asks for the code of `reference` again.
+pub fn code_request_to_sender(lang: Lang, recipient: &str, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "{recipient} asks for the pickup code of your transfer {reference} again. If that is right, reply \
+             *resend {reference}* and I will send it to their chat again (never to you). If you did not expect \
+             this, ignore it."
+        ),
+        Lang::Es => format!(
+            "{recipient} pide de nuevo el código de retiro de tu envío {reference}. Si está bien, responde \
+             *reenviar {reference}* y se lo mandaré otra vez a su chat (nunca a ti). Si no lo esperabas, ignora \
+             este mensaje."
+        ),
+    })
+}
+
+/// To the sender: the code of `reference` went to the recipient's chat again.
+pub fn code_resent(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => {
+            format!("Done: I sent the pickup code of transfer {reference} to the recipient's chat again.")
+        }
+        Lang::Es => format!(
+            "Listo: le reenvié al destinatario, en su chat, el código de retiro del envío {reference}."
+        ),
+    })
+}
+
+/// To the sender: the code of `reference` cannot be sent again (not a cash pickup, no longer collectible, or
+/// re-sent too often).
+pub fn cannot_resend(lang: Lang, reference: &str, why: ResendRefusal) -> OutboundMessage {
+    OutboundMessage::text(match (lang, why) {
+        (Lang::En, ResendRefusal::NotCollectible) => format!(
+            "Transfer {reference} has no pickup code to collect now (it is not a cash pickup waiting to be collected)."
+        ),
+        (Lang::Es, ResendRefusal::NotCollectible) => format!(
+            "El envío {reference} no tiene un código de retiro por cobrar ahora (no es un retiro en efectivo pendiente)."
+        ),
+        (Lang::En, ResendRefusal::TooOften) => format!(
+            "The pickup code of transfer {reference} was already sent again several times. Please contact support."
+        ),
+        (Lang::Es, ResendRefusal::TooOften) => format!(
+            "El código de retiro del envío {reference} ya se reenvió varias veces. Por favor contacta a soporte."
+        ),
+    })
+}
+
+/// Why a pickup code is not sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResendRefusal {
+    /// Not a cash pickup, or no longer waiting to be collected.
+    NotCollectible,
+    /// The re-send limit per remittance was reached.
+    TooOften,
+}
+
 /// One remittance's status.
 pub fn status(lang: Lang, r: &RemittanceView) -> OutboundMessage {
     let mut lines = vec![
@@ -692,8 +776,8 @@ pub fn help(lang: Lang) -> OutboundMessage {
     OutboundMessage::with_buttons(
         t(
             lang,
-            "I can send money to any phone number.\n\n*send 100 to Maria +502 5555 0101 cash pickup* — get a quote\n*balance* — your wallet balance\n*status* — your last transfer\n*history* — recent transfers\n*cancel* — cancel what is pending\n\nMethods: cash pickup, bank, mobile wallet, Remesa wallet.",
-            "Puedo enviar dinero a cualquier número de teléfono.\n\n*envía 100 a María +502 5555 0101 en efectivo* — cotizar\n*saldo* — el saldo de tu billetera\n*estado* — tu último envío\n*historial* — envíos recientes\n*cancelar* — cancelar lo pendiente\n\nMétodos: efectivo, banco, billetera móvil, billetera Remesa.",
+            "I can send money to any phone number.\n\n*send 100 to Maria +502 5555 0101 cash pickup* — get a quote\n*balance* — your wallet balance\n*status* — your last transfer\n*history* — recent transfers\n*cancel* — cancel what is pending\n*code* — you lost a pickup code sent to you\n\nMethods: cash pickup, bank, mobile wallet, Remesa wallet.",
+            "Puedo enviar dinero a cualquier número de teléfono.\n\n*envía 100 a María +502 5555 0101 en efectivo* — cotizar\n*saldo* — el saldo de tu billetera\n*estado* — tu último envío\n*historial* — envíos recientes\n*cancelar* — cancelar lo pendiente\n*código* — perdiste un código de retiro que te enviaron\n\nMétodos: efectivo, banco, billetera móvil, billetera Remesa.",
         ),
         menu(lang),
     )

@@ -8,13 +8,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
-use super::backend::{ChatBackend, TransitionEvent};
+use super::backend::{BackendError, ChatBackend, NotificationView, TransitionEvent};
 use super::config::ChatConfig;
 use super::conversation;
 use super::intent::Lang;
 use super::intent::format_money;
-use super::model::{OutboundMessage, Platform, TemplateMessage};
-use super::render::{self, IncomingView};
+use super::model::{OutboundMessage, PICKUP_CODE_PLACEHOLDER, Platform, TemplateMessage};
+use super::render::{self, IncomingView, ResendRefusal};
 use super::retry::RetryPolicy;
 use super::store::{ChatStore, NewOutbound, OutboxItem, StoreError};
 use super::telegram::TelegramClient;
@@ -33,6 +33,24 @@ const EVENTS_PAGE: u32 = 100;
 pub const NOTIFY_CURSOR: &str = "engine_events";
 
 /// Shared chat state.
+/// At most this many re-sends of one remittance's pickup code (sender-confirmed and operator together).
+pub const RESENDS_MAX: i64 = 5;
+
+/// Why a pickup code was not sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    #[error("no such remittance")]
+    NotFound,
+    #[error("not a cash pickup waiting to be collected")]
+    NotCollectible,
+    #[error("the pickup code was already sent again {RESENDS_MAX} times")]
+    TooOften,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("engine: {0}")]
+    Backend(String),
+}
+
 #[derive(Clone)]
 pub struct ChatService {
     inner: Arc<Inner>,
@@ -257,9 +275,14 @@ impl ChatService {
         else {
             return Ok(None);
         };
-        match conversation::handle(store, self.inner.backend.as_ref(), &item.message).await {
-            Ok(outcome) => {
-                let rows = conversation::reply_rows(&item.id, &item.message, &outcome.replies);
+        let handled = match conversation::handle(store, self.inner.backend.as_ref(), &item.message).await {
+            Ok(outcome) => self.apply_resend(outcome, &item.id).await,
+            Err(e) => Err(e),
+        };
+        match handled {
+            Ok(mut outcome) => {
+                let mut rows = conversation::reply_rows(&item.id, &item.message, &outcome.replies);
+                rows.append(&mut outcome.others);
                 if !store
                     .complete_inbox(&item, Some(&outcome.state_json), &rows)
                     .await?
@@ -287,6 +310,30 @@ impl ChatService {
             }
         }
         Ok(Some(item.id))
+    }
+
+    /// Carries out a sender's confirmed re-send of a pickup code (idempotent on the inbox item `inbox_id`: processing
+    /// it again after a crash queues nothing new) and answers the sender.
+    async fn apply_resend(
+        &self,
+        mut outcome: conversation::Outcome,
+        inbox_id: &str,
+    ) -> Result<conversation::Outcome, conversation::ConversationError> {
+        let Some((id, reference)) = outcome.resend.take() else {
+            return Ok(outcome);
+        };
+        let lang = outcome.identity.lang;
+        let reply = match self.resend_pickup_code(&id, "sender", inbox_id).await {
+            Ok(()) => render::code_resent(lang, &reference),
+            Err(ResendError::NotFound | ResendError::NotCollectible) => {
+                render::cannot_resend(lang, &reference, ResendRefusal::NotCollectible)
+            }
+            Err(ResendError::TooOften) => render::cannot_resend(lang, &reference, ResendRefusal::TooOften),
+            Err(ResendError::Store(e)) => return Err(e.into()),
+            Err(ResendError::Backend(e)) => return Err(conversation::ConversationError::Backend(e)),
+        };
+        outcome.replies.push(reply);
+        Ok(outcome)
     }
 
     async fn run_outbox(&self, shutdown: CancellationToken) {
@@ -338,6 +385,14 @@ impl ChatService {
             code: None,
             message: format!("{p} is not configured on this node"),
         };
+        // The stored message holds a placeholder where the pickup code goes: the code exists only in what is sent.
+        let message = self.reveal(item.message.clone()).await.map_err(|e| SendError {
+            kind: SendErrorKind::Transient,
+            attempts: 0,
+            http_status: None,
+            code: None,
+            message: format!("the pickup code could not be derived: {e}"),
+        })?;
         match item.platform {
             Platform::Whatsapp => {
                 let client = self
@@ -345,7 +400,7 @@ impl ChatService {
                     .whatsapp
                     .as_ref()
                     .ok_or_else(|| not_configured("whatsapp"))?;
-                client.send(&item.address, &item.message).await.map(Some)
+                client.send(&item.address, &message).await.map(Some)
             }
             Platform::Telegram => {
                 let client = self
@@ -367,13 +422,66 @@ impl ChatService {
                     message: "telegram address is not a chat id".to_owned(),
                 })?;
                 client
-                    .send_message(chat_id, &item.message)
+                    .send_message(chat_id, &message)
                     .await
                     .map(|id| Some(id.to_string()))
             }
             // Terminal messages are fetched by the terminal client, never claimed here.
             Platform::Terminal => Ok(None),
         }
+    }
+
+    /// The message as it is delivered: a pickup-code placeholder replaced by the code, derived now (the stored
+    /// message never holds it). A remittance that is not (or no longer) a cash pickup gets "-".
+    pub async fn reveal(&self, mut message: OutboundMessage) -> Result<OutboundMessage, BackendError> {
+        let Some(id) = message.reveal_pickup_code_of.take() else {
+            return Ok(message);
+        };
+        let code = match self.inner.backend.pickup_code(&id).await {
+            Ok(c) => c,
+            Err(BackendError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let code = code.unwrap_or_else(|| "-".to_owned());
+        message.text = message.text.replace(PICKUP_CODE_PLACEHOLDER, &code);
+        if let Some(t) = message.template.as_mut() {
+            for p in &mut t.body_params {
+                *p = p.replace(PICKUP_CODE_PLACEHOLDER, &code);
+            }
+        }
+        Ok(message)
+    }
+
+    /// [`Self::reveal`] over messages fetched by the terminal client (it is their delivery).
+    pub async fn reveal_all(
+        &self,
+        messages: Vec<OutboundMessage>,
+    ) -> Result<Vec<OutboundMessage>, BackendError> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(self.reveal(m).await?);
+        }
+        Ok(out)
+    }
+
+    /// The pickup code in the recipient's message about remittance `remittance_id`, as the recipient reads it:
+    /// `None` until that message is queued. The devnet's partner simulator stands in for the recipient at the
+    /// counter with it (`partner::spawn_dev_sim`); it reads the queued message without taking it from the chat.
+    pub async fn recipient_pickup_code(&self, remittance_id: &str) -> Result<Option<String>, BackendError> {
+        let key = format!("notify:{remittance_id}:incoming:recipient");
+        let Some(message) = self
+            .inner
+            .store
+            .outbox_message(&key)
+            .await
+            .map_err(|e| BackendError::Internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        if message.reveal_pickup_code_of.as_deref() != Some(remittance_id) {
+            return Ok(None);
+        }
+        self.inner.backend.pickup_code(remittance_id).await
     }
 
     async fn run_notifier(&self, shutdown: CancellationToken) {
@@ -456,42 +564,7 @@ impl ChatService {
             let to_sender = matches!(who, Who::Sender);
             let message: OutboundMessage = match what {
                 "locked" => render::sender_locked(lang, &view.reference, ev.tx_hash.as_deref()),
-                "incoming" => {
-                    let mut m = render::recipient_incoming(
-                        lang,
-                        &IncomingView {
-                            sender: view.sender_label.clone(),
-                            payout_amount: view.payout_amount,
-                            payout_currency: view.payout_currency.clone(),
-                            payout_method: view.payout_method,
-                            partner_name: view.partner_name.clone(),
-                            where_to_collect: view.where_to_collect.clone(),
-                            pickup_code: view.pickup_code.clone(),
-                            reference: view.reference.clone(),
-                            expires_at_unix_s: view.expires_at_unix_s,
-                        },
-                    );
-                    // The recipient may never have written to us: outside the 24-hour window WhatsApp only
-                    // delivers approved templates.
-                    if let (Platform::Whatsapp, Some(name)) = (platform, &self.inner.recipient_template) {
-                        m.template = Some(TemplateMessage {
-                            name: name.clone(),
-                            language: if lang == Lang::Es {
-                                "es".to_owned()
-                            } else {
-                                "en_US".to_owned()
-                            },
-                            body_params: vec![
-                                view.sender_label.clone(),
-                                format!("{} {}", format_money(view.payout_amount), view.payout_currency),
-                                view.partner_name.clone(),
-                                view.pickup_code.clone().unwrap_or_else(|| "-".to_owned()),
-                                view.reference.clone(),
-                            ],
-                        });
-                    }
-                    m
-                }
+                "incoming" => self.incoming_message(&view, &ev.remittance_id, platform, lang),
                 "paid" => render::paid(lang, &view.reference, to_sender),
                 "settled" => render::settled(lang, &view.reference, ev.tx_hash.as_deref()),
                 "p2p_sent" => render::p2p_sent(
@@ -522,6 +595,101 @@ impl ChatService {
                 })
                 .await?;
         }
+        Ok(())
+    }
+
+    /// The recipient's "money on its way" message; for a cash pickup its code is a placeholder filled in at delivery.
+    fn incoming_message(
+        &self,
+        view: &NotificationView,
+        remittance_id: &str,
+        platform: Platform,
+        lang: Lang,
+    ) -> OutboundMessage {
+        let mut m = render::recipient_incoming(
+            lang,
+            &IncomingView {
+                sender: view.sender_label.clone(),
+                payout_amount: view.payout_amount,
+                payout_currency: view.payout_currency.clone(),
+                payout_method: view.payout_method,
+                partner_name: view.partner_name.clone(),
+                where_to_collect: view.where_to_collect.clone(),
+                pickup_code: view.pickup_code.clone(),
+                reference: view.reference.clone(),
+                expires_at_unix_s: view.expires_at_unix_s,
+            },
+        );
+        if view.pickup_code.is_some() {
+            m.reveal_pickup_code_of = Some(remittance_id.to_owned());
+        }
+        // The recipient may never have written to us: outside the 24-hour window WhatsApp only delivers approved
+        // templates.
+        if let (Platform::Whatsapp, Some(name)) = (platform, &self.inner.recipient_template) {
+            m.template = Some(TemplateMessage {
+                name: name.clone(),
+                language: if lang == Lang::Es {
+                    "es".to_owned()
+                } else {
+                    "en_US".to_owned()
+                },
+                body_params: vec![
+                    view.sender_label.clone(),
+                    format!("{} {}", format_money(view.payout_amount), view.payout_currency),
+                    view.partner_name.clone(),
+                    view.pickup_code.clone().unwrap_or_else(|| "-".to_owned()),
+                    view.reference.clone(),
+                ],
+            });
+        }
+        m
+    }
+
+    /// Sends the recipient's message with the pickup code of `remittance_id` again, to the recipient's chat only
+    /// (a lost code). `by` says who asked (`sender` after the sender's confirmation in chat, `operator`);
+    /// `request` makes it idempotent (the same request queues one message). At most [`RESENDS_MAX`] per
+    /// remittance. Logged under the `audit` target; the outbox row (dedupe key `resend:<id>:<by>:<request>`) is the
+    /// durable record.
+    pub async fn resend_pickup_code(
+        &self,
+        remittance_id: &str,
+        by: &str,
+        request: &str,
+    ) -> Result<(), ResendError> {
+        let view = match self.inner.backend.notification_view(remittance_id).await {
+            Ok(v) => v,
+            Err(BackendError::NotFound) => return Err(ResendError::NotFound),
+            Err(e) => return Err(ResendError::Backend(e.to_string())),
+        };
+        let collectible = matches!(
+            view.state.as_str(),
+            "funds_locked" | "payout_assigned" | "payout_accepted"
+        );
+        if view.pickup_code.is_none() || !collectible {
+            return Err(ResendError::NotCollectible);
+        }
+        let store = &self.inner.store;
+        let prefix = format!("resend:{remittance_id}:");
+        let dedupe_key = format!("{prefix}{by}:{request}");
+        if store.outbox_message(&dedupe_key).await?.is_some() {
+            return Ok(());
+        }
+        if store.count_outbox_prefix(&prefix).await? >= RESENDS_MAX {
+            return Err(ResendError::TooOften);
+        }
+        let (platform, address, lang) = self.recipient_route(&view.recipient_phone).await?;
+        let message = self.incoming_message(&view, remittance_id, platform, lang);
+        store
+            .enqueue(&NewOutbound {
+                dedupe_key,
+                platform,
+                address,
+                message,
+                callback_query_id: None,
+            })
+            .await?;
+        tracing::info!(target: "audit", remittance_id, by, platform = platform.as_str(), "pickup code sent to the recipient's chat again");
+        self.inner.wake_outbox.notify_one();
         Ok(())
     }
 

@@ -399,6 +399,19 @@ impl ChatStore {
         tables::record_delivery_status(&self.db.pool, provider_message_id, status, code, error).await
     }
 
+    /// The stored message queued under `dedupe_key` (as stored: placeholders not filled in).
+    pub async fn outbox_message(&self, dedupe_key: &str) -> Result<Option<OutboundMessage>, StoreError> {
+        tables::outbox_payload(&self.db.pool, dedupe_key)
+            .await?
+            .map(|p| parse_json(&p, "outbox payload"))
+            .transpose()
+    }
+
+    /// How many outbound messages have a dedupe key starting with `prefix` (hex and `:` only: no LIKE wildcards).
+    pub async fn count_outbox_prefix(&self, prefix: &str) -> Result<i64, StoreError> {
+        tables::count_outbox_prefix(&self.db.pool, prefix).await
+    }
+
     /// Replies stored for one inbox item, in order.
     pub async fn replies_of(&self, inbox_id: &str) -> Result<Vec<OutboundMessage>, StoreError> {
         tables::reply_payloads(&self.db.pool, inbox_id)

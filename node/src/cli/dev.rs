@@ -130,7 +130,14 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     let app = app::build_from_state(state.clone()).await?;
     let node_url = format!("http://127.0.0.1:{}", app.port());
     if !args.no_partner_sim {
-        crate::partner::spawn_dev_sim(&state, 1, &node_url).map_err(anyhow::Error::msg)?;
+        // The simulator stands in for the recipient at the counter: it reads the code from the recipient's chat
+        // message (queued, not taken: the recipient still gets it).
+        let chat = crate::chat::service(&state);
+        let recipient: crate::partner::sim::PickupOracle = std::sync::Arc::new(move |id: String| {
+            let chat = chat.clone();
+            Box::pin(async move { chat.recipient_pickup_code(&id).await.ok().flatten() })
+        });
+        crate::partner::spawn_dev_sim(&state, 1, &node_url, recipient).map_err(anyhow::Error::msg)?;
         println!("partner simulator: partner 1 accepts and pays payouts through the signed partner API");
     }
     println!();

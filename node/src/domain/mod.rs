@@ -8,4 +8,4 @@ mod pickup;
 pub use ids::{IdError, IdempotencyKey, PartnerId, RemittanceId};
 pub use money::{MoneyError, PayoutMethod, TokenAmount, currency_exponent, parse_currency};
 pub use phone::{PhoneError, PhoneNumber, Region};
-pub use pickup::{PickupCode, PickupCodeError};
+pub use pickup::{ClaimSecret, PickupCode, PickupCodeError};

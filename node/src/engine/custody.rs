@@ -72,6 +72,20 @@ impl Custody {
         Ok(self.signer(index)?.address())
     }
 
+    /// A 32-byte secret for `purpose` that is no account: HMAC-SHA256 keyed with the BIP-39 seed. The same
+    /// keystore gives the same secret, so backing up the keystore backs it up.
+    pub fn derive_secret(&self, purpose: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, CustodyError> {
+        use hmac::{Hmac, Mac};
+        let seed = self
+            .mnemonic
+            .seed()
+            .map_err(|_| CustodyError("the seed could not be derived".into()))?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(seed.as_slice())
+            .map_err(|_| CustodyError("the seed could not key an HMAC".into()))?;
+        mac.update(purpose.as_bytes());
+        Ok(zeroize::Zeroizing::new(mac.finalize().into_bytes().into()))
+    }
+
     /// The relayer's key (pays gas for deposits, releases and refunds).
     pub fn relayer(&self) -> Result<PrivateKeySigner, CustodyError> {
         self.signer(Self::RELAYER_INDEX)

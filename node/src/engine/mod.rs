@@ -9,6 +9,7 @@
 //! `remittance_transitions` (the feed read by chat notifications and partner webhooks).
 
 pub mod authorization;
+pub mod claims;
 pub mod custody;
 pub mod ledger;
 mod p2p;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 pub use crate::chain::ChainInfo;
 pub use authorization::TokenDomain;
+pub use claims::ClaimKey;
 pub use custody::Custody;
 pub use state::State;
 pub use types::*;
@@ -128,12 +130,15 @@ struct Inner {
     cfg: EngineConfig,
     chain: Option<ChainInfo>,
     custody: Option<Custody>,
+    /// Derived from `custody`: the claim secrets and code lookup hashes (`None` without custody).
+    claim_key: Option<ClaimKey>,
     token_decimals_default: u8,
 }
 
 impl Engine {
     /// An engine over `db`. Without `chain`, remittances cannot be created (quotes, users, partners work); without
-    /// `custody`, custodial users cannot be registered or signed for.
+    /// `custody`, custodial users cannot be registered or signed for, and no remittance to a partner can be created
+    /// (its claim secret comes from the keystore's claim key).
     pub fn new(
         db: Db,
         cfg: EngineConfig,
@@ -141,12 +146,15 @@ impl Engine {
         custody: Option<Custody>,
         token_decimals_default: u8,
     ) -> Engine {
+        // A keystore whose seed cannot key an HMAC does not exist (from_mnemonic checked it derives).
+        let claim_key = custody.as_ref().and_then(|c| ClaimKey::from_custody(c).ok());
         Engine {
             inner: Arc::new(Inner {
                 db,
                 cfg,
                 chain,
                 custody,
+                claim_key,
                 token_decimals_default,
             }),
         }
@@ -187,6 +195,14 @@ impl Engine {
             .custody
             .as_ref()
             .ok_or_else(|| EngineError::Unavailable("the node keystore is not loaded".into()))
+    }
+
+    fn claim_key_required(&self) -> Result<&ClaimKey> {
+        self.inner.claim_key.as_ref().ok_or_else(|| {
+            EngineError::Unavailable(
+                "the node keystore is not loaded: pickup codes come from its claim key".into(),
+            )
+        })
     }
 
     /// Starts a write transaction: takes the feed lock first (see the module's invariant).

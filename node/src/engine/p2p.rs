@@ -11,7 +11,7 @@ use super::types::*;
 use super::views::*;
 use super::{Engine, EngineError, Result, insert_transition, transition_direct};
 use crate::chain::{self, TransferJob};
-use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, PickupCode, parse_currency};
+use crate::domain::{IdempotencyKey, PayoutMethod, PhoneNumber, parse_currency};
 use crate::store::quotes::QuoteTermsRow;
 use crate::store::{now_ms, remittances, users};
 
@@ -143,9 +143,11 @@ impl Engine {
             .unwrap_or(0)
             .saturating_add(self.config().remittance_expiry_s);
         let value = U256::from(u64::try_from(total).map_err(|_| EngineError::Internal("total".into()))?);
-        // A random salt makes each id (the EIP-3009 nonce) unique; it is stored as the pickup code column but is no
-        // claim and is never shown.
-        let salt = PickupCode::generate();
+        // A random salt makes each id (the EIP-3009 nonce) unique; its hash is stored as the claim hash column but
+        // is no claim (a P2P transfer has no pickup code) and is never shown.
+        let mut salt = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        let salt_hash = alloy::primitives::keccak256(salt);
         let id_b = alloy::primitives::keccak256(
             (
                 alloy::primitives::keccak256(P2P_ID_TAG),
@@ -154,7 +156,7 @@ impl Engine {
                 recipient,
                 value,
                 expiry_unix_s,
-                salt.claim_hash(),
+                salt_hash,
             )
                 .abi_encode_params(),
         );
@@ -162,7 +164,7 @@ impl Engine {
         use_quote(&mut tx, &req.quote_id, &id).await?;
         let sender_text = addr_text(sender);
         let recipient_text = addr_text(recipient);
-        let claim_hash = format!("{:#x}", salt.claim_hash());
+        let claim_hash = format!("{salt_hash:#x}");
         remittances::insert(
             &mut tx,
             &remittances::NewRemittanceRow {
@@ -188,7 +190,7 @@ impl Engine {
                 rate: "1",
                 expiry_unix_s: i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
                 claim_hash: &claim_hash,
-                pickup_code: salt.expose(),
+                pickup_lookup: None,
                 settlement_address: None,
                 partner_signer: None,
                 created_at_unix_ms: now,

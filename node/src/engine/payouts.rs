@@ -93,13 +93,15 @@ impl Engine {
                 self.config().payout_cutoff_s
             )));
         }
-        let code = r.pickup()?;
+        let secret = r.claim_secret(self.claim_key_required()?)?;
         let reference = match &proof {
             PayoutProof::PickupCode { code: given } => {
                 let given =
                     PickupCode::parse(given).map_err(|_| EngineError::Invalid("wrong pickup code".into()))?;
                 use subtle::ConstantTimeEq;
-                if !bool::from(given.claim_hash().as_slice().ct_eq(code.claim_hash().as_slice())) {
+                if r.payout_method != PayoutMethod::CashPickup
+                    || !bool::from(given.expose().as_bytes().ct_eq(secret.code().expose().as_bytes()))
+                {
                     return Err(EngineError::Invalid("wrong pickup code".into()));
                 }
                 "pickup code".to_owned()
@@ -141,7 +143,7 @@ impl Engine {
             ReleaseJob {
                 remittance_id: r.remittance_b256()?,
                 terms: r.terms()?,
-                preimage: code.preimage(),
+                preimage: secret.preimage(),
             },
         )
         .await?;

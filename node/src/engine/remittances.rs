@@ -134,7 +134,11 @@ impl Engine {
             self.ensure_available(&mut tx, sender_address, total).await?;
         }
 
-        let code = PickupCode::generate();
+        // The claim secret (salt + pickup code) is derived from the claim key and the quote id, never stored.
+        let secret = self.claim_key_required()?.secret(&req.quote_id);
+        let pickup_lookup = (payout_method == PayoutMethod::CashPickup)
+            .then(|| self.claim_key_required().map(|k| k.lookup(secret.code())))
+            .transpose()?;
         let expiry_unix_s = u64::try_from(now / 1000)
             .unwrap_or(0)
             .saturating_add(self.config().remittance_expiry_s);
@@ -147,7 +151,7 @@ impl Engine {
             expiry_unix_s,
             settlement,
             partner_signer,
-            claim_hash: code.claim_hash(),
+            claim_hash: secret.claim_hash(),
         };
         let id_b = terms.remittance_id(chain_info.escrow);
         let id = format!("{id_b:#x}");
@@ -178,7 +182,7 @@ impl Engine {
                 rate: &q.rate,
                 expiry_unix_s: i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
                 claim_hash: &claim_hash,
-                pickup_code: code.expose(),
+                pickup_lookup: pickup_lookup.as_deref(),
                 settlement_address: Some(&addr_text(settlement)),
                 partner_signer: Some(&addr_text(partner_signer)),
                 created_at_unix_ms: now,
@@ -346,14 +350,24 @@ impl Engine {
         Ok(load(&mut conn, id).await?.map(|r| self.to_api(&r)))
     }
 
-    /// The recipient's pickup code (for the chat bridge to tell the recipient). Never put it in logs.
-    pub async fn pickup_code(&self, id: &RemittanceId) -> Result<PickupCode> {
+    /// The recipient's pickup code, derived again from the claim key (nothing stores it). Only the chat bridge calls
+    /// this, when it delivers the recipient's message (whose stored copy holds a placeholder) or re-sends a lost
+    /// code; no endpoint returns a code. Never put it in logs. `None` when the remittance is not a cash pickup.
+    pub async fn pickup_code(&self, id: &RemittanceId) -> Result<Option<PickupCode>> {
         let id = &id.to_string();
         let mut conn = self.db().pool.acquire().await?;
-        load(&mut conn, id)
+        let r = load(&mut conn, id)
             .await?
-            .ok_or(EngineError::NotFound("remittance"))?
-            .pickup()
+            .ok_or(EngineError::NotFound("remittance"))?;
+        if r.payout_method != PayoutMethod::CashPickup {
+            return Ok(None);
+        }
+        Ok(Some(r.claim_secret(self.claim_key_required()?)?.code().clone()))
+    }
+
+    /// The keyed lookup hash of a pickup code (what `remittances.pickup_lookup` holds), for counter-agent lookups.
+    pub fn pickup_lookup(&self, code: &PickupCode) -> Result<String> {
+        Ok(self.claim_key_required()?.lookup(code))
     }
 
     /// A partner's remittance by the recipient's pickup code (counter agents look codes up).
@@ -365,8 +379,8 @@ impl Engine {
         let Ok(partner_id) = i64::try_from(partner_id) else {
             return Ok(None);
         };
-        let claim_hash = format!("{:#x}", code.claim_hash());
-        remittances::by_claim_hash(&self.db().pool, &claim_hash, partner_id)
+        let lookup = self.pickup_lookup(code)?;
+        remittances::by_pickup_lookup(&self.db().pool, &lookup, partner_id)
             .await?
             .map(|r| Ok(self.to_api(&RemRow::try_from(r)?)))
             .transpose()
@@ -395,6 +409,7 @@ impl Engine {
         let partner_id = filter.partner_id.map(|p| i64::try_from(p).unwrap_or(-1));
         let list_filter = remittances::ListFilter {
             sender_user_id: filter.sender_user_id.as_deref(),
+            recipient_phone: filter.recipient_phone.as_deref(),
             sender_address: sender_address.as_deref(),
             partner_id,
             states: filter.states.iter().map(|s| s.as_str()).collect(),

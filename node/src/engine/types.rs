@@ -394,6 +394,8 @@ pub struct Settlement {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RemittanceFilter {
     pub sender_user_id: Option<String>,
+    /// E.164.
+    pub recipient_phone: Option<String>,
     pub sender_address: Option<String>,
     pub partner_id: Option<u64>,
     pub states: Vec<State>,

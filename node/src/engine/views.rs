@@ -6,11 +6,12 @@ use std::str::FromStr;
 use alloy::primitives::{Address, B256, U256};
 use rust_decimal::Decimal;
 
+use super::claims::ClaimKey;
 use super::state::State;
 use super::types::*;
 use super::{Engine, EngineError, Result, parse_state};
 use crate::chain::Terms;
-use crate::domain::{PayoutMethod, PickupCode, currency_exponent};
+use crate::domain::{ClaimSecret, PayoutMethod, currency_exponent};
 use crate::store::partners::{PartnerRow, RateRow};
 use crate::store::remittances::{self, RemittanceRow};
 use crate::store::users::UserRow;
@@ -27,7 +28,7 @@ pub(super) const NAME_LEN_MAX: usize = 100;
 /// How long an `Idempotency-Key` (and an unused expired quote) is kept: retries must come within this window.
 pub const IDEMPOTENCY_RETENTION_MS: i64 = crate::store::idempotency::RETENTION_MS;
 
-/// A remittance row as stored (the pickup code included: never print it).
+/// A remittance row as stored (no pickup code: see `engine::claims`).
 #[derive(Clone)]
 pub(crate) struct RemRow {
     pub id: String,
@@ -56,7 +57,6 @@ pub(crate) struct RemRow {
     pub refund_tx_hash: Option<String>,
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
-    pub pickup_code: String,
     /// `remesa_wallet` only: the recipient's custodial address.
     pub recipient_address: Option<String>,
     /// The escrow terms' settlement address and partner signer (`None` for a P2P transfer).
@@ -107,7 +107,6 @@ impl TryFrom<RemittanceRow> for RemRow {
             refund_tx_hash: r.refund_tx_hash,
             created_at_unix_ms: r.created_at_unix_ms,
             updated_at_unix_ms: r.updated_at_unix_ms,
-            pickup_code: r.pickup_code,
             recipient_address: r.recipient_address,
             settlement_address: r.settlement_address,
             partner_signer: r.partner_signer,
@@ -140,8 +139,19 @@ impl RemRow {
         B256::from_str(&self.id).map_err(|_| corrupt("id"))
     }
 
-    pub fn pickup(&self) -> Result<PickupCode> {
-        PickupCode::parse(&self.pickup_code).map_err(|_| corrupt("pickup_code"))
+    /// The claim secret (salt and pickup code) of this remittance under `key`, checked against the stored claim
+    /// hash: a node started with another keystore cannot release what this one created, and says so.
+    pub fn claim_secret(&self, key: &ClaimKey) -> Result<ClaimSecret> {
+        let secret = key.secret(&self.quote_id);
+        let stored = B256::from_str(&self.claim_hash).map_err(|_| corrupt("claim_hash"))?;
+        if secret.claim_hash() != stored {
+            return Err(EngineError::Internal(format!(
+                "remittance {}: its claim hash was not made by this node's claim key (another keystore, or a \
+                 remittance from before migration 0008)",
+                self.id
+            )));
+        }
+        Ok(secret)
     }
 }
 

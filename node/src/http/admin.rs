@@ -212,25 +212,6 @@ pub async fn payout_fail(
     ))
 }
 
-/// Reveal a remittance's pickup code (operator; for demos and support).
-#[utoipa::path(get, path = "/v1/admin/remittances/{id}/pickup-code", tag = "admin", params(("id" = String, Path)),
-    responses((status = 200, body = PickupCodeBody)), security(("operator" = [])))]
-pub async fn pickup_code(
-    State(st): State<AppState>,
-    _op: Operator,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<ApiJson<PickupCodeBody>> {
-    let code = st.engine.pickup_code(&parse_id(&id)?).await?;
-    Ok(ApiJson(PickupCodeBody {
-        code: code.display_grouped(),
-    }))
-}
-
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct PickupCodeBody {
-    pub code: String,
-}
-
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct LedgerReport {
     pub entries: u64,

@@ -176,6 +176,7 @@ pub async fn list_remittances(
     }
     let filter = RemittanceFilter {
         sender_user_id: p.sender_user_id,
+        recipient_phone: None,
         sender_address: p.sender_address,
         partner_id: p.partner_id,
         states,

@@ -71,7 +71,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/v1/admin/payouts/{id}/accept", post(admin::payout_accept))
         .route("/v1/admin/payouts/{id}/complete", post(admin::payout_complete))
         .route("/v1/admin/payouts/{id}/fail", post(admin::payout_fail))
-        .route("/v1/admin/remittances/{id}/pickup-code", get(admin::pickup_code))
         .route("/v1/admin/ledger", get(admin::ledger_report))
         .route("/v1/admin/reconcile", get(admin::reconcile))
         .route("/v1/admin/chain/jobs/failed", get(admin::failed_chain_jobs))

@@ -15,7 +15,7 @@ use crate::engine;
         api::list_remittances, api::cancel, api::events, api::balance,
         admin::add_partner, admin::list_partners, admin::partner_status, admin::set_rates, admin::set_mid_rate,
         admin::register_user, admin::find_user, admin::get_user, admin::payout_accept, admin::payout_complete, admin::payout_fail,
-        admin::pickup_code, admin::ledger_report, admin::reconcile, admin::failed_chain_jobs, admin::retry_chain_job,
+        admin::ledger_report, admin::reconcile, admin::failed_chain_jobs, admin::retry_chain_job,
         super::healthz, super::readyz, super::metrics,
     ),
     components(schemas(
@@ -23,7 +23,7 @@ use crate::engine;
         engine::Remittance, engine::AuthorizationInput, engine::AuthorizationRequest, engine::TransitionEvent,
         engine::State, engine::Partner, engine::NewPartner, engine::RateInput, engine::Rate, engine::User,
         engine::NewUser, engine::Balance, engine::PayoutProof, engine::Settlement, crate::domain::PayoutMethod,
-        super::problem::Problem, admin::StatusBody, admin::MidRateBody, admin::FailBody, admin::PickupCodeBody,
+        super::problem::Problem, admin::StatusBody, admin::MidRateBody, admin::FailBody,
         admin::LedgerReport, admin::ReconcileReport,
     )),
     modifiers(&Security),

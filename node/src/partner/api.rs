@@ -458,10 +458,10 @@ async fn payout_by_pickup_code(
     let (pid, _) = partner_id(&p)?;
     // A malformed code is as unknown as a wrong one.
     let code = PickupCode::parse(&code).map_err(|_| ApiError::NotFound("payout"))?;
-    let hash = format!("{:#x}", code.claim_hash());
+    let lookup = st.engine.pickup_lookup(&code)?;
     Ok(Json(
         st.db
-            .partner_payout_by_claim_hash(pid, &hash)
+            .partner_payout_by_pickup_lookup(pid, &lookup)
             .await?
             .ok_or(ApiError::NotFound("payout"))?,
     ))

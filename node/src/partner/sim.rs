@@ -1,7 +1,8 @@
 //! `remesa partner-sim`: a devnet cash-out partner that uses the real partner API, signing every request. It
 //! polls its assigned payouts (and wakes up early on a `payout.created` webhook when it runs a receiver), accepts
-//! each after `accept_delay_ms`, and completes it after `complete_delay_ms` more: cash pickups with the recipient's
-//! pickup code when it knows it (`--pickup-codes-file`), otherwise with a reference.
+//! each after `accept_delay_ms`, and completes it after `complete_delay_ms` more: cash pickups only with the code the
+//! recipient brings (`--pickup-codes-file`, or in `remesa dev` the recipient's chat message), waited for up to
+//! [`SIM_CODE_WAIT_MS`] (else the payout is left unpaid and refunded at expiry); other methods with a reference.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ use super::httpsig::Ed25519Signer;
 pub const SIM_IN_FLIGHT_MAX: usize = 256;
 /// How long one payout step is retried with the same key while the node does not answer it.
 pub const SIM_STEP_RETRY_MS: u64 = 120_000;
+/// How long the simulator waits for a cash payout's recipient to bring the pickup code.
+pub const SIM_CODE_WAIT_MS: u64 = 60_000;
 
 /// Options of `remesa partner-sim` (a `clap::Args`, flattened into the node's CLI).
 #[derive(Debug, Clone, clap::Args)]
@@ -106,7 +109,8 @@ struct Sim {
 }
 
 /// Where the simulator learns a cash payout's pickup code, standing in for the recipient at the counter (in
-/// `remesa dev` the node itself: `engine.pickup_code(id)`). Returns the code for a payout id, if known.
+/// `remesa dev` the recipient's chat message: `ChatService::recipient_pickup_code`). Returns the code for a payout
+/// id, if known yet.
 pub type PickupOracle =
     Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, Option<String>> + Send + Sync>;
 
@@ -297,11 +301,15 @@ impl Sim {
             .await?;
             tracing::info!(target: "partner::sim", payout = %p.id, "failed on purpose");
         } else {
-            let body = match (p.payout_method.as_str(), self.pickup_code_for(&p.id).await) {
-                ("cash_pickup", Some(code)) => serde_json::json!({"kind": "pickup_code", "code": code}),
-                _ => {
-                    serde_json::json!({"kind": "reference", "reference": format!("SIM-{}", &p.id[..p.id.len().min(18)])})
-                }
+            let body = if p.payout_method == "cash_pickup" {
+                // Cash is paid only against the code the recipient brings: wait for the recipient.
+                let Some(code) = self.wait_for_code(&p.id).await else {
+                    tracing::warn!(target: "partner::sim", payout = %p.id, "no recipient came with the pickup code; not paid");
+                    return Ok(());
+                };
+                serde_json::json!({"kind": "pickup_code", "code": code})
+            } else {
+                serde_json::json!({"kind": "reference", "reference": format!("SIM-{}", &p.id[..p.id.len().min(18)])})
             };
             self.step(
                 &format!("/v1/partner/payouts/{}/complete", p.id),
@@ -346,6 +354,23 @@ impl Sim {
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// The recipient's code for this payout, asked again with back-off for up to [`SIM_CODE_WAIT_MS`] (the
+    /// recipient's chat message goes out when the funds are locked, about when the payout is offered).
+    async fn wait_for_code(&self, payout_id: &str) -> Option<String> {
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            if let Some(code) = self.pickup_code_for(payout_id).await {
+                return Some(code);
+            }
+            if started.elapsed() > Duration::from_millis(SIM_CODE_WAIT_MS) {
+                return None;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
         }
     }
 

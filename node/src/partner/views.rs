@@ -171,14 +171,14 @@ impl PartnerDb {
         )
     }
 
-    /// The payout of one partner whose claim hash is `claim_hash` (0x-hex), for counter agents.
-    pub async fn partner_payout_by_claim_hash(
+    /// The payout of one partner whose pickup code has the lookup hash `pickup_lookup` (0x-hex), for counter agents.
+    pub async fn partner_payout_by_pickup_lookup(
         &self,
         partner_id: i64,
-        claim_hash: &str,
+        pickup_lookup: &str,
     ) -> Result<Option<PartnerPayout>, StoreError> {
         Ok(
-            remittances::payout_by_claim_hash(&self.pool, partner_id, claim_hash)
+            remittances::payout_by_pickup_lookup(&self.pool, partner_id, pickup_lookup)
                 .await?
                 .map(PartnerPayout::from),
         )

@@ -3,7 +3,6 @@
 //! devnet partner simulator that `remesa dev` starts.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -220,9 +219,14 @@ pub fn demo_partner_key(data_dir: &Path, partner_id: u64) -> Result<(PathBuf, St
 }
 
 /// Starts the partner simulator for `remesa dev` inside the node process: it talks to `node_url` through the
-/// signed API like any partner; for cash pickups the node tells it the recipient's code (standing in for the
-/// recipient at the counter). Stops on `state.shutdown`.
-pub fn spawn_dev_sim(state: &AppState, partner_id: u64, node_url: &str) -> Result<JoinHandle<()>, String> {
+/// signed API like any partner; for cash pickups it stands in for the recipient at the counter with the code
+/// `recipient` tells (in `remesa dev`, from the recipient's chat message). Stops on `state.shutdown`.
+pub fn spawn_dev_sim(
+    state: &AppState,
+    partner_id: u64,
+    node_url: &str,
+    recipient: PickupOracle,
+) -> Result<JoinHandle<()>, String> {
     let (key_file, _) = demo_partner_key(&state.config.data_dir, partner_id)?;
     let args = SimArgs {
         node_url: node_url.to_owned(),
@@ -236,17 +240,9 @@ pub fn spawn_dev_sim(state: &AppState, partner_id: u64, node_url: &str) -> Resul
         pickup_codes_file: None,
         stop_after: None,
     };
-    let engine = state.engine.clone();
-    let oracle: PickupOracle = Arc::new(move |id: String| {
-        let engine = engine.clone();
-        Box::pin(async move {
-            let id = crate::domain::RemittanceId::parse(&id).ok()?;
-            engine.pickup_code(&id).await.ok().map(|c| c.expose().to_owned())
-        })
-    });
     let cancel = state.shutdown.child_token();
     Ok(tokio::spawn(async move {
-        if let Err(e) = super::sim::run_with(args, cancel, Some(oracle)).await {
+        if let Err(e) = super::sim::run_with(args, cancel, Some(recipient)).await {
             tracing::error!(target: "partner::sim", error = %e, "partner simulator stopped");
         }
     }))

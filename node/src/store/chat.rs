@@ -557,6 +557,37 @@ where
     .await?)
 }
 
+/// The payload (JSON) of the outbound message with this dedupe key, if one was queued.
+pub async fn outbox_payload<'e, E>(exec: E, dedupe_key: &str) -> Result<Option<String>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(
+        sqlx::query_scalar("SELECT payload FROM chat_outbox WHERE dedupe_key = $1")
+            .bind(dedupe_key)
+            .fetch_optional(exec)
+            .await?,
+    )
+}
+
+/// How many outbound messages have a dedupe key starting with `prefix`, which must hold no `%` or `_`.
+pub async fn count_outbox_prefix<'e, E>(exec: E, prefix: &str) -> Result<i64, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    if prefix.contains(['%', '_', '\\']) {
+        return Err(StoreError::Corrupt(format!(
+            "outbox key prefix {prefix:?} holds a LIKE wildcard"
+        )));
+    }
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM chat_outbox WHERE dedupe_key LIKE $1")
+            .bind(format!("{prefix}%"))
+            .fetch_one(exec)
+            .await?,
+    )
+}
+
 /// Takes (marks sent and returns the payloads of) at most `limit` pending terminal messages for `address`, oldest
 /// first; `except_inbox` leaves the replies of that inbox row alone.
 pub async fn take_terminal<'e, E>(

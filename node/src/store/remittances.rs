@@ -1,4 +1,5 @@
-//! The `remittances` table: one row per remittance (its terms, state, pickup code and transaction hashes).
+//! The `remittances` table: one row per remittance (its terms, state, the keyed lookup hash of its pickup code and
+//! transaction hashes). No pickup code or claim salt is ever stored (see `engine::claims`).
 //!
 //! State changes go through [`set_state`] together with a row of [`super::transitions`] in the same transaction;
 //! the engine (`engine::transition`) is the only caller.
@@ -11,10 +12,10 @@ use super::{Dialect, StoreError};
 const COLS: &str = "id, state, quote_id, sender_user_id, sender_address, custodial, partner_id, recipient_phone, \
     recipient_name, country, currency, payout_method, send_amount_base_units, fee_base_units, total_base_units, \
     payout_amount_minor, rate, expiry_unix_s, claim_hash, payout_reference, failure_reason, lock_tx_hash, \
-    release_tx_hash, refund_tx_hash, created_at_unix_ms, updated_at_unix_ms, pickup_code, recipient_address, \
+    release_tx_hash, refund_tx_hash, created_at_unix_ms, updated_at_unix_ms, pickup_lookup, recipient_address, \
     settlement_address, partner_signer";
 
-/// A stored remittance, read by column name. It holds the pickup code: its `Debug` shows only id and state.
+/// A stored remittance, read by column name. Its `Debug` shows only id and state.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RemittanceRow {
     pub id: String,
@@ -45,7 +46,7 @@ pub struct RemittanceRow {
     pub refund_tx_hash: Option<String>,
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
-    pub pickup_code: String,
+    pub pickup_lookup: Option<String>,
     /// `remesa_wallet` only: the recipient's custodial address.
     pub recipient_address: Option<String>,
     /// The partner's settlement address and signer in the escrow terms (`None` for a P2P transfer).
@@ -62,7 +63,7 @@ impl std::fmt::Debug for RemittanceRow {
     }
 }
 
-/// A remittance to insert (state `quoted`). Holds the pickup code: its `Debug` shows only the id.
+/// A remittance to insert (state `quoted`). Its `Debug` shows only the id.
 pub struct NewRemittanceRow<'a> {
     pub id: &'a str,
     pub quote_id: &'a str,
@@ -85,7 +86,8 @@ pub struct NewRemittanceRow<'a> {
     pub rate: &'a str,
     pub expiry_unix_s: i64,
     pub claim_hash: &'a str,
-    pub pickup_code: &'a str,
+    /// HMAC of the pickup code under the claim key (0x-hex), for cash pickups.
+    pub pickup_lookup: Option<&'a str>,
     /// The partner's settlement address and signer in the escrow terms (`None` for a P2P transfer).
     pub settlement_address: Option<&'a str>,
     pub partner_signer: Option<&'a str>,
@@ -105,7 +107,7 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, r: &NewRemittanceRow<'_>) ->
         "INSERT INTO remittances (id, quote_id, idempotency_key, sender_user_id, sender_address, custodial, \
          partner_id, recipient_phone, recipient_name, recipient_account, recipient_address, country, currency, \
          payout_method, send_amount_base_units, fee_base_units, total_base_units, payout_amount_minor, rate, \
-         expiry_unix_s, claim_hash, pickup_code, settlement_address, partner_signer, state, created_at_unix_ms, \
+         expiry_unix_s, claim_hash, pickup_lookup, settlement_address, partner_signer, state, created_at_unix_ms, \
          updated_at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
          $18, $19, $20, $21, $22, $23, $24, 'quoted', $25, $25)",
     )
@@ -130,7 +132,7 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, r: &NewRemittanceRow<'_>) ->
     .bind(r.rate)
     .bind(r.expiry_unix_s)
     .bind(r.claim_hash)
-    .bind(r.pickup_code)
+    .bind(r.pickup_lookup)
     .bind(r.settlement_address)
     .bind(r.partner_signer)
     .bind(r.created_at_unix_ms)
@@ -175,19 +177,19 @@ pub async fn by_idempotency_key(
     .await?)
 }
 
-/// The remittance of one partner with this claim hash (lower-case 0x-hex).
-pub async fn by_claim_hash<'e, E>(
+/// The remittance of one partner whose pickup code has this lookup hash (`engine::claims`, 0x-hex).
+pub async fn by_pickup_lookup<'e, E>(
     exec: E,
-    claim_hash: &str,
+    pickup_lookup: &str,
     partner_id: i64,
 ) -> Result<Option<RemittanceRow>, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM remittances WHERE claim_hash = $1 AND partner_id = $2"
+        "SELECT {COLS} FROM remittances WHERE pickup_lookup = $1 AND partner_id = $2"
     ))
-    .bind(claim_hash)
+    .bind(pickup_lookup)
     .bind(partner_id)
     .fetch_optional(exec)
     .await?)
@@ -197,6 +199,8 @@ where
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter<'a> {
     pub sender_user_id: Option<&'a str>,
+    /// E.164.
+    pub recipient_phone: Option<&'a str>,
     /// Lower-case 0x-hex.
     pub sender_address: Option<&'a str>,
     pub partner_id: Option<i64>,
@@ -228,6 +232,10 @@ where
     if let Some(u) = filter.sender_user_id {
         let p = param(Bind::Text(u), &mut binds);
         sql.push_str(&format!(" AND sender_user_id = {p}"));
+    }
+    if let Some(phone) = filter.recipient_phone {
+        let p = param(Bind::Text(phone), &mut binds);
+        sql.push_str(&format!(" AND recipient_phone = {p}"));
     }
     if let Some(a) = filter.sender_address {
         let p = param(Bind::Text(a), &mut binds);
@@ -493,19 +501,20 @@ where
     .await?)
 }
 
-/// The remittance with claim hash `claim_hash` (0x-hex) if it was ever assigned to `partner_id`.
-pub async fn payout_by_claim_hash<'e, E>(
+/// The remittance whose pickup code has lookup hash `pickup_lookup` (0x-hex) if it was ever assigned to
+/// `partner_id`.
+pub async fn payout_by_pickup_lookup<'e, E>(
     exec: E,
     partner_id: i64,
-    claim_hash: &str,
+    pickup_lookup: &str,
 ) -> Result<Option<PayoutRow>, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
     Ok(sqlx::query_as(&format!(
-        "SELECT {PAYOUT_COLS} FROM remittances r WHERE r.claim_hash = $1 AND r.partner_id = $2 AND {EVER_ASSIGNED}"
+        "SELECT {PAYOUT_COLS} FROM remittances r WHERE r.pickup_lookup = $1 AND r.partner_id = $2 AND {EVER_ASSIGNED}"
     ))
-    .bind(claim_hash)
+    .bind(pickup_lookup)
     .bind(partner_id)
     .fetch_optional(exec)
     .await?)

@@ -7,14 +7,17 @@
 //! - [`both_dbs!`]: one test body, run on both databases.
 //! - [`LocalDevnet`] (the wallet's throw-away anvil with the contracts deployed from the committed artifacts),
 //!   [`node_config`] and [`spawn_node`]: a whole node in process on it.
+//! - [`RecipientChats`]: pickup codes learnt as a recipient learns them, from the recipient's chat messages.
 
 mod db;
 mod node;
+mod recipient;
 
 pub use db::{TestDb, fresh_postgres_url, postgres_admin_url, postgres_required, postgres_url_or_skip};
 pub use node::{
     KEYSTORE_PASSPHRASE, RELAYER_FUNDS_WEI, TestNode, demo_settlement, mint, node_config, spawn_node,
 };
+pub use recipient::{RecipientChats, codes_in, short_reference};
 pub use remesa_wallet::devnet::LocalDevnet;
 
 /// A remittance id the test knows to be valid.

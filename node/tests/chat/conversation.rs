@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::fake_engine::FAKE_PICKUP_CODE;
 use crate::harness::*;
 use crate::webhooks::start;
 
@@ -133,7 +134,7 @@ async fn full_conversation(db: TestDb) -> Result<()> {
         .wait_whatsapp(MARIA, "recipient notice", T, |m| !m.is_empty())
         .await?;
     assert!(
-        m[0].0.contains("ABCD2345EFGH") && m[0].0.contains("775.00 GTQ") && m[0].0.contains("Demo Pagos"),
+        m[0].0.contains("ABCD-2345-EFGH") && m[0].0.contains("775.00 GTQ") && m[0].0.contains("Demo Pagos"),
         "{m:?}"
     );
     node.api
@@ -146,6 +147,64 @@ async fn full_conversation(db: TestDb) -> Result<()> {
             m.iter().any(|x| x.0.contains("ya no se puede cancelar"))
         })
         .await?;
+
+    // The recipient lost the code: the node asks the sender, and only on the sender's "reenviar" does the code go
+    // to the recipient's chat again (never to the sender).
+    assert_eq!(
+        post_whatsapp(
+            &node.http,
+            &node.base,
+            &wa_text(MARIA, "wamid.m1", "perdí mi código"),
+            Some(APP_SECRET)
+        )
+        .await?,
+        200
+    );
+    node.api
+        .wait_whatsapp(MARIA, "lost-code reply", T, |m| {
+            m.iter()
+                .any(|x| x.0.contains("solo si quien te lo envió lo confirma"))
+        })
+        .await?;
+    node.api
+        .wait_whatsapp(ANA, "asked to confirm", T, |m| {
+            m.iter()
+                .any(|x| x.0.contains("pide de nuevo el código") && x.0.contains("*reenviar R1*"))
+        })
+        .await?;
+    say(&node, "wamid.r1", "reenviar R1").await?;
+    node.api
+        .wait_whatsapp(ANA, "resent", T, |m| {
+            m.iter().any(|x| x.0.contains("Listo: le reenvié"))
+        })
+        .await?;
+    node.api
+        .wait_whatsapp(MARIA, "the code again", T, |m| {
+            m.iter().filter(|x| x.0.contains(FAKE_PICKUP_CODE)).count() == 2
+        })
+        .await?;
+    assert!(
+        !node
+            .api
+            .whatsapp_to(ANA)
+            .iter()
+            .any(|x| x.0.contains(FAKE_PICKUP_CODE))
+    );
+    // Stored messages hold a placeholder, never the code.
+    assert_eq!(
+        node.db
+            .count(&format!(
+                "SELECT COUNT(*) FROM chat_outbox WHERE payload LIKE '%{FAKE_PICKUP_CODE}%'"
+            ))
+            .await?,
+        0
+    );
+    assert!(
+        node.db
+            .count("SELECT COUNT(*) FROM chat_outbox WHERE payload LIKE '%[pickup code]%'")
+            .await?
+            >= 2
+    );
     node.engine.transition("R1", "payout_assigned");
     node.engine.transition("R1", "paid");
     node.api
@@ -158,14 +217,15 @@ async fn full_conversation(db: TestDb) -> Result<()> {
         .wait_whatsapp(ANA, "settled", T, |m| m.iter().any(|x| x.0.contains("liquidado")))
         .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // The recipient got the code once (funds_locked and payout_assigned both map to one notice).
+    // The recipient got the code once per notice (funds_locked and payout_assigned both map to one notice) and once
+    // more for the sender-confirmed re-send.
     assert_eq!(
         node.api
             .whatsapp_to(MARIA)
             .iter()
-            .filter(|m| m.0.contains("ABCD2345EFGH"))
+            .filter(|m| m.0.contains(FAKE_PICKUP_CODE))
             .count(),
-        1
+        2
     );
     let deadline = tokio::time::Instant::now() + T;
     while node
@@ -420,7 +480,7 @@ async fn terminal_chat_round_trip() -> Result<()> {
         assert!(tokio::time::Instant::now() < deadline, "no terminal notice");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(notices[0].text.contains("ABCD2345EFGH"), "{notices:?}");
+    assert!(notices[0].text.contains("ABCD-2345-EFGH"), "{notices:?}");
     Ok(())
 }
 
@@ -554,7 +614,7 @@ async fn recipient_notice_uses_the_approved_template() -> Result<()> {
         .collect();
     assert_eq!(
         params,
-        vec!["Ana", "775.00 GTQ", "Demo Pagos", "ABCD2345EFGH", "R1"]
+        vec!["Ana", "775.00 GTQ", "Demo Pagos", "ABCD-2345-EFGH", "R1"]
     );
     Ok(())
 }

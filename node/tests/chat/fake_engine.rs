@@ -9,12 +9,12 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use remesa::chat::backend::{
-    BackendError, Balance, BoxFuture, ChatBackend, EngineUser, NotificationView, QuoteRequest,
+    BackendError, Balance, BoxFuture, ChatBackend, Collectible, EngineUser, NotificationView, QuoteRequest,
     TransitionEvent,
 };
 use remesa::chat::model::Platform;
 use remesa::chat::render::{QuoteView, RemittanceView};
-use remesa::domain::PhoneNumber;
+use remesa::domain::{PayoutMethod, PhoneNumber};
 use rust_decimal::Decimal;
 
 #[derive(Debug, Default)]
@@ -63,6 +63,7 @@ impl FakeEngine {
 
     fn view(r: &(String, String, QuoteView, String)) -> RemittanceView {
         RemittanceView {
+            remittance_id: r.0.clone(),
             reference: r.0.clone(),
             state: r.3.clone(),
             send_amount: r.2.send_amount,
@@ -285,14 +286,61 @@ impl ChatBackend for FakeEngine {
                 sender_user_id: r.1.clone(),
                 sender_label: "Ana".into(),
                 recipient_phone: r.2.recipient_phone.clone(),
+                state: r.3.clone(),
                 payout_amount: r.2.payout_amount,
                 payout_currency: r.2.payout_currency.clone(),
                 payout_method: r.2.payout_method,
                 partner_name: r.2.partner_name.clone(),
                 where_to_collect: Some("any Demo Pagos agent".into()),
-                pickup_code: Some("ABCD2345EFGH".into()),
+                pickup_code: (r.2.payout_method == PayoutMethod::CashPickup)
+                    .then(|| remesa::chat::model::PICKUP_CODE_PLACEHOLDER.to_owned()),
                 expires_at_unix_s: Some(now_s() + 86_400),
             })
         })
     }
+
+    fn collectible_pickups<'a>(
+        &'a self,
+        recipient_phone: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Collectible>, BackendError>> {
+        Box::pin(async move {
+            let st = self.state.lock().expect("lock");
+            Ok(st
+                .remittances
+                .iter()
+                .rev()
+                .filter(|r| {
+                    r.2.recipient_phone == recipient_phone
+                        && r.2.payout_method == PayoutMethod::CashPickup
+                        && matches!(
+                            r.3.as_str(),
+                            "funds_locked" | "payout_assigned" | "payout_accepted"
+                        )
+                })
+                .map(|r| Collectible {
+                    remittance_id: r.0.clone(),
+                    reference: r.0.clone(),
+                    sender_user_id: Some(r.1.clone()),
+                })
+                .collect())
+        })
+    }
+
+    fn pickup_code<'a>(
+        &'a self,
+        remittance_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, BackendError>> {
+        Box::pin(async move {
+            let st = self.state.lock().expect("lock");
+            let r = st
+                .remittances
+                .iter()
+                .find(|r| r.0 == remittance_id)
+                .ok_or(BackendError::NotFound)?;
+            Ok((r.2.payout_method == PayoutMethod::CashPickup).then(|| FAKE_PICKUP_CODE.to_owned()))
+        })
+    }
 }
+
+/// The pickup code the fake engine gives every cash pickup.
+pub const FAKE_PICKUP_CODE: &str = "ABCD-2345-EFGH";

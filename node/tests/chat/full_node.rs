@@ -170,11 +170,27 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     })
     .await?;
 
-    // --- the partner pays the recipient against the code from the chat message ---
+    // Delivered, and stored nowhere: no file of the node (the SQLite database, its WAL, the keystore) holds the
+    // code, grouped or not, while it is still a secret (until the partner completes the payout).
+    assert_files_do_not_hold(dir.path(), &[code.expose(), &code.display_grouped()])?;
+
+    // Support re-sends a lost code to the recipient's chat (never in the response), operator token required.
     let r = engine
         .find_by_pickup_code(1, &code)
         .await?
         .context("remittance by pickup code")?;
+    let resend = format!("{base}/v1/admin/remittances/{}/resend-pickup-code", r.id);
+    assert_eq!(http.post(&resend).send().await?.status(), 401);
+    let answer = http.post(&resend).bearer_auth(OPERATOR_TOKEN).send().await?;
+    assert_eq!(answer.status(), 202);
+    assert!(!answer.text().await?.contains(code.expose()));
+    api.wait_whatsapp(MARIA, "the code again", Duration::from_secs(20), |m| {
+        m.iter().filter(|x| x.0.contains(&code.display_grouped())).count() == 2
+    })
+    .await?;
+    assert_files_do_not_hold(dir.path(), &[code.expose(), &code.display_grouped()])?;
+
+    // --- the partner pays the recipient against the code from the chat message ---
     engine.payout_accepted(&rid(&r.id), pid(1)).await?;
     engine
         .payout_paid(
@@ -221,5 +237,31 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
             .all(|s| s.authorization.as_deref() == Some("Bearer graph-token"))
     );
     node.stop().await;
+    Ok(())
+}
+
+/// Fails when any file under `dir` contains one of `needles`.
+fn assert_files_do_not_hold(dir: &std::path::Path, needles: &[&str]) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path)?;
+            files += 1;
+            for n in needles {
+                anyhow::ensure!(
+                    !bytes.windows(n.len()).any(|w| w == n.as_bytes()),
+                    "{} holds a pickup code",
+                    path.display()
+                );
+            }
+        }
+    }
+    anyhow::ensure!(files > 0, "no files under {}", dir.display());
     Ok(())
 }

@@ -2,9 +2,11 @@ use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, U256};
 use remesa::chain::{ChainEventSink, CustodialTransfer, Deposited, EventMeta, Refunded, Released};
+use remesa::domain::ClaimSecret;
 use remesa::domain::PayoutMethod;
 use remesa::engine::{
-    ChainInfo, Custody, Engine, EngineConfig, NewPartner, NewUser, QuoteRequest, RateInput, TokenDomain, User,
+    ChainInfo, ClaimKey, Custody, Engine, EngineConfig, NewPartner, NewUser, QuoteRequest, RateInput,
+    TokenDomain, User,
 };
 use remesa_testkit::{FromTestDb, TestDb, pid, rid};
 use secrecy::SecretString;
@@ -204,6 +206,23 @@ impl TestEnv {
             .expect("deposited");
         tx.commit().await.expect("commit");
         meta
+    }
+
+    /// The claim secret (salt + pickup code) of remittance `id`, as the node derives it from its keystore's claim
+    /// key: what a release on chain reveals.
+    pub async fn claim_secret(&self, id: &str) -> ClaimSecret {
+        let r = self
+            .engine
+            .remittance(&rid(id))
+            .await
+            .expect("load")
+            .expect("remittance");
+        let custody = Custody::from_mnemonic(SecretString::from(MNEMONIC)).expect("custody");
+        let secret = ClaimKey::from_custody(&custody)
+            .expect("claim key")
+            .secret(&r.quote_id);
+        assert_eq!(format!("{:#x}", secret.claim_hash()), r.claim_hash);
+        secret
     }
 
     pub async fn release(&self, id: &str, amount: u64, partner_id: u64, preimage: B256) {

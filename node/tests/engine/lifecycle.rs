@@ -78,8 +78,24 @@ async fn happy_path_books_and_settles(t: TestEnv) {
         t.engine.payout_paid(&rid(&r.id), pid(1), wrong).await,
         Err(EngineError::Invalid(_))
     ));
-    let code = t.engine.pickup_code(&rid(&r.id)).await.expect("code");
-    assert_eq!(format!("{:#x}", code.claim_hash()), r.claim_hash);
+    // The code the chat delivers to the recipient: derived from the claim key, never stored.
+    let code = t
+        .engine
+        .pickup_code(&rid(&r.id))
+        .await
+        .expect("code")
+        .expect("cash pickup");
+    let secret = t.claim_secret(&r.id).await;
+    assert_eq!(secret.code(), &code);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT pickup_lookup FROM remittances WHERE id = $1")
+        .bind(&r.id)
+        .fetch_all(&t.db.db.pool)
+        .await
+        .expect("lookup column");
+    assert!(
+        stored[0].starts_with("0x") && !stored[0].contains(code.expose()),
+        "a keyed hash, not the code"
+    );
     let by_code = t
         .engine
         .find_by_pickup_code(1, &code)
@@ -107,7 +123,7 @@ async fn happy_path_books_and_settles(t: TestEnv) {
         .expect("paid");
     assert_eq!(paid.state, State::Paid);
     assert_eq!(t.job_count("release", &r.id).await, 1);
-    t.release(&r.id, 11_000_000, 1, code.preimage()).await;
+    t.release(&r.id, 11_000_000, 1, secret.preimage()).await;
     assert_eq!(t.ledger_ok().await, 0);
     let partner = remesa::engine::ledger::balance(&t.db.db.pool, "partner:1")
         .await

@@ -95,7 +95,12 @@ async fn random_sequences(t: TestEnv) {
                     let _ = t.engine.payout_accepted(&rid(&id), pid(1)).await;
                 }
                 3 => {
-                    let code = t.engine.pickup_code(&rid(&id)).await.expect("code");
+                    let code = t
+                        .engine
+                        .pickup_code(&rid(&id))
+                        .await
+                        .expect("code")
+                        .expect("cash");
                     let _ = t
                         .engine
                         .payout_paid(
@@ -115,9 +120,9 @@ async fn random_sequences(t: TestEnv) {
                 }
                 5 if it.chain == OnChain::Locked => {
                     // anyone holding the preimage may release while locked
-                    let code = t.engine.pickup_code(&rid(&id)).await.expect("code");
+                    let secret = t.claim_secret(&id).await;
                     let before = t.meta_peek();
-                    t.release(&id, u64::try_from(total).unwrap_or(0), 1, code.preimage())
+                    t.release(&id, u64::try_from(total).unwrap_or(0), 1, secret.preimage())
                         .await;
                     it.last = Some((before, "released", OnChain::Locked));
                     counts[1] += 1;

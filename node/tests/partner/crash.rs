@@ -106,6 +106,7 @@ async fn restarted_node_takes_over(t: TestDb) {
         .pickup_code(&rid(&id))
         .await
         .unwrap()
+        .unwrap()
         .expose()
         .to_owned();
     let accept = format!("/v1/partner/payouts/{id}/accept");

@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 use crate::auth::partner_signer;
 use crate::harness::{self, Chain};
 use crate::webhooks::start_receiver;
-use remesa_testkit::rid;
 
 async fn eventually<F, Fut>(what: &str, secs: u64, mut f: F)
 where
@@ -207,7 +206,12 @@ async fn e2e(database_url: String) {
     .await;
 
     // The partner pays: cash with the recipient's code (looked up at the counter), bank with a reference.
-    let code = state.engine.pickup_code(&rid(&ids[0])).await.unwrap();
+    // The recipient learns the code from their chat message (the node's terminal chat here) and brings it.
+    let code = remesa_testkit::RecipientChats::new(&base, "op-token")
+        .code("+50255550101", &ids[0], Duration::from_secs(30))
+        .await
+        .unwrap();
+    let code = remesa::domain::PickupCode::parse(&code).unwrap();
     let found: Value = partner
         .get(&format!(
             "/v1/partner/payouts/by-pickup-code/{}",

@@ -44,7 +44,43 @@ pub fn last_graph_messages(n: usize) -> Vec<String> {
     q.iter().rev().take(n).rev().cloned().collect()
 }
 
+/// Pickup codes the recipients were sent (short reference → code), taken by [`take_recipient_code`]. Bounded.
+static RECIPIENT_CODES: std::sync::Mutex<Option<std::collections::HashMap<String, String>>> =
+    std::sync::Mutex::new(None);
+const RECIPIENT_CODES_MAX: usize = 100_000;
+
+/// The pickup code the node sent to the recipient of `remittance_id` over WhatsApp, if it has by now: the partner
+/// simulator stands in for the recipient at the counter with it.
+pub fn take_recipient_code(remittance_id: &str) -> Option<String> {
+    let reference = remesa_testkit::short_reference(remittance_id);
+    RECIPIENT_CODES.lock().ok()?.as_mut()?.remove(&reference)
+}
+
+fn texts_of(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| texts_of(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| texts_of(x, out)),
+        _ => {}
+    }
+}
+
 async fn graph_send(body: String) -> impl IntoResponse {
+    if body.contains("Ref: ")
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+    {
+        let mut texts = Vec::new();
+        texts_of(&v, &mut texts);
+        let found = remesa_testkit::codes_in(texts.iter().map(String::as_str));
+        if !found.is_empty()
+            && let Ok(mut m) = RECIPIENT_CODES.lock()
+        {
+            let m = m.get_or_insert_with(Default::default);
+            if m.len() + found.len() <= RECIPIENT_CODES_MAX {
+                m.extend(found);
+            }
+        }
+    }
     if let Ok(mut q) = LAST_GRAPH_MESSAGES.lock() {
         q.push_back(body.chars().take(600).collect());
         while q.len() > 16 {

@@ -122,40 +122,7 @@ pub struct Node {
     http: reqwest::Client,
 }
 
-/// The operator API of a node, cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AdminClient {
-    base_url: String,
-    http: reqwest::Client,
-}
-
-impl AdminClient {
-    /// The pickup code of a remittance (operator endpoint), without grouping dashes.
-    pub async fn pickup_code(&self, remittance_id: &str) -> anyhow::Result<String> {
-        let v: serde_json::Value = self
-            .http
-            .get(format!(
-                "{}/v1/admin/remittances/{remittance_id}/pickup-code",
-                self.base_url
-            ))
-            .bearer_auth(OPERATOR_TOKEN)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(v["code"].as_str().context("no code")?.replace('-', ""))
-    }
-}
-
 impl Node {
-    pub fn admin_client(&self) -> AdminClient {
-        AdminClient {
-            base_url: self.base_url.clone(),
-            http: self.http.clone(),
-        }
-    }
-
     /// Starts `remesa serve` with a fresh data directory named `label` and `extra_env`, and waits for `/readyz`.
     pub async fn serve(ctx: &Ctx, label: &str, extra_env: &[(String, String)]) -> anyhow::Result<Self> {
         NodeSetup::new(ctx, label, extra_env)?.serve(ctx).await

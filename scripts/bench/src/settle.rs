@@ -215,7 +215,8 @@ pub async fn run(
     wait_funded(&node, &users, Duration::from_secs(120)).await?;
 
     // The devnet partner, paying at once: the node's own simulator (`remesa partner-sim`'s code), with the
-    // recipient's pickup code brought to the counter (asked from the node, as `remesa dev` does).
+    // recipient's pickup code brought to the counter (from the recipient's WhatsApp message, which the Graph API
+    // stand-in received).
     let key_file = node.setup.data_dir.join("bench-partner.key");
     std::fs::write(&key_file, hex::encode([0x42u8; 32]))?;
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -231,11 +232,8 @@ pub async fn run(
         pickup_codes_file: None,
         stop_after: None,
     };
-    let oracle_node = node.admin_client();
-    let oracle: PickupOracle = Arc::new(move |id: String| {
-        let c = oracle_node.clone();
-        Box::pin(async move { c.pickup_code(&id).await.ok() })
-    });
+    let oracle: PickupOracle =
+        Arc::new(move |id: String| Box::pin(async move { crate::floor::take_recipient_code(&id) }));
     let sim = tokio::spawn(remesa::partner::sim::run_with(
         sim_args,
         cancel.clone(),

@@ -19,7 +19,7 @@ use remesa_wallet::eip3009::{self, AuthorizationKind, AuthorizationTerms, Signed
 use remesa_wallet::keys::{self, KeyError, Keystore, Mnemonic, Passphrase, WalletKind};
 use remesa_wallet::money::{MoneyError, TokenAmount};
 use remesa_wallet::relayer::{PendingTx, ReceiptSummary, Relayer, RelayerConfig};
-use remesa_wallet::terms::{PickupCode, RemittanceTerms};
+use remesa_wallet::terms::{ClaimSecret, PickupCode, RemittanceTerms};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -154,7 +154,8 @@ enum Command {
         /// Also deposit it on the escrow through the relayer.
         #[arg(long)]
         submit: bool,
-        /// Write the remittance (terms, pickup code, signature) to this file (mode 0600), for status/refund.
+        /// Write the remittance (terms, pickup code, claim salt, signature) to this file (mode 0600), for
+        /// status/refund.
         #[arg(long)]
         save: Option<PathBuf>,
     },
@@ -711,10 +712,15 @@ async fn run(ctx: &Ctx) -> Result<()> {
             submit,
             save,
         } => {
-            let code = match pickup_code {
-                Some(s) => PickupCode::parse(s).map_err(|e| CliError::user(e.to_string()))?,
-                None => PickupCode::generate(),
+            // The claim hash commits to a fresh random salt besides the code, so it cannot be searched for the code.
+            let secret = match pickup_code {
+                Some(s) => ClaimSecret::new(
+                    *ClaimSecret::generate().salt(),
+                    PickupCode::parse(s).map_err(|e| CliError::user(e.to_string()))?,
+                ),
+                None => ClaimSecret::generate(),
             };
+            let code = secret.code();
             if let Some(path) = save
                 && path.exists()
             {
@@ -763,7 +769,7 @@ async fn run(ctx: &Ctx) -> Result<()> {
                 settlement,
                 partner_signer,
                 expires_at_unix_s: expiry,
-                claim_hash: code.claim_hash(),
+                claim_hash: secret.claim_hash(),
             };
             let id = terms.id();
             let domain = c.chain.token_domain(c.token.address).await?;
@@ -784,6 +790,8 @@ async fn run(ctx: &Ctx) -> Result<()> {
                 "symbol": c.token.symbol,
                 "terms": terms,
                 "pickup_code": code.display_grouped(),
+                // The release preimage is this salt, then the code's 12 characters, then 4 zero bytes.
+                "claim_salt": format!("0x{}", hex::encode(secret.salt())),
                 "authorization": auth,
             });
             if let Some(path) = save {
@@ -792,10 +800,12 @@ async fn run(ctx: &Ctx) -> Result<()> {
             }
             let mut human = format!(
                 "Remittance {id}\n  {amount} {} from {} to partner {partner}, refundable from {expiry} (unix s)\n  \
-                 pickup code {} (give it to the recipient only)\n  authorization for the node API:\n  {}",
+                 pickup code {} (give it to the recipient only)\n  claim salt 0x{} (the releaser needs it with the \
+                 code; keep it secret until then)\n  authorization for the node API:\n  {}",
                 c.token.symbol,
                 terms.sender,
                 code.display_grouped(),
+                hex::encode(secret.salt()),
                 serde_json::to_string(&auth).unwrap_or_default(),
             );
             if *submit {
