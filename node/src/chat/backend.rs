@@ -43,6 +43,16 @@ pub enum BackendError {
         /// The recipient's phone (E.164).
         phone: String,
     },
+    /// The send would pass a sending limit of the sender's KYC tier.
+    #[error("over the {window} limit")]
+    LimitExceeded {
+        /// Which limit.
+        window: crate::engine::LimitWindow,
+        /// The limit, USD.
+        limit: Decimal,
+        /// What can still be sent in that window, USD.
+        left: Decimal,
+    },
     /// Unknown remittance.
     #[error("not found")]
     NotFound,

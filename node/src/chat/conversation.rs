@@ -541,6 +541,10 @@ async fn advance(
             ));
             state.draft = None;
         }
+        Err(BackendError::LimitExceeded { window, limit, left }) => {
+            replies.push(render::limit_exceeded(lang, window, limit, left));
+            state.draft = None;
+        }
         Err(e) => return Err(backend_err(e)),
     }
     Ok(())
@@ -571,6 +575,9 @@ async fn confirm(
             replies.push(render::insufficient_funds(
                 lang, balance, needed, &currency, cx.wallet,
             ));
+        }
+        Err(BackendError::LimitExceeded { window, limit, left }) => {
+            replies.push(render::limit_exceeded(lang, window, limit, left))
         }
         Err(BackendError::NoQuote(reason)) => replies.push(render::no_quote(lang, &reason)),
         Err(BackendError::NoRoute) => replies.push(render::no_route(lang)),

@@ -48,6 +48,16 @@ fn internal(e: EngineError) -> BackendError {
         EngineError::NoRoute => BackendError::NoRoute,
         EngineError::RecipientNotRegistered { phone } => BackendError::RecipientNotRegistered { phone },
         EngineError::Invalid(m) => BackendError::NoQuote(m),
+        EngineError::LimitExceeded {
+            window,
+            limit_usd,
+            left_usd,
+            ..
+        } => BackendError::LimitExceeded {
+            window,
+            limit: limit_usd,
+            left: left_usd,
+        },
         EngineError::InsufficientFunds { available, required } => BackendError::InsufficientFunds {
             balance: dec(&available),
             needed: dec(&required),
@@ -185,8 +195,19 @@ impl ChatBackend for EngineBackend {
                 })
                 .await
                 .map_err(internal)?;
-            // Tell the sender now rather than after "yes" when the wallet cannot cover the total.
             let address = self.user_address(user_id).await?;
+            // Tell the sender now rather than after "yes" when a sending limit refuses the amount (checked again,
+            // atomically, when the quote is used).
+            if let Some(h) = self
+                .engine
+                .send_headroom(&address, &q.country)
+                .await
+                .map_err(internal)?
+                && let Some((window, limit, left)) = h.refusal(dec(&q.send_amount))
+            {
+                return Err(BackendError::LimitExceeded { window, limit, left });
+            }
+            // Tell the sender now rather than after "yes" when the wallet cannot cover the total.
             let balance = self.engine.balance(&address).await.map_err(internal)?;
             let (available, total) = (dec(&balance.available), dec(&q.total));
             if available < total {

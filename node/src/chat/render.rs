@@ -8,6 +8,7 @@ use super::intent::{AmountError, Lang, UnknownReason, format_money};
 use super::model::{Button, OutboundMessage};
 use crate::domain::PayoutMethod;
 use crate::domain::PhoneError;
+use crate::engine::LimitWindow;
 
 /// Button id prefix: confirm the quote with this id.
 pub const BTN_CONFIRM: &str = "confirm:";
@@ -573,6 +574,37 @@ pub fn insufficient_funds(
             "Tu saldo es {} pero este envío necesita {}. Agrega fondos a tu billetera:\n{wallet_address}",
             money(balance, currency),
             money(needed, currency)
+        ),
+    })
+}
+
+/// The amount is over a sending limit: what is left, and how to raise it.
+pub fn limit_exceeded(lang: Lang, window: LimitWindow, limit: Decimal, left: Decimal) -> OutboundMessage {
+    let (limit, left) = (money(limit, "USD"), money(left, "USD"));
+    OutboundMessage::text(match (lang, window) {
+        (Lang::En, LimitWindow::PerTransaction) => format!(
+            "That is more than one transfer can send: the limit is {limit} per transfer. Send {left} or less. To raise \
+             your limits, your identity must be verified: contact support."
+        ),
+        (Lang::Es, LimitWindow::PerTransaction) => format!(
+            "Eso es más de lo que puede enviar un solo envío: el límite es {limit} por envío. Envía {left} o \
+             menos. Para subir tus límites hay que verificar tu identidad: contacta a soporte."
+        ),
+        (Lang::En, LimitWindow::Day) => format!(
+            "That is over your limit of {limit} in 24 hours: you can send {left} more today. To raise your \
+             limits, your identity must be verified: contact support."
+        ),
+        (Lang::Es, LimitWindow::Day) => format!(
+            "Eso supera tu límite de {limit} en 24 horas: hoy puedes enviar {left} más. Para subir tus \
+             límites hay que verificar tu identidad: contacta a soporte."
+        ),
+        (Lang::En, LimitWindow::ThirtyDays) => format!(
+            "That is over your limit of {limit} in 30 days: you can send {left} more this month. To raise your \
+             limits, your identity must be verified: contact support."
+        ),
+        (Lang::Es, LimitWindow::ThirtyDays) => format!(
+            "Eso supera tu límite de {limit} en 30 días: este mes puedes enviar {left} más. Para subir tus \
+             límites hay que verificar tu identidad: contacta a soporte."
         ),
     })
 }

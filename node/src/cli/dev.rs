@@ -93,6 +93,13 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     dev_config.chain = config.chain.clone();
     dev_config.chain.confirmations = 1;
     dev_config.chain.batch_delay_ms_max = 1_000;
+    // Small demo limits (so a refusal is easy to try), unless the configuration has its own.
+    dev_config.limits = if config.limits.is_empty() {
+        demo_limits()
+    } else {
+        config.limits.clone()
+    };
+    let limits = crate::config::compliance::parse_limits(&dev_config.limits).map_err(anyhow::Error::msg)?;
 
     let state = app::state(dev_config).await?;
     let custody = state.engine.custody().context("keystore")?;
@@ -143,6 +150,18 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     println!();
     println!("Remesa devnet node: {node_url}  (OpenAPI: {node_url}/openapi.json)");
     println!("operator token:     {operator}");
+    for l in &limits {
+        let show =
+            |v: Option<rust_decimal::Decimal>| v.map_or_else(|| "-".to_owned(), |d| format!("{d} USD"));
+        println!(
+            "sending limits:     tier {} to {}: {} per transfer, {} per 24 h, {} per 30 days",
+            l.tier,
+            l.country.as_deref().unwrap_or("any country"),
+            show(l.per_tx_usd),
+            show(l.per_day_usd),
+            show(l.per_30d_usd)
+        );
+    }
     println!(
         "chat as a demo user: REMESA_OPERATOR_TOKEN={operator} remesa chat --node {node_url} --as {}",
         DEMO_USERS[0].0
@@ -252,4 +271,15 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
         "demo partners: 1 Banco Demo (GT, MX), 2 Tienda Express (GT); rates and mid-market rates posted"
     );
     Ok(())
+}
+
+/// The devnet's sending limits for unverified (tier 0) senders: small, so a refusal is easy to try.
+fn demo_limits() -> Vec<crate::config::LimitRule> {
+    vec![crate::config::LimitRule {
+        tier: 0,
+        country: "*".into(),
+        per_tx_usd: Some("500".into()),
+        per_day_usd: Some("1000".into()),
+        per_30d_usd: Some("3000".into()),
+    }]
 }

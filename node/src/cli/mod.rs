@@ -1,6 +1,7 @@
 //! The `remesa` command line: `serve`, `migrate`, `dev`, `reconcile`, `keystore init`, `partner add|list`,
-//! `rates set`, `chat` (terminal chat) and `partner-sim` (devnet partner).
+//! `rates set`, `compliance export`, `chat` (terminal chat) and `partner-sim` (devnet partner).
 
+pub mod compliance;
 pub mod dev;
 pub mod devnet;
 pub mod reconcile;
@@ -43,6 +44,9 @@ pub enum Command {
     /// The node's master keystore.
     #[command(subcommand)]
     Keystore(KeystoreCmd),
+    /// Compliance records (operator).
+    #[command(subcommand)]
+    Compliance(ComplianceCmd),
     /// Partners (operator).
     #[command(subcommand)]
     Partner(PartnerCmd),
@@ -56,6 +60,16 @@ pub enum Command {
     Chat(crate::chat::terminal::ChatArgs),
     /// A simulated cash-out partner working through the partner API (devnet).
     PartnerSim(crate::partner::sim::SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCmd {
+    /// Every compliance event (limit refusals, …) as CSV, oldest first.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +171,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let ok = reconcile::run(load()?).await?;
             if !ok {
                 std::process::exit(1);
+            }
+        }
+        Command::Compliance(ComplianceCmd::Export { out }) => {
+            let n = compliance::export(load()?, out.as_deref()).await?;
+            if out.is_some() {
+                println!("{n} compliance events written");
             }
         }
         Command::Keystore(KeystoreCmd::Init) => {

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod chain;
 pub mod chat;
+pub mod compliance;
 pub mod partner;
 
 pub use chain::ChainConfig;
 pub use chat::ChatConfig;
+pub use compliance::LimitRule;
 pub use partner::PartnerConfig;
 
 /// Everything `remesa serve` needs. Units are in the names. `Debug` shows no secret (the database URL's password
@@ -84,6 +86,8 @@ pub struct Config {
     pub chain_workers: bool,
     /// Tuning of the chain workers (`REMESA_CHAIN__<FIELD>` or a `[chain]` table in the file).
     pub chain: ChainConfig,
+    /// Sending limits per KYC tier and corridor (`[[limits]]` tables, or `REMESA_LIMITS`); none: not limited.
+    pub limits: Vec<LimitRule>,
     #[serde(flatten)]
     pub chat: ChatConfig,
     #[serde(flatten)]
@@ -121,6 +125,7 @@ impl Default for Config {
             token_decimals_default: 6,
             chain_workers: true,
             chain: ChainConfig::default(),
+            limits: Vec::new(),
             chat: Default::default(),
             partner: Default::default(),
         }
@@ -155,6 +160,7 @@ impl std::fmt::Debug for Config {
             .field("token_decimals_default", &self.token_decimals_default)
             .field("chain_workers", &self.chain_workers)
             .field("chain", &self.chain)
+            .field("limits", &self.limits)
             .field("chat", &self.chat)
             .field("partner", &self.partner)
             .finish_non_exhaustive()
@@ -303,6 +309,7 @@ impl Config {
         self.chain
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("chain: {e}")))?;
+        compliance::parse_limits(&self.limits).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -424,6 +431,34 @@ mod tests {
                 Some("0042".into())
             );
             assert_eq!(c.chain.lease_ms, 3000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's signature
+    fn limits_from_the_file_or_the_environment_and_bad_ones_stop_the_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "remesa.toml",
+                "[[limits]]\ntier = 0\nper_tx_usd = \"500\"\nper_day_usd = \"1000\"\n\n[[limits]]\ntier = 0\ncountry = \"MX\"\nper_tx_usd = \"300\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("remesa.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.limits.len(), 2);
+            assert_eq!(c.limits[0].country, "*");
+            jail.set_env(
+                "REMESA_LIMITS",
+                r#"[{tier = 1, country = "GT", per_30d_usd = "9000"}]"#,
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.limits[0].tier, 1);
+            assert_eq!(c.limits[0].per_30d_usd.as_deref(), Some("9000"));
+            jail.set_env("REMESA_LIMITS", r#"[{tier = 7, per_tx_usd = "1"}]"#);
+            let e = Config::load(None).expect_err("tier 7");
+            assert!(e.to_string().contains("unknown tier 7"), "{e}");
+            jail.set_env("REMESA_LIMITS", r#"[{tier = 0, country = "XYZ"}]"#);
+            let e = Config::load(None).expect_err("corridor");
+            assert!(e.to_string().contains("unknown corridor"), "{e}");
             Ok(())
         });
     }

@@ -12,6 +12,7 @@ pub mod authorization;
 pub mod claims;
 pub mod custody;
 pub mod ledger;
+pub mod limits;
 mod p2p;
 mod partners;
 mod payouts;
@@ -32,6 +33,7 @@ pub use crate::chain::ChainInfo;
 pub use authorization::TokenDomain;
 pub use claims::ClaimKey;
 pub use custody::Custody;
+pub use limits::{Headroom, LimitWindow};
 pub use state::State;
 pub use types::*;
 
@@ -49,6 +51,8 @@ pub struct EngineConfig {
     /// before the escrow lets the sender refund (the contract releases only before expiry).
     pub payout_cutoff_s: u64,
     pub page_limit_max: u32,
+    /// Sending limits per KYC tier and corridor (checked rules; none: not limited).
+    pub limits: Vec<crate::config::compliance::Limits>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +63,7 @@ impl Default for EngineConfig {
             remittance_expiry_s: 24 * 3600,
             payout_cutoff_s: 600,
             page_limit_max: 200,
+            limits: Vec::new(),
         }
     }
 }
@@ -71,6 +76,8 @@ impl EngineConfig {
             remittance_expiry_s: c.remittance_expiry_s,
             payout_cutoff_s: c.payout_cutoff_s,
             page_limit_max: c.page_limit_max,
+            // `Config::validate` checked them: a node never starts on rules that do not parse.
+            limits: crate::config::compliance::parse_limits(&c.limits).unwrap_or_default(),
         }
     }
 }
@@ -98,6 +105,18 @@ pub enum EngineError {
     RecipientNotRegistered { phone: String },
     #[error("insufficient funds: {available} available, {required} required")]
     InsufficientFunds { available: String, required: String },
+    /// A sending limit of the sender's KYC tier in this corridor (`config::compliance`).
+    #[error("over the {window} limit of {limit_usd} USD for this sender: {left_usd} USD can be sent now")]
+    LimitExceeded {
+        window: LimitWindow,
+        limit_usd: rust_decimal::Decimal,
+        left_usd: rust_decimal::Decimal,
+        tier: u8,
+        /// The sender's address.
+        subject: String,
+        send_usd: rust_decimal::Decimal,
+        country: String,
+    },
     #[error("this idempotency key was used with a different request")]
     IdempotencyMismatch,
     #[error("not available: {0}")]

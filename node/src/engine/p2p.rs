@@ -136,6 +136,8 @@ impl Engine {
             ));
         }
         let total = q.total_base_units;
+        self.check_limits(&mut tx, &addr_text(sender), &q.country, q.send_amount_base_units)
+            .await?;
         self.ensure_available(&mut tx, sender, total).await?;
 
         let now = now_ms();

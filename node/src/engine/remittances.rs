@@ -22,8 +22,23 @@ impl Engine {
     ///
     /// Idempotent on `idempotency_key`: the same key and request return the same remittance (`created = false`);
     /// the same key with another quote, sender or recipient is [`EngineError::IdempotencyMismatch`].
+    ///
+    /// Refused with [`EngineError::LimitExceeded`] when the send would pass a sending limit of the sender's KYC tier
+    /// in the corridor (checked in the same transaction; the refusal is recorded as a compliance event).
     #[tracing::instrument(skip_all, fields(quote_id = %req.quote_id))]
     pub async fn create_remittance(
+        &self,
+        req: CreateRemittance,
+        idempotency_key: &IdempotencyKey,
+    ) -> Result<(Remittance, bool)> {
+        let result = self.create_remittance_in_tx(req, idempotency_key).await;
+        if let Err(e @ EngineError::LimitExceeded { .. }) = &result {
+            self.record_limit_refusal(e).await;
+        }
+        result
+    }
+
+    async fn create_remittance_in_tx(
         &self,
         req: CreateRemittance,
         idempotency_key: &IdempotencyKey,
@@ -130,6 +145,13 @@ impl Engine {
                 (None, a, None)
             }
         };
+        self.check_limits(
+            &mut tx,
+            &addr_text(sender_address),
+            &q.country,
+            q.send_amount_base_units,
+        )
+        .await?;
         if signer.is_some() {
             self.ensure_available(&mut tx, sender_address, total).await?;
         }

@@ -44,7 +44,7 @@ pub async fn create_quote(
         (status = 200, description = "Already created with this key", body = Remittance),
         (status = 410, description = "Quote expired", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Quote already used", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid, insufficient funds, or key reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid, insufficient funds, key reused, or over a sending limit (type `limit-exceeded`, `reason` `per_transaction`, `day` or `30_days`; see COMPLIANCE.md)", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("operator" = [])))]
 pub async fn create_remittance(

@@ -158,6 +158,13 @@ impl From<EngineError> for Problem {
                 "Insufficient funds",
                 Some(e.to_string()),
             ),
+            EngineError::LimitExceeded { window, .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "limit-exceeded",
+                "Sending limit exceeded",
+                Some(e.to_string()),
+            )
+            .with_reason(window.as_str()),
             EngineError::IdempotencyMismatch => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

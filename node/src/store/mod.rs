@@ -8,6 +8,7 @@
 pub mod chain_index;
 pub mod chain_txs;
 pub mod chat;
+pub mod compliance;
 pub mod events;
 pub mod idempotency;
 pub mod instances;

@@ -44,6 +44,13 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     let api = PlatformApi::start().await?;
     let mut config = node_config(&devnet, dir.path(), OPERATOR_TOKEN).await?;
     config.chat = chat_config(&api);
+    config.limits = vec![remesa::config::LimitRule {
+        tier: 0,
+        country: "*".into(),
+        per_tx_usd: Some("300".into()),
+        per_day_usd: Some("1000".into()),
+        per_30d_usd: None,
+    }];
     let node = spawn_node(config).await?;
     let (base, engine) = (node.base.clone(), node.state.engine.clone());
     let http = reqwest::Client::new();
@@ -107,6 +114,18 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     assert_eq!(say("wamid.h2", "saldo").await?, 200);
     api.wait_whatsapp(ANA, "balance", Duration::from_secs(20), |m| {
         m.iter().any(|x| x.0.contains("500.00 USD"))
+    })
+    .await?;
+
+    // --- over a sending limit (tier 0: 300 USD per transfer here): refused at the quote, with what is allowed ---
+    assert_eq!(
+        say("wamid.h2b", "envía 350 a María López +502 5555 0101 en efectivo").await?,
+        200
+    );
+    api.wait_whatsapp(ANA, "limit", Duration::from_secs(20), |m| {
+        m.iter().any(|x| {
+            x.0.contains("el límite es 300.00 USD por envío") && x.0.contains("Envía 300.00 USD o menos")
+        })
     })
     .await?;
 

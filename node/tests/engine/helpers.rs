@@ -39,6 +39,10 @@ pub fn chain_info() -> ChainInfo {
 }
 
 impl TestEnv {
+    pub fn with_config(db: TestDb, cfg: EngineConfig) -> TestEnv {
+        TestEnv::with(db, cfg)
+    }
+
     fn with(db: TestDb, cfg: EngineConfig) -> TestEnv {
         let custody = Custody::from_mnemonic(SecretString::from(MNEMONIC)).expect("custody");
         let engine = Engine::new(db.db.clone(), cfg, Some(chain_info()), Some(custody), 6);

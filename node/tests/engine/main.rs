@@ -6,6 +6,7 @@
 mod helpers;
 mod http;
 mod lifecycle;
+mod limits;
 mod migrations;
 mod model;
 mod p2p;

@@ -1,0 +1,165 @@
+//! Compliance configuration: sending limits per KYC tier and corridor (`[[limits]]` tables in the TOML file, or
+//! `REMESA_LIMITS='[{tier = 0, country = "*", per_tx_usd = "500", per_day_usd = "1000", per_30d_usd = "3000"}]'`).
+//! Amounts are in US dollars (the stablecoin sent), as decimal strings; a window left out is not limited.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The highest KYC tier (0: a phone number only; 1: identity fields; 2: an operator-approved document).
+pub const KYC_TIER_MAX: u8 = 2;
+/// Most limit rules.
+pub const LIMIT_RULES_MAX: usize = 1_000;
+
+/// One limit rule as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRule {
+    /// KYC tier the rule applies to (0 to [`KYC_TIER_MAX`]).
+    pub tier: u8,
+    /// Destination country (ISO 3166-1 alpha-2, the corridor), or `*` for every corridor without its own rule.
+    #[serde(default = "any_country")]
+    pub country: String,
+    /// Most per remittance (send amount), USD.
+    #[serde(default)]
+    pub per_tx_usd: Option<String>,
+    /// Most sent in the last 24 hours, USD.
+    #[serde(default)]
+    pub per_day_usd: Option<String>,
+    /// Most sent in the last 30 days, USD.
+    #[serde(default)]
+    pub per_30d_usd: Option<String>,
+}
+
+fn any_country() -> String {
+    "*".to_owned()
+}
+
+/// A checked limit rule: amounts parsed, country upper case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub tier: u8,
+    /// `None`: any corridor.
+    pub country: Option<String>,
+    pub per_tx_usd: Option<Decimal>,
+    pub per_day_usd: Option<Decimal>,
+    pub per_30d_usd: Option<Decimal>,
+}
+
+/// Checks the configured rules; the message names the rule and what is wrong.
+pub fn parse_limits(rules: &[LimitRule]) -> Result<Vec<Limits>, String> {
+    if rules.len() > LIMIT_RULES_MAX {
+        return Err(format!("at most {LIMIT_RULES_MAX} limit rules"));
+    }
+    let mut out: Vec<Limits> = Vec::with_capacity(rules.len());
+    for (n, r) in rules.iter().enumerate() {
+        let at = format!("limits[{n}] (tier {}, country {:?})", r.tier, r.country);
+        if r.tier > KYC_TIER_MAX {
+            return Err(format!(
+                "{at}: unknown tier {} (tiers are 0 to {KYC_TIER_MAX})",
+                r.tier
+            ));
+        }
+        let country = match r.country.trim() {
+            "*" => None,
+            c if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Some(c.to_ascii_uppercase()),
+            c => {
+                return Err(format!(
+                    "{at}: unknown corridor {c:?} (an ISO 3166-1 alpha-2 country code, or *)"
+                ));
+            }
+        };
+        let amount = |what: &str, v: &Option<String>| -> Result<Option<Decimal>, String> {
+            v.as_deref()
+                .map(|s| match Decimal::from_str(s.trim()) {
+                    Ok(d) if d > Decimal::ZERO && d.scale() <= 6 => Ok(d),
+                    _ => Err(format!(
+                        "{at}: {what} must be a positive amount in USD with at most 6 decimals, not {s:?}"
+                    )),
+                })
+                .transpose()
+        };
+        let l = Limits {
+            tier: r.tier,
+            country,
+            per_tx_usd: amount("per_tx_usd", &r.per_tx_usd)?,
+            per_day_usd: amount("per_day_usd", &r.per_day_usd)?,
+            per_30d_usd: amount("per_30d_usd", &r.per_30d_usd)?,
+        };
+        if let (Some(d), Some(m)) = (l.per_day_usd, l.per_30d_usd)
+            && d > m
+        {
+            return Err(format!("{at}: per_day_usd is more than per_30d_usd"));
+        }
+        if out.iter().any(|o| o.tier == l.tier && o.country == l.country) {
+            return Err(format!("{at}: a second rule for the same tier and corridor"));
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// The rule for a sender of `tier` sending to `country`: the corridor's own rule, else the tier's `*` rule.
+pub fn rule_for<'a>(limits: &'a [Limits], tier: u8, country: &str) -> Option<&'a Limits> {
+    limits
+        .iter()
+        .find(|l| l.tier == tier && l.country.as_deref() == Some(country))
+        .or_else(|| limits.iter().find(|l| l.tier == tier && l.country.is_none()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(tier: u8, country: &str, tx: Option<&str>, day: Option<&str>, m: Option<&str>) -> LimitRule {
+        LimitRule {
+            tier,
+            country: country.into(),
+            per_tx_usd: tx.map(Into::into),
+            per_day_usd: day.map(Into::into),
+            per_30d_usd: m.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn rules_are_checked_and_matched_most_specific_first() {
+        let l = parse_limits(&[
+            rule(0, "*", Some("500"), Some("1000"), Some("3000")),
+            rule(0, "mx", Some("300"), None, None),
+        ])
+        .expect("valid");
+        assert_eq!(
+            rule_for(&l, 0, "MX").and_then(|r| r.per_tx_usd),
+            Some(Decimal::from(300))
+        );
+        assert_eq!(
+            rule_for(&l, 0, "GT").and_then(|r| r.per_tx_usd),
+            Some(Decimal::from(500))
+        );
+        assert!(rule_for(&l, 1, "GT").is_none(), "no rule: not limited");
+        for (bad, why) in [
+            (vec![rule(3, "*", Some("1"), None, None)], "unknown tier 3"),
+            (
+                vec![rule(0, "Guatemala", Some("1"), None, None)],
+                "unknown corridor",
+            ),
+            (vec![rule(0, "*", Some("-5"), None, None)], "positive amount"),
+            (
+                vec![rule(0, "*", Some("1.0000001"), None, None)],
+                "at most 6 decimals",
+            ),
+            (
+                vec![rule(0, "*", None, Some("10"), Some("5"))],
+                "more than per_30d_usd",
+            ),
+            (
+                vec![rule(0, "gt", None, None, None), rule(0, "GT", None, None, None)],
+                "same tier and corridor",
+            ),
+        ] {
+            let e = parse_limits(&bad).expect_err(why);
+            assert!(e.contains(why), "{e}");
+        }
+    }
+}
