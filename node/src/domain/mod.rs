@@ -4,6 +4,7 @@ mod ids;
 mod money;
 mod phone;
 mod pickup;
+pub mod sanctions;
 
 pub use ids::{IdError, IdempotencyKey, PartnerId, RemittanceId};
 pub use money::{MoneyError, PayoutMethod, TokenAmount, currency_exponent, parse_currency};

@@ -12,6 +12,7 @@
 mod db;
 mod node;
 mod recipient;
+pub mod sanctions;
 
 pub use db::{TestDb, fresh_postgres_url, postgres_admin_url, postgres_required, postgres_url_or_skip};
 pub use node::{

@@ -59,6 +59,19 @@ async fn send(t: &TestEnv, user_id: &str, amount: &str, key: &str) -> Result<(),
         .map(|_| ())
 }
 
+/// Asserts a refusal by `window` with that limit and what is left (USD).
+fn refused(result: Result<(), EngineError>, want: LimitWindow, limit: &str, left: &str) {
+    match result {
+        Err(EngineError::LimitExceeded {
+            window,
+            limit_usd,
+            left_usd,
+            ..
+        }) => assert_eq!((window, limit_usd, left_usd), (want, usd(limit), usd(left))),
+        other => panic!("expected a {want:?} refusal, got {other:?}"),
+    }
+}
+
 fn usd(s: &str) -> Decimal {
     Decimal::from_str(s).expect("decimal")
 }
@@ -83,36 +96,15 @@ async fn refused_with_what_is_left(Limited(t): Limited) {
             .is_some()
     );
 
-    match send(&t, &u.id, "60", "k-1").await {
-        Err(EngineError::LimitExceeded {
-            window,
-            limit_usd,
-            left_usd,
-            ..
-        }) => {
-            assert_eq!(
-                (window, limit_usd, left_usd),
-                (LimitWindow::PerTransaction, usd("50"), usd("50"))
-            );
-        }
-        other => panic!("60 USD passes the per-transfer limit: {other:?}"),
-    }
+    refused(
+        send(&t, &u.id, "60", "k-1").await,
+        LimitWindow::PerTransaction,
+        "50",
+        "50",
+    );
     send(&t, &u.id, "40", "k-2").await.expect("40");
     send(&t, &u.id, "40", "k-3").await.expect("80 today");
-    match send(&t, &u.id, "30", "k-4").await {
-        Err(EngineError::LimitExceeded {
-            window,
-            limit_usd,
-            left_usd,
-            ..
-        }) => {
-            assert_eq!(
-                (window, limit_usd, left_usd),
-                (LimitWindow::Day, usd("100"), usd("20"))
-            );
-        }
-        other => panic!("110 USD in 24 hours: {other:?}"),
-    }
+    refused(send(&t, &u.id, "30", "k-4").await, LimitWindow::Day, "100", "20");
     send(&t, &u.id, "20", "k-5")
         .await
         .expect("exactly the day's limit");

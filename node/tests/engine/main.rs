@@ -11,3 +11,4 @@ mod migrations;
 mod model;
 mod p2p;
 mod quotes;
+mod sanctions;

@@ -17,6 +17,7 @@ mod node;
 mod partner;
 mod procs;
 mod report;
+mod sanctions;
 mod settle;
 mod sqlite;
 mod stats;
@@ -41,6 +42,15 @@ struct Cli {
 enum Cmd {
     /// Run the figures and write the Markdown report.
     Run(Box<RunArgs>),
+    /// Sanctions screening latency, recall and false positives on a synthetic list in OFAC's CSV formats.
+    Sanctions {
+        #[arg(long, default_value_t = 20_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 400)]
+        variants: usize,
+        #[arg(long, default_value_t = 2_500)]
+        unlisted: usize,
+    },
     /// The floor server: tokio + axum answering a constant page (the baseline of figures 4 and 5).
     FloorServer {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -165,6 +175,11 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run(args) => rt.block_on(run(*args)),
         Cmd::FloorServer { addr } => rt.block_on(floor::serve_floor(addr)).map(|()| true),
+        Cmd::Sanctions {
+            entries,
+            variants,
+            unlisted,
+        } => sanctions::run(entries, variants, unlisted).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
