@@ -190,6 +190,21 @@ async fn full_conversation(db: TestDb) -> Result<()> {
             .iter()
             .any(|x| x.0.contains(FAKE_PICKUP_CODE))
     );
+    // At most five re-sends per remittance: four more pass, the sixth is refused with a way out.
+    for n in 2..=5 {
+        say(&node, &format!("wamid.r{n}"), "reenviar R1").await?;
+        node.api
+            .wait_whatsapp(MARIA, "the code again", T, |m| {
+                m.iter().filter(|x| x.0.contains(FAKE_PICKUP_CODE)).count() == n + 1
+            })
+            .await?;
+    }
+    say(&node, "wamid.r6", "reenviar R1").await?;
+    node.api
+        .wait_whatsapp(ANA, "too often", T, |m| {
+            m.iter().any(|x| x.0.contains("ya se reenvió varias veces"))
+        })
+        .await?;
     // Stored messages hold a placeholder, never the code.
     assert_eq!(
         node.db
@@ -218,14 +233,14 @@ async fn full_conversation(db: TestDb) -> Result<()> {
         .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The recipient got the code once per notice (funds_locked and payout_assigned both map to one notice) and once
-    // more for the sender-confirmed re-send.
+    // more for each of the five sender-confirmed re-sends.
     assert_eq!(
         node.api
             .whatsapp_to(MARIA)
             .iter()
             .filter(|m| m.0.contains(FAKE_PICKUP_CODE))
             .count(),
-        2
+        6
     );
     let deadline = tokio::time::Instant::now() + T;
     while node

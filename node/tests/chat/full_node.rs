@@ -248,6 +248,15 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
         "one remittance for two deliveries of the confirmation"
     );
     assert_eq!(list.items[0].state.as_str(), "settled");
+    // Paid and settled: there is no code to collect, so none is re-sent.
+    assert_eq!(
+        http.post(&resend)
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await?
+            .status(),
+        409
+    );
 
     // Every outbound message was accepted by the Graph API stand-in, with the bearer token.
     assert!(
