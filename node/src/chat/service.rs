@@ -32,7 +32,6 @@ const EVENTS_PAGE: u32 = 100;
 /// Name of the notifier's cursor in `chat_cursors`.
 pub const NOTIFY_CURSOR: &str = "engine_events";
 
-/// Shared chat state.
 /// At most this many re-sends of one remittance's pickup code (sender-confirmed and operator together).
 pub const RESENDS_MAX: i64 = 5;
 
@@ -51,6 +50,7 @@ pub enum ResendError {
     Backend(String),
 }
 
+/// Shared chat state.
 #[derive(Clone)]
 pub struct ChatService {
     inner: Arc<Inner>,

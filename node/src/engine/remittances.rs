@@ -157,10 +157,10 @@ impl Engine {
         }
 
         // The claim secret (salt + pickup code) is derived from the claim key and the quote id, never stored.
-        let secret = self.claim_key_required()?.secret(&req.quote_id);
-        let pickup_lookup = (payout_method == PayoutMethod::CashPickup)
-            .then(|| self.claim_key_required().map(|k| k.lookup(secret.code())))
-            .transpose()?;
+        let claim_key = self.claim_key_required()?;
+        let secret = claim_key.secret(&req.quote_id);
+        let pickup_lookup =
+            (payout_method == PayoutMethod::CashPickup).then(|| claim_key.lookup(secret.code()));
         let expiry_unix_s = u64::try_from(now / 1000)
             .unwrap_or(0)
             .saturating_add(self.config().remittance_expiry_s);
