@@ -34,6 +34,16 @@ pub struct FakeState {
     pub fail_next_quote: bool,
 }
 
+impl FakeState {
+    /// The remittance with this id (the fake's references are its ids).
+    fn remittance(&self, id: &str) -> Result<&(String, String, QuoteView, String), BackendError> {
+        self.remittances
+            .iter()
+            .find(|r| r.0 == id)
+            .ok_or(BackendError::NotFound)
+    }
+}
+
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap_or_default()
 }
@@ -276,11 +286,7 @@ impl ChatBackend for FakeEngine {
     ) -> BoxFuture<'a, Result<NotificationView, BackendError>> {
         Box::pin(async move {
             let st = self.state.lock().expect("lock");
-            let r = st
-                .remittances
-                .iter()
-                .find(|r| r.0 == remittance_id)
-                .ok_or(BackendError::NotFound)?;
+            let r = st.remittance(remittance_id)?;
             Ok(NotificationView {
                 reference: r.0.clone(),
                 sender_user_id: r.1.clone(),
@@ -332,11 +338,7 @@ impl ChatBackend for FakeEngine {
     ) -> BoxFuture<'a, Result<Option<String>, BackendError>> {
         Box::pin(async move {
             let st = self.state.lock().expect("lock");
-            let r = st
-                .remittances
-                .iter()
-                .find(|r| r.0 == remittance_id)
-                .ok_or(BackendError::NotFound)?;
+            let r = st.remittance(remittance_id)?;
             Ok((r.2.payout_method == PayoutMethod::CashPickup).then(|| FAKE_PICKUP_CODE.to_owned()))
         })
     }

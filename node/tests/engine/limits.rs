@@ -59,6 +59,14 @@ async fn send(t: &TestEnv, user_id: &str, amount: &str, key: &str) -> Result<(),
         .map(|_| ())
 }
 
+/// Partner 1 (GT, 7.65, 1 USD fee) and a sender holding 1,000 USD.
+async fn funded_sender(t: &TestEnv) -> remesa::engine::User {
+    t.partner(1, "7.65", "1", 0).await;
+    let u = t.user("sender").await;
+    t.fund(&u.address, 1_000_000_000).await;
+    u
+}
+
 /// Asserts a refusal by `window` with that limit and what is left (USD).
 fn refused(result: Result<(), EngineError>, want: LimitWindow, limit: &str, left: &str) {
     match result {
@@ -77,9 +85,7 @@ fn usd(s: &str) -> Decimal {
 }
 
 async fn refused_with_what_is_left(Limited(t): Limited) {
-    t.partner(1, "7.65", "1", 0).await;
-    let u = t.user("sender").await;
-    t.fund(&u.address, 1_000_000_000).await;
+    let u = funded_sender(&t).await;
 
     let h = t
         .engine
@@ -144,9 +150,7 @@ both_dbs!(
 );
 
 async fn concurrent_sends(Limited(t): Limited) {
-    t.partner(1, "7.65", "1", 0).await;
-    let u = t.user("sender").await;
-    t.fund(&u.address, 1_000_000_000).await;
+    let u = funded_sender(&t).await;
     let t = std::sync::Arc::new(t);
     let tasks: Vec<_> = (0..6)
         .map(|i| {
@@ -175,9 +179,7 @@ both_dbs!(concurrent_sends_cannot_pass_a_limit_together, concurrent_sends);
 async fn no_rule_no_limit() {
     let db = TestDb::sqlite().await.expect("sqlite");
     run_on(db, |t: TestEnv| async move {
-        t.partner(1, "7.65", "1", 0).await;
-        let u = t.user("sender").await;
-        t.fund(&u.address, 1_000_000_000).await;
+        let u = funded_sender(&t).await;
         assert!(
             t.engine
                 .send_headroom(&u.address, "GT")
