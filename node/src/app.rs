@@ -124,6 +124,7 @@ pub async fn state(config: Config) -> Result<AppState, AppError> {
         custody,
         config.token_decimals_default,
     );
+    load_sanctions(&engine, &config.sanctions).await?;
     Ok(AppState {
         db,
         engine,
@@ -133,6 +134,54 @@ pub async fn state(config: Config) -> Result<AppState, AppError> {
         instance: Instance::new(),
         faults,
     })
+}
+
+/// The stored sanctions lists, then the configured files (a file that does not parse is refused whole: the stored
+/// list stays in force and the error is logged; an unchanged file is not stored again).
+async fn load_sanctions(engine: &Engine, cfg: &crate::config::SanctionsConfig) -> Result<(), AppError> {
+    use crate::engine::screening::{ListFormat, ListUpload};
+    let stored_error = |e: crate::engine::EngineError| AppError::Config(format!("sanctions lists: {e}"));
+    engine.refresh_sanctions().await.map_err(stored_error)?;
+    let files = [
+        (ListFormat::OfacCsv, cfg.ofac_dir.as_deref()),
+        (ListFormat::UnXml, cfg.un_xml.as_deref()),
+    ];
+    for (format, path) in files {
+        let Some(path) = path else { continue };
+        let parsed = match ListUpload::read(format, path, None).map(|u| u.parse()) {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::error!(target: "compliance", path = %path.display(), error = %e,
+                    "sanctions list refused: the list in force stays");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(target: "compliance", path = %path.display(), error = %e,
+                    "sanctions list not read: the list in force stays");
+                continue;
+            }
+        };
+        engine
+            .load_sanctions_list(parsed, &format!("configuration ({})", path.display()))
+            .await
+            .map_err(stored_error)?;
+    }
+    let status = engine.sanctions_status();
+    match status.state.as_str() {
+        "loaded" => {
+            for l in &status.lists {
+                tracing::info!(target: "compliance", source = %l.source, list_date = ?l.list_date,
+                    entries = l.entries, "screening against this sanctions list");
+            }
+        }
+        "required_not_loaded" => tracing::warn!(target: "compliance",
+            "no sanctions list is loaded and screening is required: sends are refused until one is loaded \
+             (remesa sanctions load)"),
+        _ => tracing::warn!(target: "compliance",
+            "no sanctions list is loaded: sends are NOT screened (load one with remesa sanctions load; set \
+             sanctions.required = true to refuse sends without one)"),
+    }
+    Ok(())
 }
 
 /// Builds the node: state, workers, listener.

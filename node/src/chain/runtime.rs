@@ -38,6 +38,8 @@ pub struct ChainInfo {
     pub token: Address,
     pub token_decimals: u8,
     pub domain: TokenDomain,
+    /// The escrow's shortest lock (`minLockSeconds`): a deposit whose expiry is nearer is refused on chain.
+    pub lock_min_s: u64,
 }
 
 /// The chain as the HTTP layer and commands see it.
@@ -132,6 +134,7 @@ impl ChainRuntime {
             token: deployment.token,
             token_decimals: decimals,
             domain,
+            lock_min_s: lock_bounds_s.0,
         };
         Ok(ChainRuntime {
             provider,

@@ -53,6 +53,9 @@ pub enum BackendError {
         /// What can still be sent in that window, USD.
         left: Decimal,
     },
+    /// Sanctions screening needs the sender's full name, and the engine has none.
+    #[error("the sender's full name is needed")]
+    SenderNameRequired,
     /// Unknown remittance.
     #[error("not found")]
     NotFound,
@@ -115,6 +118,9 @@ pub struct TransitionEvent {
     pub to_state: String,
     /// Transaction hash of the cause, if on chain.
     pub tx_hash: Option<String>,
+    /// The engine's cause of the transition (`held`, `hold_released`, `hold_rejected`, `hold_expired`, …).
+    #[serde(default)]
+    pub cause: String,
     /// Why it failed, for `failed` (the engine's reason, e.g. a refused authorization or a blacklisted party).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
@@ -174,6 +180,13 @@ pub trait ChatBackend: Send + Sync + 'static {
         phone: Option<&'a PhoneNumber>,
         display_name: Option<&'a str>,
     ) -> BoxFuture<'a, Result<EngineUser, BackendError>>;
+
+    /// Sets the user's full name (asked for when sanctions screening needs it); the engine screens it.
+    fn set_sender_name<'a>(
+        &'a self,
+        user_id: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// The user's wallet balance.
     fn balance<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Balance, BackendError>>;

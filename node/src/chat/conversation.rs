@@ -55,6 +55,9 @@ pub struct ConversationState {
     pub draft: Option<Draft>,
     /// Quote awaiting confirmation.
     pub pending: Option<PendingQuote>,
+    /// A confirmed quote waiting for the sender's full name (sanctions screening needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naming: Option<PendingQuote>,
 }
 
 /// Why a message could not be processed now (retried by the inbox worker).
@@ -279,7 +282,9 @@ pub async fn handle(
             }
             Some(p) => {
                 state.draft = None;
-                confirm(&cx, &p, &mut replies).await?;
+                if confirm(&cx, &p, &mut replies).await? {
+                    state.naming = Some(p);
+                }
             }
             None => replies.push(render::nothing_pending(lang)),
         },
@@ -309,7 +314,30 @@ pub async fn handle(
                 .draft
                 .as_ref()
                 .is_some_and(|d| d.asked == Some(Missing::Name));
-            if awaiting_name && looks_like_name(text) {
+            if let Some(p) = state.naming.take() {
+                // The answer to "what is your full name?": saved (and screened), then the quote is confirmed.
+                let name: String = text.chars().take(intent::NAME_MAX_CHARS).collect();
+                if !looks_like_name(text) {
+                    replies.push(render::ask_sender_name(lang));
+                    state.naming = Some(p);
+                } else {
+                    match backend.set_sender_name(&user_id, &name).await {
+                        Ok(()) => {
+                            replies.push(render::sender_name_saved(lang, &name));
+                            if p.expires_at_unix_s < unix_s() {
+                                replies.push(render::quote_expired(lang));
+                            } else if confirm(&cx, &p, &mut replies).await? {
+                                state.naming = Some(p);
+                            }
+                        }
+                        Err(BackendError::NoQuote(_)) => {
+                            replies.push(render::ask_sender_name(lang));
+                            state.naming = Some(p);
+                        }
+                        Err(e) => return Err(backend_err(e)),
+                    }
+                }
+            } else if awaiting_name && looks_like_name(text) {
                 let mut draft = state.draft.take().unwrap_or_default();
                 draft.name = Some(text.chars().take(intent::NAME_MAX_CHARS).collect());
                 advance(&cx, &mut state, draft, &SendDraft::default(), &mut replies).await?;
@@ -550,22 +578,28 @@ async fn advance(
     Ok(())
 }
 
+/// Confirms a quote; returns `true` when the sender's name must be asked first (the reply asks it).
 async fn confirm(
     cx: &Cx<'_>,
     pending: &PendingQuote,
     replies: &mut Vec<OutboundMessage>,
-) -> Result<(), ConversationError> {
+) -> Result<bool, ConversationError> {
     let lang = cx.lang;
     let Some(req) = quote_request(&pending.draft) else {
         replies.push(render::quote_expired(lang));
-        return Ok(());
+        return Ok(false);
     };
     match cx
         .backend
         .confirm(cx.user_id, &pending.quote_id, &req, cx.idempotency_key)
         .await
     {
+        Ok(r) if r.state == "on_hold" => replies.push(render::under_review(lang, &r.reference)),
         Ok(r) => replies.push(render::confirmed(lang, &r.reference)),
+        Err(BackendError::SenderNameRequired) => {
+            replies.push(render::ask_sender_name(lang));
+            return Ok(true);
+        }
         Err(BackendError::QuoteExpired) => replies.push(render::quote_expired(lang)),
         Err(BackendError::InsufficientFunds {
             balance,
@@ -586,7 +620,7 @@ async fn confirm(
         }
         Err(e) => return Err(backend_err(e)),
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The quote request a complete draft stands for.

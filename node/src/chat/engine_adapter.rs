@@ -58,6 +58,7 @@ fn internal(e: EngineError) -> BackendError {
             limit: limit_usd,
             left: left_usd,
         },
+        EngineError::SenderNameRequired => BackendError::SenderNameRequired,
         EngineError::InsufficientFunds { available, required } => BackendError::InsufficientFunds {
             balance: dec(&available),
             needed: dec(&required),
@@ -240,6 +241,17 @@ impl ChatBackend for EngineBackend {
         })
     }
 
+    fn set_sender_name<'a>(
+        &'a self,
+        user_id: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.engine.set_user_name(user_id, name).await.map_err(internal)?;
+            Ok(())
+        })
+    }
+
     fn confirm<'a>(
         &'a self,
         user_id: &'a str,
@@ -347,6 +359,7 @@ impl ChatBackend for EngineBackend {
                         .map(str::to_owned),
                     remittance_id: e.remittance_id,
                     to_state: e.to.as_str().to_owned(),
+                    cause: e.cause,
                 })
                 .collect())
         })

@@ -172,6 +172,7 @@ pub fn method_name(lang: Lang, m: PayoutMethod) -> String {
 pub fn state_name(lang: Lang, state: &str) -> String {
     let (en, es) = match state {
         "quoted" => ("quoted", "cotizado"),
+        "on_hold" => ("under review", "en revisión"),
         "pending_funds" => ("waiting for funds", "esperando fondos"),
         "funds_locked" => ("funds locked on chain", "fondos bloqueados en cadena"),
         "payout_assigned" => ("sent to the payout partner", "enviado al pagador"),
@@ -618,6 +619,61 @@ pub fn confirmed(lang: Lang, reference: &str) -> OutboundMessage {
         Lang::Es => format!(
             "¡Listo! Tu envío *{reference}* está en camino. Te aviso en cada paso. Escribe *estado* para consultarlo."
         ),
+    })
+}
+
+/// A confirmed transfer that a compliance review holds: neutral words (never why, never a list's name).
+pub fn under_review(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Your transfer *{reference}* needs a routine review before it is sent. No money has left your wallet. \
+             I'll tell you as soon as the review is done."
+        ),
+        Lang::Es => format!(
+            "Tu envío *{reference}* necesita una revisión de rutina antes de enviarse. No ha salido dinero de tu \
+             billetera. Te aviso en cuanto termine la revisión."
+        ),
+    })
+}
+
+/// The review released the transfer: it goes on.
+pub fn review_released(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!("The review of transfer *{reference}* is done: it is on its way now."),
+        Lang::Es => format!("Terminó la revisión del envío *{reference}*: ya va en camino."),
+    })
+}
+
+/// The review ended without releasing the transfer (rejected, or no decision before it expired).
+pub fn review_closed(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Transfer *{reference}* could not be completed. No money left your wallet. Write *help* to reach \
+             support."
+        ),
+        Lang::Es => format!(
+            "El envío *{reference}* no se pudo completar. No salió dinero de tu billetera. Escribe *ayuda* para \
+             contactar a soporte."
+        ),
+    })
+}
+
+/// Screening needs the sender's full name before a send.
+pub fn ask_sender_name(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(t(
+        lang,
+        "Before I send it: what is your full name, as on your ID? The law requires us to check the name of everyone \
+         who sends money.",
+        "Antes de enviarlo: ¿cuál es tu nombre completo, como en tu identificación? La ley nos exige verificar el \
+         nombre de cada persona que envía dinero.",
+    ))
+}
+
+/// The sender's name was saved.
+pub fn sender_name_saved(lang: Lang, name: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!("Thank you, {name}."),
+        Lang::Es => format!("Gracias, {name}."),
     })
 }
 

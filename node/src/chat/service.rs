@@ -532,6 +532,11 @@ impl ChatService {
             "refunded" => vec![(Who::Sender, "refunded"), (Who::Recipient, "refunded")],
             // The deposit (or P2P transfer) was refused for good: nothing left the sender's wallet.
             "failed" => vec![(Who::Sender, "failed")],
+            // A compliance review ended (the sender heard "under review" when confirming).
+            "quoted" if ev.cause == "hold_released" => vec![(Who::Sender, "review_released")],
+            "cancelled" | "expired" if matches!(ev.cause.as_str(), "hold_rejected" | "hold_expired") => {
+                vec![(Who::Sender, "review_closed")]
+            }
             _ => return Ok(()),
         };
         let store = &self.inner.store;
@@ -542,11 +547,13 @@ impl ChatService {
         };
         // A P2P transfer into a Remesa wallet has no escrow or partner steps: settled is when both sides hear.
         if view.payout_method == PayoutMethod::RemesaWallet {
-            plan = match ev.to_state.as_str() {
-                "settled" => vec![(Who::Sender, "p2p_sent"), (Who::Recipient, "p2p_received")],
-                "failed" => vec![(Who::Sender, "failed")],
-                _ => return Ok(()),
-            };
+            plan.retain(|(_, what)| matches!(*what, "failed" | "review_released" | "review_closed"));
+            if ev.to_state == "settled" {
+                plan = vec![(Who::Sender, "p2p_sent"), (Who::Recipient, "p2p_received")];
+            }
+            if plan.is_empty() {
+                return Ok(());
+            }
         }
         for (who, what) in plan {
             let (platform, address, lang) = match who {
@@ -582,6 +589,8 @@ impl ChatService {
                     &view.reference,
                 ),
                 "failed" => render::failed(lang, &view.reference, ev.failure.as_deref()),
+                "review_released" => render::review_released(lang, &view.reference),
+                "review_closed" => render::review_closed(lang, &view.reference),
                 _ => render::refunded(lang, &view.reference, to_sender),
             };
             let role = if to_sender { "sender" } else { "recipient" };

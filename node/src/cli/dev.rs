@@ -100,6 +100,12 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
         config.limits.clone()
     };
     let limits = crate::config::compliance::parse_limits(&dev_config.limits).map_err(anyhow::Error::msg)?;
+    // Screening on, against the demo list (OFAC's file formats), unless the configuration names its own lists.
+    dev_config.sanctions = config.sanctions.clone();
+    if config.sanctions.ofac_dir.is_none() && config.sanctions.un_xml.is_none() {
+        dev_config.sanctions.ofac_dir = Some(write_demo_sanctions(&dir)?);
+        dev_config.sanctions.required = true;
+    }
 
     let state = app::state(dev_config).await?;
     let custody = state.engine.custody().context("keystore")?;
@@ -162,6 +168,19 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
             show(l.per_30d_usd)
         );
     }
+    let screening = state.engine.sanctions_status();
+    for l in &screening.lists {
+        println!(
+            "sanctions list:     {} of {} ({} entries); a hit holds the transfer for review \
+             (GET {node_url}/v1/admin/compliance/holds)",
+            l.source,
+            l.list_date.as_deref().unwrap_or("unknown date"),
+            l.entries
+        );
+    }
+    if screening.lists.iter().any(|l| l.loaded_by.contains("demo")) {
+        println!("  try a held send:  send 50 to Joaquin Guzman Loera +52 55 1234 5678, cash pickup");
+    }
     println!(
         "chat as a demo user: REMESA_OPERATOR_TOKEN={operator} remesa chat --node {node_url} --as {}",
         DEMO_USERS[0].0
@@ -170,6 +189,21 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     app.run_until_stopped().await?;
     drop(anvil);
     Ok(())
+}
+
+/// The devnet's demo sanctions list, in OFAC's exact file formats (`node/demo/sanctions`): written to
+/// `<dir>/sanctions-demo`, loaded at start like a configured list.
+fn write_demo_sanctions(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let out = dir.join("sanctions-demo");
+    std::fs::create_dir_all(&out)?;
+    for (name, bytes) in [
+        ("SDN.CSV", &include_bytes!("../../demo/sanctions/SDN.CSV")[..]),
+        ("ALT.CSV", &include_bytes!("../../demo/sanctions/ALT.CSV")[..]),
+        ("ADD.CSV", &include_bytes!("../../demo/sanctions/ADD.CSV")[..]),
+    ] {
+        std::fs::write(out.join(name), bytes).with_context(|| format!("writing {name}"))?;
+    }
+    Ok(out)
 }
 
 #[derive(serde::Serialize)]

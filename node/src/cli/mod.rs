@@ -1,10 +1,11 @@
 //! The `remesa` command line: `serve`, `migrate`, `dev`, `reconcile`, `keystore init`, `partner add|list`,
-//! `rates set`, `compliance export`, `chat` (terminal chat) and `partner-sim` (devnet partner).
+//! `rates set`, `compliance export`, `sanctions load|status`, `chat` (terminal chat) and `partner-sim` (devnet partner).
 
 pub mod compliance;
 pub mod dev;
 pub mod devnet;
 pub mod reconcile;
+pub mod sanctions;
 
 use std::path::PathBuf;
 
@@ -47,6 +48,9 @@ pub enum Command {
     /// Compliance records (operator).
     #[command(subcommand)]
     Compliance(ComplianceCmd),
+    /// Sanctions lists (operator): load OFAC's or the UN's list, show the lists in force.
+    #[command(subcommand)]
+    Sanctions(sanctions::SanctionsCmd),
     /// Partners (operator).
     #[command(subcommand)]
     Partner(PartnerCmd),
@@ -178,6 +182,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if out.is_some() {
                 println!("{n} compliance events written");
             }
+        }
+        Command::Sanctions(sanctions::SanctionsCmd::Load(a)) => {
+            let meta = sanctions::load(load()?, &a).await?;
+            println!("{}", serde_json::to_string_pretty(&meta)?);
+        }
+        Command::Sanctions(sanctions::SanctionsCmd::Status(a)) => {
+            let status = sanctions::status(load()?, &a).await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
         }
         Command::Keystore(KeystoreCmd::Init) => {
             let config = load()?;

@@ -100,6 +100,49 @@ pub fn parse_limits(rules: &[LimitRule]) -> Result<Vec<Limits>, String> {
     Ok(out)
 }
 
+/// Sanctions screening (`[sanctions]` in the TOML file, or `REMESA_SANCTIONS__<FIELD>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SanctionsConfig {
+    /// A directory holding OFAC's `SDN.CSV`, `ALT.CSV` and `ADD.CSV`, loaded at start (as `remesa sanctions load
+    /// --format ofac-csv DIR`). A file that does not parse is refused whole and the stored list stays in force.
+    pub ofac_dir: Option<std::path::PathBuf>,
+    /// The UN consolidated list (XML), loaded at start (as `remesa sanctions load --format un-xml FILE`).
+    pub un_xml: Option<std::path::PathBuf>,
+    /// Score from which a name is a hit, in percent (50 to 100; default 91).
+    pub threshold_percent: u8,
+    /// Refuse sends while no list is loaded, and sends whose sender has no known name (production: `true`). When
+    /// `false`, a node without a list screens nothing and says so in `/readyz` and its start-up log.
+    pub required: bool,
+}
+
+/// The default match threshold, percent.
+pub const SANCTIONS_THRESHOLD_PERCENT_DEFAULT: u8 = 91;
+
+impl Default for SanctionsConfig {
+    fn default() -> Self {
+        Self {
+            ofac_dir: None,
+            un_xml: None,
+            threshold_percent: SANCTIONS_THRESHOLD_PERCENT_DEFAULT,
+            required: false,
+        }
+    }
+}
+
+impl SanctionsConfig {
+    /// Checks the threshold; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(50..=100).contains(&self.threshold_percent) {
+            return Err(format!(
+                "sanctions.threshold_percent must be 50 to 100, not {}",
+                self.threshold_percent
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The rule for a sender of `tier` sending to `country`: the corridor's own rule, else the tier's `*` rule.
 pub fn rule_for<'a>(limits: &'a [Limits], tier: u8, country: &str) -> Option<&'a Limits> {
     limits

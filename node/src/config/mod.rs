@@ -17,7 +17,7 @@ pub mod partner;
 
 pub use chain::ChainConfig;
 pub use chat::ChatConfig;
-pub use compliance::LimitRule;
+pub use compliance::{LimitRule, SanctionsConfig};
 pub use partner::PartnerConfig;
 
 /// Everything `remesa serve` needs. Units are in the names. `Debug` shows no secret (the database URL's password
@@ -88,6 +88,8 @@ pub struct Config {
     pub chain: ChainConfig,
     /// Sending limits per KYC tier and corridor (`[[limits]]` tables, or `REMESA_LIMITS`); none: not limited.
     pub limits: Vec<LimitRule>,
+    /// Sanctions lists and screening (`[sanctions]`, or `REMESA_SANCTIONS__<FIELD>`).
+    pub sanctions: SanctionsConfig,
     #[serde(flatten)]
     pub chat: ChatConfig,
     #[serde(flatten)]
@@ -126,6 +128,7 @@ impl Default for Config {
             chain_workers: true,
             chain: ChainConfig::default(),
             limits: Vec::new(),
+            sanctions: SanctionsConfig::default(),
             chat: Default::default(),
             partner: Default::default(),
         }
@@ -161,6 +164,7 @@ impl std::fmt::Debug for Config {
             .field("chain_workers", &self.chain_workers)
             .field("chain", &self.chain)
             .field("limits", &self.limits)
+            .field("sanctions", &self.sanctions)
             .field("chat", &self.chat)
             .field("partner", &self.partner)
             .finish_non_exhaustive()
@@ -310,6 +314,7 @@ impl Config {
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("chain: {e}")))?;
         compliance::parse_limits(&self.limits).map_err(ConfigError::Invalid)?;
+        self.sanctions.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub mod pricing;
 mod quotes;
 pub mod reconcile;
 mod remittances;
+pub mod screening;
 mod sink;
 pub mod state;
 mod sweeper;
@@ -53,6 +54,10 @@ pub struct EngineConfig {
     pub page_limit_max: u32,
     /// Sending limits per KYC tier and corridor (checked rules; none: not limited).
     pub limits: Vec<crate::config::compliance::Limits>,
+    /// Refuse sends while no sanctions list is loaded or the sender's name is unknown.
+    pub sanctions_required: bool,
+    /// Score from which a screened name is a hit, percent.
+    pub sanctions_threshold_percent: u8,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +69,8 @@ impl Default for EngineConfig {
             payout_cutoff_s: 600,
             page_limit_max: 200,
             limits: Vec::new(),
+            sanctions_required: false,
+            sanctions_threshold_percent: crate::config::compliance::SANCTIONS_THRESHOLD_PERCENT_DEFAULT,
         }
     }
 }
@@ -78,6 +85,8 @@ impl EngineConfig {
             page_limit_max: c.page_limit_max,
             // `Config::validate` checked them: a node never starts on rules that do not parse.
             limits: crate::config::compliance::parse_limits(&c.limits).unwrap_or_default(),
+            sanctions_required: c.sanctions.required,
+            sanctions_threshold_percent: c.sanctions.threshold_percent,
         }
     }
 }
@@ -117,6 +126,10 @@ pub enum EngineError {
         send_usd: rust_decimal::Decimal,
         country: String,
     },
+    /// Screening is required and the sender's name is not known (a chat profile without a name, an API sender
+    /// without `sender.name`).
+    #[error("the sender's full name is needed for sanctions screening")]
+    SenderNameRequired,
     #[error("this idempotency key was used with a different request")]
     IdempotencyMismatch,
     #[error("not available: {0}")]
@@ -152,6 +165,8 @@ struct Inner {
     /// Derived from `custody`: the claim secrets and code lookup hashes (`None` without custody).
     claim_key: Option<ClaimKey>,
     token_decimals_default: u8,
+    /// The sanctions lists in memory (see `screening`).
+    screening: screening::Screening,
 }
 
 impl Engine {
@@ -175,6 +190,7 @@ impl Engine {
                 custody,
                 claim_key,
                 token_decimals_default,
+                screening: screening::Screening::default(),
             }),
         }
     }

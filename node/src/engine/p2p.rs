@@ -106,6 +106,7 @@ impl Engine {
         recipient_name: &str,
         q: &QuoteTermsRow,
         chain_info: &super::ChainInfo,
+        screened: &super::screening::Screened,
     ) -> Result<(Remittance, bool)> {
         if q.recipient_phone.as_deref() != Some(phone.as_str()) {
             return Err(EngineError::Invalid(
@@ -209,6 +210,14 @@ impl Engine {
             now,
         )
         .await?;
+        if self.apply_screen(&mut tx, &id, screened, true).await? {
+            let row = load(&mut tx, &id)
+                .await?
+                .ok_or(EngineError::NotFound("remittance"))?;
+            tx.commit().await?;
+            metrics::counter!("remesa_remittances_created_total").increment(1);
+            return Ok((self.to_api(&row), true));
+        }
         let auth_terms = AuthTerms {
             from: sender,
             escrow: recipient, // the payee of a TransferWithAuthorization

@@ -25,6 +25,9 @@ impl Engine {
     ///
     /// Refused with [`EngineError::LimitExceeded`] when the send would pass a sending limit of the sender's KYC tier
     /// in the corridor (checked in the same transaction; the refusal is recorded as a compliance event).
+    ///
+    /// The sender and recipient are screened against the sanctions lists first (`screening`): a hit creates the
+    /// remittance `on_hold`, with nothing signed or queued, for the operator to release or reject.
     #[tracing::instrument(skip_all, fields(quote_id = %req.quote_id))]
     pub async fn create_remittance(
         &self,
@@ -52,6 +55,9 @@ impl Engine {
             .as_deref()
             .map(|a| text("recipient account", a, 64))
             .transpose()?;
+        // Sanctions screening, before the transaction that would use the authorization: a hit holds the remittance.
+        let sender_name = self.sender_name(&req.sender).await?;
+        let screened = self.screen_send(sender_name.as_deref(), &recipient_name)?;
 
         let mut tx = self.write_tx().await?;
         let existing = remittances::by_idempotency_key(&mut tx, idempotency_key.as_str()).await?;
@@ -59,7 +65,7 @@ impl Engine {
             let r = RemRow::try_from(row)?;
             let same_sender = match &req.sender {
                 SenderRef::User { user_id } => r.sender_user_id.as_deref() == Some(user_id.as_str()),
-                SenderRef::Address { address } => r.sender_address.eq_ignore_ascii_case(address.trim()),
+                SenderRef::Address { address, .. } => r.sender_address.eq_ignore_ascii_case(address.trim()),
             };
             if r.quote_id == req.quote_id && same_sender && r.recipient_phone == phone.as_str() {
                 drop(tx);
@@ -91,6 +97,7 @@ impl Engine {
                     &recipient_name,
                     &q,
                     &chain_info,
+                    &screened,
                 )
                 .await;
         }
@@ -135,7 +142,7 @@ impl Engine {
                     signer,
                 )
             }
-            SenderRef::Address { address } => {
+            SenderRef::Address { address, .. } => {
                 let a = parse_address("sender address", address)?;
                 if users::is_custodial_address(&mut *tx, &addr_text(a)).await? {
                     return Err(EngineError::Invalid(
@@ -221,7 +228,8 @@ impl Engine {
             now,
         )
         .await?;
-        if let Some(signer) = signer {
+        let held = self.apply_screen(&mut tx, &id, &screened, false).await?;
+        if let Some(signer) = signer.filter(|_| !held) {
             let auth_terms = self.auth_terms(&chain_info, &terms, id_b, now);
             let auth = authorization::sign(&signer, &chain_info.domain, &auth_terms)
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -469,13 +477,14 @@ impl Engine {
             drop(tx);
             return Ok(self.to_api(&r));
         }
-        if r.payout_method == PayoutMethod::RemesaWallet && r.state != State::Quoted {
+        if r.payout_method == PayoutMethod::RemesaWallet && !matches!(r.state, State::Quoted | State::OnHold)
+        {
             return Err(EngineError::Conflict(format!(
                 "an instant transfer to a Remesa wallet cannot be cancelled once authorized (it is {})",
                 r.state
             )));
         }
-        if !matches!(r.state, State::Quoted | State::PendingFunds) {
+        if !matches!(r.state, State::Quoted | State::OnHold | State::PendingFunds) {
             return Err(EngineError::Conflict(format!(
                 "a remittance that is {} cannot be cancelled",
                 r.state

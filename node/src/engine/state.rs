@@ -1,5 +1,7 @@
 //! The remittance state machine (DESIGN.md): quoted → pending_funds → funds_locked → payout_assigned →
-//! payout_accepted → paid → settled, with refund_pending → refunded and expired / failed / cancelled as exits.
+//! payout_accepted → paid → settled, with refund_pending → refunded and expired / failed / cancelled as exits; a
+//! sanctions screening hit holds a remittance off chain (quoted → on_hold) until the operator releases it (back to
+//! quoted, then authorized afresh) or rejects it (cancelled).
 
 use std::fmt;
 
@@ -11,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub enum State {
     /// Created from a quote; waiting for the sender's authorization (self-custody).
     Quoted,
+    /// Held off chain by a sanctions screening hit, before any authorization was used: nothing is locked. The
+    /// operator releases it (→ quoted, then a fresh authorization) or rejects it (→ cancelled); past its expiry it
+    /// expires.
+    OnHold,
     /// Authorized; the deposit is queued or in flight.
     PendingFunds,
     /// The escrow holds the funds (confirmed deposit).
@@ -36,8 +42,9 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 12] = [
+    pub const ALL: [State; 13] = [
         State::Quoted,
+        State::OnHold,
         State::PendingFunds,
         State::FundsLocked,
         State::PayoutAssigned,
@@ -54,6 +61,7 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             State::Quoted => "quoted",
+            State::OnHold => "on_hold",
             State::PendingFunds => "pending_funds",
             State::FundsLocked => "funds_locked",
             State::PayoutAssigned => "payout_assigned",
@@ -98,7 +106,8 @@ impl State {
         use State::*;
         matches!(
             (self, to),
-            (Quoted, PendingFunds | Cancelled | Expired | Failed)
+            (Quoted, PendingFunds | OnHold | Cancelled | Expired | Failed)
+                | (OnHold, Quoted | Cancelled | Expired)
                 | (PendingFunds, FundsLocked | Cancelled | Failed | Expired)
                 | (FundsLocked, PayoutAssigned | RefundPending)
                 | (PayoutAssigned, PayoutAccepted | RefundPending)
@@ -117,7 +126,9 @@ impl State {
         use State::*;
         matches!(
             (self, to),
-            (Quoted, PendingFunds | Cancelled | Expired | Failed) | (PendingFunds, Settled | Failed)
+            (Quoted, PendingFunds | OnHold | Cancelled | Expired | Failed)
+                | (OnHold, Quoted | Cancelled | Expired)
+                | (PendingFunds, Settled | Failed)
         )
     }
 
@@ -204,6 +215,21 @@ mod tests {
         assert!(!PendingFunds.can_go_to_direct(Cancelled));
         assert!(Settled.can_roll_back_direct_to(PendingFunds));
         assert!(!Settled.can_roll_back_direct_to(Paid));
+    }
+
+    #[test]
+    fn a_hold_is_left_only_by_a_decision_or_expiry() {
+        use State::*;
+        for machine in [State::can_go_to, State::can_go_to_direct] {
+            assert!(machine(Quoted, OnHold));
+            let exits: Vec<State> = State::ALL.into_iter().filter(|to| machine(OnHold, *to)).collect();
+            assert_eq!(exits, vec![Quoted, Expired, Cancelled]);
+            // nothing on chain or in flight is ever put on hold
+            for from in State::ALL.into_iter().filter(|s| *s != Quoted) {
+                assert!(!machine(from, OnHold), "{from} -> on_hold");
+            }
+        }
+        assert!(!OnHold.is_locked() && !OnHold.is_terminal());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The sweeper: expires self-custody remittances never authorized in time; prunes old idempotency keys and unused
-//! expired quotes.
+//! The sweeper: expires self-custody remittances never authorized in time and held remittances nobody decided on
+//! before their expiry; prunes old idempotency keys and unused expired quotes; picks up sanctions lists another
+//! node loaded.
 
 use serde_json::json;
 
@@ -9,34 +10,42 @@ use super::{Engine, EngineError, Result, transition};
 use crate::store::{now_ms, remittances};
 
 impl Engine {
-    /// Self-custody remittances never authorized before their expiry become `expired`. Returns how many.
+    /// Self-custody remittances never authorized before their expiry, and held remittances not released before
+    /// it, become `expired` (cause `expired`, or `hold_expired`: the sender is told). Returns how many.
     pub async fn expire_stale(&self, now_unix_s: u64, limit: u32) -> Result<u32> {
-        let ids = remittances::expired_quoted(
-            &self.db().pool,
-            i64::try_from(now_unix_s).unwrap_or(i64::MAX),
-            i64::from(limit),
-        )
-        .await?;
         let mut n = 0u32;
-        for id in ids {
-            let mut tx = self.write_tx().await?;
-            match transition(
-                &mut tx,
-                &id,
-                State::Quoted,
-                State::Expired,
-                "expired",
-                json!({"reason": "never authorized"}),
-                false,
+        for (from, cause, reason) in [
+            (State::Quoted, "expired", "never authorized"),
+            (State::OnHold, "hold_expired", "no decision before expiry"),
+        ] {
+            let ids = remittances::expired_in_state(
+                &self.db().pool,
+                from.as_str(),
+                i64::try_from(now_unix_s).unwrap_or(i64::MAX),
+                i64::from(limit),
             )
-            .await
-            {
-                Ok(_) => {
-                    tx.commit().await?;
-                    n += 1;
+            .await?;
+            for id in ids {
+                let mut tx = self.write_tx().await?;
+                // both machines allow quoted/on_hold → expired
+                match transition(
+                    &mut tx,
+                    &id,
+                    from,
+                    State::Expired,
+                    cause,
+                    json!({"reason": reason}),
+                    false,
+                )
+                .await
+                {
+                    Ok(_) => {
+                        tx.commit().await?;
+                        n += 1;
+                    }
+                    Err(EngineError::Conflict(_)) => {} // moved on meanwhile (another process, a decision)
+                    Err(e) => return Err(e),
                 }
-                Err(EngineError::Conflict(_)) => {} // moved on meanwhile (another process, or authorized)
-                Err(e) => return Err(e),
             }
         }
         Ok(n)
@@ -66,6 +75,9 @@ impl Engine {
             }
             if let Err(e) = self.prune(now_ms()).await {
                 tracing::warn!(target: "engine", error = %e, "pruning failed");
+            }
+            if let Err(e) = self.refresh_sanctions().await {
+                tracing::warn!(target: "compliance", error = %e, "reading the stored sanctions lists failed");
             }
         }
     }

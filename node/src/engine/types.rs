@@ -220,8 +220,14 @@ pub struct Quote {
 pub enum SenderRef {
     /// A registered user: custodial users are signed for by the node.
     User { user_id: String },
-    /// A self-custody address; authorize afterwards with a signature made by `remesa-wallet`.
-    Address { address: String },
+    /// A self-custody address; authorize afterwards with a signature made by `remesa-wallet`. `name`: the sender's
+    /// full name, screened against the sanctions lists (else a registered user's name; required when screening
+    /// is).
+    Address {
+        address: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
 }
 
 /// Who receives.

@@ -73,9 +73,28 @@ impl Engine {
             },
         )
         .await?;
+        if let Some(name) = &row.display_name {
+            self.screen_customer(&mut tx, &row.id, name).await?;
+        }
         tx.commit().await?;
         metrics::counter!("remesa_users_registered_total").increment(1);
         Ok((row.into(), true))
+    }
+
+    /// Sets the user's full name (the chat asks for it when screening needs it), screened and recorded as a
+    /// compliance event like a registration's. Sends made from now on are screened by it.
+    pub async fn set_user_name(&self, user_id: &str, name: &str) -> Result<User> {
+        let name = text("name", name, NAME_LEN_MAX)?;
+        let mut tx = self.write_tx().await?;
+        if !users::set_display_name(&mut *tx, user_id, &name).await? {
+            return Err(EngineError::NotFound("user"));
+        }
+        self.screen_customer(&mut tx, user_id, &name).await?;
+        let u = users::by_id(&mut *tx, user_id)
+            .await?
+            .ok_or(EngineError::NotFound("user"))?;
+        tx.commit().await?;
+        Ok(u.into())
     }
 
     pub async fn find_user_by_chat(&self, channel: &str, external_id: &str) -> Result<Option<User>> {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod compliance;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
@@ -75,6 +76,21 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/v1/admin/reconcile", get(admin::reconcile))
         .route("/v1/admin/chain/jobs/failed", get(admin::failed_chain_jobs))
         .route("/v1/admin/chain/jobs/{id}/retry", post(admin::retry_chain_job))
+        .route("/v1/admin/sanctions", get(compliance::sanctions_status))
+        .route(
+            "/v1/admin/sanctions/lists",
+            put(compliance::load_list).layer(DefaultBodyLimit::max(compliance::LIST_UPLOAD_BYTES_MAX)),
+        )
+        .route("/v1/admin/sanctions/screen", post(compliance::screen))
+        .route("/v1/admin/compliance/holds", get(compliance::holds))
+        .route(
+            "/v1/admin/remittances/{id}/hold/release",
+            post(compliance::release_hold),
+        )
+        .route(
+            "/v1/admin/remittances/{id}/hold/reject",
+            post(compliance::reject_hold),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::middleware,
@@ -145,7 +161,9 @@ pub async fn healthz() -> impl IntoResponse {
     ApiJson(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers (and, with a chain, the indexer has a cursor).
+/// Readiness: the database answers (503 otherwise). The body names the dependencies' state: the database and the
+/// sanctions lists in force (`sanctions.state`: `loaded`, `not_loaded` — sends are not screened —, or
+/// `required_not_loaded` — sends are refused until a list is loaded —, with each list's date and entry count).
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "ready"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(st): State<AppState>) -> Response {
     if st.shutdown.is_cancelled() {
@@ -158,7 +176,23 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         .into_response();
     }
     match st.db.ping().await {
-        Ok(()) => ApiJson(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(()) => {
+            let s = st.engine.sanctions_status();
+            let lists: Vec<_> = s
+                .lists
+                .iter()
+                .map(|l| {
+                    serde_json::json!({"source": l.source, "list_date": l.list_date, "entries": l.entries,
+                    "loaded_at_unix_ms": l.loaded_at_unix_ms})
+                })
+                .collect();
+            ApiJson(serde_json::json!({
+                "status": "ready",
+                "database": "ok",
+                "sanctions": {"state": s.state, "required": s.required, "lists": lists},
+            }))
+            .into_response()
+        }
         Err(e) => {
             tracing::warn!(target: "http", error = %e, "not ready");
             Problem::new(

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, api};
+use super::{admin, api, compliance};
 use crate::engine;
 
 #[derive(OpenApi)]
@@ -16,6 +16,8 @@ use crate::engine;
         admin::add_partner, admin::list_partners, admin::partner_status, admin::set_rates, admin::set_mid_rate,
         admin::register_user, admin::find_user, admin::get_user, admin::payout_accept, admin::payout_complete, admin::payout_fail,
         admin::ledger_report, admin::reconcile, admin::failed_chain_jobs, admin::retry_chain_job,
+        compliance::sanctions_status, compliance::load_list, compliance::screen, compliance::holds,
+        compliance::release_hold, compliance::reject_hold,
         super::healthz, super::readyz, super::metrics,
     ),
     components(schemas(
@@ -25,9 +27,12 @@ use crate::engine;
         engine::NewUser, engine::Balance, engine::PayoutProof, engine::Settlement, crate::domain::PayoutMethod,
         super::problem::Problem, admin::StatusBody, admin::MidRateBody, admin::FailBody,
         admin::LedgerReport, admin::ReconcileReport,
+        engine::screening::ListUpload, engine::screening::ListMeta, engine::screening::SanctionsStatus,
+        engine::screening::HeldRemittance, engine::screening::HoldDecision, engine::screening::PartyHit,
+        engine::screening::Party, compliance::ScreenBody, compliance::ScreenHit,
     )),
     modifiers(&Security),
-    tags((name = "quotes"), (name = "remittances"), (name = "events"), (name = "wallets"), (name = "admin"), (name = "ops"))
+    tags((name = "quotes"), (name = "remittances"), (name = "events"), (name = "wallets"), (name = "admin"), (name = "compliance"), (name = "ops"))
 )]
 #[derive(Debug)]
 pub struct ApiDoc;

@@ -165,6 +165,12 @@ impl From<EngineError> for Problem {
                 Some(e.to_string()),
             )
             .with_reason(window.as_str()),
+            EngineError::SenderNameRequired => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "sender-name-required",
+                "The sender's name is required",
+                Some(e.to_string()),
+            ),
             EngineError::IdempotencyMismatch => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

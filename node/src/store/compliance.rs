@@ -71,6 +71,25 @@ where
     .await?)
 }
 
+/// The latest event of `kind` about `subject`.
+pub async fn latest<'e, E>(
+    exec: E,
+    subject: &str,
+    kind: &str,
+) -> Result<Option<ComplianceEventRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(
+        "SELECT id, at_unix_ms, kind, subject, actor, reason, detail FROM compliance_events \
+         WHERE subject = $1 AND kind = $2 ORDER BY at_unix_ms DESC, id DESC LIMIT 1",
+    )
+    .bind(subject)
+    .bind(kind)
+    .fetch_optional(exec)
+    .await?)
+}
+
 /// The KYC tier of the user with this wallet address (lower-case 0x-hex); `None` when no user has it.
 pub async fn kyc_tier_of_address<'e, E>(exec: E, address: &str) -> Result<Option<i64>, StoreError>
 where

@@ -21,6 +21,7 @@ pub mod partners;
 pub mod quotes;
 pub mod remittances;
 pub mod replay;
+pub mod sanctions;
 pub mod settlements;
 pub mod text;
 pub mod transitions;

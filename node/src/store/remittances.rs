@@ -299,7 +299,7 @@ where
 {
     Ok(sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(total_base_units), 0) AS BIGINT) FROM remittances \
-         WHERE sender_address = $1 AND state IN ('quoted', 'pending_funds')",
+         WHERE sender_address = $1 AND state IN ('quoted', 'on_hold', 'pending_funds')",
     )
     .bind(sender_address)
     .fetch_one(exec)
@@ -379,14 +379,38 @@ pub async fn set_payout_reference(
 }
 
 /// Ids of `quoted` remittances whose expiry has passed (never authorized), soonest first.
-pub async fn expired_quoted<'e, E>(exec: E, now_unix_s: i64, limit: i64) -> Result<Vec<String>, StoreError>
+pub async fn expired_in_state<'e, E>(
+    exec: E,
+    state: &str,
+    now_unix_s: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
     Ok(sqlx::query_scalar(
-        "SELECT id FROM remittances WHERE state = 'quoted' AND expiry_unix_s <= $1 ORDER BY expiry_unix_s LIMIT $2",
+        "SELECT id FROM remittances WHERE state = $1 AND expiry_unix_s <= $2 ORDER BY expiry_unix_s LIMIT $3",
     )
+    .bind(state)
     .bind(now_unix_s)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Remittances in `state`, oldest first, at most `limit` (the compliance review queue).
+pub async fn in_state_oldest_first<'e, E>(
+    exec: E,
+    state: &str,
+    limit: i64,
+) -> Result<Vec<RemittanceRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLS} FROM remittances WHERE state = $1 ORDER BY created_at_unix_ms, id LIMIT $2"
+    ))
+    .bind(state)
     .bind(limit)
     .fetch_all(exec)
     .await?)

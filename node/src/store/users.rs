@@ -55,6 +55,19 @@ where
     .await?)
 }
 
+/// Sets a user's name; returns whether the user exists.
+pub async fn set_display_name<'e, E>(exec: E, id: &str, name: &str) -> Result<bool, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    let r = sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+        .bind(name)
+        .bind(id)
+        .execute(exec)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn by_id<'e, E>(exec: E, id: &str) -> Result<Option<UserRow>, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,

@@ -32,6 +32,8 @@ pub struct FakeState {
     pub by_key: HashMap<String, String>,                       // idempotency key -> remittance id
     pub events: Vec<TransitionEvent>,
     pub fail_next_quote: bool,
+    /// Names set with `set_sender_name`, by user id.
+    pub names: HashMap<String, String>,
 }
 
 impl FakeState {
@@ -63,6 +65,7 @@ impl FakeEngine {
             seq,
             remittance_id: remittance_id.to_owned(),
             to_state: to.to_owned(),
+            cause: String::new(),
             tx_hash: Some(format!("0x{seq:064x}")),
             failure: (to == "failed").then(|| {
                 "deposit refused on chain: AuthorizationFailed: Blacklistable: account is blacklisted"
@@ -118,6 +121,18 @@ impl ChatBackend for FakeEngine {
                 .entry(user.user_id.clone())
                 .or_insert_with(|| d("1000"));
             Ok(EngineUser { created, ..user })
+        })
+    }
+
+    fn set_sender_name<'a>(
+        &'a self,
+        user_id: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let mut st = self.state.lock().expect("lock");
+            st.names.insert(user_id.to_owned(), name.to_owned());
+            Ok(())
         })
     }
 

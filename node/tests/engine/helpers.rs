@@ -35,6 +35,7 @@ pub fn chain_info() -> ChainInfo {
             chain_id: 31337,
             token,
         },
+        lock_min_s: 3600,
     }
 }
 

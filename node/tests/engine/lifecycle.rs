@@ -316,6 +316,7 @@ async fn self_custody_sender_signs(t: TestEnv) {
                 quote_id: q.id,
                 sender: SenderRef::Address {
                     address: format!("{:#x}", wallet.address()),
+                    name: None,
                 },
                 recipient: Recipient {
                     phone: remesa_testkit::phone("+50255550101"),
@@ -392,6 +393,7 @@ async fn never_authorized_remittances_expire(t: TestEnv) {
                 quote_id: q.id,
                 sender: SenderRef::Address {
                     address: "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc".into(),
+                    name: None,
                 },
                 recipient: Recipient {
                     phone: remesa_testkit::phone("+50255550101"),

@@ -53,6 +53,7 @@ pub fn chain_info() -> ChainInfo {
             chain_id: 31337,
             token,
         },
+        lock_min_s: 3600,
     }
 }
 
@@ -183,6 +184,7 @@ pub async fn locked_remittance(node: &Node, method: PayoutMethod, key: &str) -> 
                 quote_id: q.id.clone(),
                 sender: SenderRef::Address {
                     address: sender.into(),
+                    name: None,
                 },
                 recipient: Recipient {
                     phone: remesa_testkit::phone("+50255550101"),

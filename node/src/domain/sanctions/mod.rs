@@ -85,6 +85,11 @@ const CANDIDATES_FALLBACK_MAX: usize = 1_000;
 /// Default score from which a name is a hit.
 pub const DEFAULT_THRESHOLD: f64 = 0.91;
 
+/// A threshold configured in percent (`sanctions.threshold_percent`), as a score.
+pub fn threshold_from_percent(percent: u8) -> f64 {
+    f64::from(percent.min(100)) / 100.0
+}
+
 /// A screening hit: the entry, the listed name that matched and the score (0..=1).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
