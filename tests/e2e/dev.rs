@@ -117,6 +117,92 @@ async fn remesa_dev_runs_a_remittance_end_to_end() -> Result<()> {
             },
         )
         .await?;
+
+        // Sanctions screening (issue 13): `remesa dev` screens against its demo list in OFAC's formats. A send to a
+        // listed name is held off chain; the operator's CLI reaches the running node; a release goes on chain.
+        let q = call(
+            reqwest::Method::POST,
+            "/v1/quotes".into(),
+            Some(json!({"send_amount": "20", "country": "GT", "payout_method": "cash_pickup"})),
+            None,
+        )
+        .await?;
+        let held = call(
+            reqwest::Method::POST,
+            "/v1/remittances".into(),
+            Some(
+                json!({"quote_id": q["id"], "sender": {"kind": "user", "user_id": user["id"]},
+                "recipient": {"phone": "+50255550101", "name": "Joaquin Guzman Loera"}}),
+            ),
+            Some("dev-e2e-held"),
+        )
+        .await?;
+        anyhow::ensure!(held["state"] == "on_hold", "a listed recipient is held: {held}");
+        let held_id = held["id"].as_str().context("id")?.to_owned();
+        let queue = call(
+            reqwest::Method::GET,
+            "/v1/admin/compliance/holds".into(),
+            None,
+            None,
+        )
+        .await?;
+        anyhow::ensure!(
+            queue[0]["remittance"]["id"] == held_id.as_str() && queue[0]["hits"][0]["entry_id"] == "7001",
+            "the review queue shows the matched entry: {queue}"
+        );
+        let cli = |args: &[&str]| {
+            Command::new(remesa_bin())
+                .args(args)
+                .env("REMESA_NODE_URL", &base)
+                .env("REMESA_OPERATOR_TOKEN", "dev-e2e-token")
+                .output()
+        };
+        let un = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../node/demo/sanctions/consolidated.xml"
+        );
+        let out = cli(&["sanctions", "load", "--format", "un-xml", un])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "sanctions load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cli(&["sanctions", "status"])?;
+        let status: Value = serde_json::from_slice(&out.stdout)?;
+        let sources: Vec<&str> = status["lists"]
+            .as_array()
+            .context("lists")?
+            .iter()
+            .filter_map(|l| l["source"].as_str())
+            .collect();
+        anyhow::ensure!(sources == ["ofac_sdn", "un_consolidated"], "{status}");
+        let ready: Value = client.get(format!("{base}/readyz")).send().await?.json().await?;
+        anyhow::ensure!(
+            ready["sanctions"]["state"] == "loaded" && ready["sanctions"]["lists"][1]["entries"] == 2,
+            "{ready}"
+        );
+        call(
+            reqwest::Method::POST,
+            format!("/v1/admin/remittances/{held_id}/hold/release"),
+            Some(json!({"reviewer": "e2e", "reason": "another person of that name"})),
+            None,
+        )
+        .await?;
+        eventually(
+            "the released remittance is locked, paid and settled",
+            Duration::from_secs(90),
+            || async {
+                Ok(call(
+                    reqwest::Method::GET,
+                    format!("/v1/remittances/{held_id}"),
+                    None,
+                    None,
+                )
+                .await?["state"]
+                    == "settled")
+            },
+        )
+        .await?;
         Ok(())
     }
     .await;

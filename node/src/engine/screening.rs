@@ -741,7 +741,6 @@ impl Engine {
             decision_text("reason", &d.reason)?,
         );
         let id = &id.to_string();
-        let chain_info = self.chain_required()?.clone();
         let mut tx = self.write_tx().await?;
         let r = load_for_update(&mut tx, self.db().dialect, id)
             .await?
@@ -752,6 +751,7 @@ impl Engine {
                 r.state
             )));
         }
+        let chain_info = self.chain_required()?.clone();
         let now_s = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let direct = r.payout_method == PayoutMethod::RemesaWallet;
         let needed = now_s + RELEASE_MARGIN_S + if direct { 0 } else { chain_info.lock_min_s };

@@ -2,7 +2,8 @@
 //! WhatsApp-format webhooks from "hola" to cash paid and settled, while a local HTTP server stands in for the
 //! Graph API and records what the node sends (to the sender and to the recipient, with the pickup code).
 //! The partner's side (accept, pay with the pickup code the recipient received) uses the engine directly, as the
-//! partner API does.
+//! partner API does. Sanctions screening is on (required), against the demo list in OFAC's formats: a send to a
+//! listed name is held and goes on once the operator releases it; a sender without a name is asked for it.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::harness::*;
 
 const ANA: &str = "15551234567";
 const MARIA: &str = "50255550101";
+const LUIS: &str = "50255550199";
 
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
 where
@@ -51,6 +53,11 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
         per_day_usd: Some("1000".into()),
         per_30d_usd: None,
     }];
+    config.sanctions = remesa::config::SanctionsConfig {
+        ofac_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/sanctions").into()),
+        required: true,
+        ..Default::default()
+    };
     let node = spawn_node(config).await?;
     let (base, engine) = (node.base.clone(), node.state.engine.clone());
     let http = reqwest::Client::new();
@@ -257,6 +264,130 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
             .status(),
         409
     );
+
+    // --- sanctions screening: a listed recipient holds the send off chain, in neutral words, until released ---
+    assert_eq!(
+        say(
+            "wamid.s1",
+            "envía 20 a Joaquin Guzman Loera +502 5555 0101 en efectivo"
+        )
+        .await?,
+        200
+    );
+    let is_quote = |x: &(String, Vec<String>)| !x.1.is_empty() && x.1[0].starts_with("confirm:");
+    let msgs = api
+        .wait_whatsapp(ANA, "second quote", Duration::from_secs(20), |m| {
+            m.iter().filter(|x| is_quote(x)).count() == 2
+        })
+        .await?;
+    let buttons = msgs
+        .iter()
+        .rev()
+        .find(|x| is_quote(x))
+        .context("quote")?
+        .1
+        .clone();
+    let confirm = wa_button(ANA, "wamid.s2", &buttons[0], "Confirmar");
+    assert_eq!(
+        post_whatsapp(&http, &base, &confirm, Some(APP_SECRET)).await?,
+        200
+    );
+    let review = api
+        .wait_whatsapp(ANA, "under review", Duration::from_secs(20), |m| {
+            m.iter().any(|x| x.0.contains("revisión de rutina"))
+        })
+        .await?;
+    let told = &review
+        .iter()
+        .find(|x| x.0.contains("revisión de rutina"))
+        .context("review")?
+        .0;
+    for never in ["OFAC", "sancion", "Guzm", "lista"] {
+        assert!(!told.contains(never), "{never:?} told to the sender: {told}");
+    }
+    let queue: serde_json::Value = http
+        .get(format!("{base}/v1/admin/compliance/holds"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(queue[0]["hits"][0]["entry_id"], "7001", "{queue}");
+    let held_id = queue[0]["remittance"]["id"].as_str().context("id")?.to_owned();
+    let released = http
+        .post(format!("{base}/v1/admin/remittances/{held_id}/hold/release"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&serde_json::json!({"reviewer": "ana@ops", "reason": "other person: DOB 1992"}))
+        .send()
+        .await?;
+    assert_eq!(released.status(), 200);
+    api.wait_whatsapp(ANA, "review done", Duration::from_secs(20), |m| {
+        m.iter().any(|x| x.0.contains("Terminó la revisión"))
+    })
+    .await?;
+    api.wait_whatsapp(ANA, "the released send locked", Duration::from_secs(60), |m| {
+        m.iter().filter(|x| x.0.contains("asegurado")).count() == 2
+    })
+    .await?;
+
+    // --- a sender whose profile has no name is asked for it before the send is screened ---
+    let luis = |id: &'static str, text: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move { post_whatsapp(&http, &base, &wa_text_unnamed(LUIS, id, text), Some(APP_SECRET)).await }
+    };
+    assert_eq!(luis("wamid.n0", "hola").await?, 200);
+    let welcome = api
+        .wait_whatsapp(LUIS, "welcome", Duration::from_secs(20), |m| !m.is_empty())
+        .await?;
+    let luis_wallet: Address = welcome[0]
+        .0
+        .split_whitespace()
+        .find(|w| w.starts_with("0x") && w.len() == 42)
+        .context("wallet address in the welcome")?
+        .parse()?;
+    mint(&devnet, luis_wallet, U256::from(50_000_000u64)).await?;
+    let luis_address = format!("{luis_wallet:#x}");
+    eventually("Luis's deposit to be indexed", Duration::from_secs(30), || {
+        let engine = engine.clone();
+        let address = luis_address.clone();
+        async move { Ok((engine.balance(&address).await?.balance_base_units == "50000000").then_some(())) }
+    })
+    .await?;
+    assert_eq!(
+        luis("wamid.n1", "envía 10 a María López +502 5555 0101 en efectivo").await?,
+        200
+    );
+    let msgs = api
+        .wait_whatsapp(LUIS, "quote", Duration::from_secs(20), |m| {
+            m.iter().any(&is_quote)
+        })
+        .await?;
+    let buttons = msgs
+        .iter()
+        .rev()
+        .find(|x| is_quote(x))
+        .context("quote")?
+        .1
+        .clone();
+    let confirm = wa_button(LUIS, "wamid.n2", &buttons[0], "Confirmar");
+    assert_eq!(
+        post_whatsapp(&http, &base, &confirm, Some(APP_SECRET)).await?,
+        200
+    );
+    api.wait_whatsapp(LUIS, "name asked", Duration::from_secs(20), |m| {
+        m.iter().any(|x| x.0.contains("tu nombre completo"))
+    })
+    .await?;
+    assert_eq!(luis("wamid.n3", "Luis Alberto Pérez").await?, 200);
+    api.wait_whatsapp(LUIS, "name saved", Duration::from_secs(20), |m| {
+        m.iter().any(|x| x.0.contains("Gracias, Luis Alberto Pérez"))
+    })
+    .await?;
+    let user = engine
+        .find_user_by_chat("whatsapp", LUIS)
+        .await?
+        .context("Luis is a user")?;
+    assert_eq!(user.display_name.as_deref(), Some("Luis Alberto Pérez"));
 
     // Every outbound message was accepted by the Graph API stand-in, with the bearer token.
     assert!(

@@ -265,6 +265,14 @@ pub fn wa_text(from: &str, id: &str, text: &str) -> Vec<u8> {
     serde_json::to_vec(&envelope(from, "Ana", m)).expect("json")
 }
 
+/// A text message from a WhatsApp user whose profile carries no name (no `contacts` entry).
+pub fn wa_text_unnamed(from: &str, id: &str, text: &str) -> Vec<u8> {
+    let m = json!({ "from": from, "id": id, "timestamp": "1700000000", "type": "text", "text": { "body": text } });
+    let mut e = envelope(from, "", m);
+    e["entry"][0]["changes"][0]["value"]["contacts"] = json!([]);
+    serde_json::to_vec(&e).expect("json")
+}
+
 pub fn wa_button(from: &str, id: &str, button_id: &str, title: &str) -> Vec<u8> {
     let m = json!({ "from": from, "id": id, "timestamp": "1700000000", "type": "interactive",
         "interactive": { "type": "button_reply", "button_reply": { "id": button_id, "title": title } } });

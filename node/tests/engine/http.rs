@@ -338,3 +338,146 @@ async fn slow_handler_times_out_with_a_problem() {
     assert!(status == 200 || status == 201, "after the lock: {status} {body}");
     s.shutdown.cancel();
 }
+
+/// The operator's sanctions endpoints on a real server: a list far above the general body limit loads (its route
+/// has its own), a truncated one is refused with its line and the list in force stays, `/readyz` and `/metrics`
+/// show what is loaded, a name is screened, the review queue answers.
+async fn sanctions_admin(database_url: Option<String>) {
+    let s = spawn(database_url).await;
+    let get = reqwest::Method::GET;
+    let put = reqwest::Method::PUT;
+    let post = reqwest::Method::POST;
+    let (status, _, ready) = s.call(get.clone(), "/readyz", None, None, false).await;
+    assert_eq!(
+        (status, ready["sanctions"]["state"].as_str()),
+        (200, Some("not_loaded")),
+        "{ready}"
+    );
+
+    let list = remesa_testkit::sanctions::synthetic_ofac(7, 2_000);
+    let upload = json!({"format": "ofac-csv", "sdn_csv": list.sdn_csv, "alt_csv": list.alt_csv,
+        "add_csv": list.add_csv, "list_date": "2026-12-01"});
+    assert!(
+        upload.to_string().len() > 4 * 4096,
+        "larger than this server's general body limit"
+    );
+    let (status, _, _) = s
+        .call(
+            put.clone(),
+            "/v1/admin/sanctions/lists",
+            Some(upload.clone()),
+            None,
+            false,
+        )
+        .await;
+    assert_eq!(status, 401, "operator only");
+    let (status, _, meta) = s
+        .call(put.clone(), "/v1/admin/sanctions/lists", Some(upload), None, true)
+        .await;
+    assert_eq!((status, meta["entries"].as_u64()), (200, Some(2_000)), "{meta}");
+
+    let truncated = json!({"format": "ofac-csv", "sdn_csv": "10000,\"SMITH, John\",\"individual\"\r\n",
+        "alt_csv": "", "add_csv": ""});
+    let (status, _, problem) = s
+        .call(
+            put.clone(),
+            "/v1/admin/sanctions/lists",
+            Some(truncated),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["reason"].as_str()),
+        (422, Some("list-invalid")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SDN.CSV line 1"),
+        "{problem}"
+    );
+    let bad_xml = json!({"format": "un-xml", "xml": "<CONSOLIDATED_LIST><INDIVIDUALS><INDIVIDUAL>"});
+    let (status, _, _) = s
+        .call(put, "/v1/admin/sanctions/lists", Some(bad_xml), None, true)
+        .await;
+    assert_eq!(status, 422);
+
+    let (_, _, ready) = s.call(get.clone(), "/readyz", None, None, false).await;
+    assert_eq!(ready["sanctions"]["state"], "loaded", "{ready}");
+    assert_eq!(
+        ready["sanctions"]["lists"][0]["entries"], 2_000,
+        "the list in force stayed: {ready}"
+    );
+    assert_eq!(ready["sanctions"]["lists"][0]["list_date"], "2026-12-01");
+
+    let person = &list.people[0];
+    let name = format!("{} {}", person.given, person.surnames.join(" "));
+    let (status, _, hits) = s
+        .call(
+            post.clone(),
+            "/v1/admin/sanctions/screen",
+            Some(json!({"name": name})),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(hits[0]["entry_id"], person.ent_num.to_string(), "{name}: {hits}");
+    let (_, _, none) = s
+        .call(
+            post,
+            "/v1/admin/sanctions/screen",
+            Some(json!({"name": "Zzyzx Qwerty"})),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(none, json!([]));
+
+    let (status, _, queue) = s
+        .call(get.clone(), "/v1/admin/compliance/holds", None, None, true)
+        .await;
+    assert_eq!((status, queue), (200, json!([])));
+    let unknown = format!("/v1/admin/remittances/0x{}/hold/release", "ab".repeat(32));
+    let (status, _, _) = s
+        .call(
+            reqwest::Method::POST,
+            &unknown,
+            Some(json!({"reviewer": "ana", "reason": "ok"})),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("remesa_sanctions_list_entries{source=\"ofac_sdn\"} 2000"),
+        "{text}"
+    );
+    s.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sanctions_admin_sqlite() {
+    sanctions_admin(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sanctions_admin_postgres() {
+    let Some(url) = remesa_testkit::postgres_url_or_skip().await else {
+        return;
+    };
+    sanctions_admin(Some(url)).await;
+}
