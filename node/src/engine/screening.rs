@@ -215,11 +215,15 @@ impl ListUpload {
     }
 }
 
+/// `YYYY-MM-DD` → Unix seconds at its start (UTC).
+fn date_unix_s(d: &str) -> Option<i64> {
+    let format = time::format_description::parse_borrowed::<2>("[year]-[month]-[day]").ok()?;
+    let date = time::Date::parse(d, &format).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
+}
+
 fn check_date(d: &str) -> Result<(), ListError> {
-    let parsed = time::format_description::parse_borrowed::<2>("[year]-[month]-[day]")
-        .ok()
-        .and_then(|format| time::Date::parse(d, &format).ok());
-    parsed.map(|_| ()).ok_or(()).map_err(|_| ListError {
+    date_unix_s(d).map(|_| ()).ok_or_else(|| ListError {
         file: "list_date".into(),
         line: 0,
         reason: format!("{d:?} is not a date (YYYY-MM-DD)"),
@@ -485,6 +489,11 @@ impl Engine {
         for m in &metas {
             metrics::gauge!("remesa_sanctions_list_entries", "source" => m.source.clone())
                 .set(u32::try_from(m.entries).unwrap_or(u32::MAX));
+            // The list's own date as Unix seconds (an alert can watch its age).
+            if let Some(day) = m.list_date.as_deref().and_then(date_unix_s) {
+                metrics::gauge!("remesa_sanctions_list_date_seconds", "source" => m.source.clone())
+                    .set(u32::try_from(day).unwrap_or(0));
+            }
         }
         self.inner.screening.swap(Loaded { metas, list });
         Ok(true)

@@ -466,6 +466,11 @@ async fn sanctions_admin(database_url: Option<String>) {
         text.contains("remesa_sanctions_list_entries{source=\"ofac_sdn\"} 2000"),
         "{text}"
     );
+    // the list's date, 2026-12-01T00:00:00Z
+    assert!(
+        text.contains("remesa_sanctions_list_date_seconds{source=\"ofac_sdn\"} 1796083200"),
+        "{text}"
+    );
     s.shutdown.cancel();
 }
 
