@@ -307,13 +307,21 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The devnet's sending limits for unverified (tier 0) senders: small, so a refusal is easy to try.
+/// The devnet's sending limits per KYC tier: small for unverified (tier 0) senders, so a refusal is easy to try,
+/// larger once verified (`verify` in the chat raises a sender to tier 1).
 fn demo_limits() -> Vec<crate::config::LimitRule> {
-    vec![crate::config::LimitRule {
-        tier: 0,
+    [
+        (0, "500", "1000", "3000"),
+        (1, "2000", "5000", "15000"),
+        (2, "10000", "25000", "75000"),
+    ]
+    .into_iter()
+    .map(|(tier, tx, day, month)| crate::config::LimitRule {
+        tier,
         country: "*".into(),
-        per_tx_usd: Some("500".into()),
-        per_day_usd: Some("1000".into()),
-        per_30d_usd: Some("3000".into()),
-    }]
+        per_tx_usd: Some(tx.into()),
+        per_day_usd: Some(day.into()),
+        per_30d_usd: Some(month.into()),
+    })
+    .collect()
 }

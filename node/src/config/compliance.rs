@@ -116,6 +116,48 @@ pub struct SanctionsConfig {
     pub required: bool,
 }
 
+/// KYC tiers (`[kyc]` in the TOML file, or `REMESA_KYC__TIER1_FIELDS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KycConfig {
+    /// The fields tier 1 needs (`full_name`, `birth_date`, `address`, `id_type`, `id_number`, `document_ref`);
+    /// tier 2 needs them and a `document_ref`, and an operator's approval.
+    pub tier1_fields: Vec<String>,
+}
+
+impl Default for KycConfig {
+    fn default() -> Self {
+        Self {
+            tier1_fields: ["full_name", "birth_date", "address", "id_type", "id_number"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+impl KycConfig {
+    /// The tier-1 fields, parsed; an unknown field names itself.
+    pub fn tier1(&self) -> Result<Vec<crate::domain::KycField>, String> {
+        let mut out = Vec::new();
+        for f in &self.tier1_fields {
+            let field = crate::domain::KycField::parse(f).ok_or_else(|| {
+                format!(
+                    "kyc.tier1_fields: unknown field {f:?} (full_name, birth_date, address, id_type, id_number, \
+                     document_ref)"
+                )
+            })?;
+            if !out.contains(&field) {
+                out.push(field);
+            }
+        }
+        if !out.contains(&crate::domain::KycField::FullName) {
+            return Err("kyc.tier1_fields must include full_name (it is screened)".into());
+        }
+        Ok(out)
+    }
+}
+
 /// The default match threshold, percent.
 pub const SANCTIONS_THRESHOLD_PERCENT_DEFAULT: u8 = 91;
 

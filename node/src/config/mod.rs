@@ -17,7 +17,7 @@ pub mod partner;
 
 pub use chain::ChainConfig;
 pub use chat::ChatConfig;
-pub use compliance::{LimitRule, SanctionsConfig};
+pub use compliance::{KycConfig, LimitRule, SanctionsConfig};
 pub use partner::PartnerConfig;
 
 /// Everything `remesa serve` needs. Units are in the names. `Debug` shows no secret (the database URL's password
@@ -90,6 +90,8 @@ pub struct Config {
     pub limits: Vec<LimitRule>,
     /// Sanctions lists and screening (`[sanctions]`, or `REMESA_SANCTIONS__<FIELD>`).
     pub sanctions: SanctionsConfig,
+    /// KYC tiers (`[kyc]`, or `REMESA_KYC__TIER1_FIELDS`).
+    pub kyc: KycConfig,
     #[serde(flatten)]
     pub chat: ChatConfig,
     #[serde(flatten)]
@@ -129,6 +131,7 @@ impl Default for Config {
             chain: ChainConfig::default(),
             limits: Vec::new(),
             sanctions: SanctionsConfig::default(),
+            kyc: KycConfig::default(),
             chat: Default::default(),
             partner: Default::default(),
         }
@@ -165,6 +168,7 @@ impl std::fmt::Debug for Config {
             .field("chain", &self.chain)
             .field("limits", &self.limits)
             .field("sanctions", &self.sanctions)
+            .field("kyc", &self.kyc)
             .field("chat", &self.chat)
             .field("partner", &self.partner)
             .finish_non_exhaustive()
@@ -315,6 +319,7 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("chain: {e}")))?;
         compliance::parse_limits(&self.limits).map_err(ConfigError::Invalid)?;
         self.sanctions.validate().map_err(ConfigError::Invalid)?;
+        self.kyc.tier1().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

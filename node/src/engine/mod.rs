@@ -11,6 +11,7 @@
 pub mod authorization;
 pub mod claims;
 pub mod custody;
+pub mod customers;
 pub mod ledger;
 pub mod limits;
 mod p2p;
@@ -58,6 +59,8 @@ pub struct EngineConfig {
     pub sanctions_required: bool,
     /// Score from which a screened name is a hit, percent.
     pub sanctions_threshold_percent: u8,
+    /// The fields KYC tier 1 needs (tier 2: these and a document reference, with an operator's approval).
+    pub kyc_tier1_fields: Vec<crate::domain::KycField>,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +74,7 @@ impl Default for EngineConfig {
             limits: Vec::new(),
             sanctions_required: false,
             sanctions_threshold_percent: crate::config::compliance::SANCTIONS_THRESHOLD_PERCENT_DEFAULT,
+            kyc_tier1_fields: crate::config::KycConfig::default().tier1().unwrap_or_default(),
         }
     }
 }
@@ -87,6 +91,8 @@ impl EngineConfig {
             limits: crate::config::compliance::parse_limits(&c.limits).unwrap_or_default(),
             sanctions_required: c.sanctions.required,
             sanctions_threshold_percent: c.sanctions.threshold_percent,
+            // `Config::validate` checked them.
+            kyc_tier1_fields: c.kyc.tier1().unwrap_or_default(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Operator compliance endpoints (`/v1/admin/sanctions…`, `/v1/admin/compliance/holds`, bearer operator token):
-//! load and inspect the sanctions lists, screen a name, and decide on held remittances.
+//! load and inspect the sanctions lists, screen a name, decide on held remittances; the KYC review queue, a
+//! customer, fields an operator enters, and decisions (the chat's notifier tells the customer).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,6 +12,7 @@ use super::api::parse_id;
 use super::auth::Operator;
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem};
 use crate::engine::Remittance;
+use crate::engine::customers::{Customer, KycDecision, KycSubmission};
 use crate::engine::screening::{HeldRemittance, HoldDecision, ListMeta, ListUpload, SanctionsStatus};
 
 type ApiResult<T> = Result<T, Problem>;
@@ -143,4 +145,71 @@ pub async fn reject_hold(
         StatusCode::OK,
         ApiJson(st.engine.reject_hold(&parse_id(&id)?, &d).await?),
     ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomersQuery {
+    /// 1 to the page limit (default 100).
+    pub limit: Option<u32>,
+}
+
+/// The KYC review queue: customers whose request for a higher tier waits for an operator, oldest first.
+#[utoipa::path(get, path = "/v1/admin/customers/review", tag = "compliance", params(CustomersQuery),
+    responses((status = 200, body = Vec<Customer>)), security(("operator" = [])))]
+pub async fn kyc_queue(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiQuery(q): ApiQuery<CustomersQuery>,
+) -> ApiResult<ApiJson<Vec<Customer>>> {
+    Ok(ApiJson(st.engine.kyc_review_queue(q.limit.unwrap_or(100)).await?))
+}
+
+/// A customer: tier in force, status, the fields given and what the next tier still needs.
+#[utoipa::path(get, path = "/v1/admin/customers/{user_id}", tag = "compliance", params(("user_id" = String, Path)),
+    responses((status = 200, body = Customer), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn customer(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(user_id): ApiPath<String>,
+) -> ApiResult<ApiJson<Customer>> {
+    Ok(ApiJson(st.engine.customer(user_id.trim()).await?))
+}
+
+/// Give a customer's fields for a higher tier (e.g. a document reference checked at a branch for tier 2). Each field
+/// is parsed; complete tier-1 fields that screen clear grant tier 1 at once; tier 2 waits for a decision.
+#[utoipa::path(post, path = "/v1/admin/customers/{user_id}/kyc", tag = "compliance", request_body = KycSubmission,
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = Customer),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "Already at that tier, or under review")),
+    security(("operator" = [])))]
+pub async fn submit_kyc(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(user_id): ApiPath<String>,
+    ApiJson(sub): ApiJson<KycSubmission>,
+) -> ApiResult<ApiJson<Customer>> {
+    Ok(ApiJson(
+        st.engine.submit_kyc(user_id.trim(), sub, "operator").await?,
+    ))
+}
+
+/// Decide on a customer's request under review: approve (the tier is granted), reject (the tier in force stays) or
+/// request info (the named fields are cleared and asked for again). Recorded with the reviewer and reason; the
+/// customer is told in chat (neutral words, never the reviewer's reason for a rejection).
+#[utoipa::path(post, path = "/v1/admin/customers/{user_id}/decision", tag = "compliance", request_body = KycDecision,
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = Customer),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "No request waiting for a decision")),
+    security(("operator" = [])))]
+pub async fn decide_kyc(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(user_id): ApiPath<String>,
+    ApiJson(d): ApiJson<KycDecision>,
+) -> ApiResult<ApiJson<Customer>> {
+    Ok(ApiJson(st.engine.decide_kyc(user_id.trim(), &d).await?))
 }

@@ -91,6 +91,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/v1/admin/remittances/{id}/hold/reject",
             post(compliance::reject_hold),
         )
+        .route("/v1/admin/customers/review", get(compliance::kyc_queue))
+        .route("/v1/admin/customers/{user_id}", get(compliance::customer))
+        .route("/v1/admin/customers/{user_id}/kyc", post(compliance::submit_kyc))
+        .route(
+            "/v1/admin/customers/{user_id}/decision",
+            post(compliance::decide_kyc),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::middleware,

@@ -17,7 +17,8 @@ use crate::engine;
         admin::register_user, admin::find_user, admin::get_user, admin::payout_accept, admin::payout_complete, admin::payout_fail,
         admin::ledger_report, admin::reconcile, admin::failed_chain_jobs, admin::retry_chain_job,
         compliance::sanctions_status, compliance::load_list, compliance::screen, compliance::holds,
-        compliance::release_hold, compliance::reject_hold,
+        compliance::release_hold, compliance::reject_hold, compliance::kyc_queue, compliance::customer,
+        compliance::submit_kyc, compliance::decide_kyc,
         super::healthz, super::readyz, super::metrics,
     ),
     components(schemas(
@@ -30,6 +31,8 @@ use crate::engine;
         engine::screening::ListUpload, engine::screening::ListMeta, engine::screening::SanctionsStatus,
         engine::screening::HeldRemittance, engine::screening::HoldDecision, engine::screening::PartyHit,
         engine::screening::Party, compliance::ScreenBody, compliance::ScreenHit,
+        engine::customers::Customer, engine::customers::KycSubmission, engine::customers::KycDecision,
+        engine::customers::KycAction, crate::domain::KycField, crate::domain::KycStatus,
     )),
     modifiers(&Security),
     tags((name = "quotes"), (name = "remittances"), (name = "events"), (name = "wallets"), (name = "admin"), (name = "compliance"), (name = "ops"))

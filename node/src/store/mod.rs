@@ -9,6 +9,7 @@ pub mod chain_index;
 pub mod chain_txs;
 pub mod chat;
 pub mod compliance;
+pub mod customers;
 pub mod events;
 pub mod idempotency;
 pub mod instances;

@@ -6,6 +6,7 @@
 mod helpers;
 mod holds;
 mod http;
+mod kyc;
 mod lifecycle;
 mod limits;
 mod migrations;
