@@ -52,7 +52,12 @@ pub enum BackendError {
         limit: Decimal,
         /// What can still be sent in that window, USD.
         left: Decimal,
+        /// The sender's KYC tier (a higher one raises the limits).
+        tier: u8,
     },
+    /// A value the user typed does not parse; the text says what is expected (English).
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// Sanctions screening needs the sender's full name, and the engine has none.
     #[error("the sender's full name is needed")]
     SenderNameRequired,
@@ -170,6 +175,17 @@ pub struct Collectible {
     pub sender_user_id: Option<String>,
 }
 
+/// A customer's KYC as the chat needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KycView {
+    /// The tier in force.
+    pub tier: u8,
+    /// The status of the latest request.
+    pub status: crate::domain::KycStatus,
+    /// What the next tier still needs.
+    pub missing: Vec<crate::domain::KycField>,
+}
+
 /// The engine operations the chat uses.
 pub trait ChatBackend: Send + Sync + 'static {
     /// Finds or creates the engine user (custodial wallet) for a chat identity. Idempotent per identity.
@@ -187,6 +203,25 @@ pub trait ChatBackend: Send + Sync + 'static {
         user_id: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// The user's KYC tier, status and what the next tier needs.
+    fn kyc<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<KycView, BackendError>>;
+
+    /// Gives one field for tier 1 (the engine parses and keeps it; complete fields that screen clear grant the tier).
+    /// A value that does not parse is [`BackendError::Invalid`].
+    fn submit_kyc_field<'a>(
+        &'a self,
+        user_id: &'a str,
+        field: crate::domain::KycField,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<KycView, BackendError>>;
+
+    /// Operators' KYC decisions at or after `since_unix_ms`, and where the next read starts.
+    fn kyc_notices_since<'a>(
+        &'a self,
+        since_unix_ms: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<(Vec<crate::engine::customers::KycNotice>, i64), BackendError>>;
 
     /// The user's wallet balance.
     fn balance<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Balance, BackendError>>;

@@ -14,7 +14,7 @@ use super::render::{
     self, BTN_CANCEL, BTN_CONFIRM, BTN_MENU_BALANCE, BTN_MENU_HISTORY, BTN_MENU_SEND, BTN_METHOD, Missing,
 };
 use super::store::{ChatStore, Identity, NewOutbound, StoreError};
-use crate::domain::PayoutMethod;
+use crate::domain::{KycField, PayoutMethod};
 use crate::domain::{PhoneNumber, Region};
 
 /// Transfers shown by `history`.
@@ -58,6 +58,10 @@ pub struct ConversationState {
     /// A confirmed quote waiting for the sender's full name (sanctions screening needs it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub naming: Option<PendingQuote>,
+    /// Identity verification: the KYC field asked for (each answer goes to the engine at once; nothing personal is
+    /// kept here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kyc_asking: Option<KycField>,
 }
 
 /// Why a message could not be processed now (retried by the inbox worker).
@@ -219,7 +223,45 @@ pub async fn handle(
         lang,
         idempotency_key: &idempotency_key,
     };
+    // An answer to a verification question is free text (a date, an address, a number): it goes to the engine
+    // unless the user asks for something else.
+    if let (Some(field), InboundContent::Text { text, .. }) = (state.kyc_asking, &msg.content)
+        && !matches!(
+            intent,
+            Intent::Cancel
+                | Intent::Decline
+                | Intent::Help
+                | Intent::Greeting
+                | Intent::Send(_)
+                | Intent::Verify
+        )
+    {
+        match backend.submit_kyc_field(&user_id, field, text).await {
+            Ok(view) => {
+                state.kyc_asking = next_kyc_question(&view);
+                match state.kyc_asking {
+                    Some(next) => replies.push(render::kyc_ask(lang, next)),
+                    None => replies.push(render::kyc_outcome(lang, view.tier, view.status)),
+                }
+            }
+            Err(BackendError::Invalid(_)) => replies.push(render::kyc_invalid(lang, field)),
+            Err(e) => return Err(backend_err(e)),
+        }
+        return finish(state, replies, identity);
+    }
     match intent {
+        Intent::Verify => {
+            let view = backend.kyc(&user_id).await.map_err(backend_err)?;
+            state = ConversationState::default();
+            state.kyc_asking = next_kyc_question(&view);
+            match state.kyc_asking {
+                Some(first) => {
+                    replies.push(render::kyc_intro(lang, view.missing.len()));
+                    replies.push(render::kyc_ask(lang, first));
+                }
+                None => replies.push(render::kyc_outcome(lang, view.tier, view.status)),
+            }
+        }
         Intent::Greeting => replies.push(render::greeting(lang, identity.display_name.as_deref())),
         Intent::Help => replies.push(render::help(lang)),
         Intent::Balance => match backend.balance(&user_id).await {
@@ -236,7 +278,7 @@ pub async fn handle(
             Err(e) => return Err(backend_err(e)),
         },
         Intent::Cancel => {
-            if state.pending.is_some() || state.draft.is_some() {
+            if state.pending.is_some() || state.draft.is_some() || state.kyc_asking.is_some() {
                 state = ConversationState::default();
                 replies.push(render::cancelled(lang));
             } else {
@@ -268,7 +310,7 @@ pub async fn handle(
             Err(e) => return Err(backend_err(e)),
         },
         Intent::Decline => {
-            if state.pending.is_some() || state.draft.is_some() {
+            if state.pending.is_some() || state.draft.is_some() || state.kyc_asking.is_some() {
                 state = ConversationState::default();
                 replies.push(render::cancelled(lang));
             } else {
@@ -415,6 +457,16 @@ async fn lost_code(
         });
     }
     Ok((render::code_request_sent(lang, asks.len()), asks))
+}
+
+/// The next field to ask: only while the customer is tier 0 and no operator is reviewing them (the chat collects
+/// tier 1; tier 2 takes a document an agent checks).
+fn next_kyc_question(view: &super::backend::KycView) -> Option<KycField> {
+    use crate::domain::KycStatus;
+    if view.tier > 0 || matches!(view.status, KycStatus::Processing | KycStatus::Rejected) {
+        return None;
+    }
+    view.missing.first().copied()
 }
 
 fn backend_err(e: BackendError) -> ConversationError {
@@ -569,8 +621,13 @@ async fn advance(
             ));
             state.draft = None;
         }
-        Err(BackendError::LimitExceeded { window, limit, left }) => {
-            replies.push(render::limit_exceeded(lang, window, limit, left));
+        Err(BackendError::LimitExceeded {
+            window,
+            limit,
+            left,
+            tier,
+        }) => {
+            replies.push(render::limit_exceeded(lang, window, limit, left, tier));
             state.draft = None;
         }
         Err(e) => return Err(backend_err(e)),
@@ -610,9 +667,12 @@ async fn confirm(
                 lang, balance, needed, &currency, cx.wallet,
             ));
         }
-        Err(BackendError::LimitExceeded { window, limit, left }) => {
-            replies.push(render::limit_exceeded(lang, window, limit, left))
-        }
+        Err(BackendError::LimitExceeded {
+            window,
+            limit,
+            left,
+            tier,
+        }) => replies.push(render::limit_exceeded(lang, window, limit, left, tier)),
         Err(BackendError::NoQuote(reason)) => replies.push(render::no_quote(lang, &reason)),
         Err(BackendError::NoRoute) => replies.push(render::no_route(lang)),
         Err(BackendError::RecipientNotRegistered { phone }) => {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::backend::{
-    BackendError, Balance, BoxFuture, COLLECTIBLE_MAX, ChatBackend, Collectible, EngineUser,
+    BackendError, Balance, BoxFuture, COLLECTIBLE_MAX, ChatBackend, Collectible, EngineUser, KycView,
     NotificationView, QuoteRequest, TransitionEvent,
 };
 use super::model::{PICKUP_CODE_PLACEHOLDER, Platform};
@@ -52,11 +52,13 @@ fn internal(e: EngineError) -> BackendError {
             window,
             limit_usd,
             left_usd,
+            tier,
             ..
         } => BackendError::LimitExceeded {
             window,
             limit: limit_usd,
             left: left_usd,
+            tier,
         },
         EngineError::SenderNameRequired => BackendError::SenderNameRequired,
         EngineError::InsufficientFunds { available, required } => BackendError::InsufficientFunds {
@@ -206,7 +208,12 @@ impl ChatBackend for EngineBackend {
                 .map_err(internal)?
                 && let Some((window, limit, left)) = h.refusal(dec(&q.send_amount))
             {
-                return Err(BackendError::LimitExceeded { window, limit, left });
+                return Err(BackendError::LimitExceeded {
+                    window,
+                    limit,
+                    left,
+                    tier: h.tier,
+                });
             }
             // Tell the sender now rather than after "yes" when the wallet cannot cover the total.
             let balance = self.engine.balance(&address).await.map_err(internal)?;
@@ -249,6 +256,59 @@ impl ChatBackend for EngineBackend {
         Box::pin(async move {
             self.engine.set_user_name(user_id, name).await.map_err(internal)?;
             Ok(())
+        })
+    }
+
+    fn kyc<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<KycView, BackendError>> {
+        Box::pin(async move {
+            let c = self.engine.customer(user_id).await.map_err(internal)?;
+            Ok(KycView {
+                tier: c.tier,
+                status: c.status,
+                missing: c.missing,
+            })
+        })
+    }
+
+    fn submit_kyc_field<'a>(
+        &'a self,
+        user_id: &'a str,
+        field: crate::domain::KycField,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<KycView, BackendError>> {
+        Box::pin(async move {
+            // The open request's tier (an operator may have asked again for a tier-2 field), else the next one.
+            let c = self.engine.customer(user_id).await.map_err(internal)?;
+            let tier = match c.requested_tier {
+                Some(t) if c.status == crate::domain::KycStatus::NeedsInfo && t > c.tier => t,
+                _ => c.tier.saturating_add(1),
+            };
+            let sub = crate::engine::customers::KycSubmission {
+                tier,
+                fields: [(field, value.to_owned())].into(),
+            };
+            match self.engine.submit_kyc(user_id, sub, "chat").await {
+                Ok(c) => Ok(KycView {
+                    tier: c.tier,
+                    status: c.status,
+                    missing: c.missing,
+                }),
+                Err(EngineError::Invalid(m)) => Err(BackendError::Invalid(m)),
+                Err(e) => Err(internal(e)),
+            }
+        })
+    }
+
+    fn kyc_notices_since<'a>(
+        &'a self,
+        since_unix_ms: i64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<(Vec<crate::engine::customers::KycNotice>, i64), BackendError>> {
+        Box::pin(async move {
+            self.engine
+                .kyc_notices_since(since_unix_ms, limit)
+                .await
+                .map_err(internal)
         })
     }
 

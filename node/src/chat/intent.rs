@@ -373,6 +373,8 @@ pub enum Intent {
         /// Optional remittance reference.
         reference: Option<String>,
     },
+    /// Verify my identity to raise my limits: `verify`, `verificar`.
+    Verify,
     /// `yes`, `sí`, `confirm`.
     Confirm,
     /// `no`.
@@ -553,6 +555,8 @@ fn command_of(w: &str) -> Option<(Intent, Option<Lang>)> {
         "codigo" | "código" | "perdi" | "perdí" => (Intent::LostCode, Some(Lang::Es)),
         "resend" => (Intent::Resend { reference: None }, Some(Lang::En)),
         "reenviar" | "reenvia" | "reenvía" => (Intent::Resend { reference: None }, Some(Lang::Es)),
+        "verify" | "verification" | "kyc" => (Intent::Verify, Some(Lang::En)),
+        "verificar" | "verificarme" | "verificacion" | "verificación" => (Intent::Verify, Some(Lang::Es)),
         _ => return None,
     })
 }

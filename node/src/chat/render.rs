@@ -580,9 +580,15 @@ pub fn insufficient_funds(
 }
 
 /// The amount is over a sending limit: what is left, and how to raise it.
-pub fn limit_exceeded(lang: Lang, window: LimitWindow, limit: Decimal, left: Decimal) -> OutboundMessage {
+pub fn limit_exceeded(
+    lang: Lang,
+    window: LimitWindow,
+    limit: Decimal,
+    left: Decimal,
+    tier: u8,
+) -> OutboundMessage {
     let (limit, left) = (money(limit, "USD"), money(left, "USD"));
-    OutboundMessage::text(match (lang, window) {
+    let text = match (lang, window) {
         (Lang::En, LimitWindow::PerTransaction) => format!(
             "That is more than one transfer can send: the limit is {limit} per transfer. Send {left} or less. To raise \
              your limits, your identity must be verified: contact support."
@@ -606,6 +612,98 @@ pub fn limit_exceeded(lang: Lang, window: LimitWindow, limit: Decimal, left: Dec
         (Lang::Es, LimitWindow::ThirtyDays) => format!(
             "Eso supera tu límite de {limit} en 30 días: este mes puedes enviar {left} más. Para subir tus \
              límites hay que verificar tu identidad: contacta a soporte."
+        ),
+    };
+    // An unverified sender can verify right here in the chat.
+    OutboundMessage::text(if tier == 0 {
+        let (from, to) = match lang {
+            Lang::En => ("contact support.", "write *verify* (it takes two minutes)."),
+            Lang::Es => ("contacta a soporte.", "escribe *verificar* (toma dos minutos)."),
+        };
+        text.replace(from, to)
+    } else {
+        text
+    })
+}
+
+/// Starting identity verification: why, and how to stop.
+pub fn kyc_intro(lang: Lang, count: usize) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "To raise your sending limits the law asks us to verify who you are. I need {count} details, one at a \
+             time; write *cancel* to stop."
+        ),
+        Lang::Es => format!(
+            "Para subir tus límites de envío la ley nos pide verificar quién eres. Necesito {count} datos, uno a la \
+             vez; escribe *cancelar* para parar."
+        ),
+    })
+}
+
+/// Asks for one KYC field.
+pub fn kyc_ask(lang: Lang, field: crate::domain::KycField) -> OutboundMessage {
+    use crate::domain::KycField as F;
+    OutboundMessage::text(t(
+        lang,
+        match field {
+            F::FullName => "Your full name, as on your ID?",
+            F::BirthDate => "Your date of birth? For example: 25/04/1990",
+            F::Address => "Your home address (street, number, city)?",
+            F::IdType => "Which ID do you have: 1 passport, 2 national ID, 3 driver's license?",
+            F::IdNumber => "The number of that ID?",
+            F::DocumentRef => "The reference of your ID document (as given at the branch)?",
+        },
+        match field {
+            F::FullName => "¿Tu nombre completo, como en tu identificación?",
+            F::BirthDate => "¿Tu fecha de nacimiento? Por ejemplo: 25/04/1990",
+            F::Address => "¿Tu dirección (calle, número, ciudad)?",
+            F::IdType => {
+                "¿Qué identificación tienes: 1 pasaporte, 2 documento nacional (DPI, INE, cédula), 3 licencia de conducir?"
+            }
+            F::IdNumber => "¿El número de esa identificación?",
+            F::DocumentRef => "¿La referencia de tu documento (la que te dieron en la sucursal)?",
+        },
+    ))
+}
+
+/// A KYC answer that does not parse: the question again.
+pub fn kyc_invalid(lang: Lang, field: crate::domain::KycField) -> OutboundMessage {
+    let mut m = kyc_ask(lang, field);
+    m.text = format!(
+        "{} {}",
+        t(lang, "I could not read that.", "No pude leer eso."),
+        m.text
+    );
+    m
+}
+
+/// The customer's KYC state, in words: verified (tier), under review, refused, or more needed.
+pub fn kyc_outcome(lang: Lang, tier: u8, status: crate::domain::KycStatus) -> OutboundMessage {
+    use crate::domain::KycStatus as S;
+    OutboundMessage::text(match (status, lang) {
+        (S::Accepted, Lang::En) if tier > 0 => format!(
+            "Your identity is verified (level {tier}): your sending limits are now higher. For even higher limits an \
+             agent checks your ID document: contact support."
+        ),
+        (S::Accepted, Lang::Es) if tier > 0 => format!(
+            "Tu identidad está verificada (nivel {tier}): tus límites de envío ahora son más altos. Para límites aún \
+             más altos un agente revisa tu documento: contacta a soporte."
+        ),
+        (S::Processing, _) => t(
+            lang,
+            "Thank you. Your details are being reviewed; I'll tell you as soon as it is done.",
+            "Gracias. Estamos revisando tus datos; te aviso en cuanto esté listo.",
+        ),
+        (S::Rejected, _) => t(
+            lang,
+            "We could not verify your identity, so your limits stay as they were. Write *help* to reach support.",
+            "No pudimos verificar tu identidad, así que tus límites siguen igual. Escribe *ayuda* para contactar a \
+             soporte.",
+        ),
+        _ => t(
+            lang,
+            "We need some of your details again: write *verify* to give them.",
+            "Necesitamos de nuevo algunos de tus datos: escribe *verificar* para darlos.",
         ),
     })
 }

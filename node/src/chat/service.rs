@@ -31,6 +31,8 @@ const LEASE_MS: i64 = 60_000;
 const EVENTS_PAGE: u32 = 100;
 /// Name of the notifier's cursor in `chat_cursors`.
 pub const NOTIFY_CURSOR: &str = "engine_events";
+/// The notifier's position in the operators' KYC decisions (a time, Unix ms).
+pub const KYC_CURSOR: &str = "kyc_notices";
 
 /// At most this many re-sends of one remittance's pickup code (sender-confirmed and operator together).
 pub const RESENDS_MAX: i64 = 5;
@@ -515,7 +517,37 @@ impl ChatService {
             self.notify_event(ev).await?;
             store.advance_cursor(NOTIFY_CURSOR, ev.seq).await?;
         }
-        Ok(events.len())
+        Ok(events.len() + self.notify_kyc_once().await?)
+    }
+
+    /// Tells customers about operators' KYC decisions (approved, refused, details needed again), once each.
+    async fn notify_kyc_once(&self) -> Result<usize, NotifyError> {
+        let store = &self.inner.store;
+        let since = store.cursor(KYC_CURSOR).await?;
+        let (notices, next) = self
+            .inner
+            .backend
+            .kyc_notices_since(since, EVENTS_PAGE)
+            .await
+            .map_err(|e| NotifyError::Backend(e.to_string()))?;
+        for n in &notices {
+            let Some(who) = store.identities_of_user(&n.user_id).await?.into_iter().next() else {
+                continue;
+            };
+            store
+                .enqueue(&NewOutbound {
+                    dedupe_key: format!("kyc:{}", n.event_id),
+                    platform: who.platform,
+                    address: who.address,
+                    message: render::kyc_outcome(who.lang, n.tier, n.status),
+                    callback_query_id: None,
+                })
+                .await?;
+        }
+        if next > since {
+            store.advance_cursor(KYC_CURSOR, next).await?;
+        }
+        Ok(notices.len())
     }
 
     async fn notify_event(&self, ev: &TransitionEvent) -> Result<(), NotifyError> {

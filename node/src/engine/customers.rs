@@ -415,6 +415,75 @@ impl Engine {
     }
 }
 
+/// An operator's KYC decision the customer is to be told about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KycNotice {
+    /// The compliance event's id (a notification's dedupe key).
+    pub event_id: String,
+    pub at_unix_ms: i64,
+    pub user_id: String,
+    /// `accepted`, `rejected` or `needs_info`.
+    pub status: KycStatus,
+    /// The tier asked for (granted when accepted).
+    pub tier: u8,
+    /// For `needs_info`: what to give again.
+    pub fields: Vec<KycField>,
+}
+
+impl Engine {
+    /// Operators' KYC decisions at or after `since_unix_ms`, oldest first, from at most `limit` events read (the
+    /// chat tells the customers; a customer's own submissions are answered in the conversation), and where the next
+    /// read starts: past the last event read, or at its millisecond when the page was full (events of one
+    /// millisecond may continue; the chat's dedupe keys make a second read harmless).
+    pub async fn kyc_notices_since(&self, since_unix_ms: i64, limit: u32) -> Result<(Vec<KycNotice>, i64)> {
+        let limit = limit.clamp(1, 1_000);
+        let rows = events::of_kinds_since(
+            &self.db().pool,
+            &["kyc_accepted", "kyc_rejected", "kyc_needs_info"],
+            since_unix_ms,
+            i64::from(limit),
+        )
+        .await?;
+        let next = match rows.last() {
+            Some(last) if rows.len() == usize::try_from(limit).unwrap_or(usize::MAX) => last.at_unix_ms,
+            Some(last) => last.at_unix_ms.saturating_add(1),
+            None => since_unix_ms,
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
+            if detail["by"] != "operator" {
+                continue;
+            }
+            let status = match r.kind.as_str() {
+                "kyc_accepted" => KycStatus::Accepted,
+                "kyc_rejected" => KycStatus::Rejected,
+                _ => KycStatus::NeedsInfo,
+            };
+            let fields = detail["fields"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str().and_then(KycField::parse))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(KycNotice {
+                event_id: r.id,
+                at_unix_ms: r.at_unix_ms,
+                user_id: r.subject,
+                status,
+                tier: detail["tier"]
+                    .as_u64()
+                    .and_then(|t| u8::try_from(t).ok())
+                    .unwrap_or(0),
+                fields,
+            });
+        }
+        Ok((out, next))
+    }
+}
+
 async fn record(
     tx: &mut crate::store::Tx,
     kind: &str,

@@ -585,12 +585,27 @@ impl Engine {
         })
     }
 
-    /// The name a sender is screened by: the request's, else the registered user's.
+    /// The name a sender is screened by: the request's, else the full name the customer gave for KYC, else the
+    /// registered user's (the chat profile's, or the one the chat asked for).
     pub(super) async fn sender_name(&self, sender: &super::types::SenderRef) -> Result<Option<String>> {
         Ok(match sender {
-            super::types::SenderRef::User { user_id } => users::by_id(&self.db().pool, user_id)
-                .await?
-                .and_then(|u| u.display_name),
+            super::types::SenderRef::User { user_id } => {
+                let kyc_name = crate::store::customers::get(&self.db().pool, user_id)
+                    .await?
+                    .and_then(|r| {
+                        serde_json::from_str::<std::collections::BTreeMap<crate::domain::KycField, String>>(
+                            &r.fields,
+                        )
+                        .ok()
+                    })
+                    .and_then(|f| f.get(&crate::domain::KycField::FullName).cloned());
+                match kyc_name {
+                    Some(n) => Some(n),
+                    None => users::by_id(&self.db().pool, user_id)
+                        .await?
+                        .and_then(|u| u.display_name),
+                }
+            }
             super::types::SenderRef::Address { address, name } => match name {
                 Some(n) => Some(text("sender name", n, NAME_LEN_MAX)?),
                 None => users::by_address(&self.db().pool, &address.trim().to_ascii_lowercase())

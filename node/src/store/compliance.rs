@@ -71,6 +71,28 @@ where
     .await?)
 }
 
+/// Events of `kinds` at or after `since_unix_ms`, in time order, at most `limit` (the chat's KYC notices).
+pub async fn of_kinds_since<'e, E>(
+    exec: E,
+    kinds: &[&str],
+    since_unix_ms: i64,
+    limit: i64,
+) -> Result<Vec<ComplianceEventRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT id, at_unix_ms, kind, subject, actor, reason, detail FROM compliance_events WHERE at_unix_ms >= ",
+    );
+    q.push_bind(since_unix_ms).push(" AND kind IN (");
+    let mut list = q.separated(", ");
+    for k in kinds {
+        list.push_bind(*k);
+    }
+    q.push(") ORDER BY at_unix_ms, id LIMIT ").push_bind(limit);
+    Ok(q.build_query_as().fetch_all(exec).await?)
+}
+
 /// The latest event of `kind` about `subject`.
 pub async fn latest<'e, E>(
     exec: E,

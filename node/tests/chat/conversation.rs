@@ -633,3 +633,31 @@ async fn recipient_notice_uses_the_approved_template() -> Result<()> {
     );
     Ok(())
 }
+
+/// Verifying identity in English: a question per field, a wrong answer asked again, "cancel" stops and keeps what
+/// was given, "verify" goes on from there, and the last answer gives the outcome.
+#[tokio::test]
+async fn verification_asks_one_field_at_a_time_and_can_be_stopped() -> Result<()> {
+    let node = start(sqlite().await?, true).await?;
+    say(&node, "k0", "hi").await?;
+    replies_after(&node, 0, "welcome").await?;
+    for (id, text, want) in [
+        // the intro and the first question come together
+        ("k1", "verify", "Your full name"),
+        ("k2", "Ana Gomez", "date of birth"),
+        ("k3", "cancel", "Cancelled"),
+        ("k4", "verify", "date of birth"),
+        ("k5", "1990-04-25", "home address"),
+        ("k6", "1 Main St, Springfield", "Which ID"),
+        ("k7", "library card", "I could not read that"),
+        ("k8", "passport", "number of that ID"),
+        ("k9", "X1234567", "verified (level 1)"),
+    ] {
+        let before = node.api.whatsapp_to(ANA).len();
+        say(&node, id, text).await?;
+        let r = replies_after(&node, before, want).await?;
+        let last = r.last().map(|m| m.0.clone()).unwrap_or_default();
+        anyhow::ensure!(last.contains(want), "{text:?} → {r:?}, wanted {want:?}");
+    }
+    Ok(())
+}

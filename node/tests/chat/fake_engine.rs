@@ -8,13 +8,39 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
 
+use remesa::chat::backend::KycView;
 use remesa::chat::backend::{
     BackendError, Balance, BoxFuture, ChatBackend, Collectible, EngineUser, NotificationView, QuoteRequest,
     TransitionEvent,
 };
 use remesa::chat::model::Platform;
 use remesa::chat::render::{QuoteView, RemittanceView};
-use remesa::domain::{PayoutMethod, PhoneNumber};
+use remesa::domain::{KycField, KycStatus, PayoutMethod, PhoneNumber};
+
+const TIER1: [KycField; 5] = [
+    KycField::FullName,
+    KycField::BirthDate,
+    KycField::Address,
+    KycField::IdType,
+    KycField::IdNumber,
+];
+
+fn kyc_view(fields: &std::collections::BTreeMap<KycField, String>, tier: u8) -> KycView {
+    let missing: Vec<KycField> = if tier > 0 {
+        vec![KycField::DocumentRef]
+    } else {
+        TIER1.into_iter().filter(|f| !fields.contains_key(f)).collect()
+    };
+    KycView {
+        tier,
+        status: if tier > 0 || fields.is_empty() {
+            KycStatus::Accepted
+        } else {
+            KycStatus::NeedsInfo
+        },
+        missing,
+    }
+}
 use rust_decimal::Decimal;
 
 #[derive(Debug, Default)]
@@ -34,6 +60,8 @@ pub struct FakeState {
     pub fail_next_quote: bool,
     /// Names set with `set_sender_name`, by user id.
     pub names: HashMap<String, String>,
+    /// KYC fields given, by user id, and the tier in force (the fake grants tier 1 once its fields are complete).
+    pub kyc: HashMap<String, (std::collections::BTreeMap<KycField, String>, u8)>,
 }
 
 impl FakeState {
@@ -134,6 +162,43 @@ impl ChatBackend for FakeEngine {
             st.names.insert(user_id.to_owned(), name.to_owned());
             Ok(())
         })
+    }
+
+    fn kyc<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<KycView, BackendError>> {
+        Box::pin(async move {
+            let st = self.state.lock().expect("lock");
+            let (fields, tier) = st.kyc.get(user_id).cloned().unwrap_or_default();
+            Ok(kyc_view(&fields, tier))
+        })
+    }
+
+    fn submit_kyc_field<'a>(
+        &'a self,
+        user_id: &'a str,
+        field: KycField,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<KycView, BackendError>> {
+        Box::pin(async move {
+            let today = time::OffsetDateTime::now_utc().date();
+            let v = field
+                .normalize(value, today)
+                .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            let mut st = self.state.lock().expect("lock");
+            let entry = st.kyc.entry(user_id.to_owned()).or_default();
+            entry.0.insert(field, v);
+            if TIER1.iter().all(|f| entry.0.contains_key(f)) {
+                entry.1 = 1;
+            }
+            Ok(kyc_view(&entry.0, entry.1))
+        })
+    }
+
+    fn kyc_notices_since<'a>(
+        &'a self,
+        since_unix_ms: i64,
+        _limit: u32,
+    ) -> BoxFuture<'a, Result<(Vec<remesa::engine::customers::KycNotice>, i64), BackendError>> {
+        Box::pin(async move { Ok((Vec::new(), since_unix_ms)) })
     }
 
     fn balance<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Balance, BackendError>> {

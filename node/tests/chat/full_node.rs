@@ -46,13 +46,22 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     let api = PlatformApi::start().await?;
     let mut config = node_config(&devnet, dir.path(), OPERATOR_TOKEN).await?;
     config.chat = chat_config(&api);
-    config.limits = vec![remesa::config::LimitRule {
-        tier: 0,
-        country: "*".into(),
-        per_tx_usd: Some("300".into()),
-        per_day_usd: Some("1000".into()),
-        per_30d_usd: None,
-    }];
+    config.limits = vec![
+        remesa::config::LimitRule {
+            tier: 0,
+            country: "*".into(),
+            per_tx_usd: Some("300".into()),
+            per_day_usd: Some("1000".into()),
+            per_30d_usd: None,
+        },
+        remesa::config::LimitRule {
+            tier: 1,
+            country: "*".into(),
+            per_tx_usd: Some("1000".into()),
+            per_day_usd: Some("3000".into()),
+            per_30d_usd: None,
+        },
+    ];
     config.sanctions = remesa::config::SanctionsConfig {
         ofac_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/sanctions").into()),
         required: true,
@@ -131,8 +140,67 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     );
     api.wait_whatsapp(ANA, "limit", Duration::from_secs(20), |m| {
         m.iter().any(|x| {
-            x.0.contains("el límite es 300.00 USD por envío") && x.0.contains("Envía 300.00 USD o menos")
+            x.0.contains("el límite es 300.00 USD por envío")
+                && x.0.contains("Envía 300.00 USD o menos")
+                && x.0.contains("escribe *verificar*")
         })
+    })
+    .await?;
+
+    // --- verifying in the chat (KYC tier 1): one question at a time, a bad answer asked again, tier 1 at once ---
+    let steps: [(&'static str, &'static str, &'static str); 8] = [
+        ("wamid.v1", "verificar", "Tu nombre completo"),
+        ("wamid.v2", "Ana María Gómez Pérez", "Tu fecha de nacimiento"),
+        ("wamid.v3", "31/02/1990", "No pude leer eso"),
+        ("wamid.v4", "25/04/1990", "Tu dirección"),
+        (
+            "wamid.v5",
+            "4a Calle 5-20, Zona 1, Guatemala",
+            "Qué identificación",
+        ),
+        ("wamid.v6", "2", "número de esa identificación"),
+        ("wamid.v7", "2456 78901 0101", "verificada (nivel 1)"),
+        (
+            "wamid.v8",
+            "envía 350 a María López +502 5555 0101 en efectivo",
+            "Total a pagar",
+        ),
+    ];
+    for (id, text, answer) in steps {
+        assert_eq!(say(id, text).await?, 200);
+        api.wait_whatsapp(ANA, answer, Duration::from_secs(20), |m| {
+            m.iter().any(|x| x.0.contains(answer))
+        })
+        .await?;
+    }
+    let ana = engine.find_user_by_chat("whatsapp", ANA).await?.context("Ana")?;
+    let customer = engine.customer(&ana.id).await?;
+    assert_eq!(customer.tier, 1);
+    // Tier 2 is an operator's decision on a document checked at a branch; the customer hears it in the chat.
+    let kyc = http
+        .post(format!("{base}/v1/admin/customers/{}/kyc", ana.id))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&serde_json::json!({"tier": 2, "fields": {"document_ref": "branch-7/scan-0042"}}))
+        .send()
+        .await?;
+    assert_eq!(kyc.status(), 200);
+    let queue: serde_json::Value = http
+        .get(format!("{base}/v1/admin/customers/review"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(queue[0]["user_id"], ana.id.as_str(), "{queue}");
+    let decided = http
+        .post(format!("{base}/v1/admin/customers/{}/decision", ana.id))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&serde_json::json!({"action": "approve", "reviewer": "luis@ops", "reason": "ID checked at branch 7"}))
+        .send()
+        .await?;
+    assert_eq!(decided.status(), 200);
+    api.wait_whatsapp(ANA, "tier 2 told", Duration::from_secs(20), |m| {
+        m.iter().any(|x| x.0.contains("verificada (nivel 2)"))
     })
     .await?;
 
@@ -143,8 +211,9 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     );
     let msgs = api
         .wait_whatsapp(ANA, "quote", Duration::from_secs(20), |m| {
-            m.iter()
-                .any(|x| !x.1.is_empty() && x.1[0].starts_with("confirm:"))
+            m.iter().any(|x| {
+                !x.1.is_empty() && x.1[0].starts_with("confirm:") && x.0.contains("Envías: 100.00 USD")
+            })
         })
         .await?;
     let (quote_text, buttons) = msgs
@@ -277,7 +346,7 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     let is_quote = |x: &(String, Vec<String>)| !x.1.is_empty() && x.1[0].starts_with("confirm:");
     let msgs = api
         .wait_whatsapp(ANA, "second quote", Duration::from_secs(20), |m| {
-            m.iter().filter(|x| is_quote(x)).count() == 2
+            m.iter().filter(|x| is_quote(x)).count() == 3
         })
         .await?;
     let buttons = msgs
