@@ -55,6 +55,12 @@ pub enum BackendError {
         /// The sender's KYC tier (a higher one raises the limits).
         tier: u8,
     },
+    /// The amount carries the travel rule's data and the sender has not verified their identity.
+    #[error("the sender's verified identity is needed from {threshold} USD")]
+    TravelRuleDataRequired {
+        /// The corridor's threshold, USD.
+        threshold: Decimal,
+    },
     /// A value the user typed does not parse; the text says what is expected (English).
     #[error("invalid: {0}")]
     Invalid(String),

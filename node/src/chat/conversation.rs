@@ -657,6 +657,9 @@ async fn confirm(
             replies.push(render::ask_sender_name(lang));
             return Ok(true);
         }
+        Err(BackendError::TravelRuleDataRequired { threshold }) => {
+            replies.push(render::travel_rule_needs_kyc(lang, threshold))
+        }
         Err(BackendError::QuoteExpired) => replies.push(render::quote_expired(lang)),
         Err(BackendError::InsufficientFunds {
             balance,

@@ -61,6 +61,9 @@ fn internal(e: EngineError) -> BackendError {
             tier,
         },
         EngineError::SenderNameRequired => BackendError::SenderNameRequired,
+        EngineError::TravelRuleDataRequired { threshold_usd } => BackendError::TravelRuleDataRequired {
+            threshold: threshold_usd,
+        },
         EngineError::InsufficientFunds { available, required } => BackendError::InsufficientFunds {
             balance: dec(&available),
             needed: dec(&required),

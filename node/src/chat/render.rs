@@ -626,6 +626,21 @@ pub fn limit_exceeded(
     })
 }
 
+/// A send at or above the travel-rule threshold from a sender who has not verified their identity.
+pub fn travel_rule_needs_kyc(lang: Lang, threshold: Decimal) -> OutboundMessage {
+    let amount = money(threshold, "USD");
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Transfers of {amount} or more travel with the sender's verified identity (anti-money-laundering rules), \
+             so I could not send this one. Write *verify* (it takes two minutes), then send it again."
+        ),
+        Lang::Es => format!(
+            "Los envíos de {amount} o más viajan con la identidad verificada de quien envía (normas contra el lavado \
+             de dinero), así que no pude enviar este. Escribe *verificar* (toma dos minutos) y envíalo de nuevo."
+        ),
+    })
+}
+
 /// Starting identity verification: why, and how to stop.
 pub fn kyc_intro(lang: Lang, count: usize) -> OutboundMessage {
     OutboundMessage::text(match lang {

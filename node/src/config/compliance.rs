@@ -158,6 +158,94 @@ impl KycConfig {
     }
 }
 
+/// The travel rule (`[travel_rule]` in the TOML file, or `REMESA_TRAVEL_RULE__<FIELD>`): from which send amount the
+/// originator's and beneficiary's data travel with the payout (FATF Recommendation 16).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TravelRuleConfig {
+    /// USD, decimal string (default 1000: FATF R.16's de minimis).
+    pub threshold_usd: String,
+    /// Corridors where every transfer carries the data (default: the EU's 27, as the EU Transfer of Funds
+    /// Regulation 2023/1113 requires).
+    pub zero_threshold_countries: Vec<String>,
+    /// The originating institution's name in the payload (the operator's legal name).
+    pub vasp_name: String,
+}
+
+/// The EU's member states (ISO 3166-1 alpha-2).
+pub const EU_COUNTRIES: [&str; 27] = [
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
+    "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+];
+
+impl Default for TravelRuleConfig {
+    fn default() -> Self {
+        Self {
+            threshold_usd: "1000".into(),
+            zero_threshold_countries: EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect(),
+            vasp_name: "Remesa".into(),
+        }
+    }
+}
+
+/// The travel rule as the engine applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TravelRule {
+    pub threshold_usd: Decimal,
+    pub zero_threshold_countries: Vec<String>,
+    pub vasp_name: String,
+}
+
+impl TravelRule {
+    /// Whether a send of `send_usd` to `country` carries the data.
+    pub fn applies(&self, country: &str, send_usd: Decimal) -> bool {
+        self.zero_threshold_countries.iter().any(|c| c == country) || send_usd >= self.threshold_usd
+    }
+
+    /// The threshold for `country`, USD.
+    pub fn threshold_for(&self, country: &str) -> Decimal {
+        if self.zero_threshold_countries.iter().any(|c| c == country) {
+            Decimal::ZERO
+        } else {
+            self.threshold_usd
+        }
+    }
+}
+
+impl TravelRuleConfig {
+    /// Checks and parses; the message names the key.
+    pub fn parse(&self) -> Result<TravelRule, String> {
+        let threshold_usd = match Decimal::from_str(self.threshold_usd.trim()) {
+            Ok(d) if d >= Decimal::ZERO && d.scale() <= 6 => d,
+            _ => {
+                return Err(format!(
+                    "travel_rule.threshold_usd must be an amount in USD (0 or more), not {:?}",
+                    self.threshold_usd
+                ));
+            }
+        };
+        let mut zero = Vec::new();
+        for c in &self.zero_threshold_countries {
+            let c = c.trim();
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(format!(
+                    "travel_rule.zero_threshold_countries: unknown corridor {c:?} (ISO 3166-1 alpha-2)"
+                ));
+            }
+            zero.push(c.to_ascii_uppercase());
+        }
+        let vasp_name = self.vasp_name.trim();
+        if vasp_name.is_empty() || vasp_name.chars().count() > 100 {
+            return Err("travel_rule.vasp_name must be 1 to 100 characters".into());
+        }
+        Ok(TravelRule {
+            threshold_usd,
+            zero_threshold_countries: zero,
+            vasp_name: vasp_name.to_owned(),
+        })
+    }
+}
+
 /// The default match threshold, percent.
 pub const SANCTIONS_THRESHOLD_PERCENT_DEFAULT: u8 = 91;
 

@@ -17,7 +17,7 @@ pub mod partner;
 
 pub use chain::ChainConfig;
 pub use chat::ChatConfig;
-pub use compliance::{KycConfig, LimitRule, SanctionsConfig};
+pub use compliance::{KycConfig, LimitRule, SanctionsConfig, TravelRuleConfig};
 pub use partner::PartnerConfig;
 
 /// Everything `remesa serve` needs. Units are in the names. `Debug` shows no secret (the database URL's password
@@ -92,6 +92,8 @@ pub struct Config {
     pub sanctions: SanctionsConfig,
     /// KYC tiers (`[kyc]`, or `REMESA_KYC__TIER1_FIELDS`).
     pub kyc: KycConfig,
+    /// The travel rule (`[travel_rule]`, or `REMESA_TRAVEL_RULE__<FIELD>`).
+    pub travel_rule: TravelRuleConfig,
     #[serde(flatten)]
     pub chat: ChatConfig,
     #[serde(flatten)]
@@ -132,6 +134,7 @@ impl Default for Config {
             limits: Vec::new(),
             sanctions: SanctionsConfig::default(),
             kyc: KycConfig::default(),
+            travel_rule: TravelRuleConfig::default(),
             chat: Default::default(),
             partner: Default::default(),
         }
@@ -169,6 +172,7 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("sanctions", &self.sanctions)
             .field("kyc", &self.kyc)
+            .field("travel_rule", &self.travel_rule)
             .field("chat", &self.chat)
             .field("partner", &self.partner)
             .finish_non_exhaustive()
@@ -320,6 +324,7 @@ impl Config {
         compliance::parse_limits(&self.limits).map_err(ConfigError::Invalid)?;
         self.sanctions.validate().map_err(ConfigError::Invalid)?;
         self.kyc.tier1().map_err(ConfigError::Invalid)?;
+        self.travel_rule.parse().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

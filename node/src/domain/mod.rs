@@ -1,6 +1,7 @@
 //! Domain newtypes: built only by parsing, so a value of the type is valid by construction.
 
 mod ids;
+pub mod ivms101;
 pub mod kyc;
 mod money;
 mod phone;

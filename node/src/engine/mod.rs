@@ -25,6 +25,7 @@ pub mod screening;
 mod sink;
 pub mod state;
 mod sweeper;
+mod travel_rule;
 pub mod types;
 mod users;
 mod views;
@@ -61,6 +62,8 @@ pub struct EngineConfig {
     pub sanctions_threshold_percent: u8,
     /// The fields KYC tier 1 needs (tier 2: these and a document reference, with an operator's approval).
     pub kyc_tier1_fields: Vec<crate::domain::KycField>,
+    /// From which amount (per corridor) a send carries the IVMS101 travel-rule data to its partner.
+    pub travel_rule: crate::config::compliance::TravelRule,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             sanctions_required: false,
             sanctions_threshold_percent: crate::config::compliance::SANCTIONS_THRESHOLD_PERCENT_DEFAULT,
             kyc_tier1_fields: crate::config::KycConfig::default().tier1().unwrap_or_default(),
+            travel_rule: default_travel_rule(),
         }
     }
 }
@@ -93,8 +97,19 @@ impl EngineConfig {
             sanctions_threshold_percent: c.sanctions.threshold_percent,
             // `Config::validate` checked them.
             kyc_tier1_fields: c.kyc.tier1().unwrap_or_default(),
+            travel_rule: c.travel_rule.parse().unwrap_or_else(|_| default_travel_rule()),
         }
     }
+}
+
+fn default_travel_rule() -> crate::config::compliance::TravelRule {
+    crate::config::TravelRuleConfig::default()
+        .parse()
+        .unwrap_or(crate::config::compliance::TravelRule {
+            threshold_usd: rust_decimal::Decimal::from(1000),
+            zero_threshold_countries: Vec::new(),
+            vasp_name: "Remesa".into(),
+        })
 }
 
 /// Errors of the engine. `Display` texts are safe to show to API clients (no secrets, no SQL).
@@ -132,6 +147,12 @@ pub enum EngineError {
         send_usd: rust_decimal::Decimal,
         country: String,
     },
+    /// A send at or above the travel-rule threshold whose sender has no verified identity (KYC tier 1 fields).
+    #[error(
+        "sends of {threshold_usd} USD or more to this corridor carry the sender's verified identity (travel rule): \
+         verify it first (KYC tier 1)"
+    )]
+    TravelRuleDataRequired { threshold_usd: rust_decimal::Decimal },
     /// Screening is required and the sender's name is not known (a chat profile without a name, an API sender
     /// without `sender.name`).
     #[error("the sender's full name is needed for sanctions screening")]

@@ -196,6 +196,8 @@ impl Engine {
                 pickup_lookup: None,
                 settlement_address: None,
                 partner_signer: None,
+                // between two of this node's own customers: no payout institution to pass it to
+                travel_rule: None,
                 created_at_unix_ms: now,
             },
         )

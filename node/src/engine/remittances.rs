@@ -162,6 +162,18 @@ impl Engine {
         if signer.is_some() {
             self.ensure_available(&mut tx, sender_address, total).await?;
         }
+        let travel_rule = self
+            .travel_rule_payload(
+                &mut tx,
+                &super::travel_rule::TravelRuleParties {
+                    sender_address: &addr_text(sender_address),
+                    country: &q.country,
+                    send_usd: tokens(q.send_amount_base_units, self.token_decimals()),
+                    recipient_name: &recipient_name,
+                    recipient_account: account.as_deref().unwrap_or(phone.as_str()),
+                },
+            )
+            .await?;
 
         // The claim secret (salt + pickup code) is derived from the claim key and the quote id, never stored.
         let claim_key = self.claim_key_required()?;
@@ -214,6 +226,7 @@ impl Engine {
                 pickup_lookup: pickup_lookup.as_deref(),
                 settlement_address: Some(&addr_text(settlement)),
                 partner_signer: Some(&addr_text(partner_signer)),
+                travel_rule: travel_rule.as_deref(),
                 created_at_unix_ms: now,
             },
         )

@@ -165,6 +165,12 @@ impl From<EngineError> for Problem {
                 Some(e.to_string()),
             )
             .with_reason(window.as_str()),
+            EngineError::TravelRuleDataRequired { .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "travel-rule-data-required",
+                "The sender's verified identity is required",
+                Some(e.to_string()),
+            ),
             EngineError::SenderNameRequired => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "sender-name-required",

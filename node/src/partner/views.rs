@@ -59,6 +59,14 @@ pub struct PartnerPayout {
     pub release_tx_hash: Option<String>,
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
+    /// The travel rule's data (FATF R.16), for payouts at or above the node's threshold for the corridor (1,000
+    /// USD by default; every payout to an EU country): the originator and the beneficiary in IVMS101 JSON
+    /// (`originator.originatorPersons[].naturalPerson` with name, geographic address, national identification and
+    /// date of birth, `originator.accountNumber` = the sender's wallet; `beneficiary`; `originatingVASP`). Absent
+    /// below the threshold. Keep it with the payout's records; never show it to the recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub travel_rule: Option<crate::domain::ivms101::TravelRule>,
 }
 
 /// One on-chain settlement: one token transfer to the partner's settlement address for a batch of releases.
@@ -87,6 +95,14 @@ pub fn minor_to_decimal(minor: i64, exponent: u32) -> String {
 
 impl From<PayoutRow> for PartnerPayout {
     fn from(r: PayoutRow) -> Self {
+        let travel_rule = r.travel_rule.as_deref().and_then(|t| match serde_json::from_str(t) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // Written by the engine from typed data: unreadable means a corrupt row, said loudly.
+                tracing::error!(target: "partner", payout = %r.id, error = %e, "stored travel-rule data unreadable");
+                None
+            }
+        });
         PartnerPayout {
             payout_amount: minor_to_decimal(
                 r.payout_amount_minor,
@@ -107,6 +123,7 @@ impl From<PayoutRow> for PartnerPayout {
             release_tx_hash: r.release_tx_hash,
             created_at_unix_ms: r.created_at_unix_ms,
             updated_at_unix_ms: r.updated_at_unix_ms,
+            travel_rule,
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct NewRemittanceRow<'a> {
     /// The partner's settlement address and signer in the escrow terms (`None` for a P2P transfer).
     pub settlement_address: Option<&'a str>,
     pub partner_signer: Option<&'a str>,
+    /// The IVMS101 travel-rule payload (JSON), at or above the corridor's threshold.
+    pub travel_rule: Option<&'a str>,
     pub created_at_unix_ms: i64,
 }
 
@@ -108,8 +110,8 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, r: &NewRemittanceRow<'_>) ->
          partner_id, recipient_phone, recipient_name, recipient_account, recipient_address, country, currency, \
          payout_method, send_amount_base_units, fee_base_units, total_base_units, payout_amount_minor, rate, \
          expiry_unix_s, claim_hash, pickup_lookup, settlement_address, partner_signer, state, created_at_unix_ms, \
-         updated_at_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22, $23, $24, 'quoted', $25, $25)",
+         updated_at_unix_ms, travel_rule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24, 'quoted', $25, $25, $26)",
     )
     .bind(r.id)
     .bind(r.quote_id)
@@ -136,6 +138,7 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, r: &NewRemittanceRow<'_>) ->
     .bind(r.settlement_address)
     .bind(r.partner_signer)
     .bind(r.created_at_unix_ms)
+    .bind(r.travel_rule)
     .execute(conn)
     .await?;
     Ok(())
@@ -456,7 +459,7 @@ where
 
 const PAYOUT_COLS: &str = "r.id, r.state, r.country, r.currency, r.payout_method, r.payout_amount_minor, \
     r.recipient_name, r.recipient_phone, r.recipient_account, r.expiry_unix_s, r.payout_reference, r.failure_reason, \
-    r.release_tx_hash, r.created_at_unix_ms, r.updated_at_unix_ms";
+    r.release_tx_hash, r.created_at_unix_ms, r.updated_at_unix_ms, r.travel_rule";
 
 /// `r` was assigned to a partner at some point (it left the funding states through `payout_assigned`).
 const EVER_ASSIGNED: &str = "EXISTS (SELECT 1 FROM remittance_transitions t WHERE t.remittance_id = r.id \
@@ -480,6 +483,8 @@ pub struct PayoutRow {
     pub release_tx_hash: Option<String>,
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
+    /// IVMS101 JSON, at or above the travel-rule threshold.
+    pub travel_rule: Option<String>,
 }
 
 /// One partner's ever-assigned payouts in the partner-visible states (optionally one `state`), oldest first, after

@@ -14,3 +14,4 @@ mod model;
 mod p2p;
 mod quotes;
 mod sanctions;
+mod travel_rule;
