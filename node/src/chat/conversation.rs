@@ -283,6 +283,9 @@ pub async fn handle(
                 replies.push(render::cancelled(lang));
             } else {
                 match backend.cancel(&user_id, None).await {
+                    Ok(r) if r.state == "refund_pending" => {
+                        replies.push(render::cancelled_for_refund(lang, &r.reference))
+                    }
                     Ok(r) => replies.push(render::remittance_cancelled(lang, &r.reference)),
                     Err(BackendError::NotCancellable { state: s }) => {
                         let r = backend.remittance(&user_id, None).await.map_err(backend_err)?;
@@ -652,7 +655,7 @@ async fn confirm(
         .await
     {
         Ok(r) if r.state == "on_hold" => replies.push(render::under_review(lang, &r.reference)),
-        Ok(r) => replies.push(render::confirmed(lang, &r.reference)),
+        Ok(r) => replies.push(render::confirmed(lang, &r)),
         Err(BackendError::SenderNameRequired) => {
             replies.push(render::ask_sender_name(lang));
             return Ok(true);

@@ -93,6 +93,7 @@ fn view(r: &Remittance) -> RemittanceView {
             .clone()
             .or_else(|| r.refund_tx_hash.clone())
             .or_else(|| r.lock_tx_hash.clone()),
+        cancel_until_unix_s: None,
     }
 }
 
@@ -347,7 +348,16 @@ impl ChatBackend for EngineBackend {
                 )
                 .await
                 .map_err(internal)?;
-            Ok(view(&r))
+            let mut v = view(&r);
+            // Locked remittances can be cancelled for a full refund within the window (the engine's rule).
+            if matches!(
+                r.payout_method,
+                PayoutMethod::CashPickup | PayoutMethod::BankDeposit | PayoutMethod::MobileWallet
+            ) {
+                let window = i64::try_from(self.engine.config().cancel_window_s).unwrap_or(0);
+                v.cancel_until_unix_s = Some(v.created_at_unix_s.saturating_add(window));
+            }
+            Ok(v)
         })
     }
 

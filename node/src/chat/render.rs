@@ -102,6 +102,9 @@ pub struct RemittanceView {
     pub created_at_unix_s: i64,
     /// Last on-chain transaction, if any.
     pub tx_hash: Option<String>,
+    /// Until when the sender may cancel for a full refund (set on the receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_until_unix_s: Option<i64>,
 }
 
 /// What the recipient needs to collect.
@@ -320,6 +323,7 @@ pub fn quote(lang: Lang, q: &QuoteView) -> OutboundMessage {
             "*Your quote*".to_owned(),
             format!("You send: {}", money(q.send_amount, &q.send_currency)),
             format!("Fee: {} ({fee_detail})", money(q.fee_total, &q.send_currency)),
+            format!("Taxes: {}", money(Decimal::ZERO, &q.send_currency)),
             format!("Total to pay: *{}*", money(q.total_debit, &q.send_currency)),
             format!("Rate: 1 {} = {rate} {}", q.send_currency, q.payout_currency),
             format!(
@@ -339,6 +343,7 @@ pub fn quote(lang: Lang, q: &QuoteView) -> OutboundMessage {
                 "Comisión: {} ({fee_detail})",
                 money(q.fee_total, &q.send_currency)
             ),
+            format!("Impuestos: {}", money(Decimal::ZERO, &q.send_currency)),
             format!("Total a pagar: *{}*", money(q.total_debit, &q.send_currency)),
             format!(
                 "Tipo de cambio: 1 {} = {rate} {}",
@@ -355,6 +360,19 @@ pub fn quote(lang: Lang, q: &QuoteView) -> OutboundMessage {
             ),
         ],
     };
+    // Where a third party stands between the partner and the recipient, it may take its own fee.
+    if matches!(
+        q.payout_method,
+        PayoutMethod::BankDeposit | PayoutMethod::MobileWallet
+    ) {
+        lines.push(t(
+            lang,
+            "The recipient's bank or wallet provider may charge its own fees, and foreign taxes may apply: the \
+             recipient may get less.",
+            "El banco o la billetera del destinatario puede cobrar sus propias comisiones y pueden aplicar impuestos \
+             extranjeros: el destinatario podría recibir menos.",
+        ));
+    }
     if let (Some((cost, pct)), Some(mid)) = (q.all_in_cost(), q.mid_market_rate) {
         lines.push(match lang {
             Lang::En => format!(
@@ -723,16 +741,58 @@ pub fn kyc_outcome(lang: Lang, tier: u8, status: crate::domain::KycStatus) -> Ou
     })
 }
 
-/// The remittance was created after confirmation.
-pub fn confirmed(lang: Lang, reference: &str) -> OutboundMessage {
-    OutboundMessage::text(match lang {
+/// The remittance was created after confirmation: the receipt (Regulation E's, as the model): what the recipient
+/// gets and when, the right to cancel, the right to have an error resolved, and who to contact.
+pub fn confirmed(lang: Lang, r: &RemittanceView) -> OutboundMessage {
+    let reference = &r.reference;
+    let gets = money(r.payout_amount, &r.payout_currency);
+    let available = format_time(r.created_at_unix_s);
+    let available = available.get(..10).unwrap_or(&available);
+    let mut lines = vec![match lang {
         Lang::En => format!(
             "Done! Your transfer *{reference}* is on its way. I'll tell you at each step. Write *status* to check it."
         ),
         Lang::Es => format!(
             "¡Listo! Tu envío *{reference}* está en camino. Te aviso en cada paso. Escribe *estado* para consultarlo."
         ),
-    })
+    }];
+    lines.push(String::new());
+    lines.push(match lang {
+        Lang::En => format!(
+            "*Receipt* — {} sent; {} gets {gets}, available {available} once the funds are locked (minutes).",
+            money(r.send_amount, &r.send_currency),
+            r.recipient
+        ),
+        Lang::Es => format!(
+            "*Recibo* — enviaste {}; {} recibe {gets}, disponible el {available} en cuanto se bloqueen los fondos \
+             (minutos).",
+            money(r.send_amount, &r.send_currency),
+            r.recipient
+        ),
+    });
+    if let Some(until) = r.cancel_until_unix_s {
+        lines.push(match lang {
+            Lang::En => format!(
+                "You may cancel for a full refund until {} unless it was already collected: write *cancel*.",
+                format_time(until)
+            ),
+            Lang::Es => format!(
+                "Puedes cancelar con reembolso total hasta el {} si aún no se cobró: escribe *cancelar*.",
+                format_time(until)
+            ),
+        });
+    }
+    lines.push(match lang {
+        Lang::En => format!(
+            "An error? You have 180 days to tell us (write *problem {reference}*); we answer within 90 days. \
+             Provider: Remesa, support in this chat (*help*)."
+        ),
+        Lang::Es => format!(
+            "¿Un error? Tienes 180 días para avisarnos (escribe *problema {reference}*); respondemos en 90 días. \
+             Proveedor: Remesa, soporte en este chat (*ayuda*)."
+        ),
+    });
+    OutboundMessage::text(lines.join("\n"))
 }
 
 /// A confirmed transfer that a compliance review holds: neutral words (never why, never a list's name).
@@ -825,6 +885,21 @@ pub fn remittance_cancelled(lang: Lang, reference: &str) -> OutboundMessage {
     OutboundMessage::text(match lang {
         Lang::En => format!("Transfer {reference} was cancelled."),
         Lang::Es => format!("El envío {reference} fue cancelado."),
+    })
+}
+
+/// A locked transfer cancelled within the cancellation window: refunded in full.
+pub fn cancelled_for_refund(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Transfer {reference} is cancelled. The whole amount, fees included, comes back to your wallet: as soon \
+             as the payout partner confirms, at the latest when the escrow's lock ends. I'll tell you when it is back."
+        ),
+        Lang::Es => format!(
+            "El envío {reference} está cancelado. Todo el monto, comisiones incluidas, vuelve a tu billetera: en \
+             cuanto el pagador lo confirme, a más tardar cuando termine el bloqueo en el escrow. Te aviso cuando \
+             esté de vuelta."
+        ),
     })
 }
 

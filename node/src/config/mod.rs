@@ -74,6 +74,9 @@ pub struct Config {
     /// Payouts can be completed only until this long before expiry (`REMESA_PAYOUT_CUTOFF_S`): the release must
     /// be mined before the escrow lets the sender refund. Less than `remittance_expiry_s`.
     pub payout_cutoff_s: u64,
+    /// A sender may cancel a locked remittance for a full refund within this long of creating it, until the partner
+    /// paid (`REMESA_CANCEL_WINDOW_S`, default 1800: Regulation E's 30 minutes).
+    pub cancel_window_s: u64,
     /// Largest accepted request body (`REMESA_HTTP_BODY_BYTES_MAX`).
     pub http_body_bytes_max: usize,
     /// Handlers taking longer answer 503 (`REMESA_HTTP_TIMEOUT_MS`).
@@ -125,6 +128,7 @@ impl Default for Config {
             quote_ttl_s_default: 300,
             remittance_expiry_s: 24 * 3600,
             payout_cutoff_s: 600,
+            cancel_window_s: 1800,
             http_body_bytes_max: 64 * 1024,
             http_timeout_ms: 15_000,
             page_limit_max: 200,
@@ -163,6 +167,7 @@ impl std::fmt::Debug for Config {
             .field("quote_ttl_s_default", &self.quote_ttl_s_default)
             .field("remittance_expiry_s", &self.remittance_expiry_s)
             .field("payout_cutoff_s", &self.payout_cutoff_s)
+            .field("cancel_window_s", &self.cancel_window_s)
             .field("http_body_bytes_max", &self.http_body_bytes_max)
             .field("http_timeout_ms", &self.http_timeout_ms)
             .field("page_limit_max", &self.page_limit_max)

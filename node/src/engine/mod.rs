@@ -53,6 +53,9 @@ pub struct EngineConfig {
     /// A payout can be completed only until this long before the remittance's expiry, so its release is mined
     /// before the escrow lets the sender refund (the contract releases only before expiry).
     pub payout_cutoff_s: u64,
+    /// A sender may cancel a locked remittance for a full refund this long after creating it, until the partner
+    /// paid (Regulation E's 30 minutes).
+    pub cancel_window_s: u64,
     pub page_limit_max: u32,
     /// Sending limits per KYC tier and corridor (checked rules; none: not limited).
     pub limits: Vec<crate::config::compliance::Limits>,
@@ -73,6 +76,7 @@ impl Default for EngineConfig {
             quote_ttl_s_default: 300,
             remittance_expiry_s: 24 * 3600,
             payout_cutoff_s: 600,
+            cancel_window_s: 1800,
             page_limit_max: 200,
             limits: Vec::new(),
             sanctions_required: false,
@@ -90,6 +94,7 @@ impl EngineConfig {
             quote_ttl_s_default: c.quote_ttl_s_default.min(c.quote_ttl_s_max),
             remittance_expiry_s: c.remittance_expiry_s,
             payout_cutoff_s: c.payout_cutoff_s,
+            cancel_window_s: c.cancel_window_s,
             page_limit_max: c.page_limit_max,
             // `Config::validate` checked them: a node never starts on rules that do not parse.
             limits: crate::config::compliance::parse_limits(&c.limits).unwrap_or_default(),

@@ -171,6 +171,14 @@ impl Engine {
         let reason = text("reason", reason, 500)?;
         let mut tx = self.write_tx().await?;
         let r = self.partner_payout(&mut tx, id, partner_id).await?;
+        // A payout the sender cancelled: the partner's decline now refunds at once.
+        if r.state == State::RefundPending
+            && let Some(job) = decline.map(|s| self.cancel_job(&r, s)).transpose()?.flatten()
+        {
+            chain::enqueue_cancel(&mut tx, job).await?;
+            tx.commit().await?;
+            return Ok(self.to_api(&r));
+        }
         if r.state == State::RefundPending || r.state == State::Refunded {
             drop(tx);
             return Ok(self.to_api(&r));

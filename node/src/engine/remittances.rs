@@ -473,8 +473,11 @@ impl Engine {
         })
     }
 
-    /// Cancels before the funds are locked. `by_user`: when given, only that sender may cancel. Funds that
-    /// arrive anyway (a deposit already in flight) are refunded at expiry.
+    /// Cancels: before the funds are locked, the remittance is `cancelled` (funds that arrive anyway are refunded at
+    /// expiry); once locked, within `cancel_window_s` of its creation and until the partner paid, it goes to
+    /// `refund_pending` (cause `sender_cancelled`): the partner is told (`payout.cancelled`) and the whole amount,
+    /// fees included, is refunded — at once when the partner then declines with its signature (the escrow's
+    /// cooperative `cancel`), else at expiry. `by_user`: when given, only that sender may cancel.
     pub async fn cancel(&self, id: &RemittanceId, by_user: Option<&str>) -> Result<Remittance> {
         let id = &id.to_string();
         let mut tx = self.write_tx().await?;
@@ -497,11 +500,41 @@ impl Engine {
                 r.state
             )));
         }
+        if r.state == State::RefundPending {
+            drop(tx);
+            return Ok(self.to_api(&r));
+        }
+        let locked = matches!(
+            r.state,
+            State::FundsLocked | State::PayoutAssigned | State::PayoutAccepted
+        );
+        let window_ms = i64::try_from(self.config().cancel_window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        if locked && now_ms() <= r.created_at_unix_ms.saturating_add(window_ms) {
+            transition(
+                &mut tx,
+                id,
+                r.state,
+                State::RefundPending,
+                "sender_cancelled",
+                json!({"by": by_user.unwrap_or("api"), "refund": "at_expiry unless the partner declines at once"}),
+                false,
+            )
+            .await?;
+            let row = load(&mut tx, id)
+                .await?
+                .ok_or(EngineError::NotFound("remittance"))?;
+            tx.commit().await?;
+            return Ok(self.to_api(&row));
+        }
         if !matches!(r.state, State::Quoted | State::OnHold | State::PendingFunds) {
-            return Err(EngineError::Conflict(format!(
-                "a remittance that is {} cannot be cancelled",
-                r.state
-            )));
+            return Err(EngineError::Conflict(if locked {
+                format!(
+                    "the {}-minute cancellation window of this remittance has passed",
+                    self.config().cancel_window_s / 60
+                )
+            } else {
+                format!("a remittance that is {} cannot be cancelled", r.state)
+            }));
         }
         transition(
             &mut tx,

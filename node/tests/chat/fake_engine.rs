@@ -118,6 +118,7 @@ impl FakeEngine {
                 .unwrap_or_else(|| r.2.recipient_phone.clone()),
             created_at_unix_s: now_s(),
             tx_hash: None,
+            cancel_until_unix_s: Some(now_s() + 1800),
         }
     }
 }

@@ -54,11 +54,7 @@ async fn happy_path_books_and_settles(t: TestEnv) {
         .expect("some");
     assert_eq!(got.state, State::PayoutAssigned);
     assert!(got.lock_tx_hash.is_some());
-    // cannot cancel once locked; another partner cannot see or touch it
-    assert!(matches!(
-        t.engine.cancel(&rid(&r.id), None).await,
-        Err(EngineError::Conflict(_))
-    ));
+    // another partner cannot see or touch it (a sender's cancel once locked: `cancel_window`)
     assert!(matches!(
         t.engine.payout_accepted(&rid(&r.id), pid(2)).await,
         Err(EngineError::NotFound(_))
@@ -534,3 +530,63 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
     assert_eq!(t.states(&r2.id).await, ["quoted", "pending_funds", "failed"]);
 }
 both_dbs!(refused_t, refused_deposits_fail_the_remittance);
+
+/// A locked remittance cancelled by its sender within the window goes to refund_pending (the partner can no longer
+/// pay it); after the window, a cancel is refused and says why.
+async fn cancel_window(t: TestEnv) {
+    let (r, sender) = setup(&t).await;
+    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
+        .await;
+    let someone_else = t.engine.cancel(&rid(&r.id), Some("another-user")).await;
+    assert!(
+        matches!(someone_else, Err(EngineError::NotFound(_))),
+        "{someone_else:?}"
+    );
+    let user = t
+        .engine
+        .user_by_address(&sender)
+        .await
+        .expect("user")
+        .expect("some");
+    let c = t
+        .engine
+        .cancel(&rid(&r.id), Some(&user.id))
+        .await
+        .expect("cancel");
+    assert_eq!(c.state, State::RefundPending);
+    let again = t.engine.cancel(&rid(&r.id), Some(&user.id)).await.expect("again");
+    assert_eq!(again.state, State::RefundPending);
+    let history = t.engine.history(&rid(&r.id)).await.expect("history");
+    assert_eq!(history.last().map(|e| e.cause.as_str()), Some("sender_cancelled"));
+    let paid = t.engine.payout_accepted(&rid(&r.id), pid(1)).await;
+    assert!(matches!(paid, Err(EngineError::Conflict(_))), "{paid:?}");
+    assert_eq!(
+        t.ledger_ok().await,
+        11_000_000,
+        "still in escrow until the refund"
+    );
+}
+both_dbs!(
+    a_locked_remittance_can_be_cancelled_within_the_window,
+    cancel_window
+);
+
+#[tokio::test]
+async fn after_the_window_a_locked_remittance_is_not_cancelled() {
+    let db = remesa_testkit::TestDb::sqlite().await.expect("sqlite");
+    let t = TestEnv::with_config(
+        db,
+        remesa::engine::EngineConfig {
+            cancel_window_s: 0,
+            ..remesa::engine::EngineConfig::default()
+        },
+    );
+    let (r, sender) = setup(&t).await;
+    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    match t.engine.cancel(&rid(&r.id), None).await {
+        Err(EngineError::Conflict(m)) => assert!(m.contains("cancellation window"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -434,6 +434,91 @@ async fn e2e(database_url: String) {
     );
     assert_eq!(after.available_base_units, after.balance_base_units);
 
+    // The sender cancels a locked payout within the cancellation window (Regulation E's 30 minutes): the partner is
+    // told `payout.cancelled`, cannot pay it any more, and its decline refunds the sender at once.
+    let q = state
+        .engine
+        .quote(QuoteRequest {
+            send_amount: "30".into(),
+            country: "GT".into(),
+            currency: Some("GTQ".into()),
+            payout_method: PayoutMethod::CashPickup,
+            ttl_s: None,
+            recipient_phone: None,
+        })
+        .await
+        .unwrap();
+    let (r4, _) = state
+        .engine
+        .create_remittance(
+            CreateRemittance {
+                quote_id: q.id,
+                sender: SenderRef::User {
+                    user_id: user.id.clone(),
+                },
+                recipient: Recipient {
+                    phone: remesa_testkit::phone("+50255550102"),
+                    name: "Ana Perez".into(),
+                    account: None,
+                },
+            },
+            &IdempotencyKey::parse("e2e-4").unwrap(),
+        )
+        .await
+        .unwrap();
+    let path = format!("/v1/partner/payouts/{}", r4.id);
+    eventually("the fourth payout to be assigned", 60, || async {
+        let p: Value = partner.get(&path).await.unwrap_or(Value::Null);
+        p["status"] == "payout_assigned"
+    })
+    .await;
+    let cancelled = state
+        .engine
+        .cancel(&remesa_testkit::rid(&r4.id), Some(&user.id))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state.as_str(), "refund_pending");
+    eventually("the partner to be told payout.cancelled", 30, || async {
+        let feed: Value = partner
+            .get("/v1/partner/events?limit=200")
+            .await
+            .unwrap_or(Value::Null);
+        feed["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|e| e["type"] == "payout.cancelled" && e["payout_id"] == r4.id.as_str())
+        })
+    })
+    .await;
+    let late = partner
+        .post::<Value, _>(&format!("{path}/accept"), &json!({}), Some("a-late"))
+        .await;
+    assert!(late.is_err(), "a cancelled payout cannot be taken: {late:?}");
+    let id4: alloy::primitives::B256 = r4.id.parse().unwrap();
+    let decline = remesa_wallet::terms::sign_decline(&signer, chain_id, escrow, id4).unwrap();
+    partner
+        .post::<Value, _>(
+            &format!("{path}/fail"),
+            &json!({"reason": "sender cancelled", "decline_signature": decline.to_hex()}),
+            Some("f-cancelled"),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "the cancelled payout to be refunded before expiry",
+        60,
+        || async {
+            let p: Value = partner.get(&path).await.unwrap_or(Value::Null);
+            p["status"] == "refunded"
+        },
+    )
+    .await;
+    let back = state.engine.balance(&user.address).await.unwrap();
+    assert_eq!(
+        back.balance_base_units, after.balance_base_units,
+        "the whole total came back"
+    );
+
     state.shutdown.cancel();
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
