@@ -61,6 +61,9 @@ pub enum BackendError {
         /// The corridor's threshold, USD.
         threshold: Decimal,
     },
+    /// An error reported past the period to report it (180 days).
+    #[error("reported too late")]
+    ReportTooLate,
     /// A value the user typed does not parse; the text says what is expected (English).
     #[error("invalid: {0}")]
     Invalid(String),
@@ -228,6 +231,15 @@ pub trait ChatBackend: Send + Sync + 'static {
         since_unix_ms: i64,
         limit: u32,
     ) -> BoxFuture<'a, Result<(Vec<crate::engine::customers::KycNotice>, i64), BackendError>>;
+
+    /// Opens (or finds the open) error-resolution case on one of the user's transfers; returns the case id and when
+    /// the answer is due (Unix s).
+    fn open_case<'a>(
+        &'a self,
+        user_id: &'a str,
+        remittance_id: &'a str,
+        description: &'a str,
+    ) -> BoxFuture<'a, Result<(String, i64), BackendError>>;
 
     /// The user's wallet balance.
     fn balance<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Balance, BackendError>>;

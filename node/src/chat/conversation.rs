@@ -262,6 +262,28 @@ pub async fn handle(
                 None => replies.push(render::kyc_outcome(lang, view.tier, view.status)),
             }
         }
+        Intent::Problem { reference } => match &reference {
+            None => replies.push(render::which_transfer(lang)),
+            Some(r) => match backend.remittance(&user_id, Some(r)).await {
+                Ok(view) => {
+                    let text = match &msg.content {
+                        InboundContent::Text { text, .. } => text.trim(),
+                        _ => "",
+                    };
+                    match backend.open_case(&user_id, &view.remittance_id, text).await {
+                        Ok((case_id, due)) => {
+                            replies.push(render::case_opened(lang, &view.reference, &case_id, due))
+                        }
+                        Err(BackendError::ReportTooLate) => {
+                            replies.push(render::case_too_late(lang, &view.reference))
+                        }
+                        Err(e) => return Err(backend_err(e)),
+                    }
+                }
+                Err(BackendError::NotFound) => replies.push(render::which_transfer(lang)),
+                Err(e) => return Err(backend_err(e)),
+            },
+        },
         Intent::Greeting => replies.push(render::greeting(lang, identity.display_name.as_deref())),
         Intent::Help => replies.push(render::help(lang)),
         Intent::Balance => match backend.balance(&user_id).await {

@@ -263,6 +263,22 @@ impl ChatBackend for EngineBackend {
         })
     }
 
+    fn open_case<'a>(
+        &'a self,
+        user_id: &'a str,
+        remittance_id: &'a str,
+        description: &'a str,
+    ) -> BoxFuture<'a, Result<(String, i64), BackendError>> {
+        Box::pin(async move {
+            let id = RemittanceId::parse(remittance_id).map_err(|_| BackendError::NotFound)?;
+            match self.engine.open_case(user_id, &id, description).await {
+                Ok((case, _)) => Ok((case.id, case.answer_due_unix_ms / 1000)),
+                Err(EngineError::Conflict(_)) => Err(BackendError::ReportTooLate),
+                Err(e) => Err(internal(e)),
+            }
+        })
+    }
+
     fn kyc<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<KycView, BackendError>> {
         Box::pin(async move {
             let c = self.engine.customer(user_id).await.map_err(internal)?;

@@ -375,6 +375,11 @@ pub enum Intent {
     },
     /// Verify my identity to raise my limits: `verify`, `verificar`.
     Verify,
+    /// A problem with a transfer (error resolution): "I have a problem with transfer e93a37ef", `problema e93a37ef`.
+    Problem {
+        /// The transfer's reference, when given.
+        reference: Option<String>,
+    },
     /// `yes`, `sí`, `confirm`.
     Confirm,
     /// `no`.
@@ -635,6 +640,28 @@ pub fn parse(text: &str, ctx: &ParseContext) -> Parsed {
     let words: Vec<String> = raw.iter().map(|t| word(t)).collect();
     let lang = detect_lang(&words);
 
+    // An error report names a problem and (usually) the transfer: "I have a problem with transfer e93a37ef".
+    if let Some(at) = words.iter().take(8).position(|w| {
+        matches!(
+            w.as_str(),
+            "problem" | "complaint" | "dispute" | "problema" | "reclamo" | "queja"
+        )
+    }) {
+        let reference = raw
+            .iter()
+            .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+            .find(|t| {
+                (6..=66).contains(&t.len())
+                    && t.chars().any(|c| c.is_ascii_digit())
+                    && t.chars().all(|c| c.is_ascii_hexdigit() || c == 'x')
+            })
+            .map(str::to_ascii_lowercase);
+        let es = matches!(words[at].as_str(), "problema" | "reclamo" | "queja");
+        return Parsed {
+            intent: Intent::Problem { reference },
+            lang: lang.or(Some(if es { Lang::Es } else { Lang::En })),
+        };
+    }
     // A send verb anywhere in the first words wins ("hola, envía 50 a …", "quiero enviar 50", "please send 50").
     if let Some(verb_at) = words
         .iter()
@@ -1114,6 +1141,23 @@ mod tests {
                 Some(Lang::En),
             ),
             ("reenviar", Intent::Resend { reference: None }, Some(Lang::Es)),
+            ("verify", Intent::Verify, Some(Lang::En)),
+            ("Verificar", Intent::Verify, Some(Lang::Es)),
+            (
+                "I have a problem with transfer e93a37ef",
+                Intent::Problem {
+                    reference: Some("e93a37ef".into()),
+                },
+                Some(Lang::En),
+            ),
+            (
+                "tengo un problema con el envío E93A37EF, no llegó",
+                Intent::Problem {
+                    reference: Some("e93a37ef".into()),
+                },
+                Some(Lang::Es),
+            ),
+            ("problema", Intent::Problem { reference: None }, Some(Lang::Es)),
         ];
         for (text, intent, lang) in cases {
             let p = parse(text, &c);

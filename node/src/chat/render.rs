@@ -659,6 +659,51 @@ pub fn travel_rule_needs_kyc(lang: Lang, threshold: Decimal) -> OutboundMessage 
     })
 }
 
+/// An error report without a transfer we can find.
+pub fn which_transfer(lang: Lang) -> OutboundMessage {
+    OutboundMessage::text(t(
+        lang,
+        "Which transfer? Write *problem* and its reference, for example: *problem e93a37ef* (write *history* to see \
+         your transfers).",
+        "¿Qué envío? Escribe *problema* y su referencia, por ejemplo: *problema e93a37ef* (escribe *historial* para \
+         ver tus envíos).",
+    ))
+}
+
+/// An error-resolution case was opened (or was already open).
+pub fn case_opened(lang: Lang, reference: &str, case_id: &str, due_unix_s: i64) -> OutboundMessage {
+    let short: String = case_id
+        .chars()
+        .skip(case_id.chars().count().saturating_sub(8))
+        .collect();
+    let due = format_time(due_unix_s);
+    let due = due.get(..10).unwrap_or(&due);
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "I opened case {short} about transfer {reference}. Our team looks into it and answers you by {due} at the \
+             latest (90 days)."
+        ),
+        Lang::Es => format!(
+            "Abrí el caso {short} sobre el envío {reference}. Nuestro equipo lo revisa y te responde a más tardar el \
+             {due} (90 días)."
+        ),
+    })
+}
+
+/// An error reported more than 180 days after the transfer.
+pub fn case_too_late(lang: Lang, reference: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "Transfer {reference} is more than 180 days old, past the period to report an error. Write *help* to \
+             reach support anyway."
+        ),
+        Lang::Es => format!(
+            "El envío {reference} tiene más de 180 días, fuera del plazo para reportar un error. Escribe *ayuda* \
+             para contactar a soporte de todos modos."
+        ),
+    })
+}
+
 /// Starting identity verification: why, and how to stop.
 pub fn kyc_intro(lang: Lang, count: usize) -> OutboundMessage {
     OutboundMessage::text(match lang {

@@ -9,6 +9,7 @@
 //! `remittance_transitions` (the feed read by chat notifications and partner webhooks).
 
 pub mod authorization;
+pub mod cases;
 pub mod claims;
 pub mod custody;
 pub mod customers;

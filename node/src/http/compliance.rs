@@ -12,6 +12,7 @@ use super::api::parse_id;
 use super::auth::Operator;
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem};
 use crate::engine::Remittance;
+use crate::engine::cases::{CaseResolution, ErrorCase};
 use crate::engine::customers::{Customer, KycDecision, KycSubmission};
 use crate::engine::screening::{HeldRemittance, HoldDecision, ListMeta, ListUpload, SanctionsStatus};
 
@@ -212,4 +213,31 @@ pub async fn decide_kyc(
     ApiJson(d): ApiJson<KycDecision>,
 ) -> ApiResult<ApiJson<Customer>> {
     Ok(ApiJson(st.engine.decide_kyc(user_id.trim(), &d).await?))
+}
+
+/// Open error-resolution cases (a sender reported a problem with a transfer), oldest first, each with the date the
+/// answer is due (90 days after the report).
+#[utoipa::path(get, path = "/v1/admin/cases", tag = "compliance", params(CustomersQuery),
+    responses((status = 200, body = Vec<ErrorCase>)), security(("operator" = [])))]
+pub async fn cases(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiQuery(q): ApiQuery<CustomersQuery>,
+) -> ApiResult<ApiJson<Vec<ErrorCase>>> {
+    Ok(ApiJson(st.engine.open_cases(q.limit.unwrap_or(100)).await?))
+}
+
+/// Answer and close a case (recorded with the reviewer).
+#[utoipa::path(post, path = "/v1/admin/cases/{id}/resolve", tag = "compliance", request_body = CaseResolution,
+    params(("id" = String, Path)),
+    responses((status = 200, body = ErrorCase),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Already resolved")),
+    security(("operator" = [])))]
+pub async fn resolve_case(
+    State(st): State<AppState>,
+    _op: Operator,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(r): ApiJson<CaseResolution>,
+) -> ApiResult<ApiJson<ErrorCase>> {
+    Ok(ApiJson(st.engine.resolve_case(&id, &r).await?))
 }

@@ -98,6 +98,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/v1/admin/customers/{user_id}/decision",
             post(compliance::decide_kyc),
         )
+        .route("/v1/admin/cases", get(compliance::cases))
+        .route("/v1/admin/cases/{id}/resolve", post(compliance::resolve_case))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::middleware,

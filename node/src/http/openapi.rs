@@ -18,7 +18,7 @@ use crate::engine;
         admin::ledger_report, admin::reconcile, admin::failed_chain_jobs, admin::retry_chain_job,
         compliance::sanctions_status, compliance::load_list, compliance::screen, compliance::holds,
         compliance::release_hold, compliance::reject_hold, compliance::kyc_queue, compliance::customer,
-        compliance::submit_kyc, compliance::decide_kyc,
+        compliance::submit_kyc, compliance::decide_kyc, compliance::cases, compliance::resolve_case,
         super::healthz, super::readyz, super::metrics,
     ),
     components(schemas(
@@ -33,6 +33,7 @@ use crate::engine;
         engine::screening::Party, compliance::ScreenBody, compliance::ScreenHit,
         engine::customers::Customer, engine::customers::KycSubmission, engine::customers::KycDecision,
         engine::customers::KycAction, crate::domain::KycField, crate::domain::KycStatus,
+        engine::cases::ErrorCase, engine::cases::CaseResolution,
     )),
     modifiers(&Security),
     tags((name = "quotes"), (name = "remittances"), (name = "events"), (name = "wallets"), (name = "admin"), (name = "compliance"), (name = "ops"))

@@ -5,6 +5,7 @@
 //! value of the transition sequence ([`next_counter`]), which serialises writers and makes the event feed's `seq`
 //! grow in commit order (a reader never sees seq N+1 before N is committed).
 
+pub mod cases;
 pub mod chain_index;
 pub mod chain_txs;
 pub mod chat;

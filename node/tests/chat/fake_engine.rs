@@ -165,6 +165,15 @@ impl ChatBackend for FakeEngine {
         })
     }
 
+    fn open_case<'a>(
+        &'a self,
+        _user_id: &'a str,
+        remittance_id: &'a str,
+        _description: &'a str,
+    ) -> BoxFuture<'a, Result<(String, i64), BackendError>> {
+        Box::pin(async move { Ok((format!("case-{remittance_id}"), now_s() + 90 * 86_400)) })
+    }
+
     fn kyc<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<KycView, BackendError>> {
         Box::pin(async move {
             let st = self.state.lock().expect("lock");

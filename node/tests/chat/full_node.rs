@@ -225,6 +225,7 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
     for needle in [
         "Envías: 100.00 USD",
         "Comisión: 2.49 USD",
+        "Impuestos: 0.00 USD",
         "Total a pagar: *102.49 USD*",
         "1 USD = 7.75 GTQ",
         "recibe: *775.00 GTQ*",
@@ -242,10 +243,28 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
             200
         );
     }
-    api.wait_whatsapp(ANA, "confirmation", Duration::from_secs(20), |m| {
-        m.iter().any(|x| x.0.contains("¡Listo!"))
-    })
-    .await?;
+    let receipt = api
+        .wait_whatsapp(ANA, "confirmation", Duration::from_secs(20), |m| {
+            m.iter().any(|x| x.0.contains("¡Listo!"))
+        })
+        .await?;
+    let receipt = &receipt
+        .iter()
+        .find(|x| x.0.contains("¡Listo!"))
+        .context("receipt")?
+        .0;
+    for needle in [
+        "*Recibo*",
+        "recibe 775.00 GTQ",
+        "Puedes cancelar con reembolso total hasta",
+        "180 días",
+        "90 días",
+    ] {
+        assert!(
+            receipt.contains(needle),
+            "{needle:?} not in the receipt: {receipt}"
+        );
+    }
 
     // The recipient is told on WhatsApp, with the pickup code, once the funds are locked.
     let notice = api
@@ -398,6 +417,34 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
         m.iter().filter(|x| x.0.contains("asegurado")).count() == 2
     })
     .await?;
+
+    // --- within 30 minutes the sender cancels the locked transfer for a full refund, and reports a problem ---
+    assert_eq!(say("wamid.c1", "cancelar").await?, 200);
+    api.wait_whatsapp(ANA, "cancelled for a refund", Duration::from_secs(20), |m| {
+        m.iter()
+            .any(|x| x.0.contains("Todo el monto, comisiones incluidas"))
+    })
+    .await?;
+    let held = engine.remittance(&rid(&held_id)).await?.context("held")?;
+    assert_eq!(held.state.as_str(), "refund_pending");
+    let reference = remesa_testkit::short_reference(&held_id);
+    let report = format!("tengo un problema con el envío {reference}, lo cancelé");
+    assert_eq!(
+        post_whatsapp(&http, &base, &wa_text(ANA, "wamid.p1", &report), Some(APP_SECRET)).await?,
+        200
+    );
+    api.wait_whatsapp(ANA, "case opened", Duration::from_secs(20), |m| {
+        m.iter().any(|x| x.0.contains("Abrí el caso"))
+    })
+    .await?;
+    let cases: serde_json::Value = http
+        .get(format!("{base}/v1/admin/cases"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(cases[0]["remittance_id"], held_id.as_str(), "{cases}");
 
     // --- a sender whose profile has no name is asked for it before the send is screened ---
     let luis = |id: &'static str, text: &'static str| {

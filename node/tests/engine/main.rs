@@ -3,6 +3,7 @@
 //! when unreachable). Chain events are delivered through the engine's `ChainEventSink` exactly as the indexer
 //! does (inside a transaction); the on-chain side is covered by the end-to-end tests in `tests/`.
 
+mod cases;
 mod helpers;
 mod holds;
 mod http;
