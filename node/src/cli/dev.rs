@@ -152,6 +152,10 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
         });
         crate::partner::spawn_dev_sim(&state, 1, &node_url, recipient).map_err(anyhow::Error::msg)?;
         println!("partner simulator: partner 1 accepts and pays payouts through the signed partner API");
+        println!(
+            "partner 2 is not simulated: sends to Honduras (+504) wait for a person (POST \
+             /v1/admin/payouts/{{id}}/accept|complete|fail), so a cancel within 30 minutes can be tried by hand"
+        );
     }
     println!();
     println!("Remesa devnet node: {node_url}  (OpenAPI: {node_url}/openapi.json)");
@@ -256,8 +260,8 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
         crate::partner::wiring::PartnerAddArgs {
             id: 2,
             name: "Tienda Express".into(),
-            countries: vec!["GT".into()],
-            currencies: vec!["GTQ".into()],
+            countries: vec!["GT".into(), "HN".into()],
+            currencies: vec!["GTQ".into(), "HNL".into()],
             methods: vec!["cash_pickup".into()],
             public_key: key2,
             webhook_url: None,
@@ -296,13 +300,18 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
         .engine
         .set_rates(
             PartnerId::new(2)?,
-            vec![rate("GT", "GTQ", PayoutMethod::CashPickup, "7.58", "1.00", 75)],
+            vec![
+                rate("GT", "GTQ", PayoutMethod::CashPickup, "7.58", "1.00", 75),
+                // Honduras: only this partner, which is not simulated: its payouts wait for a person.
+                rate("HN", "HNL", PayoutMethod::CashPickup, "24.55", "1.50", 50),
+            ],
         )
         .await?;
     state.engine.set_mid_market_rate("GTQ", "7.70").await?;
     state.engine.set_mid_market_rate("MXN", "17.20").await?;
+    state.engine.set_mid_market_rate("HNL", "24.70").await?;
     println!(
-        "demo partners: 1 Banco Demo (GT, MX), 2 Tienda Express (GT); rates and mid-market rates posted"
+        "demo partners: 1 Banco Demo (GT, MX), 2 Tienda Express (GT, HN); rates and mid-market rates posted"
     );
     Ok(())
 }

@@ -56,8 +56,8 @@ impl Engine {
             .map(|a| text("recipient account", a, 64))
             .transpose()?;
         // Sanctions screening, before the transaction that would use the authorization: a hit holds the remittance.
-        let sender_name = self.sender_name(&req.sender).await?;
-        let screened = self.screen_send(sender_name.as_deref(), &recipient_name)?;
+        let sender = self.sender_identity(&req.sender).await?;
+        let screened = self.screen_send(&sender, &recipient_name)?;
 
         let mut tx = self.write_tx().await?;
         let existing = remittances::by_idempotency_key(&mut tx, idempotency_key.as_str()).await?;

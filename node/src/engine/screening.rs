@@ -305,6 +305,14 @@ pub struct PartyHit {
     pub score: f64,
 }
 
+/// Who a sender is screened as.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderIdentity {
+    pub name: Option<String>,
+    /// From the customer's KYC date of birth.
+    pub birth_year: Option<u16>,
+}
+
 /// The result of screening one send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Screened {
@@ -532,7 +540,8 @@ impl Engine {
     /// Screens a send's sender and recipient. Refused ([`EngineError::Unavailable`]) while screening is required
     /// and no list is loaded; refused ([`EngineError::SenderNameRequired`]) when it is required and the sender's
     /// name is unknown.
-    pub fn screen_send(&self, sender_name: Option<&str>, recipient_name: &str) -> Result<Screened> {
+    pub fn screen_send(&self, sender: &SenderIdentity, recipient_name: &str) -> Result<Screened> {
+        let sender_name = sender.name.as_deref();
         let current = self.inner.screening.current();
         let required = self.config().sanctions_required;
         if required && current.metas.is_empty() {
@@ -548,20 +557,14 @@ impl Engine {
         let started = std::time::Instant::now();
         let threshold = self.threshold();
         let mut hits = Vec::new();
-        for (party, name) in [
-            (Party::Sender, sender_name),
-            (Party::Recipient, Some(recipient_name)),
+        for (party, name, birth_year) in [
+            (Party::Sender, sender_name, sender.birth_year),
+            (Party::Recipient, Some(recipient_name), None),
         ] {
             let Some(name) = name.filter(|n| !n.trim().is_empty()) else {
                 continue;
             };
-            for h in current.list.screen(
-                Subject {
-                    name,
-                    birth_year: None,
-                },
-                threshold,
-            ) {
+            for h in current.list.screen(Subject { name, birth_year }, threshold) {
                 hits.push(PartyHit {
                     party,
                     name: name.to_owned(),
@@ -585,33 +588,37 @@ impl Engine {
         })
     }
 
-    /// The name a sender is screened by: the request's, else the full name the customer gave for KYC, else the
-    /// registered user's (the chat profile's, or the one the chat asked for).
-    pub(super) async fn sender_name(&self, sender: &super::types::SenderRef) -> Result<Option<String>> {
-        Ok(match sender {
-            super::types::SenderRef::User { user_id } => {
-                let kyc_name = crate::store::customers::get(&self.db().pool, user_id)
-                    .await?
-                    .and_then(|r| {
-                        serde_json::from_str::<std::collections::BTreeMap<crate::domain::KycField, String>>(
-                            &r.fields,
-                        )
-                        .ok()
-                    })
-                    .and_then(|f| f.get(&crate::domain::KycField::FullName).cloned());
-                match kyc_name {
-                    Some(n) => Some(n),
-                    None => users::by_id(&self.db().pool, user_id)
-                        .await?
-                        .and_then(|u| u.display_name),
-                }
+    /// Who a sender is screened as: the request's name, else the full name (and year of birth) the customer gave for
+    /// KYC, else the registered user's name (the chat profile's, or the one the chat asked for).
+    pub(super) async fn sender_identity(&self, sender: &super::types::SenderRef) -> Result<SenderIdentity> {
+        use crate::domain::KycField;
+        let user = match sender {
+            super::types::SenderRef::User { user_id } => users::by_id(&self.db().pool, user_id).await?,
+            super::types::SenderRef::Address { name: Some(n), .. } => {
+                return Ok(SenderIdentity {
+                    name: Some(text("sender name", n, NAME_LEN_MAX)?),
+                    birth_year: None,
+                });
             }
-            super::types::SenderRef::Address { address, name } => match name {
-                Some(n) => Some(text("sender name", n, NAME_LEN_MAX)?),
-                None => users::by_address(&self.db().pool, &address.trim().to_ascii_lowercase())
-                    .await?
-                    .and_then(|u| u.display_name),
-            },
+            super::types::SenderRef::Address { address, name: None } => {
+                users::by_address(&self.db().pool, &address.trim().to_ascii_lowercase()).await?
+            }
+        };
+        let Some(user) = user else {
+            return Ok(SenderIdentity::default());
+        };
+        let kyc = crate::store::customers::get(&self.db().pool, &user.id)
+            .await?
+            .and_then(|r| {
+                serde_json::from_str::<std::collections::BTreeMap<KycField, String>>(&r.fields).ok()
+            })
+            .unwrap_or_default();
+        Ok(SenderIdentity {
+            name: kyc.get(&KycField::FullName).cloned().or(user.display_name),
+            birth_year: kyc
+                .get(&KycField::BirthDate)
+                .and_then(|d| d.get(..4))
+                .and_then(|y| y.parse().ok()),
         })
     }
 

@@ -302,3 +302,53 @@ async fn a_release_needs_enough_lifetime_left_to_lock() {
         .await;
     assert_eq!(r.expect("rejected").state, State::Cancelled);
 }
+
+/// A customer's year of birth (from KYC) tells a namesake from the listed person: the same name born in another
+/// decade screens clear, born in the listed year is held.
+async fn birth_years(t: TestEnv) {
+    load_list(&t.engine).await;
+    t.partner(1, "7.65", "1", 0).await;
+    let kyc = |year: &str| remesa::engine::customers::KycSubmission {
+        tier: 1,
+        fields: [
+            (
+                remesa::domain::KycField::FullName,
+                "Joaquin Guzman Loera".to_owned(),
+            ),
+            (remesa::domain::KycField::BirthDate, format!("{year}-04-04")),
+            (remesa::domain::KycField::Address, "Calle 1, Culiacan".to_owned()),
+            (remesa::domain::KycField::IdType, "INE".to_owned()),
+            (remesa::domain::KycField::IdNumber, "GULJ000404".to_owned()),
+        ]
+        .into(),
+    };
+    let namesake = t.user("namesake").await;
+    t.fund(&namesake.address, 100_000_000).await;
+    let c = t
+        .engine
+        .submit_kyc(&namesake.id, kyc("1991"), "test")
+        .await
+        .expect("kyc");
+    assert_eq!(c.tier, 1, "born 1991: not the listed person");
+    let r = send_to(&t, &namesake.id, "Ana Gomez", "k-namesake")
+        .await
+        .expect("send");
+    assert_eq!(r.state, State::PendingFunds);
+
+    let listed = t.user("listed").await;
+    t.fund(&listed.address, 100_000_000).await;
+    let c = t
+        .engine
+        .submit_kyc(&listed.id, kyc("1957"), "test")
+        .await
+        .expect("kyc");
+    assert_eq!(c.status, remesa::domain::KycStatus::Processing);
+    let r = send_to(&t, &listed.id, "Ana Gomez", "k-listed")
+        .await
+        .expect("send");
+    assert_eq!(r.state, State::OnHold);
+}
+both_dbs!(
+    a_sender_s_birth_year_tells_a_namesake_from_the_listed_person,
+    birth_years
+);
