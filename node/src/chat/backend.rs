@@ -61,6 +61,12 @@ pub enum BackendError {
         /// The corridor's threshold, USD.
         threshold: Decimal,
     },
+    /// The corridor needs a verified recipient, and this one is not.
+    #[error("{phone} must verify their identity first")]
+    RecipientKycRequired {
+        /// The recipient's phone (E.164).
+        phone: String,
+    },
     /// An error reported past the period to report it (180 days).
     #[error("reported too late")]
     ReportTooLate,

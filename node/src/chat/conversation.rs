@@ -682,6 +682,9 @@ async fn confirm(
             replies.push(render::ask_sender_name(lang));
             return Ok(true);
         }
+        Err(BackendError::RecipientKycRequired { phone }) => {
+            replies.push(render::recipient_kyc_required(lang, &phone))
+        }
         Err(BackendError::TravelRuleDataRequired { threshold }) => {
             replies.push(render::travel_rule_needs_kyc(lang, threshold))
         }

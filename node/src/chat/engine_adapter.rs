@@ -61,6 +61,7 @@ fn internal(e: EngineError) -> BackendError {
             tier,
         },
         EngineError::SenderNameRequired => BackendError::SenderNameRequired,
+        EngineError::RecipientKycRequired { phone, .. } => BackendError::RecipientKycRequired { phone },
         EngineError::TravelRuleDataRequired { threshold_usd } => BackendError::TravelRuleDataRequired {
             threshold: threshold_usd,
         },

@@ -659,6 +659,20 @@ pub fn travel_rule_needs_kyc(lang: Lang, threshold: Decimal) -> OutboundMessage 
     })
 }
 
+/// The corridor pays only recipients who verified their identity.
+pub fn recipient_kyc_required(lang: Lang, phone: &str) -> OutboundMessage {
+    OutboundMessage::text(match lang {
+        Lang::En => format!(
+            "In this country the recipient must verify their identity with Remesa before receiving money. Ask \
+             {phone} to write *verify* to this chat number, then send again."
+        ),
+        Lang::Es => format!(
+            "En este país quien recibe debe verificar su identidad con Remesa antes de recibir dinero. Pídele a \
+             {phone} que escriba *verificar* a este número, y envía de nuevo."
+        ),
+    })
+}
+
 /// An error report without a transfer we can find.
 pub fn which_transfer(lang: Lang) -> OutboundMessage {
     OutboundMessage::text(t(

@@ -100,6 +100,9 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
         config.limits.clone()
     };
     let limits = crate::config::compliance::parse_limits(&dev_config.limits).map_err(anyhow::Error::msg)?;
+    dev_config.kyc = config.kyc.clone();
+    dev_config.travel_rule = config.travel_rule.clone();
+    dev_config.cancel_window_s = config.cancel_window_s;
     // Screening on, against the demo list (OFAC's file formats), unless the configuration names its own lists.
     dev_config.sanctions = config.sanctions.clone();
     if config.sanctions.ofac_dir.is_none() && config.sanctions.un_xml.is_none() {

@@ -123,6 +123,9 @@ pub struct KycConfig {
     /// The fields tier 1 needs (`full_name`, `birth_date`, `address`, `id_type`, `id_number`, `document_ref`);
     /// tier 2 needs them and a `document_ref`, and an operator's approval.
     pub tier1_fields: Vec<String>,
+    /// Corridors (ISO 3166-1 alpha-2) where the recipient, too, must be a verified customer (tier 1 or more)
+    /// before a payout to them is created; default none.
+    pub recipient_countries: Vec<String>,
 }
 
 impl Default for KycConfig {
@@ -132,11 +135,29 @@ impl Default for KycConfig {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
+            recipient_countries: Vec::new(),
         }
     }
 }
 
 impl KycConfig {
+    /// The recipient-KYC corridors, upper case; an entry that is not a country code names itself.
+    pub fn recipient_countries(&self) -> Result<Vec<String>, String> {
+        self.recipient_countries
+            .iter()
+            .map(|c| {
+                let c = c.trim();
+                if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    Ok(c.to_ascii_uppercase())
+                } else {
+                    Err(format!(
+                        "kyc.recipient_countries: unknown corridor {c:?} (ISO 3166-1 alpha-2)"
+                    ))
+                }
+            })
+            .collect()
+    }
+
     /// The tier-1 fields, parsed; an unknown field names itself.
     pub fn tier1(&self) -> Result<Vec<crate::domain::KycField>, String> {
         let mut out = Vec::new();

@@ -329,6 +329,7 @@ impl Config {
         compliance::parse_limits(&self.limits).map_err(ConfigError::Invalid)?;
         self.sanctions.validate().map_err(ConfigError::Invalid)?;
         self.kyc.tier1().map_err(ConfigError::Invalid)?;
+        self.kyc.recipient_countries().map_err(ConfigError::Invalid)?;
         self.travel_rule.parse().map_err(ConfigError::Invalid)?;
         Ok(())
     }

@@ -66,6 +66,8 @@ pub struct EngineConfig {
     pub sanctions_threshold_percent: u8,
     /// The fields KYC tier 1 needs (tier 2: these and a document reference, with an operator's approval).
     pub kyc_tier1_fields: Vec<crate::domain::KycField>,
+    /// Corridors where the recipient must be a verified customer (tier 1 or more).
+    pub kyc_recipient_countries: Vec<String>,
     /// From which amount (per corridor) a send carries the IVMS101 travel-rule data to its partner.
     pub travel_rule: crate::config::compliance::TravelRule,
 }
@@ -83,6 +85,7 @@ impl Default for EngineConfig {
             sanctions_required: false,
             sanctions_threshold_percent: crate::config::compliance::SANCTIONS_THRESHOLD_PERCENT_DEFAULT,
             kyc_tier1_fields: crate::config::KycConfig::default().tier1().unwrap_or_default(),
+            kyc_recipient_countries: Vec::new(),
             travel_rule: default_travel_rule(),
         }
     }
@@ -103,6 +106,7 @@ impl EngineConfig {
             sanctions_threshold_percent: c.sanctions.threshold_percent,
             // `Config::validate` checked them.
             kyc_tier1_fields: c.kyc.tier1().unwrap_or_default(),
+            kyc_recipient_countries: c.kyc.recipient_countries().unwrap_or_default(),
             travel_rule: c.travel_rule.parse().unwrap_or_else(|_| default_travel_rule()),
         }
     }
@@ -159,6 +163,12 @@ pub enum EngineError {
          verify it first (KYC tier 1)"
     )]
     TravelRuleDataRequired { threshold_usd: rust_decimal::Decimal },
+    /// The corridor needs the recipient to be a verified customer, and the recipient's phone has none.
+    #[error(
+        "payouts to {country} go only to recipients who verified their identity with Remesa (KYC tier 1): ask \
+         {phone} to write \"verify\" to Remesa's chat first"
+    )]
+    RecipientKycRequired { phone: String, country: String },
     /// Screening is required and the sender's name is not known (a chat profile without a name, an API sender
     /// without `sender.name`).
     #[error("the sender's full name is needed for sanctions screening")]

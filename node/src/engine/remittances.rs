@@ -162,6 +162,18 @@ impl Engine {
         if signer.is_some() {
             self.ensure_available(&mut tx, sender_address, total).await?;
         }
+        if self.config().kyc_recipient_countries.contains(&q.country) {
+            let verified = match users::first_by_phone(&mut *tx, phone.as_str()).await? {
+                Some(u) => crate::store::customers::tier(&mut *tx, &u.id).await?.unwrap_or(0) >= 1,
+                None => false,
+            };
+            if !verified {
+                return Err(EngineError::RecipientKycRequired {
+                    phone: phone.as_str().to_owned(),
+                    country: q.country.clone(),
+                });
+            }
+        }
         let travel_rule = self
             .travel_rule_payload(
                 &mut tx,

@@ -171,6 +171,12 @@ impl From<EngineError> for Problem {
                 "The sender's verified identity is required",
                 Some(e.to_string()),
             ),
+            EngineError::RecipientKycRequired { .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "recipient-kyc-required",
+                "The recipient must verify their identity first",
+                Some(e.to_string()),
+            ),
             EngineError::SenderNameRequired => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "sender-name-required",

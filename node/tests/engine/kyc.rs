@@ -307,3 +307,65 @@ async fn operator_decides(Tiered(t): Tiered) {
     assert!(matches!(nobody, Err(EngineError::NotFound(_))), "{nobody:?}");
 }
 both_dbs!(operators_decide_held_and_tier_two_requests, operator_decides);
+
+/// A corridor where the recipient, too, must be a verified customer.
+struct RecipientKyc(TestEnv);
+
+impl FromTestDb for RecipientKyc {
+    async fn from_test_db(db: TestDb) -> Self {
+        RecipientKyc(TestEnv::with_config(
+            db,
+            EngineConfig {
+                kyc_recipient_countries: vec!["GT".into()],
+                ..EngineConfig::default()
+            },
+        ))
+    }
+}
+
+async fn recipient_kyc(RecipientKyc(t): RecipientKyc) {
+    t.partner(1, "7.65", "1", 0).await;
+    let u = t.user("sender").await;
+    t.fund(&u.address, 100_000_000).await;
+    // `send` pays +50255550101: unknown to Remesa, so refused, naming the phone and the corridor.
+    match send(&t, &u.id, "20", "r-1").await {
+        Err(EngineError::RecipientKycRequired { phone, country }) => {
+            assert_eq!((phone.as_str(), country.as_str()), ("+50255550101", "GT"))
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let recipient = t
+        .engine
+        .register_user(remesa::engine::NewUser {
+            channel: "whatsapp".into(),
+            external_id: "50255550101".into(),
+            phone: Some(remesa_testkit::phone("+50255550101")),
+            ..remesa::engine::NewUser::default()
+        })
+        .await
+        .expect("recipient")
+        .0;
+    assert!(matches!(
+        send(&t, &u.id, "20", "r-2").await,
+        Err(EngineError::RecipientKycRequired { .. })
+    ));
+    t.engine
+        .submit_kyc(
+            &recipient.id,
+            fields(&[
+                (KycField::FullName, "Ana Gomez"),
+                (KycField::BirthDate, "1995-01-01"),
+                (KycField::Address, "Zona 10, Guatemala"),
+                (KycField::IdType, "DPI"),
+                (KycField::IdNumber, "1234567890101"),
+            ]),
+            "chat",
+        )
+        .await
+        .expect("verified");
+    send(&t, &u.id, "20", "r-3").await.expect("a verified recipient");
+}
+both_dbs!(
+    a_recipient_kyc_corridor_pays_only_verified_recipients,
+    recipient_kyc
+);
