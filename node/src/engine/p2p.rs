@@ -220,43 +220,18 @@ impl Engine {
             metrics::counter!("remesa_remittances_created_total").increment(1);
             return Ok((self.to_api(&row), true));
         }
-        let auth_terms = AuthTerms {
-            from: sender,
-            escrow: recipient, // the payee of a TransferWithAuthorization
-            value,
-            valid_after_unix_s: 0,
-            valid_before_unix_s: expiry_unix_s,
-            nonce: id_b,
-        };
-        let auth = authorization::sign_transfer(&signer, &chain_info.domain, &auth_terms)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        remittances::set_authorization(
+        self.authorize_p2p(
             &mut tx,
-            &id,
-            0,
-            i64::try_from(expiry_unix_s).unwrap_or(i64::MAX),
-            &authorization::signature_hex(&auth),
-        )
-        .await?;
-        transition_direct(
-            &mut tx,
-            &id,
-            State::Quoted,
-            State::PendingFunds,
-            "authorized",
-            json!({"by": "custodial key", "authorization": "transfer_with_authorization"}),
-            false,
-        )
-        .await?;
-        chain::enqueue_transfer(
-            &mut tx,
-            TransferJob {
-                remittance_id: id_b,
+            &P2pAuthorization {
+                id: &id,
+                id_b,
+                signer: &signer,
                 from: sender,
                 to: recipient,
-                value_base_units: value,
-                authorization: auth,
+                value,
+                expiry_unix_s,
             },
+            chain_info,
         )
         .await?;
         let row = load(&mut tx, &id)
@@ -265,6 +240,69 @@ impl Engine {
         tx.commit().await?;
         metrics::counter!("remesa_remittances_created_total").increment(1);
         Ok((self.to_api(&row), true))
+    }
+}
+
+/// What a P2P transfer's authorization covers.
+pub(super) struct P2pAuthorization<'a> {
+    pub id: &'a str,
+    pub id_b: alloy::primitives::B256,
+    pub signer: &'a alloy::signers::local::PrivateKeySigner,
+    pub from: Address,
+    pub to: Address,
+    pub value: U256,
+    pub expiry_unix_s: u64,
+}
+
+impl Engine {
+    /// Signs a P2P transfer's EIP-3009 `TransferWithAuthorization` with the sender's custodial key (nonce = the
+    /// remittance id), stores it, moves the remittance `quoted` → `pending_funds` and queues the transfer, in `tx`.
+    pub(super) async fn authorize_p2p(
+        &self,
+        tx: &mut crate::store::Tx,
+        a: &P2pAuthorization<'_>,
+        chain_info: &super::ChainInfo,
+    ) -> Result<()> {
+        let auth_terms = AuthTerms {
+            from: a.from,
+            escrow: a.to, // the payee of a TransferWithAuthorization
+            value: a.value,
+            valid_after_unix_s: 0,
+            valid_before_unix_s: a.expiry_unix_s,
+            nonce: a.id_b,
+        };
+        let auth = authorization::sign_transfer(a.signer, &chain_info.domain, &auth_terms)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        remittances::set_authorization(
+            tx,
+            a.id,
+            0,
+            i64::try_from(a.expiry_unix_s).unwrap_or(i64::MAX),
+            &authorization::signature_hex(&auth),
+        )
+        .await?;
+        transition_direct(
+            tx,
+            a.id,
+            State::Quoted,
+            State::PendingFunds,
+            "authorized",
+            json!({"by": "custodial key", "authorization": "transfer_with_authorization"}),
+            false,
+        )
+        .await?;
+        chain::enqueue_transfer(
+            tx,
+            TransferJob {
+                remittance_id: a.id_b,
+                from: a.from,
+                to: a.to,
+                value_base_units: a.value,
+                authorization: auth,
+            },
+        )
+        .await?;
+        Ok(())
     }
 }
 

@@ -21,12 +21,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::authorization::{self, AuthTerms};
+use super::authorization;
 use super::state::State;
 use super::types::Remittance;
 use super::views::*;
 use super::{Engine, EngineError, Result, transition, transition_direct};
-use crate::chain::{self, TransferJob};
 use crate::domain::sanctions::{self, Entry, Hit, ListError, ListSource, SanctionsList, Subject};
 use crate::domain::{PayoutMethod, RemittanceId};
 use crate::store::compliance::{self as events, NewComplianceEvent};
@@ -767,21 +766,7 @@ impl Engine {
     /// fresh authorization and queues the deposit (or P2P transfer) at once. Refused when too little of its
     /// lifetime is left for the escrow to accept the deposit ([`RELEASE_MARGIN_S`]); reject it then.
     pub async fn release_hold(&self, id: &RemittanceId, d: &HoldDecision) -> Result<Remittance> {
-        let (reviewer, reason) = (
-            decision_text("reviewer", &d.reviewer)?,
-            decision_text("reason", &d.reason)?,
-        );
-        let id = &id.to_string();
-        let mut tx = self.write_tx().await?;
-        let r = load_for_update(&mut tx, self.db().dialect, id)
-            .await?
-            .ok_or(EngineError::NotFound("remittance"))?;
-        if r.state != State::OnHold {
-            return Err(EngineError::Conflict(format!(
-                "remittance is {}, not on hold",
-                r.state
-            )));
-        }
+        let (mut tx, r, reviewer, reason) = self.open_hold(id, d).await?;
         let chain_info = self.chain_required()?.clone();
         let now_s = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let direct = r.payout_method == PayoutMethod::RemesaWallet;
@@ -793,42 +778,8 @@ impl Engine {
                     .into(),
             ));
         }
-        let detail = json!({"by": reviewer});
-        if direct {
-            transition_direct(
-                &mut tx,
-                id,
-                State::OnHold,
-                State::Quoted,
-                "hold_released",
-                detail,
-                false,
-            )
-            .await?;
-        } else {
-            transition(
-                &mut tx,
-                id,
-                State::OnHold,
-                State::Quoted,
-                "hold_released",
-                detail,
-                false,
-            )
-            .await?;
-        }
-        events::insert(
-            &mut *tx,
-            &NewComplianceEvent {
-                kind: "hold_released",
-                subject: id,
-                actor: &reviewer,
-                reason: &reason,
-                detail: "{}",
-                at_unix_ms: now_ms(),
-            },
-        )
-        .await?;
+        move_held(&mut tx, &r, State::Quoted, "hold_released", &reviewer).await?;
+        record_decision(&mut tx, &r.id, "hold_released", &reviewer, &reason).await?;
         if r.custodial {
             let user_id = r
                 .sender_user_id
@@ -840,12 +791,11 @@ impl Engine {
             let signer = self
                 .signer_of(&u)?
                 .ok_or_else(|| EngineError::Internal("custodial remittance of a self-custody user".into()))?;
+            let from = parse_address("sender address", &r.sender_address)?;
             // The sender's balance is checked again: what it held for this remittance may have been spent.
-            self.ensure_available(&mut tx, parse_address("sender address", &r.sender_address)?, 0)
-                .await?;
+            self.ensure_available(&mut tx, from, 0).await?;
             let id_b = r.remittance_b256()?;
             if direct {
-                let from = parse_address("sender address", &r.sender_address)?;
                 let to = parse_address(
                     "recipient address",
                     r.recipient_address.as_deref().unwrap_or_default(),
@@ -853,45 +803,16 @@ impl Engine {
                 let value = alloy::primitives::U256::from(
                     u64::try_from(r.total_base).map_err(|_| EngineError::Internal("total".into()))?,
                 );
-                let t = AuthTerms {
+                let a = super::p2p::P2pAuthorization {
+                    id: &r.id,
+                    id_b,
+                    signer: &signer,
                     from,
-                    escrow: to,
+                    to,
                     value,
-                    valid_after_unix_s: 0,
-                    valid_before_unix_s: r.expiry_unix_s,
-                    nonce: id_b,
+                    expiry_unix_s: r.expiry_unix_s,
                 };
-                let auth = authorization::sign_transfer(&signer, &chain_info.domain, &t)
-                    .map_err(|e| EngineError::Internal(e.to_string()))?;
-                remittances::set_authorization(
-                    &mut tx,
-                    id,
-                    0,
-                    i64::try_from(r.expiry_unix_s).unwrap_or(i64::MAX),
-                    &authorization::signature_hex(&auth),
-                )
-                .await?;
-                transition_direct(
-                    &mut tx,
-                    id,
-                    State::Quoted,
-                    State::PendingFunds,
-                    "authorized",
-                    json!({"by": "custodial key", "authorization": "transfer_with_authorization"}),
-                    false,
-                )
-                .await?;
-                chain::enqueue_transfer(
-                    &mut tx,
-                    TransferJob {
-                        remittance_id: id_b,
-                        from,
-                        to,
-                        value_base_units: value,
-                        authorization: auth,
-                    },
-                )
-                .await?;
+                self.authorize_p2p(&mut tx, &a, &chain_info).await?;
             } else {
                 let terms = r.terms()?;
                 let auth_terms = self.auth_terms(&chain_info, &terms, id_b, now_ms());
@@ -899,7 +820,7 @@ impl Engine {
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
                 self.store_authorization_and_enqueue(
                     &mut tx,
-                    id,
+                    &r.id,
                     id_b,
                     terms,
                     auth,
@@ -909,24 +830,30 @@ impl Engine {
                 .await?;
             }
         }
-        let row = load(&mut tx, id)
-            .await?
-            .ok_or(EngineError::NotFound("remittance"))?;
-        tx.commit().await?;
-        tracing::info!(target: "audit", remittance = %id, reviewer = %reviewer, "hold released");
-        Ok(self.to_api(&row))
+        self.close_hold(tx, &r.id, &reviewer, "hold released").await
     }
 
     /// The operator rejects a held remittance: `on_hold` → `cancelled` (cause `hold_rejected`). Nothing was
     /// locked, so nothing is refunded; the sender is told in neutral words.
     pub async fn reject_hold(&self, id: &RemittanceId, d: &HoldDecision) -> Result<Remittance> {
+        let (mut tx, r, reviewer, reason) = self.open_hold(id, d).await?;
+        move_held(&mut tx, &r, State::Cancelled, "hold_rejected", &reviewer).await?;
+        record_decision(&mut tx, &r.id, "hold_rejected", &reviewer, &reason).await?;
+        self.close_hold(tx, &r.id, &reviewer, "hold rejected").await
+    }
+
+    /// A decision's checked texts, its write transaction and the held remittance (row-locked).
+    async fn open_hold(
+        &self,
+        id: &RemittanceId,
+        d: &HoldDecision,
+    ) -> Result<(crate::store::Tx, RemRow, String, String)> {
         let (reviewer, reason) = (
             decision_text("reviewer", &d.reviewer)?,
             decision_text("reason", &d.reason)?,
         );
-        let id = &id.to_string();
         let mut tx = self.write_tx().await?;
-        let r = load_for_update(&mut tx, self.db().dialect, id)
+        let r = load_for_update(&mut tx, self.db().dialect, &id.to_string())
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         if r.state != State::OnHold {
@@ -935,47 +862,60 @@ impl Engine {
                 r.state
             )));
         }
-        let detail = json!({"by": reviewer});
-        if r.payout_method == PayoutMethod::RemesaWallet {
-            transition_direct(
-                &mut tx,
-                id,
-                State::OnHold,
-                State::Cancelled,
-                "hold_rejected",
-                detail,
-                false,
-            )
-            .await?;
-        } else {
-            transition(
-                &mut tx,
-                id,
-                State::OnHold,
-                State::Cancelled,
-                "hold_rejected",
-                detail,
-                false,
-            )
-            .await?;
-        }
-        events::insert(
-            &mut *tx,
-            &NewComplianceEvent {
-                kind: "hold_rejected",
-                subject: id,
-                actor: &reviewer,
-                reason: &reason,
-                detail: "{}",
-                at_unix_ms: now_ms(),
-            },
-        )
-        .await?;
+        Ok((tx, r, reviewer, reason))
+    }
+
+    async fn close_hold(
+        &self,
+        mut tx: crate::store::Tx,
+        id: &str,
+        reviewer: &str,
+        what: &str,
+    ) -> Result<Remittance> {
         let row = load(&mut tx, id)
             .await?
             .ok_or(EngineError::NotFound("remittance"))?;
         tx.commit().await?;
-        tracing::info!(target: "audit", remittance = %id, reviewer = %reviewer, "hold rejected");
+        tracing::info!(target: "audit", remittance = %id, reviewer = %reviewer, "{what}");
         Ok(self.to_api(&row))
     }
+}
+
+/// A held remittance leaves `on_hold` along its own machine (the escrow's, or a P2P transfer's).
+async fn move_held(
+    tx: &mut crate::store::Tx,
+    r: &RemRow,
+    to: State,
+    cause: &str,
+    reviewer: &str,
+) -> Result<()> {
+    let detail = json!({"by": reviewer});
+    if r.payout_method == PayoutMethod::RemesaWallet {
+        transition_direct(tx, &r.id, State::OnHold, to, cause, detail, false).await?;
+    } else {
+        transition(tx, &r.id, State::OnHold, to, cause, detail, false).await?;
+    }
+    Ok(())
+}
+
+async fn record_decision(
+    tx: &mut crate::store::Tx,
+    id: &str,
+    kind: &str,
+    reviewer: &str,
+    reason: &str,
+) -> Result<()> {
+    events::insert(
+        &mut **tx,
+        &NewComplianceEvent {
+            kind,
+            subject: id,
+            actor: reviewer,
+            reason,
+            detail: "{}",
+            at_unix_ms: now_ms(),
+        },
+    )
+    .await?;
+    Ok(())
 }

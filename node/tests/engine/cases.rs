@@ -1,9 +1,8 @@
 //! Error resolution on both databases: a sender opens one case per transfer within 180 days, the operator sees it
 //! with its due date and resolves it once; both are compliance events.
 
-use remesa::domain::IdempotencyKey;
+use remesa::engine::EngineError;
 use remesa::engine::cases::CaseResolution;
-use remesa::engine::{CreateRemittance, EngineError, Recipient, SenderRef};
 use remesa_testkit::{both_dbs, rid};
 
 use crate::helpers::TestEnv;
@@ -12,23 +11,8 @@ async fn cases_flow(t: TestEnv) {
     t.partner(1, "7.65", "1", 0).await;
     let u = t.user("sender").await;
     t.fund(&u.address, 100_000_000).await;
-    let q = t.engine.quote(TestEnv::quote_req("10")).await.expect("quote");
-    let (r, _) = t
-        .engine
-        .create_remittance(
-            CreateRemittance {
-                quote_id: q.id,
-                sender: SenderRef::User {
-                    user_id: u.id.clone(),
-                },
-                recipient: Recipient {
-                    phone: remesa_testkit::phone("+50255550101"),
-                    name: "Maria Lopez".into(),
-                    account: None,
-                },
-            },
-            &IdempotencyKey::parse("k-1").expect("key"),
-        )
+    let r = t
+        .send_cash(&u.id, "10", "Maria Lopez", "k-1")
         .await
         .expect("create");
 

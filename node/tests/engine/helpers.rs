@@ -172,6 +172,39 @@ impl TestEnv {
         }
     }
 
+    /// Quotes `amount` USD to Guatemala (cash pickup) and sends it from `user_id` to +502 5555 0101, `recipient`.
+    #[allow(dead_code)]
+    pub async fn send_cash(
+        &self,
+        user_id: &str,
+        amount: &str,
+        recipient: &str,
+        key: &str,
+    ) -> Result<remesa::engine::Remittance, remesa::engine::EngineError> {
+        let q = self
+            .engine
+            .quote(TestEnv::quote_req(amount))
+            .await
+            .expect("quote");
+        self.engine
+            .create_remittance(
+                remesa::engine::CreateRemittance {
+                    quote_id: q.id,
+                    sender: remesa::engine::SenderRef::User {
+                        user_id: user_id.to_owned(),
+                    },
+                    recipient: remesa::engine::Recipient {
+                        phone: remesa_testkit::phone("+50255550101"),
+                        name: recipient.into(),
+                        account: None,
+                    },
+                },
+                &remesa::domain::IdempotencyKey::parse(key).expect("key"),
+            )
+            .await
+            .map(|(r, _)| r)
+    }
+
     pub fn quote_req(amount: &str) -> QuoteRequest {
         QuoteRequest {
             send_amount: amount.into(),

@@ -2,11 +2,9 @@
 //! or queued; the operator's release signs afresh and queues the deposit, a rejection cancels; every step is a
 //! compliance event; lists are stored, so a second engine on the same database screens with them.
 
-use remesa::domain::{IdempotencyKey, RemittanceId};
+use remesa::domain::RemittanceId;
 use remesa::engine::screening::{HoldDecision, ListUpload};
-use remesa::engine::{
-    CreateRemittance, Engine, EngineConfig, EngineError, Recipient, Remittance, SenderRef, State,
-};
+use remesa::engine::{Engine, EngineConfig, EngineError, Remittance, State};
 use remesa_testkit::{FromTestDb, TestDb, both_dbs};
 
 use crate::helpers::TestEnv;
@@ -28,27 +26,6 @@ async fn load_list(engine: &Engine) {
     let parsed = ofac().parse().expect("the list parses");
     let meta = engine.load_sanctions_list(parsed, "test").await.expect("loaded");
     assert_eq!((meta.source.as_str(), meta.entries), ("ofac_sdn", 2));
-}
-
-async fn send_to(t: &TestEnv, user_id: &str, recipient: &str, key: &str) -> Result<Remittance, EngineError> {
-    let q = t.engine.quote(TestEnv::quote_req("40")).await.expect("quote");
-    t.engine
-        .create_remittance(
-            CreateRemittance {
-                quote_id: q.id,
-                sender: SenderRef::User {
-                    user_id: user_id.to_owned(),
-                },
-                recipient: Recipient {
-                    phone: remesa_testkit::phone("+50255550101"),
-                    name: recipient.into(),
-                    account: None,
-                },
-            },
-            &IdempotencyKey::parse(key).expect("key"),
-        )
-        .await
-        .map(|(r, _)| r)
 }
 
 async fn named_sender(t: &TestEnv, name: &str) -> remesa::engine::User {
@@ -84,12 +61,16 @@ async fn held_then_released(t: TestEnv) {
     let u = named_sender(&t, "Maria Fernanda Lopez").await;
 
     // A clear send goes on at once, and its screen is recorded.
-    let clear = send_to(&t, &u.id, "Ana Gomez", "k-clear").await.expect("clear");
+    let clear = t
+        .send_cash(&u.id, "40", "Ana Gomez", "k-clear")
+        .await
+        .expect("clear");
     assert_eq!(clear.state, State::PendingFunds);
     assert_eq!(t.job_count("deposit", &clear.id).await, 1);
 
     // A listed recipient (other word order, accents): held, nothing signed or queued.
-    let held = send_to(&t, &u.id, "Joaquín Guzmán Loera", "k-held")
+    let held = t
+        .send_cash(&u.id, "40", "Joaquín Guzmán Loera", "k-held")
         .await
         .expect("held");
     assert_eq!(held.state, State::OnHold);
@@ -172,7 +153,7 @@ async fn held_then_rejected(t: TestEnv) {
             .any(|(k, s, r)| k == "customer_screened" && *s == u.id && r == "hit")
     );
 
-    let held = send_to(&t, &u.id, "Ana Gomez", "k-1").await.expect("held");
+    let held = t.send_cash(&u.id, "40", "Ana Gomez", "k-1").await.expect("held");
     assert_eq!(held.state, State::OnHold);
     let rejected = t
         .engine
@@ -193,8 +174,8 @@ async fn held_then_rejected(t: TestEnv) {
     );
 
     // A held remittance the operator never decides on expires with the remittance, and the sender can cancel one.
-    let second = send_to(&t, &u.id, "Ana Gomez", "k-2").await.expect("held");
-    let third = send_to(&t, &u.id, "Ana Gomez", "k-3").await.expect("held");
+    let second = t.send_cash(&u.id, "40", "Ana Gomez", "k-2").await.expect("held");
+    let third = t.send_cash(&u.id, "40", "Ana Gomez", "k-3").await.expect("held");
     let cancelled = t.engine.cancel(&rid(&third), Some(&u.id)).await.expect("cancel");
     assert_eq!(cancelled.state, State::Cancelled);
     let far = u64::try_from(remesa::store::now_ms() / 1000).expect("now") + 10 * 24 * 3600;
@@ -234,7 +215,7 @@ async fn required(Required(t): Required) {
         (status.state.as_str(), status.lists.len()),
         ("required_not_loaded", 0)
     );
-    let no_list = send_to(&t, &u.id, "Ana Gomez", "k-1").await;
+    let no_list = t.send_cash(&u.id, "40", "Ana Gomez", "k-1").await;
     assert!(matches!(no_list, Err(EngineError::Unavailable(_))), "{no_list:?}");
 
     // Another engine on the same database loads the list; this one picks it up when it refreshes.
@@ -250,13 +231,14 @@ async fn required(Required(t): Required) {
     assert!(!t.engine.refresh_sanctions().await.expect("unchanged"));
     assert_eq!(t.engine.sanctions_status().state, "loaded");
 
-    let no_name = send_to(&t, &u.id, "Ana Gomez", "k-2").await;
+    let no_name = t.send_cash(&u.id, "40", "Ana Gomez", "k-2").await;
     assert!(
         matches!(no_name, Err(EngineError::SenderNameRequired)),
         "{no_name:?}"
     );
     t.engine.set_user_name(&u.id, "Maria Lopez").await.expect("name");
-    let r = send_to(&t, &u.id, "Ana Gomez", "k-3")
+    let r = t
+        .send_cash(&u.id, "40", "Ana Gomez", "k-3")
         .await
         .expect("screened and sent");
     assert_eq!(r.state, State::PendingFunds);
@@ -292,7 +274,10 @@ async fn a_release_needs_enough_lifetime_left_to_lock() {
     );
     load_list(&t.engine).await;
     let u = named_sender(&t, "Maria Lopez").await;
-    let held = send_to(&t, &u.id, "Joaquin Guzman", "k-1").await.expect("held");
+    let held = t
+        .send_cash(&u.id, "40", "Joaquin Guzman", "k-1")
+        .await
+        .expect("held");
     assert_eq!(held.state, State::OnHold);
     let late = t.engine.release_hold(&rid(&held), &decision("ok")).await;
     assert!(matches!(late, Err(EngineError::Conflict(_))), "{late:?}");
@@ -330,7 +315,8 @@ async fn birth_years(t: TestEnv) {
         .await
         .expect("kyc");
     assert_eq!(c.tier, 1, "born 1991: not the listed person");
-    let r = send_to(&t, &namesake.id, "Ana Gomez", "k-namesake")
+    let r = t
+        .send_cash(&namesake.id, "40", "Ana Gomez", "k-namesake")
         .await
         .expect("send");
     assert_eq!(r.state, State::PendingFunds);
@@ -343,7 +329,8 @@ async fn birth_years(t: TestEnv) {
         .await
         .expect("kyc");
     assert_eq!(c.status, remesa::domain::KycStatus::Processing);
-    let r = send_to(&t, &listed.id, "Ana Gomez", "k-listed")
+    let r = t
+        .send_cash(&listed.id, "40", "Ana Gomez", "k-listed")
         .await
         .expect("send");
     assert_eq!(r.state, State::OnHold);

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use remesa::config::compliance::{LimitRule, parse_limits};
-use remesa::domain::{IdempotencyKey, KycField, KycStatus};
+use remesa::domain::{KycField, KycStatus};
 use remesa::engine::customers::{KycAction, KycDecision, KycSubmission};
 use remesa::engine::screening::ListUpload;
-use remesa::engine::{CreateRemittance, EngineConfig, EngineError, Recipient, SenderRef};
+use remesa::engine::{EngineConfig, EngineError};
 use remesa_testkit::{FromTestDb, TestDb, both_dbs};
 
 use crate::helpers::TestEnv;
@@ -55,27 +55,6 @@ fn decision(action: KycAction, reason: &str, fields: &[KycField]) -> KycDecision
     }
 }
 
-async fn send(t: &TestEnv, user_id: &str, amount: &str, key: &str) -> Result<(), EngineError> {
-    let q = t.engine.quote(TestEnv::quote_req(amount)).await.expect("quote");
-    t.engine
-        .create_remittance(
-            CreateRemittance {
-                quote_id: q.id,
-                sender: SenderRef::User {
-                    user_id: user_id.to_owned(),
-                },
-                recipient: Recipient {
-                    phone: remesa_testkit::phone("+50255550101"),
-                    name: "Ana Gomez".into(),
-                    account: None,
-                },
-            },
-            &IdempotencyKey::parse(key).expect("key"),
-        )
-        .await
-        .map(|_| ())
-}
-
 async fn kinds_of(t: &TestEnv, subject: &str) -> Vec<(String, String)> {
     remesa::store::compliance::page(&t.db.db.pool, None, 100)
         .await
@@ -107,7 +86,7 @@ async fn tier_one_at_once(Tiered(t): Tiered) {
         ]
     );
     assert!(matches!(
-        send(&t, &u.id, "100", "k-1").await,
+        t.send_cash(&u.id, "100", "Ana Gomez", "k-1").await,
         Err(EngineError::LimitExceeded { .. })
     ));
 
@@ -158,7 +137,9 @@ async fn tier_one_at_once(Tiered(t): Tiered) {
     assert_eq!((c.tier, c.status), (1, KycStatus::Accepted));
     assert_eq!(c.missing, vec![KycField::DocumentRef], "tier 2 needs a document");
     // The tier's limits apply to the next send.
-    send(&t, &u.id, "100", "k-2").await.expect("tier 1 sends 100");
+    t.send_cash(&u.id, "100", "Ana Gomez", "k-2")
+        .await
+        .expect("tier 1 sends 100");
     let again = t.engine.submit_kyc(&u.id, fields(&[]), "chat").await;
     assert!(matches!(again, Err(EngineError::Conflict(_))), "{again:?}");
     assert_eq!(
@@ -328,7 +309,7 @@ async fn recipient_kyc(RecipientKyc(t): RecipientKyc) {
     let u = t.user("sender").await;
     t.fund(&u.address, 100_000_000).await;
     // `send` pays +50255550101: unknown to Remesa, so refused, naming the phone and the corridor.
-    match send(&t, &u.id, "20", "r-1").await {
+    match t.send_cash(&u.id, "20", "Ana Gomez", "r-1").await {
         Err(EngineError::RecipientKycRequired { phone, country }) => {
             assert_eq!((phone.as_str(), country.as_str()), ("+50255550101", "GT"))
         }
@@ -346,7 +327,7 @@ async fn recipient_kyc(RecipientKyc(t): RecipientKyc) {
         .expect("recipient")
         .0;
     assert!(matches!(
-        send(&t, &u.id, "20", "r-2").await,
+        t.send_cash(&u.id, "20", "Ana Gomez", "r-2").await,
         Err(EngineError::RecipientKycRequired { .. })
     ));
     t.engine
@@ -363,7 +344,9 @@ async fn recipient_kyc(RecipientKyc(t): RecipientKyc) {
         )
         .await
         .expect("verified");
-    send(&t, &u.id, "20", "r-3").await.expect("a verified recipient");
+    t.send_cash(&u.id, "20", "Ana Gomez", "r-3")
+        .await
+        .expect("a verified recipient");
 }
 both_dbs!(
     a_recipient_kyc_corridor_pays_only_verified_recipients,

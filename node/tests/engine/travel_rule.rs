@@ -3,9 +3,9 @@
 //! webhooks carry too); below it, nothing travels.
 
 use remesa::config::TravelRuleConfig;
-use remesa::domain::{IdempotencyKey, KycField};
+use remesa::domain::KycField;
 use remesa::engine::customers::KycSubmission;
-use remesa::engine::{CreateRemittance, EngineConfig, EngineError, Recipient, Remittance, SenderRef};
+use remesa::engine::{EngineConfig, EngineError};
 use remesa::partner::store::PartnerDb;
 use remesa_testkit::{FromTestDb, TestDb, both_dbs};
 use rust_decimal::Decimal;
@@ -29,27 +29,6 @@ impl FromTestDb for Rule {
             },
         ))
     }
-}
-
-async fn send(t: &TestEnv, user_id: &str, amount: &str, key: &str) -> Result<Remittance, EngineError> {
-    let q = t.engine.quote(TestEnv::quote_req(amount)).await.expect("quote");
-    t.engine
-        .create_remittance(
-            CreateRemittance {
-                quote_id: q.id,
-                sender: SenderRef::User {
-                    user_id: user_id.to_owned(),
-                },
-                recipient: Recipient {
-                    phone: remesa_testkit::phone("+50255550101"),
-                    name: "María José Pérez".into(),
-                    account: None,
-                },
-            },
-            &IdempotencyKey::parse(key).expect("key"),
-        )
-        .await
-        .map(|(r, _)| r)
 }
 
 async fn verify(t: &TestEnv, user_id: &str) {
@@ -80,17 +59,21 @@ async fn carried_at_the_threshold(Rule(t): Rule) {
     let u = t.user("sender").await;
     t.fund(&u.address, 10_000_000_000).await;
 
-    let refused = send(&t, &u.id, "1000", "k-1").await;
+    let refused = t.send_cash(&u.id, "1000", "María José Pérez", "k-1").await;
     assert!(
         matches!(&refused, Err(EngineError::TravelRuleDataRequired { threshold_usd }) if *threshold_usd == Decimal::from(1000)),
         "{refused:?}"
     );
-    let below = send(&t, &u.id, "999.99", "k-2")
+    let below = t
+        .send_cash(&u.id, "999.99", "María José Pérez", "k-2")
         .await
         .expect("below the threshold");
 
     verify(&t, &u.id).await;
-    let at = send(&t, &u.id, "1000", "k-3").await.expect("verified");
+    let at = t
+        .send_cash(&u.id, "1000", "María José Pérez", "k-3")
+        .await
+        .expect("verified");
     let partner = PartnerDb::new(t.db.db.clone());
     for r in [&below, &at] {
         t.deposit(
@@ -173,13 +156,15 @@ async fn zero_threshold(ZeroInGuatemala(t): ZeroInGuatemala) {
     t.partner(1, "7.65", "1", 0).await;
     let u = t.user("sender").await;
     t.fund(&u.address, 1_000_000_000).await;
-    let refused = send(&t, &u.id, "5", "k-1").await;
+    let refused = t.send_cash(&u.id, "5", "María José Pérez", "k-1").await;
     assert!(
         matches!(&refused, Err(EngineError::TravelRuleDataRequired { threshold_usd }) if threshold_usd.is_zero()),
         "{refused:?}"
     );
     verify(&t, &u.id).await;
-    send(&t, &u.id, "5", "k-2").await.expect("verified");
+    t.send_cash(&u.id, "5", "María José Pérez", "k-2")
+        .await
+        .expect("verified");
 }
 both_dbs!(a_zero_threshold_corridor_carries_every_send, zero_threshold);
 

@@ -362,36 +362,7 @@ async fn e2e(database_url: String) {
     let escrow: alloy::primitives::Address = me["escrow_address"].as_str().unwrap().parse().unwrap();
     let chain_id = me["chain_id"].as_u64().unwrap();
     let before = state.engine.balance(&user.address).await.unwrap();
-    let q = state
-        .engine
-        .quote(QuoteRequest {
-            send_amount: "40".into(),
-            country: "GT".into(),
-            currency: Some("GTQ".into()),
-            payout_method: PayoutMethod::CashPickup,
-            ttl_s: None,
-            recipient_phone: None,
-        })
-        .await
-        .unwrap();
-    let (r3, _) = state
-        .engine
-        .create_remittance(
-            CreateRemittance {
-                quote_id: q.id,
-                sender: SenderRef::User {
-                    user_id: user.id.clone(),
-                },
-                recipient: Recipient {
-                    phone: remesa_testkit::phone("+50255550102"),
-                    name: "Ana Perez".into(),
-                    account: None,
-                },
-            },
-            &IdempotencyKey::parse("e2e-3").unwrap(),
-        )
-        .await
-        .unwrap();
+    let r3 = cash_payout(&state, &user.id, "40", "e2e-3").await;
     let path = format!("/v1/partner/payouts/{}", r3.id);
     eventually("the third payout to be assigned", 60, || async {
         let p: Value = partner.get(&path).await.unwrap_or(Value::Null);
@@ -436,36 +407,7 @@ async fn e2e(database_url: String) {
 
     // The sender cancels a locked payout within the cancellation window (Regulation E's 30 minutes): the partner is
     // told `payout.cancelled`, cannot pay it any more, and its decline refunds the sender at once.
-    let q = state
-        .engine
-        .quote(QuoteRequest {
-            send_amount: "30".into(),
-            country: "GT".into(),
-            currency: Some("GTQ".into()),
-            payout_method: PayoutMethod::CashPickup,
-            ttl_s: None,
-            recipient_phone: None,
-        })
-        .await
-        .unwrap();
-    let (r4, _) = state
-        .engine
-        .create_remittance(
-            CreateRemittance {
-                quote_id: q.id,
-                sender: SenderRef::User {
-                    user_id: user.id.clone(),
-                },
-                recipient: Recipient {
-                    phone: remesa_testkit::phone("+50255550102"),
-                    name: "Ana Perez".into(),
-                    account: None,
-                },
-            },
-            &IdempotencyKey::parse("e2e-4").unwrap(),
-        )
-        .await
-        .unwrap();
+    let r4 = cash_payout(&state, &user.id, "30", "e2e-4").await;
     let path = format!("/v1/partner/payouts/{}", r4.id);
     eventually("the fourth payout to be assigned", 60, || async {
         let p: Value = partner.get(&path).await.unwrap_or(Value::Null);
@@ -540,4 +482,44 @@ async fn quote_to_settlement_on_anvil_sqlite() {
         dir.path().join("e2e.sqlite").display()
     ))
     .await;
+}
+
+/// A cash pickup of `amount` USD from `user_id` to Ana Perez in Guatemala, created from a fresh quote.
+async fn cash_payout(
+    state: &app::AppState,
+    user_id: &str,
+    amount: &str,
+    key: &str,
+) -> remesa::engine::Remittance {
+    let q = state
+        .engine
+        .quote(QuoteRequest {
+            send_amount: amount.into(),
+            country: "GT".into(),
+            currency: Some("GTQ".into()),
+            payout_method: PayoutMethod::CashPickup,
+            ttl_s: None,
+            recipient_phone: None,
+        })
+        .await
+        .unwrap();
+    state
+        .engine
+        .create_remittance(
+            CreateRemittance {
+                quote_id: q.id,
+                sender: SenderRef::User {
+                    user_id: user_id.to_owned(),
+                },
+                recipient: Recipient {
+                    phone: remesa_testkit::phone("+50255550102"),
+                    name: "Ana Perez".into(),
+                    account: None,
+                },
+            },
+            &IdempotencyKey::parse(key).unwrap(),
+        )
+        .await
+        .unwrap()
+        .0
 }
