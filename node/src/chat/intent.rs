@@ -641,12 +641,14 @@ pub fn parse(text: &str, ctx: &ParseContext) -> Parsed {
     let lang = detect_lang(&words);
 
     // An error report names a problem and (usually) the transfer: "I have a problem with transfer e93a37ef".
+    // "no problem" / "sin problema" is thanks, not a report.
     if let Some(at) = words.iter().take(8).position(|w| {
         matches!(
             w.as_str(),
             "problem" | "complaint" | "dispute" | "problema" | "reclamo" | "queja"
         )
-    }) {
+    }) && !(at > 0 && matches!(words[at - 1].as_str(), "no" | "sin" | "ningun" | "ningún"))
+    {
         let reference = raw
             .iter()
             .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
@@ -1158,6 +1160,7 @@ mod tests {
                 Some(Lang::Es),
             ),
             ("problema", Intent::Problem { reference: None }, Some(Lang::Es)),
+            ("no problem", Intent::Decline, None),
         ];
         for (text, intent, lang) in cases {
             let p = parse(text, &c);
