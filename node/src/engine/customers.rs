@@ -231,7 +231,13 @@ impl Engine {
                 .get(&KycField::BirthDate)
                 .and_then(|d| d.get(..4))
                 .and_then(|y| y.parse::<u16>().ok());
-            let hits = self.screen_name(&name, birth_year);
+            let country = crate::store::users::by_id(&mut *tx, user_id)
+                .await?
+                .and_then(|u| u.phone)
+                .as_deref()
+                .and_then(crate::domain::Region::of_e164)
+                .map(|r| r.alpha2().to_owned());
+            let hits = self.screen_name(&name, birth_year, country.as_deref());
             if hits.is_empty() {
                 (
                     KycStatus::Accepted,

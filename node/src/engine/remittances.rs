@@ -57,7 +57,8 @@ impl Engine {
             .transpose()?;
         // Sanctions screening, before the transaction that would use the authorization: a hit holds the remittance.
         let sender = self.sender_identity(&req.sender).await?;
-        let screened = self.screen_send(&sender, &recipient_name)?;
+        let recipient_country = req.recipient.phone.region().map(|r| r.alpha2().to_owned());
+        let screened = self.screen_send(&sender, &recipient_name, recipient_country.as_deref())?;
 
         let mut tx = self.write_tx().await?;
         let existing = remittances::by_idempotency_key(&mut tx, idempotency_key.as_str()).await?;

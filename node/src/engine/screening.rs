@@ -310,6 +310,8 @@ pub struct SenderIdentity {
     pub name: Option<String>,
     /// From the customer's KYC date of birth.
     pub birth_year: Option<u16>,
+    /// The country of the customer's phone (ISO 3166-1 alpha-2).
+    pub country: Option<String>,
 }
 
 /// The result of screening one send.
@@ -527,19 +529,29 @@ impl Engine {
         sanctions::threshold_from_percent(self.config().sanctions_threshold_percent)
     }
 
-    /// Screens one name (the operator's look-up): the entries at or above the threshold, best first.
-    pub fn screen_name(&self, name: &str, birth_year: Option<u16>) -> Vec<Hit> {
-        self.inner
-            .screening
-            .current()
-            .list
-            .screen(Subject { name, birth_year }, self.threshold())
+    /// Screens one name (the operator's look-up; a KYC submission): the entries at or above the threshold, best
+    /// first. `country`: ISO 3166-1 alpha-2 or a name.
+    pub fn screen_name(&self, name: &str, birth_year: Option<u16>, country: Option<&str>) -> Vec<Hit> {
+        self.inner.screening.current().list.screen(
+            Subject {
+                name,
+                birth_year,
+                country,
+            },
+            self.threshold(),
+        )
     }
 
     /// Screens a send's sender and recipient. Refused ([`EngineError::Unavailable`]) while screening is required
     /// and no list is loaded; refused ([`EngineError::SenderNameRequired`]) when it is required and the sender's
     /// name is unknown.
-    pub fn screen_send(&self, sender: &SenderIdentity, recipient_name: &str) -> Result<Screened> {
+    /// `recipient_country`: the recipient's (their phone's) ISO 3166-1 alpha-2 code, when known.
+    pub fn screen_send(
+        &self,
+        sender: &SenderIdentity,
+        recipient_name: &str,
+        recipient_country: Option<&str>,
+    ) -> Result<Screened> {
         let sender_name = sender.name.as_deref();
         let current = self.inner.screening.current();
         let required = self.config().sanctions_required;
@@ -556,14 +568,26 @@ impl Engine {
         let started = std::time::Instant::now();
         let threshold = self.threshold();
         let mut hits = Vec::new();
-        for (party, name, birth_year) in [
-            (Party::Sender, sender_name, sender.birth_year),
-            (Party::Recipient, Some(recipient_name), None),
+        for (party, name, birth_year, country) in [
+            (
+                Party::Sender,
+                sender_name,
+                sender.birth_year,
+                sender.country.as_deref(),
+            ),
+            (Party::Recipient, Some(recipient_name), None, recipient_country),
         ] {
             let Some(name) = name.filter(|n| !n.trim().is_empty()) else {
                 continue;
             };
-            for h in current.list.screen(Subject { name, birth_year }, threshold) {
+            for h in current.list.screen(
+                Subject {
+                    name,
+                    birth_year,
+                    country,
+                },
+                threshold,
+            ) {
                 hits.push(PartyHit {
                     party,
                     name: name.to_owned(),
@@ -596,7 +620,7 @@ impl Engine {
             super::types::SenderRef::Address { name: Some(n), .. } => {
                 return Ok(SenderIdentity {
                     name: Some(text("sender name", n, NAME_LEN_MAX)?),
-                    birth_year: None,
+                    ..SenderIdentity::default()
                 });
             }
             super::types::SenderRef::Address { address, name: None } => {
@@ -613,6 +637,11 @@ impl Engine {
             })
             .unwrap_or_default();
         Ok(SenderIdentity {
+            country: user
+                .phone
+                .as_deref()
+                .and_then(crate::domain::Region::of_e164)
+                .map(|r| r.alpha2().to_owned()),
             name: kyc.get(&KycField::FullName).cloned().or(user.display_name),
             birth_year: kyc
                 .get(&KycField::BirthDate)
@@ -639,7 +668,7 @@ impl Engine {
             .screen(
                 Subject {
                     name,
-                    birth_year: None,
+                    ..Subject::default()
                 },
                 self.threshold(),
             )

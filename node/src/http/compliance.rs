@@ -53,10 +53,12 @@ pub async fn load_list(
 
 /// A name to screen.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[schema(example = json!({"name": "Joaquin Guzman Loera", "birth_year": 1957}))]
+#[schema(example = json!({"name": "Joaquin Guzman Loera", "birth_year": 1957, "country": "MX"}))]
 pub struct ScreenBody {
     pub name: String,
     pub birth_year: Option<u16>,
+    /// ISO 3166-1 alpha-2, or a country's name.
+    pub country: Option<String>,
 }
 
 /// One entry a screened name matched.
@@ -82,7 +84,7 @@ pub async fn screen(
     }
     Ok(ApiJson(
         st.engine
-            .screen_name(&b.name, b.birth_year)
+            .screen_name(&b.name, b.birth_year, b.country.as_deref())
             .into_iter()
             .map(|h| ScreenHit {
                 source: crate::engine::screening::source_name(h.source).to_owned(),

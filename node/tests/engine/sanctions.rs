@@ -16,6 +16,7 @@ fn recall_and_false_positives_on_twenty_thousand_entries() {
             Subject {
                 name,
                 birth_year: None,
+                country: None,
             },
             DEFAULT_THRESHOLD,
         )

@@ -24,6 +24,7 @@ pub fn run(entries: usize, variants_n: usize, unlisted_n: usize) -> anyhow::Resu
             Subject {
                 name,
                 birth_year: None,
+                country: None,
             },
             DEFAULT_THRESHOLD,
         );
