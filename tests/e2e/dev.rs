@@ -178,7 +178,10 @@ async fn remesa_dev_runs_a_remittance_end_to_end() -> Result<()> {
         anyhow::ensure!(sources == ["ofac_sdn", "un_consolidated"], "{status}");
         let ready: Value = client.get(format!("{base}/readyz")).send().await?.json().await?;
         anyhow::ensure!(
-            ready["sanctions"]["state"] == "loaded" && ready["sanctions"]["lists"][1]["entries"] == 2,
+            ready["sanctions"]["state"] == "loaded"
+                && ready["sanctions"]["lists"][1]["entries"] == 2
+                && ready["chain"]["state"] == "ok"
+                && ready["chain"]["lag_blocks"].is_u64(),
             "{ready}"
         );
         call(

@@ -170,9 +170,12 @@ pub async fn healthz() -> impl IntoResponse {
     ApiJson(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers (503 otherwise). The body names the dependencies' state: the database and the
-/// sanctions lists in force (`sanctions.state`: `loaded`, `not_loaded` — sends are not screened —, or
-/// `required_not_loaded` — sends are refused until a list is loaded —, with each list's date and entry count).
+/// Readiness: the database answers (503 otherwise: the node cannot accept work durably). The body names the
+/// dependencies' state: the database; the chain (`chain.state`: `ok` with the RPC's head, the indexed block and the
+/// lag between them, `unreachable` when the RPC does not answer within 2 s — the node keeps accepting work and
+/// sends it when the chain is back —, or `not_configured`); and the sanctions lists in force (`sanctions.state`:
+/// `loaded`, `not_loaded` — sends are not screened —, or `required_not_loaded` — sends are refused until a list is
+/// loaded —, with each list's date and entry count).
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "ready"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(st): State<AppState>) -> Response {
     if st.shutdown.is_cancelled() {
@@ -198,6 +201,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             ApiJson(serde_json::json!({
                 "status": "ready",
                 "database": "ok",
+                "chain": chain_readiness(&st).await,
                 "sanctions": {"state": s.state, "required": s.required, "lists": lists},
             }))
             .into_response()
@@ -212,6 +216,29 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             )
             .into_response()
         }
+    }
+}
+
+/// The chain's part of `/readyz`: the RPC's head (asked with a 2-second limit) against the indexer's cursor.
+async fn chain_readiness(st: &AppState) -> serde_json::Value {
+    use alloy::providers::Provider as _;
+    let Some(chain) = &st.chain else {
+        return serde_json::json!({"state": "not_configured"});
+    };
+    let name = crate::chain::indexer::cursor_name(chain.info.chain_id, chain.info.escrow);
+    let indexed = crate::chain::indexer::cursor(&st.db, &name)
+        .await
+        .ok()
+        .flatten()
+        .map(|(block, _)| block);
+    match tokio::time::timeout(Duration::from_secs(2), chain.provider.get_block_number()).await {
+        Ok(Ok(head)) => serde_json::json!({
+            "state": "ok",
+            "head_block": head,
+            "indexed_block": indexed,
+            "lag_blocks": indexed.map(|i| head.saturating_sub(i)),
+        }),
+        _ => serde_json::json!({"state": "unreachable", "indexed_block": indexed}),
     }
 }
 

@@ -511,6 +511,20 @@ async fn hola_to_cash_paid_and_settled_on_anvil() -> Result<()> {
             .iter()
             .all(|s| s.authorization.as_deref() == Some("Bearer graph-token"))
     );
+    // /readyz names the chain's state: the indexer close behind the head; with the RPC gone, still ready (work is
+    // accepted and kept) but the chain is named unreachable.
+    let ready: serde_json::Value = http.get(format!("{base}/readyz")).send().await?.json().await?;
+    assert_eq!(ready["chain"]["state"], "ok", "{ready}");
+    assert!(
+        ready["chain"]["lag_blocks"].as_u64().is_some_and(|lag| lag <= 5),
+        "{ready}"
+    );
+    drop(devnet);
+    let answer = http.get(format!("{base}/readyz")).send().await?;
+    assert_eq!(answer.status(), 200);
+    let ready: serde_json::Value = answer.json().await?;
+    assert_eq!(ready["chain"]["state"], "unreachable", "{ready}");
+    assert!(ready["chain"]["indexed_block"].as_u64().is_some(), "{ready}");
     node.stop().await;
     Ok(())
 }

@@ -353,6 +353,8 @@ async fn sanctions_admin(database_url: Option<String>) {
         (200, Some("not_loaded")),
         "{ready}"
     );
+    assert_eq!(ready["chain"]["state"], "not_configured", "{ready}");
+    assert_eq!(ready["database"], "ok");
 
     let list = remesa_testkit::sanctions::synthetic_ofac(7, 2_000);
     let upload = json!({"format": "ofac-csv", "sdn_csv": list.sdn_csv, "alt_csv": list.alt_csv,
