@@ -74,6 +74,14 @@ fn internal(e: EngineError) -> BackendError {
     }
 }
 
+fn kyc_view(c: crate::engine::customers::Customer) -> KycView {
+    KycView {
+        tier: c.tier,
+        status: c.status,
+        missing: c.missing,
+    }
+}
+
 fn view(r: &Remittance) -> RemittanceView {
     RemittanceView {
         remittance_id: r.id.clone(),
@@ -281,14 +289,7 @@ impl ChatBackend for EngineBackend {
     }
 
     fn kyc<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<KycView, BackendError>> {
-        Box::pin(async move {
-            let c = self.engine.customer(user_id).await.map_err(internal)?;
-            Ok(KycView {
-                tier: c.tier,
-                status: c.status,
-                missing: c.missing,
-            })
-        })
+        Box::pin(async move { Ok(kyc_view(self.engine.customer(user_id).await.map_err(internal)?)) })
     }
 
     fn submit_kyc_field<'a>(
@@ -309,11 +310,7 @@ impl ChatBackend for EngineBackend {
                 fields: [(field, value.to_owned())].into(),
             };
             match self.engine.submit_kyc(user_id, sub, "chat").await {
-                Ok(c) => Ok(KycView {
-                    tier: c.tier,
-                    status: c.status,
-                    missing: c.missing,
-                }),
+                Ok(c) => Ok(kyc_view(c)),
                 Err(EngineError::Invalid(m)) => Err(BackendError::Invalid(m)),
                 Err(e) => Err(internal(e)),
             }

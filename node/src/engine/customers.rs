@@ -136,8 +136,7 @@ impl Engine {
         };
         let status = KycStatus::parse(&row.status)
             .ok_or_else(|| crate::store::StoreError::Corrupt(format!("kyc status {:?}", row.status)))?;
-        let fields: BTreeMap<KycField, String> = serde_json::from_str(&row.fields)
-            .map_err(|e| crate::store::StoreError::Corrupt(format!("kyc fields: {e}")))?;
+        let fields = row.fields()?;
         let requested = u8::try_from(row.requested_tier).unwrap_or(KYC_TIER_MAX);
         let target = if requested > tier {
             requested
@@ -205,9 +204,8 @@ impl Engine {
                 "the customer's details are being reviewed".into(),
             ));
         }
-        let mut fields: BTreeMap<KycField, String> = match &existing {
-            Some(r) => serde_json::from_str(&r.fields)
-                .map_err(|e| crate::store::StoreError::Corrupt(format!("kyc fields: {e}")))?,
+        let mut fields = match &existing {
+            Some(r) => r.fields()?,
             None => BTreeMap::new(),
         };
         fields.extend(parsed);
@@ -350,8 +348,7 @@ impl Engine {
             )));
         }
         let now = now_ms();
-        let mut fields: BTreeMap<KycField, String> = serde_json::from_str(&row.fields)
-            .map_err(|e| crate::store::StoreError::Corrupt(format!("kyc fields: {e}")))?;
+        let mut fields = row.fields()?;
         let mut new_tier = tier;
         let kind = match d.action {
             KycAction::Approve => {

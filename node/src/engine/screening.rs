@@ -314,6 +314,19 @@ pub struct SenderIdentity {
     pub country: Option<String>,
 }
 
+impl PartyHit {
+    fn of(party: Party, name: &str, h: Hit) -> Self {
+        Self {
+            party,
+            name: name.to_owned(),
+            source: source_name(h.source).to_owned(),
+            entry_id: h.entry_id,
+            matched_name: h.matched_name,
+            score: h.score,
+        }
+    }
+}
+
 /// The result of screening one send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Screened {
@@ -588,14 +601,7 @@ impl Engine {
                 },
                 threshold,
             ) {
-                hits.push(PartyHit {
-                    party,
-                    name: name.to_owned(),
-                    source: source_name(h.source).to_owned(),
-                    entry_id: h.entry_id,
-                    matched_name: h.matched_name,
-                    score: h.score,
-                });
+                hits.push(PartyHit::of(party, name, h));
             }
         }
         metrics::histogram!("remesa_screening_seconds").record(started.elapsed());
@@ -630,12 +636,11 @@ impl Engine {
         let Some(user) = user else {
             return Ok(SenderIdentity::default());
         };
-        let kyc = crate::store::customers::get(&self.db().pool, &user.id)
-            .await?
-            .and_then(|r| {
-                serde_json::from_str::<std::collections::BTreeMap<KycField, String>>(&r.fields).ok()
-            })
-            .unwrap_or_default();
+        // An unreadable stored row is an error, never an unscreened name.
+        let kyc = match crate::store::customers::get(&self.db().pool, &user.id).await? {
+            Some(r) => r.fields()?,
+            None => std::collections::BTreeMap::new(),
+        };
         Ok(SenderIdentity {
             country: user
                 .phone
@@ -673,14 +678,7 @@ impl Engine {
                 self.threshold(),
             )
             .into_iter()
-            .map(|h| PartyHit {
-                party: Party::Sender,
-                name: name.to_owned(),
-                source: source_name(h.source).to_owned(),
-                entry_id: h.entry_id,
-                matched_name: h.matched_name,
-                score: h.score,
-            })
+            .map(|h| PartyHit::of(Party::Sender, name, h))
             .collect();
         let screened = Screened {
             lists: current
@@ -754,11 +752,7 @@ impl Engine {
         .await?;
         // The transition (read by chat and the event feed) says only that it is under review.
         let cause_detail = json!({"reason": "compliance review"});
-        if direct {
-            transition_direct(tx, id, State::Quoted, State::OnHold, "held", cause_detail, false).await?;
-        } else {
-            transition(tx, id, State::Quoted, State::OnHold, "held", cause_detail, false).await?;
-        }
+        transition_on(tx, id, direct, State::Quoted, State::OnHold, "held", cause_detail).await?;
         tracing::info!(target: "compliance", remittance = id, hits = screened.hits.len(), "remittance held for review");
         metrics::counter!("remesa_remittances_held_total").increment(1);
         Ok(true)
@@ -910,7 +904,7 @@ impl Engine {
     }
 }
 
-/// A held remittance leaves `on_hold` along its own machine (the escrow's, or a P2P transfer's).
+/// A held remittance leaves `on_hold` along its own machine.
 async fn move_held(
     tx: &mut crate::store::Tx,
     r: &RemRow,
@@ -918,11 +912,33 @@ async fn move_held(
     cause: &str,
     reviewer: &str,
 ) -> Result<()> {
-    let detail = json!({"by": reviewer});
-    if r.payout_method == PayoutMethod::RemesaWallet {
-        transition_direct(tx, &r.id, State::OnHold, to, cause, detail, false).await?;
+    let direct = r.payout_method == PayoutMethod::RemesaWallet;
+    transition_on(
+        tx,
+        &r.id,
+        direct,
+        State::OnHold,
+        to,
+        cause,
+        json!({"by": reviewer}),
+    )
+    .await
+}
+
+/// A transition on the escrow's machine, or on a P2P transfer's (`direct`).
+async fn transition_on(
+    tx: &mut crate::store::Tx,
+    id: &str,
+    direct: bool,
+    from: State,
+    to: State,
+    cause: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    if direct {
+        transition_direct(tx, id, from, to, cause, detail, false).await?;
     } else {
-        transition(tx, &r.id, State::OnHold, to, cause, detail, false).await?;
+        transition(tx, id, from, to, cause, detail, false).await?;
     }
     Ok(())
 }

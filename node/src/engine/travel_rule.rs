@@ -4,8 +4,6 @@
 //! payout partner with the payout (partner API and webhooks). The originator's data are the sender's KYC tier-1
 //! fields; a sender without them is refused ([`EngineError::TravelRuleDataRequired`]) before anything is stored.
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
 
 use super::{Engine, EngineError, Result};
@@ -47,9 +45,8 @@ impl Engine {
             .ok_or_else(refused)?;
         let tier = customers::tier(&mut *conn, &user.id).await?.unwrap_or(0);
         let row = customers::get(&mut *conn, &user.id).await?;
-        let fields: BTreeMap<KycField, String> = match row {
-            Some(r) if tier >= 1 => serde_json::from_str(&r.fields)
-                .map_err(|e| crate::store::StoreError::Corrupt(format!("kyc fields: {e}")))?,
+        let fields = match row {
+            Some(r) if tier >= 1 => r.fields()?,
             _ => return Err(refused()),
         };
         let full_name = fields.get(&KycField::FullName).ok_or_else(refused)?;

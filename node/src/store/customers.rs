@@ -27,6 +27,13 @@ impl std::fmt::Debug for KycRow {
     }
 }
 
+impl KycRow {
+    /// The fields given, parsed from their stored JSON; unreadable JSON is [`StoreError::Corrupt`].
+    pub fn fields(&self) -> Result<std::collections::BTreeMap<crate::domain::KycField, String>, StoreError> {
+        serde_json::from_str(&self.fields).map_err(|e| StoreError::Corrupt(format!("kyc fields: {e}")))
+    }
+}
+
 const COLS: &str = "user_id, requested_tier, status, fields, note, updated_at_unix_ms";
 
 pub async fn get<'e, E>(exec: E, user_id: &str) -> Result<Option<KycRow>, StoreError>
