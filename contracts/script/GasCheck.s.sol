@@ -5,6 +5,7 @@ import {Script} from "forge-std/Script.sol";
 import {RemittanceEscrow} from "../src/RemittanceEscrow.sol";
 import {IRemittanceEscrow} from "../src/interfaces/IRemittanceEscrow.sol";
 import {IFiatTokenV2_2, UsdcDeployer} from "../test/utils/Usdc.sol";
+import {DepositItem, Packing} from "../test/utils/Batches.sol";
 
 /// Cross-check of contracts/GAS.md on a real chain: deploys Circle's USDC from the committed artifacts (as
 /// test/Gas.t.sol does) and sends the same operations as real transactions to an anvil node, so their receipts'
@@ -105,17 +106,18 @@ contract GasCheck is Script, UsdcDeployer {
         (IRemittanceEscrow.Terms memory t0, IRemittanceEscrow.Authorization memory a0) =
             _signed(0, 0, PARTNER_SINGLE, settlementSingle);
         escrow.deposit(t0, a0);
-        IRemittanceEscrow.DepositItem[] memory items = new IRemittanceEscrow.DepositItem[](N);
+        DepositItem[] memory items = new DepositItem[](N);
         for (uint256 i; i < N; ++i) {
             (items[i].terms, items[i].auth) = _signed(i + 1, i + 1, PARTNER, settlement);
         }
-        escrow.depositBatch(items);
-        IRemittanceEscrow.ReleaseItem[] memory rel = new IRemittanceEscrow.ReleaseItem[](N);
+        escrow.depositBatch(Packing.deposits(items, 0, N));
+        // The whole batch in one group: every leaf given, so no proof hashes.
+        bytes memory rel = bytes.concat(hex"01", Packing.groupHeader(items[0].terms, N, 0));
         for (uint256 i; i < N; ++i) {
-            rel[i] = IRemittanceEscrow.ReleaseItem(items[i].terms, _preimage(i + 1));
+            rel = bytes.concat(rel, Packing.groupLeaf(i, items[i].terms, _preimage(i + 1)));
         }
         escrow.releaseBatch(rel);
-        escrow.release(t0, _preimage(0));
+        escrow.release(t0, _preimage(0), 0, new bytes32[](0));
         vm.stopBroadcast();
     }
 }

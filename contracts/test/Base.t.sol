@@ -2,15 +2,19 @@
 pragma solidity 0.8.30;
 
 import {Test} from "forge-std/Test.sol";
+import {Vm} from "forge-std/Vm.sol";
 import {RemittanceEscrow} from "../src/RemittanceEscrow.sol";
 import {IRemittanceEscrow} from "../src/interfaces/IRemittanceEscrow.sol";
 import {IFiatTokenV2_2, UsdcDeployer} from "./utils/Usdc.sol";
+import {DepositItem, ReleaseItem, Merkle, Packing, BatchBook} from "./utils/Batches.sol";
 
 /// Shared fixture: Circle's USDC (FiatTokenV2_2 behind FiatTokenProxy, from the committed artifacts) with its own
 /// master minter, minter, pauser and blacklister, so tests can pause USDC and blacklist parties; an escrow with
 /// lock bounds; two registered partners (settlement address + signer key each); helpers to build terms, sign
-/// EIP-3009 authorizations and partner Decline signatures.
-abstract contract EscrowBase is Test, UsdcDeployer {
+/// EIP-3009 authorizations and partner Decline signatures; and the off-chain side of the deposit batches (where each
+/// id sits, its proofs, the packed layouts) behind helpers named like the escrow's functions, so tests read as the
+/// node drives the escrow.
+abstract contract EscrowBase is Test, UsdcDeployer, BatchBook {
     bytes32 internal constant RECEIVE_TYPEHASH = keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
@@ -196,13 +200,13 @@ abstract contract EscrowBase is Test, UsdcDeployer {
             vm.sign(key, digest(RECEIVE_TYPEHASH, t.sender, address(escrow), t.amount, 0, a.validBefore, idOf(t)));
     }
 
-    /// The escrow's EIP-712 domain ("Remesa Escrow", "2"), computed here independently of the contract.
+    /// The escrow's EIP-712 domain ("Remesa Escrow", "3"), computed here independently of the contract.
     function escrowDomainSeparator() internal view returns (bytes32) {
         return keccak256(
             abi.encode(
                 keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
                 keccak256("Remesa Escrow"),
-                keccak256("2"),
+                keccak256("3"),
                 block.chainid,
                 address(escrow)
             )
@@ -231,5 +235,87 @@ abstract contract EscrowBase is Test, UsdcDeployer {
         IRemittanceEscrow.Authorization memory a = signAuth(senderKey, t);
         vm.prank(relayer);
         id = escrow.deposit(t, a);
+    }
+
+    // ---------------------------------------------------------------- deposit batches
+
+    /// Deposits `items` with one packed `depositBatch` call (a section per run of items with equal partner terms)
+    /// and records where each id landed.
+    function depositBatch(DepositItem[] memory items) internal returns (uint256 deposited) {
+        if (items.length == 0) return depositPacked(hex"00");
+        return depositPacked(Packing.depositSections(items));
+    }
+
+    /// All of `items` (one partner) in one packed depositBatch call with this gas limit.
+    function depositBatchGas(DepositItem[] memory items, uint256 gas) internal returns (uint256 deposited) {
+        bytes memory packed = Packing.deposits(items, 0, items.length);
+        vm.recordLogs();
+        (deposited,) = escrow.depositBatch{gas: gas}(packed);
+        recordBatches(vm.getRecordedLogs());
+    }
+
+    /// The Deposited event's leaves of a batch of one (`deposit`): root = id.
+    function singleLeaf(bytes32 id) internal pure returns (bytes32[] memory leaves) {
+        leaves = new bytes32[](1);
+        leaves[0] = id;
+    }
+
+    /// The Deposited event's sender-amount words of a batch of one.
+    function singleItem(IRemittanceEscrow.Terms memory t) internal pure returns (uint256[] memory items) {
+        items = new uint256[](1);
+        items[0] = Packing.senderAmount(t);
+    }
+
+    /// One packed depositBatch call; records the batch. Returns how many were deposited.
+    function depositPacked(bytes memory packed) internal returns (uint256 deposited) {
+        (deposited,,) = depositPackedLogs(packed);
+    }
+
+    /// One packed depositBatch call: deposited count, root, and every log it emitted (recorded here, so a test
+    /// that wants the logs takes them from this return value, not from vm.getRecordedLogs).
+    function depositPackedLogs(bytes memory packed)
+        internal
+        returns (uint256 deposited, bytes32 root, Vm.Log[] memory logs)
+    {
+        vm.recordLogs();
+        (deposited, root) = escrow.depositBatch(packed);
+        logs = vm.getRecordedLogs();
+        recordBatches(logs);
+    }
+
+    function statusOf(bytes32 id) internal view returns (IRemittanceEscrow.Status) {
+        (uint256 index, bytes32[] memory proof) = proofOf(id);
+        return escrow.statusOf(id, index, proof);
+    }
+
+    function release(IRemittanceEscrow.Terms memory t, bytes32 preimage) internal {
+        (uint256 index, bytes32[] memory proof) = proofOf(idOf(t));
+        escrow.release(t, preimage, index, proof);
+    }
+
+    function refund(IRemittanceEscrow.Terms memory t) internal {
+        (uint256 index, bytes32[] memory proof) = proofOf(idOf(t));
+        escrow.refund(t, index, proof);
+    }
+
+    function cancel(IRemittanceEscrow.Terms memory t, bytes memory declineSignature) internal {
+        (uint256 index, bytes32[] memory proof) = proofOf(idOf(t));
+        escrow.cancel(t, index, proof, declineSignature);
+    }
+
+    function refundBatch(IRemittanceEscrow.Terms[] memory items) internal returns (uint256) {
+        return escrow.refundBatch(exitItems(items));
+    }
+
+    function releaseBatch(ReleaseItem[] memory items) internal returns (uint256) {
+        return escrow.releaseBatch(packReleases(items));
+    }
+
+    function _bookEscrow() internal view override returns (address) {
+        return address(escrow);
+    }
+
+    function _bookId(IRemittanceEscrow.Terms memory t) internal view override returns (bytes32) {
+        return idOf(t);
     }
 }

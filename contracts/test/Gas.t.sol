@@ -5,6 +5,7 @@ import {Test} from "forge-std/Test.sol";
 import {RemittanceEscrow} from "../src/RemittanceEscrow.sol";
 import {IRemittanceEscrow} from "../src/interfaces/IRemittanceEscrow.sol";
 import {IFiatTokenV2_2, UsdcDeployer} from "./utils/Usdc.sol";
+import {DepositItem, ReleaseItem, Merkle, Packing} from "./utils/Batches.sol";
 
 /// All-in transaction gas of each escrow operation on Circle's USDC (FiatTokenV2_2 behind FiatTokenProxy, deployed
 /// from the committed artifacts), side by side with a plain USDC transfer; the source of contracts/GAS.md.
@@ -112,14 +113,47 @@ contract GasTest is Test, UsdcDeployer {
         (a.v, a.r, a.s) = vm.sign(keys[s], keccak256(abi.encodePacked(hex"1901", token.DOMAIN_SEPARATOR(), structHash)));
     }
 
-    function _depositItems(uint256 n, uint256 offset)
-        internal
-        view
-        returns (IRemittanceEscrow.DepositItem[] memory items)
-    {
-        items = new IRemittanceEscrow.DepositItem[](n);
+    function _depositItems(uint256 n, uint256 offset) internal view returns (DepositItem[] memory items) {
+        items = new DepositItem[](n);
         for (uint256 i; i < n; ++i) {
             (items[i].terms, items[i].auth) = _signed(i, offset + i);
+        }
+    }
+
+    /// Deposits n remittances (senders 0.., preimages offset..) in one packed batch; returns the batch's leaves.
+    function _depositBatch(uint256 n, uint256 offset)
+        internal
+        returns (DepositItem[] memory items, bytes32[] memory leaves)
+    {
+        items = _depositItems(n, offset);
+        (uint256 done, bytes32 root) = escrow.depositBatch(Packing.deposits(items, 0, n));
+        assertEq(done, n);
+        leaves = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            leaves[i] = escrow.remittanceId(items[i].terms);
+        }
+        assertEq(root, Merkle.root(leaves));
+    }
+
+    /// One packed release group: leaves `indexes` of the batch `leaves` (terms from `items`, preimages offset..).
+    function _group(DepositItem[] memory items, bytes32[] memory leaves, uint256[] memory indexes, uint256 offset)
+        internal
+        pure
+        returns (bytes memory g)
+    {
+        bytes32[] memory proof = Merkle.multiProof(leaves, indexes);
+        g = Packing.groupHeader(items[0].terms, indexes.length, proof.length);
+        for (uint256 k; k < indexes.length; ++k) {
+            uint256 i = indexes[k];
+            g = bytes.concat(g, Packing.groupLeaf(i, items[i].terms, _preimage(offset + i)));
+        }
+        g = bytes.concat(g, abi.encodePacked(proof));
+    }
+
+    function _range(uint256 from, uint256 count, uint256 stride) internal pure returns (uint256[] memory r) {
+        r = new uint256[](count);
+        for (uint256 k; k < count; ++k) {
+            r[k] = from + k * stride;
         }
     }
 
@@ -170,47 +204,86 @@ contract GasTest is Test, UsdcDeployer {
     }
 
     function test_gas_depositBatch32() public {
-        IRemittanceEscrow.DepositItem[] memory items = _depositItems(N, 0);
+        DepositItem[] memory items = _depositItems(N, 0);
+        bytes memory packed = Packing.deposits(items, 0, N);
         _cold();
         vm.prank(relayer);
-        uint256 done = escrow.depositBatch(items);
+        (uint256 done,) = escrow.depositBatch(packed);
         assertEq(done, N);
-        _record("usdc_deposit_batch_32", abi.encodeCall(escrow.depositBatch, (items)), N);
+        _record("usdc_deposit_batch_32", abi.encodeCall(escrow.depositBatch, (packed)), N);
     }
 
     function test_gas_release() public {
         (IRemittanceEscrow.Terms memory t, IRemittanceEscrow.Authorization memory a) = _signed(0, 0);
         escrow.deposit(t, a);
+        bytes32[] memory none = new bytes32[](0);
         _cold();
         vm.prank(relayer);
-        escrow.release(t, _preimage(0));
-        _record("usdc_release_1", abi.encodeCall(escrow.release, (t, _preimage(0))), 1);
+        escrow.release(t, _preimage(0), 0, none);
+        _record("usdc_release_1", abi.encodeCall(escrow.release, (t, _preimage(0), 0, none)), 1);
         assertEq(token.balanceOf(settlement), t.amount);
     }
 
+    /// One remittance of a deposit batch of 32 released alone (a proof of 5 sibling hashes).
+    function test_gas_releaseOneOfBatch() public {
+        (DepositItem[] memory items, bytes32[] memory leaves) = _depositBatch(N, 0);
+        bytes32[] memory proof = Merkle.proof(leaves, 5);
+        IRemittanceEscrow.Terms memory t = items[5].terms;
+        _cold();
+        vm.prank(relayer);
+        escrow.release(t, _preimage(5), 5, proof);
+        _record("usdc_release_1_of_batch_32", abi.encodeCall(escrow.release, (t, _preimage(5), 5, proof)), 1);
+        assertEq(token.balanceOf(settlement), t.amount);
+    }
+
+    /// The whole deposit batch of 32 released in one transaction: one group, no proof hashes, one transfer.
     function test_gas_releaseBatch32() public {
-        IRemittanceEscrow.DepositItem[] memory deposits = _depositItems(N, 0);
-        escrow.depositBatch(deposits);
-        IRemittanceEscrow.ReleaseItem[] memory items = new IRemittanceEscrow.ReleaseItem[](N);
-        for (uint256 i; i < N; ++i) {
-            items[i] = IRemittanceEscrow.ReleaseItem({terms: deposits[i].terms, preimage: _preimage(i)});
+        (DepositItem[] memory items, bytes32[] memory leaves) = _depositBatch(N, 0);
+        bytes memory packed = bytes.concat(hex"01", _group(items, leaves, _range(0, N, 1), 0));
+        _cold();
+        vm.prank(relayer);
+        uint256 done = escrow.releaseBatch(packed);
+        _record("usdc_release_batch_32", abi.encodeCall(escrow.releaseBatch, (packed)), N);
+        assertEq(done, N);
+        assertEq(token.balanceOf(settlement), 32 * 100e6 + 1_230_000 * (31 * 32 / 2));
+    }
+
+    /// 32 releases drawn from 4 deposit batches of 32 (every fourth remittance of each): 4 groups with multiproofs.
+    function test_gas_releaseBatch32From4() public {
+        bytes memory packed = hex"04";
+        for (uint256 b; b < 4; ++b) {
+            (DepositItem[] memory items, bytes32[] memory leaves) = _depositBatch(N, 100 * (b + 1));
+            packed = bytes.concat(packed, _group(items, leaves, _range(b, 8, 4), 100 * (b + 1)));
+            if (b < 3) vm.warp(block.timestamp + 1); // other expiries, so other ids
         }
         _cold();
         vm.prank(relayer);
-        uint256 done = escrow.releaseBatch(items);
-        _record("usdc_release_batch_32", abi.encodeCall(escrow.releaseBatch, (items)), N);
+        uint256 done = escrow.releaseBatch(packed);
+        _record("usdc_release_batch_32_from_4", abi.encodeCall(escrow.releaseBatch, (packed)), N);
         assertEq(done, N);
-        assertEq(token.balanceOf(settlement), 32 * 100e6 + 1_230_000 * (31 * 32 / 2));
     }
 
     function test_gas_refund() public {
         (IRemittanceEscrow.Terms memory t, IRemittanceEscrow.Authorization memory a) = _signed(0, 0);
         escrow.deposit(t, a);
+        bytes32[] memory none = new bytes32[](0);
         vm.warp(t.expiry);
         _cold();
         vm.prank(relayer);
-        escrow.refund(t);
-        _record("usdc_refund_1", abi.encodeCall(escrow.refund, (t)), 1);
+        escrow.refund(t, 0, none);
+        _record("usdc_refund_1", abi.encodeCall(escrow.refund, (t, 0, none)), 1);
+    }
+
+    /// A refund of one remittance of a deposit batch of 32 (a proof of 5 hashes), as a sender's wallet sends it.
+    function test_gas_refundOneOfBatch() public {
+        (DepositItem[] memory items, bytes32[] memory leaves) = _depositBatch(N, 0);
+        bytes32[] memory proof = Merkle.proof(leaves, 9);
+        IRemittanceEscrow.Terms memory t = items[9].terms;
+        vm.warp(t.expiry);
+        _cold();
+        vm.prank(relayer);
+        escrow.refund(t, 9, proof);
+        _record("usdc_refund_1_of_batch_32", abi.encodeCall(escrow.refund, (t, 9, proof)), 1);
     }
 
     function test_gas_cancel() public {
@@ -218,9 +291,10 @@ contract GasTest is Test, UsdcDeployer {
         bytes32 id = escrow.deposit(t, a);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(partnerSignerKey, escrow.declineDigest(id));
         bytes memory sig = abi.encodePacked(r, s, v);
+        bytes32[] memory none = new bytes32[](0);
         _cold();
         vm.prank(relayer);
-        escrow.cancel(t, sig);
-        _record("usdc_cancel_1", abi.encodeCall(escrow.cancel, (t, sig)), 1);
+        escrow.cancel(t, 0, none, sig);
+        _record("usdc_cancel_1", abi.encodeCall(escrow.cancel, (t, 0, none, sig)), 1);
     }
 }

@@ -6,14 +6,16 @@ import {Vm} from "forge-std/Vm.sol";
 import {RemittanceEscrow} from "../../src/RemittanceEscrow.sol";
 import {IRemittanceEscrow} from "../../src/interfaces/IRemittanceEscrow.sol";
 import {IFiatTokenV2_2} from "../utils/Usdc.sol";
+import {DepositItem, ReleaseItem, Packing, BatchBook} from "../utils/Batches.sol";
 
 /// Drives the escrow on USDC with random deposits (valid, invalid, tampered, duplicated, front-run, out of the lock
 /// bounds, naming a partner's old settlement address or signer), releases (right and wrong codes, duplicates, mixed
 /// partners and settlement addresses, before and after expiry), refunds (early and late), cooperative cancels (the
 /// partner signer's or a wrong signature), escrow pauses, partner re-keying and removal, USDC pauses and blacklisting
 /// of senders and settlement addresses, and direct attempts to redeem authorizations on the token. Keeps an
-/// independent model of what must happen and counts every divergence.
-contract EscrowHandler is Test {
+/// independent model of what must happen and counts every divergence. Exits carry the Merkle proofs the handler
+/// builds from the escrow's Deposited events (BatchBook), as the node does.
+contract EscrowHandler is Test, BatchBook {
     bytes32 internal constant RECEIVE_TYPEHASH = keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
@@ -147,8 +149,15 @@ contract EscrowHandler is Test {
         if (n == 0) return 0;
         for (uint256 k; k < count && k < n; ++k) {
             bytes32 id = remIds[(from + k) % n];
-            if (escrow.statusOf(id) != model[id] || exits[id] > 1) ++bad;
+            (uint256 index, bytes32[] memory proof) = proofOf(id);
+            if (escrow.statusOf(id, index, proof) != model[id] || exits[id] > 1) ++bad;
         }
+    }
+
+    /// The escrow's status of `id`, asked with the proof of where it sits (BatchBook).
+    function statusOnChain(bytes32 id) external view returns (IRemittanceEscrow.Status) {
+        (uint256 index, bytes32[] memory proof) = proofOf(id);
+        return escrow.statusOf(id, index, proof);
     }
 
     /// How many actors hold another balance than the model says, and the sum of all actors' balances.
@@ -165,6 +174,14 @@ contract EscrowHandler is Test {
     }
 
     // ---------------------------------------------------------------- helpers
+
+    function _bookEscrow() internal view override returns (address) {
+        return address(escrow);
+    }
+
+    function _bookId(IRemittanceEscrow.Terms memory t) internal view override returns (bytes32) {
+        return _id(t);
+    }
 
     function _min(uint256 a, uint256 b) internal pure returns (uint256) {
         return a < b ? a : b;
@@ -263,10 +280,11 @@ contract EscrowHandler is Test {
 
     // ---------------------------------------------------------------- actions
 
-    /// A batch of new deposits; some are tampered with after signing (which must make them fail).
+    /// A batch of new deposits (mixed partners: a packed section per run of equal partner terms); some are
+    /// tampered with after signing (which must make them fail).
     function depositBatch(uint256 seed, uint8 count, uint8 tamperMask) external step {
         uint256 n = 1 + count % MAX_ITEMS;
-        IRemittanceEscrow.DepositItem[] memory items = new IRemittanceEscrow.DepositItem[](n);
+        DepositItem[] memory items = new DepositItem[](n);
         bytes32[] memory preimages = new bytes32[](n);
         bool[] memory signedAsIs = new bool[](n);
         for (uint256 i; i < n; ++i) {
@@ -283,7 +301,7 @@ contract EscrowHandler is Test {
                 else t.sender = senders[(s + 1) % SENDERS];
                 signedAsIs[i] = false;
             }
-            items[i] = IRemittanceEscrow.DepositItem(t, a);
+            items[i] = DepositItem(t, a);
             preimages[i] = pre;
         }
         bool dup = n > 1 && seed % 5 == 0;
@@ -301,8 +319,11 @@ contract EscrowHandler is Test {
                 }
             }
         }
+        bytes memory packed = Packing.depositSections(items);
+        vm.recordLogs();
         vm.prank(relayer);
-        try escrow.depositBatch(items) returns (uint256 done) {
+        try escrow.depositBatch(packed) returns (uint256 done, bytes32) {
+            recordBatches(vm.getRecordedLogs());
             if (escrowPaused) _violation("depositBatch worked while paused");
             if (done != expected) _violation("depositBatch count differs from the model");
         } catch {
@@ -359,10 +380,13 @@ contract EscrowHandler is Test {
         } catch {
             if (ok) _violation("pending deposit failed although the model says it must succeed");
         }
-        IRemittanceEscrow.DepositItem[] memory items = new IRemittanceEscrow.DepositItem[](1);
-        items[0] = IRemittanceEscrow.DepositItem(p.t, p.a);
+        DepositItem[] memory items = new DepositItem[](1);
+        items[0] = DepositItem(p.t, p.a);
+        bytes memory packed = Packing.deposits(items, 0, 1);
+        vm.recordLogs();
         vm.prank(relayer);
-        try escrow.depositBatch(items) returns (uint256 done) {
+        try escrow.depositBatch(packed) returns (uint256 done, bytes32) {
+            recordBatches(vm.getRecordedLogs());
             if (done != 0) _violation("a second submission of the same authorization deposited again");
         } catch {
             if (!escrowPaused) _violation("depositBatch reverted while not paused");
@@ -402,31 +426,36 @@ contract EscrowHandler is Test {
     }
 
     /// Releases a random selection of remittances (any state, expired or not), with some wrong codes; single or
-    /// batched. Never paused by the escrow; a run whose payout USDC refuses stays Locked.
+    /// batched (packed, grouped by deposit batch). Never paused by the escrow; a run whose payout USDC refuses stays
+    /// Locked.
     function release(uint256 seed, uint8 count, uint8 wrongMask, bool single) external step {
         if (rems.length == 0) return;
         uint256 n = single ? 1 : 1 + count % MAX_ITEMS;
-        IRemittanceEscrow.ReleaseItem[] memory items = new IRemittanceEscrow.ReleaseItem[](n);
+        ReleaseItem[] memory items = new ReleaseItem[](n);
         for (uint256 i; i < n; ++i) {
             Rem memory r = rems[uint256(keccak256(abi.encode(seed, i))) % rems.length];
             // One in four gets a wrong code.
             bytes32 pre = (wrongMask >> i) & 3 == 0 ? bytes32(uint256(r.preimage) ^ 1) : r.preimage;
-            items[i] = IRemittanceEscrow.ReleaseItem(r.t, pre);
+            items[i] = ReleaseItem(r.t, pre);
         }
-        uint256 expected = _modelReleaseBatch(items);
-        vm.prank(relayer);
         if (single) {
-            try escrow.release(items[0].terms, items[0].preimage) {
+            uint256 expected = _modelReleaseBatch(items, true);
+            (uint256 index, bytes32[] memory proof) = proofOf(_id(items[0].terms));
+            vm.prank(relayer);
+            try escrow.release(items[0].terms, items[0].preimage, index, proof) {
                 if (expected != 1) _violation("release succeeded although the model says it must fail");
                 _observedExit(_id(items[0].terms));
             } catch {
                 if (expected != 0) _violation("release failed although the model says it must succeed");
             }
         } else {
+            bytes memory packed = packReleases(items);
+            uint256 expected = _modelReleaseBatch(items, false);
             vm.recordLogs();
-            try escrow.releaseBatch(items) returns (uint256 done) {
+            vm.prank(relayer);
+            try escrow.releaseBatch(packed) returns (uint256 done) {
                 if (done != expected) _violation("releaseBatch count differs from the model");
-                _observeLogs(IRemittanceEscrow.Released.selector);
+                _observeReleased();
             } catch {
                 _violation("releaseBatch reverted");
             }
@@ -434,48 +463,98 @@ contract EscrowHandler is Test {
         ++calls[single ? "release" : "releaseBatch"];
     }
 
-    /// The model of releaseBatch: runs of equal (partnerId, settlement); a run's valid items are paid together,
-    /// or all stay Locked when the token refuses the payout.
-    function _modelReleaseBatch(IRemittanceEscrow.ReleaseItem[] memory items) internal returns (uint256 released) {
+    /// The model of a release: items form groups as packReleases makes them (one deposit batch and partner terms,
+    /// ascending leaf indexes); a group with a wrong code (or a remittance never deposited) fails its proof as a
+    /// whole. Consecutive groups with equal (partnerId, settlement) form a run paid with one transfer, or all
+    /// put back to Locked when the token refuses it. A single release has one item and checks its code itself.
+    function _modelReleaseBatch(ReleaseItem[] memory items, bool single) internal returns (uint256 released) {
         uint256 n = items.length;
         bytes32[] memory runIds = new bytes32[](n);
+        uint256 runCount;
+        uint256 runSum;
+        IRemittanceEscrow.Terms memory runHead;
         uint256 i;
         while (i < n) {
-            IRemittanceEscrow.Terms memory first = items[i].terms;
-            uint256 count;
-            uint256 sum;
-            do {
-                IRemittanceEscrow.Terms memory t = items[i].terms;
+            uint256 end = _groupEnd(items, i);
+            IRemittanceEscrow.Terms memory head = items[i].terms;
+            if (runCount != 0 && (head.partnerId != runHead.partnerId || head.settlement != runHead.settlement)) {
+                released += _modelPay(runHead, runIds, runCount, runSum);
+                runCount = 0;
+                runSum = 0;
+            }
+            runHead = head;
+            bool proven = true;
+            for (uint256 k = i; k < end; ++k) {
+                IRemittanceEscrow.Terms memory t = items[k].terms;
+                bool codeOk = keccak256(abi.encodePacked(items[k].preimage)) == t.claimHash;
+                if (model[_id(t)] == IRemittanceEscrow.Status.None || (!codeOk && !single)) proven = false;
+            }
+            for (uint256 k = i; proven && k < end; ++k) {
+                IRemittanceEscrow.Terms memory t = items[k].terms;
                 bytes32 id = _id(t);
                 if (
                     model[id] == IRemittanceEscrow.Status.Locked && block.timestamp < t.expiry
-                        && keccak256(abi.encodePacked(items[i].preimage)) == t.claimHash
+                        && keccak256(abi.encodePacked(items[k].preimage)) == t.claimHash
                 ) {
                     _exit(t, IRemittanceEscrow.Status.Released, t.settlement);
-                    runIds[count++] = id;
-                    sum += t.amount;
+                    runIds[runCount++] = id;
+                    runSum += t.amount;
                 }
-                ++i;
-            } while (
-                i < n && items[i].terms.partnerId == first.partnerId && items[i].terms.settlement == first.settlement
-            );
-            if (count == 0) continue;
-            if (_payable(first.settlement)) {
-                released += count;
-                calls["released"] += count;
-            } else {
-                // The token refuses the run's payout: every item of the run goes back to Locked.
-                calls["releaseRefused"] += count;
-                for (uint256 k; k < count; ++k) {
-                    model[runIds[k]] = IRemittanceEscrow.Status.Locked;
-                }
-                modelLocked += sum;
-                expectedBalance[first.settlement] -= sum;
+            }
+            i = end;
+        }
+        if (runCount != 0) released += _modelPay(runHead, runIds, runCount, runSum);
+    }
+
+    /// Where the group that starts at items[i] ends (exclusive), as packReleases groups.
+    function _groupEnd(ReleaseItem[] memory items, uint256 i) internal view returns (uint256 j) {
+        (bytes32 root, uint256 last,) = locate(_id(items[i].terms));
+        for (j = i + 1; j < items.length; ++j) {
+            (bytes32 r, uint256 ix,) = locate(_id(items[j].terms));
+            if (r != root || ix <= last || !samePartnerTerms(items[i].terms, items[j].terms)) break;
+            last = ix;
+        }
+    }
+
+    /// One run's payout in the model: paid, or every item of the run back to Locked when the token refuses it.
+    function _modelPay(IRemittanceEscrow.Terms memory head, bytes32[] memory ids, uint256 count, uint256 sum)
+        internal
+        returns (uint256 released)
+    {
+        if (_payable(head.settlement)) {
+            calls["released"] += count;
+            return count;
+        }
+        calls["releaseRefused"] += count;
+        for (uint256 k; k < count; ++k) {
+            model[ids[k]] = IRemittanceEscrow.Status.Locked;
+        }
+        modelLocked += sum;
+        expectedBalance[head.settlement] -= sum;
+    }
+
+    /// Counts the exits a releaseBatch reported: each Released(root, bits) names leaves of a deposit batch.
+    function _observeReleased() internal {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter != address(escrow) || logs[i].topics[0] != IRemittanceEscrow.Released.selector) {
+                continue;
+            }
+            bytes32 root = logs[i].topics[1];
+            uint256 bits = abi.decode(logs[i].data, (uint256)); // Released(root, partnerId, bits)
+            bytes32[] memory leaves = batchLeaves[root];
+            if (leaves.length == 0) {
+                if (bits != 1) _violation("a batch of one released another leaf than 0");
+                _observedExit(root);
+                continue;
+            }
+            for (uint256 k; k < leaves.length; ++k) {
+                if ((bits >> k) & 1 == 1) _observedExit(leaves[k]);
             }
         }
     }
 
-    /// Counts the exits an escrow call reported (Released or Refunded events).
+    /// Counts the exits an escrow call reported with per-remittance events (Refunded).
     function _observeLogs(bytes32 topic) internal {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         for (uint256 i; i < logs.length; ++i) {
@@ -505,17 +584,20 @@ contract EscrowHandler is Test {
                 }
             }
         }
-        vm.prank(attacker); // anyone may refund; the money still goes to the sender
         if (single) {
-            try escrow.refund(items[0]) {
+            (uint256 index, bytes32[] memory proof) = proofOf(_id(items[0]));
+            vm.prank(attacker); // anyone may refund; the money still goes to the sender
+            try escrow.refund(items[0], index, proof) {
                 if (expected != 1) _violation("refund succeeded although the model says it must fail");
                 _observedExit(_id(items[0]));
             } catch {
                 if (expected != 0) _violation("refund failed although the model says it must succeed");
             }
         } else {
+            IRemittanceEscrow.ExitItem[] memory exitList = exitItems(items);
             vm.recordLogs();
-            try escrow.refundBatch(items) returns (uint256 done) {
+            vm.prank(attacker);
+            try escrow.refundBatch(exitList) returns (uint256 done) {
                 if (done != expected) _violation("refundBatch count differs from the model");
                 _observeLogs(IRemittanceEscrow.Refunded.selector);
             } catch {
@@ -536,8 +618,9 @@ contract EscrowHandler is Test {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, escrow.declineDigest(id));
         bool ok = model[id] == IRemittanceEscrow.Status.Locked && block.timestamp < t.expiry && by == t.partnerSigner
             && _payable(t.sender);
+        (uint256 index, bytes32[] memory proof) = proofOf(id);
         vm.prank(attacker);
-        try escrow.cancel(t, abi.encodePacked(r, s, v)) {
+        try escrow.cancel(t, index, proof, abi.encodePacked(r, s, v)) {
             if (!ok) _violation("cancel succeeded although the model says it must fail");
             _observedExit(id);
             _exit(t, IRemittanceEscrow.Status.Refunded, t.sender);
