@@ -66,6 +66,9 @@ impl ChainError {
 }
 
 /// Shows an RPC URL without credentials: user info and query dropped, long path segments (API keys) elided.
+/// Blocks per `eth_getLogs` request when the wallet scans the escrow's deposits (public RPCs cap ranges).
+pub const LOGS_BLOCK_RANGE: u64 = 10_000;
+
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let rest = rest.split(['?', '#']).next().unwrap_or("");
@@ -481,16 +484,80 @@ impl Chain {
         .await
     }
 
-    /// The escrow's status for a remittance id.
-    pub async fn escrow_status(&self, escrow: Address, id: B256) -> Result<EscrowStatus, ChainError> {
+    /// Where remittance `id` sits in the escrow's deposit batches: the `Deposited` event (escrow v3) among the
+    /// escrow's logs since `from_block` (the deployment's block) whose leaves hold it, read in ranges of
+    /// [`LOGS_BLOCK_RANGE`] blocks. `None` when no batch deposited it.
+    pub async fn escrow_placement(
+        &self,
+        escrow: Address,
+        id: B256,
+        from_block: u64,
+    ) -> Result<Option<crate::batches::Placement>, ChainError> {
+        use alloy::rpc::types::Filter;
+        use alloy::sol_types::SolEvent;
+        let head = self
+            .rpc(
+                "reading the latest block number",
+                self.provider.get_block_number(),
+            )
+            .await?;
+        let mut from = from_block;
+        while from <= head {
+            let to = from.saturating_add(LOGS_BLOCK_RANGE - 1).min(head);
+            let filter = Filter::new()
+                .address(escrow)
+                .event_signature(RemittanceEscrow::Deposited::SIGNATURE_HASH)
+                .from_block(from)
+                .to_block(to);
+            let logs = self
+                .rpc("reading the escrow's deposits", self.provider.get_logs(&filter))
+                .await?;
+            for log in logs {
+                let Ok(ev) = RemittanceEscrow::Deposited::decode_log_data(log.data()) else {
+                    continue;
+                };
+                let batch = crate::batches::DepositedBatch::from_event(ev.root, ev.leaves, &ev.senderAmounts);
+                if let Some(p) = batch.placement_of(id) {
+                    return Ok(Some(p));
+                }
+            }
+            from = to.saturating_add(1);
+        }
+        Ok(None)
+    }
+
+    /// The escrow's status for a remittance at `placement`.
+    pub async fn escrow_status_at(
+        &self,
+        escrow: Address,
+        placement: &crate::batches::Placement,
+    ) -> Result<EscrowStatus, ChainError> {
         let e = RemittanceEscrow::new(escrow, &self.provider);
         let v = self
-            .contract_call("reading the remittance status", e.statusOf(id).call())
+            .contract_call(
+                "reading the remittance status",
+                e.statusOf(placement.id(), placement.index_u256(), placement.proof())
+                    .call(),
+            )
             .await?;
         EscrowStatus::from_u8(v).ok_or_else(|| ChainError::Rpc {
             what: "reading the remittance status".into(),
             message: format!("unknown status {v}"),
         })
+    }
+
+    /// The escrow's status for a remittance id: found among the deposits since `from_block` (`None` when no
+    /// deposit holds it), then asked with its proof.
+    pub async fn escrow_status(
+        &self,
+        escrow: Address,
+        id: B256,
+        from_block: u64,
+    ) -> Result<EscrowStatus, ChainError> {
+        match self.escrow_placement(escrow, id, from_block).await? {
+            Some(p) => self.escrow_status_at(escrow, &p).await,
+            None => Ok(EscrowStatus::None),
+        }
     }
 
     /// The escrow's shortest and longest lock in seconds (`minLockSeconds`, `maxLockSeconds`): a deposit's expiry

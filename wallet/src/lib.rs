@@ -6,11 +6,13 @@
 //! - [`keys`]: BIP-39 mnemonics, BIP-44 derivation, encrypted keystore files.
 //! - [`terms`]: remittance terms, their id (terms hash), pickup codes and claim hashes.
 //! - [`contracts`]: `sol!` bindings from the committed artifacts.
+//! - [`batches`]: the escrow's deposit batches off chain: Merkle proofs, placements, packed calldata.
 //! - [`eip3009`]: EIP-712 signing of EIP-3009 authorizations and EIP-2612 permits.
 //! - [`chain`]: connecting (HTTP/WS), chain id check, token metadata, balances, escrow status.
 //! - [`relayer`]: nonce-managed sending, fee bumps, confirmations with timeouts.
 //! - [`devnet`]: deployment file, deploy from artifacts, faucet, anvil time travel, throw-away devnets.
 
+pub mod batches;
 pub mod chain;
 pub mod contracts;
 pub mod devnet;

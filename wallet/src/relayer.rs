@@ -21,6 +21,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use serde::Serialize;
 
+use crate::batches::Placement;
 use crate::chain::{Chain, ChainError};
 use crate::contracts::{IRemittanceEscrow, RemittanceEscrow, TestStablecoin};
 use crate::eip3009::{AuthorizationTerms, SignedAuthorization};
@@ -102,6 +103,14 @@ pub struct Relayer {
     wallet: EthereumWallet,
     config: RelayerConfig,
     next_nonce: tokio::sync::Mutex<Option<u64>>,
+}
+
+/// A batch that cannot be packed is the caller's mistake (an amount or time too large, a duplicate).
+fn batch_error(e: crate::batches::BatchError) -> ChainError {
+    ChainError::Refused {
+        what: "packing a batch".into(),
+        reason: e.to_string(),
+    }
 }
 
 fn rpc_message(e: &ChainError) -> String {
@@ -407,55 +416,67 @@ impl Relayer {
             .await
     }
 
-    /// All items must be for the same escrow.
+    /// All items must be for the same escrow. One packed `depositBatch` (a section per run of equal partner terms;
+    /// leaf i = item i).
     pub async fn deposit_batch(
         &self,
         escrow: Address,
         items: &[(RemittanceTerms, SignedAuthorization)],
     ) -> Result<PendingTx, ChainError> {
-        let items = items
-            .iter()
-            .map(|(t, a)| IRemittanceEscrow::DepositItem {
-                terms: t.to_sol(),
-                auth: a.to_sol(),
-            })
-            .collect();
-        let call = RemittanceEscrow::depositBatchCall { items };
+        let sol: Vec<_> = items.iter().map(|(t, a)| (t.to_sol(), a.to_sol())).collect();
+        let packed = crate::batches::pack_deposits(escrow, &sol).map_err(batch_error)?;
+        let call = RemittanceEscrow::depositBatchCall { data: packed };
         self.send("depositBatch", TxKind::Call(escrow), call.abi_encode().into())
             .await
     }
 
-    pub async fn release(&self, terms: &RemittanceTerms, preimage: B256) -> Result<PendingTx, ChainError> {
+    /// Releases one remittance at `placement` (where its deposit put it).
+    pub async fn release(
+        &self,
+        terms: &RemittanceTerms,
+        preimage: B256,
+        placement: &Placement,
+    ) -> Result<PendingTx, ChainError> {
         let call = RemittanceEscrow::releaseCall {
             t: terms.to_sol(),
             preimage,
+            index: placement.index_u256(),
+            proof: placement.proof(),
         };
         self.send("release", TxKind::Call(terms.escrow), call.abi_encode().into())
             .await
     }
 
-    /// Sorts by partner so each partner gets one transfer.
+    /// One packed `releaseBatch`: grouped by deposit batch, each partner paid with one transfer.
     pub async fn release_batch(
         &self,
         escrow: Address,
-        items: &[(RemittanceTerms, B256)],
+        items: &[(RemittanceTerms, B256, Placement)],
     ) -> Result<PendingTx, ChainError> {
-        let mut items: Vec<_> = items
+        let rel: Vec<_> = items
             .iter()
-            .map(|(t, p)| IRemittanceEscrow::ReleaseItem {
+            .map(|(t, p, pl)| crate::batches::ReleaseItem {
                 terms: t.to_sol(),
                 preimage: *p,
+                placement: pl,
             })
             .collect();
-        // Runs of equal (partner, settlement address) share one token transfer.
-        items.sort_by_key(|i| (i.terms.partnerId, i.terms.settlement));
-        let call = RemittanceEscrow::releaseBatchCall { items };
+        let packed = crate::batches::pack_releases(escrow, &rel).map_err(batch_error)?;
+        let call = RemittanceEscrow::releaseBatchCall { data: packed };
         self.send("releaseBatch", TxKind::Call(escrow), call.abi_encode().into())
             .await
     }
 
-    pub async fn refund(&self, terms: &RemittanceTerms) -> Result<PendingTx, ChainError> {
-        let call = RemittanceEscrow::refundCall { t: terms.to_sol() };
+    pub async fn refund(
+        &self,
+        terms: &RemittanceTerms,
+        placement: &Placement,
+    ) -> Result<PendingTx, ChainError> {
+        let call = RemittanceEscrow::refundCall {
+            t: terms.to_sol(),
+            index: placement.index_u256(),
+            proof: placement.proof(),
+        };
         self.send("refund", TxKind::Call(terms.escrow), call.abi_encode().into())
             .await
     }
@@ -464,10 +485,13 @@ impl Relayer {
     pub async fn cancel(
         &self,
         terms: &RemittanceTerms,
+        placement: &Placement,
         decline: &crate::eip3009::Signature65,
     ) -> Result<PendingTx, ChainError> {
         let call = RemittanceEscrow::cancelCall {
             t: terms.to_sol(),
+            index: placement.index_u256(),
+            proof: placement.proof(),
             declineSignature: decline.as_bytes().to_vec().into(),
         };
         self.send("cancel", TxKind::Call(terms.escrow), call.abi_encode().into())
@@ -477,10 +501,17 @@ impl Relayer {
     pub async fn refund_batch(
         &self,
         escrow: Address,
-        items: &[RemittanceTerms],
+        items: &[(RemittanceTerms, Placement)],
     ) -> Result<PendingTx, ChainError> {
         let call = RemittanceEscrow::refundBatchCall {
-            items: items.iter().map(RemittanceTerms::to_sol).collect(),
+            items: items
+                .iter()
+                .map(|(t, p)| IRemittanceEscrow::ExitItem {
+                    terms: t.to_sol(),
+                    index: p.index_u256(),
+                    proof: p.proof(),
+                })
+                .collect(),
         };
         self.send("refundBatch", TxKind::Call(escrow), call.abi_encode().into())
             .await

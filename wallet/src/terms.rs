@@ -267,11 +267,11 @@ alloy::sol! {
     }
 }
 
-/// The escrow's EIP-712 domain: name "Remesa Escrow", version "2", the chain id and the escrow's address.
+/// The escrow's EIP-712 domain: name "Remesa Escrow", version "3", the chain id and the escrow's address.
 pub fn escrow_domain(chain_id: u64, escrow: Address) -> alloy::sol_types::Eip712Domain {
     alloy::sol_types::eip712_domain! {
         name: "Remesa Escrow",
-        version: "2",
+        version: "3",
         chain_id: chain_id,
         verifying_contract: escrow,
     }

@@ -7,6 +7,7 @@ mod common;
 use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
+use remesa_wallet::batches::Placement;
 use remesa_wallet::contracts::{EscrowStatus, RemittanceEscrow};
 use remesa_wallet::devnet;
 use remesa_wallet::eip3009::{self, AuthorizationKind, AuthorizationTerms};
@@ -123,9 +124,27 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     let r = relayer.confirm(p, |_| {}).await.unwrap();
     let deposited = events::<RemittanceEscrow::Deposited>(&r);
     assert_eq!(deposited.len(), 1);
-    assert_eq!(deposited[0].id, terms.id(), "the event's id is our terms hash");
+    // Deposited alone: a batch of one, whose root is the id (our terms hash); the event names its sender and amount.
     assert_eq!(
-        chain.escrow_status(escrow, terms.id()).await.unwrap(),
+        deposited[0].root,
+        terms.id(),
+        "the event's root is our terms hash"
+    );
+    assert_eq!(deposited[0].leaves, vec![terms.id()]);
+    let batch = remesa_wallet::batches::DepositedBatch::from_event(
+        deposited[0].root,
+        deposited[0].leaves.clone(),
+        &deposited[0].senderAmounts,
+    );
+    assert_eq!((batch.senders[0], batch.amounts[0]), (sender.address(), amount));
+    let placement = chain
+        .escrow_placement(escrow, terms.id(), from_block)
+        .await
+        .unwrap()
+        .expect("found among the escrow's deposits");
+    assert_eq!(placement, Placement::single(terms.id()));
+    assert_eq!(
+        chain.escrow_status(escrow, terms.id(), from_block).await.unwrap(),
         EscrowStatus::Locked
     );
     assert_eq!(d.balance_of(escrow).await.unwrap(), amount);
@@ -139,14 +158,17 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
         Some((redirected, partner_signer))
     );
 
-    let p = relayer.release(&terms, code.preimage()).await.unwrap();
+    let p = relayer
+        .release(&terms, code.preimage(), &placement)
+        .await
+        .unwrap();
     let r = relayer.confirm(p, |_| {}).await.unwrap();
     let released = events::<RemittanceEscrow::Released>(&r);
     let settled = events::<RemittanceEscrow::Settled>(&r);
     assert_eq!(released.len(), 1);
     assert_eq!(
-        (released[0].id, released[0].preimage),
-        (terms.id(), code.preimage())
+        (released[0].root, released[0].partnerId, released[0].bits),
+        (terms.id(), 42, U256::from(1u8))
     );
     assert_eq!(settled.len(), 1);
     assert_eq!(
@@ -156,7 +178,7 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     assert_eq!(d.balance_of(settlement).await.unwrap(), amount);
     assert_eq!(d.balance_of(redirected).await.unwrap(), U256::ZERO);
     assert_eq!(
-        chain.escrow_status(escrow, terms.id()).await.unwrap(),
+        chain.escrow_status(escrow, terms.id(), from_block).await.unwrap(),
         EscrowStatus::Released
     );
 
@@ -173,7 +195,11 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     relayer.confirm(p, |_| {}).await.unwrap();
     assert_eq!(d.balance_of(sender.address()).await.unwrap(), U256::ZERO);
     // Too early: refused by the contract before anything is sent.
-    let early = relayer.refund(&terms2).await.expect_err("not expired");
+    let placement2 = Placement::single(terms2.id());
+    let early = relayer
+        .refund(&terms2, &placement2)
+        .await
+        .expect_err("not expired");
     assert!(
         early.is_user_error() && early.to_string().contains("NotExpired"),
         "{early}"
@@ -181,14 +207,14 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     devnet::increase_time(chain, 120).await.unwrap();
     // At or after expiry the partner can no longer be released (the sender may refund): no race.
     let late = relayer
-        .release(&terms2, code2.preimage())
+        .release(&terms2, code2.preimage(), &placement2)
         .await
         .expect_err("expired");
     assert!(
         late.is_user_error() && late.to_string().contains("Expired"),
         "{late}"
     );
-    let p = relayer.refund(&terms2).await.unwrap();
+    let p = relayer.refund(&terms2, &placement2).await.unwrap();
     let r = relayer.confirm(p, |_| {}).await.unwrap();
     let refunded = events::<RemittanceEscrow::Refunded>(&r);
     assert_eq!(refunded.len(), 1);
@@ -199,7 +225,10 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     assert_eq!(d.balance_of(sender.address()).await.unwrap(), amount);
     assert_eq!(d.balance_of(escrow).await.unwrap(), U256::ZERO);
     assert_eq!(
-        chain.escrow_status(escrow, terms2.id()).await.unwrap(),
+        chain
+            .escrow_status(escrow, terms2.id(), from_block)
+            .await
+            .unwrap(),
         EscrowStatus::Refunded
     );
 
@@ -223,7 +252,7 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
     let stranger = PrivateKeySigner::random();
     let forged = remesa_wallet::terms::sign_decline(&stranger, chain.chain_id(), escrow, id3).unwrap();
     let refused = relayer
-        .cancel(&terms3, &forged)
+        .cancel(&terms3, &Placement::single(id3), &forged)
         .await
         .expect_err("a stranger's decline");
     assert!(
@@ -231,13 +260,16 @@ async fn deposit_release_refund(d: devnet::LocalDevnet, expected_domain: (&str, 
         "{refused}"
     );
     let decline = remesa_wallet::terms::sign_decline(&partner_key, chain.chain_id(), escrow, id3).unwrap();
-    let p = relayer.cancel(&terms3, &decline).await.unwrap();
+    let p = relayer
+        .cancel(&terms3, &Placement::single(id3), &decline)
+        .await
+        .unwrap();
     let r = relayer.confirm(p, |_| {}).await.unwrap();
     assert_eq!(events::<RemittanceEscrow::Canceled>(&r).len(), 1);
     assert_eq!(events::<RemittanceEscrow::Refunded>(&r).len(), 1);
     assert_eq!(d.balance_of(sender.address()).await.unwrap(), amount);
     assert_eq!(
-        chain.escrow_status(escrow, id3).await.unwrap(),
+        chain.escrow_status(escrow, id3, from_block).await.unwrap(),
         EscrowStatus::Refunded
     );
 }

@@ -107,26 +107,46 @@ async fn nonces_batches_and_restart() {
     let r2 = relayer.confirm(p2, |_| {}).await.unwrap();
     assert!(r1.gas_used > 0 && r2.gas_used > 0);
 
-    // A send the chain refuses (estimate reverts: already deposited) uses no nonce.
+    // A send the chain refuses (estimate reverts: already deposited, the token's authorization is spent) uses no
+    // nonce.
     let e = relayer.deposit(&t1, &a1).await.expect_err("already deposited");
-    assert!(e.is_user_error() && e.to_string().contains("WrongState"), "{e}");
+    assert!(
+        e.is_user_error() && e.to_string().contains("authorization is used"),
+        "{e}"
+    );
     assert_eq!(relayer.next_nonce().await.unwrap(), n0 + 2);
 
     // Batched release (sorted by partner) and a batched refund, from a fresh relayer (a restart): it resyncs.
     let restarted = d.relayer(6, quick());
+    let from = d.deployment.deploy_block;
+    let (p1, p2) = (
+        d.chain
+            .escrow_placement(t1.escrow, t1.id(), from)
+            .await
+            .unwrap()
+            .expect("t1 deposited"),
+        d.chain
+            .escrow_placement(t2.escrow, t2.id(), from)
+            .await
+            .unwrap()
+            .expect("t2 deposited"),
+    );
     let p = restarted
-        .release_batch(d.deployment.escrow, &[(t1, c1.preimage()), (t2, c2.preimage())])
+        .release_batch(
+            d.deployment.escrow,
+            &[(t1, c1.preimage(), p1), (t2, c2.preimage(), p2)],
+        )
         .await
         .unwrap();
     assert_eq!(p.nonce, n0 + 2);
     let r = restarted.confirm(p, |_| {}).await.unwrap();
     assert!(r.gas_used > 0);
     assert_eq!(
-        d.chain.escrow_status(t1.escrow, t1.id()).await.unwrap(),
+        d.chain.escrow_status(t1.escrow, t1.id(), from).await.unwrap(),
         EscrowStatus::Released
     );
     assert_eq!(
-        d.chain.escrow_status(t2.escrow, t2.id()).await.unwrap(),
+        d.chain.escrow_status(t2.escrow, t2.id(), from).await.unwrap(),
         EscrowStatus::Released
     );
 
@@ -138,12 +158,26 @@ async fn nonces_batches_and_restart() {
         .await
         .unwrap();
     restarted.confirm(p, |_| {}).await.unwrap();
+    // One batch of two: both leaves of one root, found from the escrow's Deposited event.
+    let (p3, p4) = (
+        d.chain
+            .escrow_placement(t3.escrow, t3.id(), from)
+            .await
+            .unwrap()
+            .expect("t3 deposited"),
+        d.chain
+            .escrow_placement(t4.escrow, t4.id(), from)
+            .await
+            .unwrap()
+            .expect("t4 deposited"),
+    );
+    assert_eq!((p3.index, p4.index, p3.root()), (0, 1, p4.root()));
     devnet::increase_time(&d.chain, devnet::DEVNET_MIN_LOCK_S + 20)
         .await
         .unwrap();
     let before = d.balance_of(sender.address()).await.unwrap();
     let p = restarted
-        .refund_batch(d.deployment.escrow, &[t3, t4])
+        .refund_batch(d.deployment.escrow, &[(t3, p3), (t4, p4)])
         .await
         .unwrap();
     restarted.confirm(p, |_| {}).await.unwrap();

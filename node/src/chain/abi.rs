@@ -3,18 +3,29 @@
 //! `TestStablecoin`'s ABI (the ERC-20 `Transfer` event and EIP-3009 `transferWithAuthorization`), which any USDC-like
 //! token shares.
 
-use alloy::primitives::Bytes;
+use std::collections::HashMap;
+
+use alloy::primitives::{Address, B256, Bytes};
 use alloy::sol_types::SolCall;
+use remesa_wallet::batches::{self, BatchError, Placement};
 pub use remesa_wallet::contracts::{IRemittanceEscrow, RemittanceEscrow, TestStablecoin};
 
 use super::types::JobPayload;
 
 /// Calldata for one batch transaction. All payloads must be of one kind (the caller groups them). A transfer job (a
 /// call on the token) and a cancel job (it carries a signature) are never batched: when the first payload is one,
-/// only it is encoded (the writer claims them one at a time).
-pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
-    if let Some(JobPayload::Transfer(j)) = payloads.first() {
-        return TestStablecoin::transferWithAuthorizationCall {
+/// only it is encoded (the writer claims them one at a time). Releases, refunds and cancels carry the proof of where
+/// their deposit put them: `placements` must hold one for each of their remittance ids (the writer reads them from
+/// the indexed deposit batches).
+pub(crate) fn batch_calldata(
+    escrow: Address,
+    payloads: &[JobPayload],
+    placements: &HashMap<B256, Placement>,
+) -> Result<Bytes, CalldataError> {
+    let placement = |id: B256| placements.get(&id).ok_or(CalldataError::NotIndexed(id));
+    match payloads.first() {
+        None => Err(CalldataError::Batch(BatchError::Empty)),
+        Some(JobPayload::Transfer(j)) => Ok(TestStablecoin::transferWithAuthorizationCall {
             from: j.from,
             to: j.to,
             value: j.value_base_units,
@@ -26,45 +37,67 @@ pub(crate) fn batch_calldata(payloads: &[JobPayload]) -> Bytes {
             s: j.authorization.s,
         }
         .abi_encode()
-        .into();
-    }
-    if let Some(JobPayload::Cancel(j)) = payloads.first() {
-        return RemittanceEscrow::cancelCall {
-            t: j.terms.to_sol(),
-            declineSignature: j.decline_signature.clone(),
+        .into()),
+        Some(JobPayload::Cancel(j)) => {
+            let p = placement(j.remittance_id)?;
+            Ok(RemittanceEscrow::cancelCall {
+                t: j.terms.to_sol(),
+                index: p.index_u256(),
+                proof: p.proof(),
+                declineSignature: j.decline_signature.clone(),
+            }
+            .abi_encode()
+            .into())
         }
-        .abi_encode()
-        .into();
-    }
-    let mut deposits = Vec::new();
-    let mut releases = Vec::new();
-    let mut refunds = Vec::new();
-    for p in payloads {
-        match p {
-            JobPayload::Deposit(j) => deposits.push(IRemittanceEscrow::DepositItem {
-                terms: j.terms.to_sol(),
-                auth: j.authorization.to_sol(),
-            }),
-            JobPayload::Release(j) => releases.push(IRemittanceEscrow::ReleaseItem {
-                terms: j.terms.to_sol(),
-                preimage: j.preimage,
-            }),
-            JobPayload::Refund(j) => refunds.push(j.terms.to_sol()),
-            JobPayload::Transfer(_) | JobPayload::Cancel(_) => {} // never batched (see above)
+        Some(JobPayload::Deposit(_)) => {
+            let items: Vec<_> = payloads
+                .iter()
+                .filter_map(|p| match p {
+                    JobPayload::Deposit(j) => Some((j.terms.to_sol(), j.authorization.to_sol())),
+                    _ => None,
+                })
+                .collect();
+            let data = batches::pack_deposits(escrow, &items)?;
+            Ok(RemittanceEscrow::depositBatchCall { data }.abi_encode().into())
+        }
+        Some(JobPayload::Release(_)) => {
+            let mut items = Vec::with_capacity(payloads.len());
+            for p in payloads {
+                if let JobPayload::Release(j) = p {
+                    items.push(batches::ReleaseItem {
+                        terms: j.terms.to_sol(),
+                        preimage: j.preimage,
+                        placement: placement(j.remittance_id)?,
+                    });
+                }
+            }
+            // Grouped by deposit batch; each (partner, settlement address) paid with one token transfer.
+            let data = batches::pack_releases(escrow, &items)?;
+            Ok(RemittanceEscrow::releaseBatchCall { data }.abi_encode().into())
+        }
+        Some(JobPayload::Refund(_)) => {
+            let mut items = Vec::with_capacity(payloads.len());
+            for p in payloads {
+                if let JobPayload::Refund(j) = p {
+                    let pl = placement(j.remittance_id)?;
+                    items.push(IRemittanceEscrow::ExitItem {
+                        terms: j.terms.to_sol(),
+                        index: pl.index_u256(),
+                        proof: pl.proof(),
+                    });
+                }
+            }
+            Ok(RemittanceEscrow::refundBatchCall { items }.abi_encode().into())
         }
     }
-    if !deposits.is_empty() {
-        RemittanceEscrow::depositBatchCall { items: deposits }
-            .abi_encode()
-            .into()
-    } else if !releases.is_empty() {
-        // Runs of equal partner ids share one token transfer: the writer sorts releases by partner.
-        RemittanceEscrow::releaseBatchCall { items: releases }
-            .abi_encode()
-            .into()
-    } else {
-        RemittanceEscrow::refundBatchCall { items: refunds }
-            .abi_encode()
-            .into()
-    }
+}
+
+/// Why a batch's calldata could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CalldataError {
+    /// The deposit of this remittance has not been indexed (or a reorg took it away): its proof is unknown yet.
+    #[error("the deposit of remittance {0:#x} is not indexed yet, so its proof is unknown")]
+    NotIndexed(B256),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
 }

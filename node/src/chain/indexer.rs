@@ -30,8 +30,10 @@ use super::types::{
     ChainEvent, CustodialTransfer, Deposited, EventMeta, JobKind, Refunded, Released, RemovedEvent,
     RolledBack, Settled, SkipReason, Skipped,
 };
-use crate::store::chain_index::{self, NewEventRow};
+use crate::store::chain_index::{self, LeafRow, NewEventRow};
 use crate::store::{Db, chain_txs};
+use alloy::primitives::U256;
+use remesa_wallet::batches::{DepositedBatch, MAX_BATCH};
 
 /// What one indexer tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -327,9 +329,20 @@ impl<S: ChainEventSink> Indexer<S> {
 
         let mut delivered = 0u32;
         for l in logs {
-            let Some(event) = self.decode(&mut dbtx, l, &custodial).await? else {
-                continue;
-            };
+            for event in self.decode(&mut dbtx, l, &custodial).await? {
+                delivered = delivered.saturating_add(self.deliver(&mut dbtx, &event).await?);
+            }
+        }
+        dbtx.commit().await?;
+        if delivered > 0 {
+            tracing::debug!(target: "chain::indexer", from = cursor_number + 1, to, events = delivered, "range applied");
+        }
+        Ok(delivered)
+    }
+
+    /// Records one event and hands it to the engine, in the range's transaction.
+    async fn deliver(&self, dbtx: &mut DbTx, event: &ChainEvent) -> Result<u32, ChainError> {
+        {
             let meta = event.meta();
             let payload =
                 serde_json::to_string(&event).map_err(|e| ChainError::corrupt(format!("event json: {e}")))?;
@@ -344,34 +357,28 @@ impl<S: ChainEventSink> Indexer<S> {
                 remittance_id: event.remittance_id(),
                 payload: &payload,
             };
-            chain_index::insert_event(&mut *dbtx, &row).await?;
-            let res = match &event {
-                ChainEvent::Deposited(e) => self.sink.on_deposited(&mut dbtx, e).await,
-                ChainEvent::Released(e) => self.sink.on_released(&mut dbtx, e).await,
-                ChainEvent::Settled(e) => self.sink.on_settled(&mut dbtx, e).await,
-                ChainEvent::Refunded(e) => self.sink.on_refunded(&mut dbtx, e).await,
-                ChainEvent::Skipped(e) => self.sink.on_skipped(&mut dbtx, e).await,
-                ChainEvent::CustodialTransfer(e) => {
-                    self.sink.on_token_transfer_to_custodial(&mut dbtx, e).await
-                }
+            chain_index::insert_event(&mut **dbtx, &row).await?;
+            let res = match event {
+                ChainEvent::Deposited(e) => self.sink.on_deposited(dbtx, e).await,
+                ChainEvent::Released(e) => self.sink.on_released(dbtx, e).await,
+                ChainEvent::Settled(e) => self.sink.on_settled(dbtx, e).await,
+                ChainEvent::Refunded(e) => self.sink.on_refunded(dbtx, e).await,
+                ChainEvent::Skipped(e) => self.sink.on_skipped(dbtx, e).await,
+                ChainEvent::CustodialTransfer(e) => self.sink.on_token_transfer_to_custodial(dbtx, e).await,
             };
             res.map_err(ChainError::Sink)?;
             metrics::counter!("remesa_chain_events_total", "kind" => event.kind()).increment(1);
-            delivered = delivered.saturating_add(1);
         }
-        dbtx.commit().await?;
-        if delivered > 0 {
-            tracing::debug!(target: "chain::indexer", from = cursor_number + 1, to, events = delivered, "range applied");
-        }
-        Ok(delivered)
+        Ok(1)
     }
 
+    /// The events one log carries: none, one, or (a deposit batch, a release of several leaves) one per remittance.
     async fn decode(
         &self,
         dbtx: &mut DbTx,
         l: &Log,
         custodial: &HashSet<Address>,
-    ) -> Result<Option<ChainEvent>, ChainError> {
+    ) -> Result<Vec<ChainEvent>, ChainError> {
         let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) =
             (l.block_number, l.block_hash, l.transaction_hash, l.log_index)
         else {
@@ -385,52 +392,40 @@ impl<S: ChainEventSink> Indexer<S> {
             log_index,
         };
         let Some(topic0) = l.topic0().copied() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let bad =
             |e: alloy::sol_types::Error| ChainError::rpc("eth_getLogs", format!("undecodable log: {e}"));
         if l.address() == self.token {
             if topic0 != TestStablecoin::Transfer::SIGNATURE_HASH {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             let t = TestStablecoin::Transfer::decode_log_data(l.data()).map_err(bad)?;
             if !custodial.contains(&t.to) {
-                return Ok(None);
+                return Ok(Vec::new());
             }
-            return Ok(Some(ChainEvent::CustodialTransfer(CustodialTransfer {
+            return Ok(vec![ChainEvent::CustodialTransfer(CustodialTransfer {
                 meta,
                 token: self.token,
                 from: t.from,
                 to: t.to,
                 amount_base_units: t.value,
                 from_escrow: t.from == self.escrow,
-            })));
+            })]);
         }
         if l.address() != self.escrow {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let data = l.data();
-        let ev = if topic0 == RemittanceEscrow::Deposited::SIGNATURE_HASH {
+        if topic0 == RemittanceEscrow::Deposited::SIGNATURE_HASH {
             let e = RemittanceEscrow::Deposited::decode_log_data(data).map_err(bad)?;
-            ChainEvent::Deposited(Deposited {
-                meta,
-                remittance_id: e.id,
-                sender: e.sender,
-                partner_id: e.partnerId,
-                amount_base_units: e.amount,
-                expiry_unix_s: e.expiry,
-                claim_hash: e.claimHash,
-            })
-        } else if topic0 == RemittanceEscrow::Released::SIGNATURE_HASH {
+            return self.deposited_batch(dbtx, &meta, e).await;
+        }
+        if topic0 == RemittanceEscrow::Released::SIGNATURE_HASH {
             let e = RemittanceEscrow::Released::decode_log_data(data).map_err(bad)?;
-            ChainEvent::Released(Released {
-                meta,
-                remittance_id: e.id,
-                partner_id: e.partnerId,
-                amount_base_units: e.amount,
-                preimage: e.preimage,
-            })
-        } else if topic0 == RemittanceEscrow::Settled::SIGNATURE_HASH {
+            return self.released_leaves(dbtx, &meta, e).await;
+        }
+        let ev = if topic0 == RemittanceEscrow::Settled::SIGNATURE_HASH {
             let e = RemittanceEscrow::Settled::decode_log_data(data).map_err(bad)?;
             ChainEvent::Settled(Settled {
                 meta,
@@ -460,9 +455,87 @@ impl<S: ChainEventSink> Indexer<S> {
                 batch,
             })
         } else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        Ok(Some(ev))
+        Ok(vec![ev])
+    }
+
+    /// A deposit batch: its leaves are kept (for proofs and releases) and each deposited one is delivered.
+    async fn deposited_batch(
+        &self,
+        dbtx: &mut DbTx,
+        meta: &EventMeta,
+        e: RemittanceEscrow::Deposited,
+    ) -> Result<Vec<ChainEvent>, ChainError> {
+        if e.leaves.len() != e.senderAmounts.len() || e.leaves.is_empty() || e.leaves.len() > MAX_BATCH {
+            return Err(ChainError::rpc(
+                "eth_getLogs",
+                format!(
+                    "a Deposited event with {} leaves and {} amounts",
+                    e.leaves.len(),
+                    e.senderAmounts.len()
+                ),
+            ));
+        }
+        let batch = DepositedBatch::from_event(e.root, e.leaves, &e.senderAmounts);
+        let rows: Vec<LeafRow> = (0..batch.leaves.len())
+            .map(|i| LeafRow {
+                leaf_index: i64::try_from(i).unwrap_or(i64::MAX),
+                remittance_id: format!("{:#x}", batch.leaves[i]),
+                sender: format!("{:#x}", batch.senders[i]),
+                amount_base_units: batch.amounts[i].to_string(),
+            })
+            .collect();
+        chain_index::insert_leaves(dbtx, &self.name, batch.root, to_i64(meta.block_number)?, &rows).await?;
+        let mut out = Vec::new();
+        for (i, id) in batch.leaves.iter().enumerate() {
+            if *id == B256::ZERO {
+                continue;
+            }
+            out.push(ChainEvent::Deposited(Deposited {
+                meta: leaf_meta(meta, i),
+                remittance_id: *id,
+                sender: batch.senders[i],
+                amount_base_units: batch.amounts[i],
+                batch_root: batch.root,
+                leaf_index: i as u64,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// A release of leaves of one deposit batch: one event per released remittance, with its deposited amount.
+    async fn released_leaves(
+        &self,
+        dbtx: &mut DbTx,
+        meta: &EventMeta,
+        e: RemittanceEscrow::Released,
+    ) -> Result<Vec<ChainEvent>, ChainError> {
+        let leaves = chain_index::leaves_of(&mut **dbtx, &self.name, e.root).await?;
+        let mut out = Vec::new();
+        for i in 0..MAX_BATCH {
+            if !e.bits.bit(i) {
+                continue;
+            }
+            let Some(leaf) = leaves.iter().find(|l| l.leaf_index == i as i64) else {
+                // Its deposit is older than the indexer's start block: nothing of it is booked here either.
+                tracing::warn!(target: "chain::indexer", root = %e.root, leaf = i, "release of a leaf whose deposit was never indexed");
+                continue;
+            };
+            let amount = leaf
+                .amount_base_units
+                .parse::<U256>()
+                .map_err(|err| ChainError::corrupt(format!("escrow_leaves.amount_base_units: {err}")))?;
+            out.push(ChainEvent::Released(Released {
+                meta: leaf_meta(meta, i),
+                remittance_id: parse_b256(&leaf.remittance_id)?,
+                partner_id: e.partnerId,
+                amount_base_units: amount,
+                batch_root: e.root,
+                leaf_index: i as u64,
+            }));
+        }
+        Ok(out)
     }
 
     /// Finds the newest kept block that is still canonical and rolls everything above it back.
@@ -532,6 +605,14 @@ impl<S: ChainEventSink> Indexer<S> {
             events = rb.events.len(), "reorg: rolled back"
         );
         Ok(rb)
+    }
+}
+
+/// Where a batch event's leaf `i` sits: the log's position, its id suffixed with the leaf (unique per remittance).
+fn leaf_meta(meta: &EventMeta, i: usize) -> EventMeta {
+    EventMeta {
+        id: format!("{}:{i}", meta.id),
+        ..meta.clone()
     }
 }
 

@@ -76,7 +76,7 @@ impl Authorization {
     }
 }
 
-/// Lock a remittance: `depositBatch` item.
+/// Lock a remittance: a packed `depositBatch` item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepositJob {
     pub remittance_id: B256,
@@ -84,7 +84,8 @@ pub struct DepositJob {
     pub authorization: Authorization,
 }
 
-/// Release a remittance to its partner: `releaseBatch` item. The preimage is the pickup code: never printed.
+/// Release a remittance to its partner: a packed `releaseBatch` leaf (with the proof of where its deposit put it,
+/// read when the transaction is built). The preimage is the pickup code: never printed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseJob {
     pub remittance_id: B256,
@@ -102,7 +103,8 @@ impl fmt::Debug for ReleaseJob {
     }
 }
 
-/// Refund an expired remittance to its sender: `refundBatch` item.
+/// Refund an expired remittance to its sender: a `refundBatch` item (with its proof, read when the transaction is
+/// built).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundJob {
     pub remittance_id: B256,
@@ -269,6 +271,9 @@ pub enum SkipReason {
     Expired,
     /// The token refused the payout (a blacklisted or paused party): the remittance stays locked.
     TransferFailed,
+    /// The proof did not place the remittance in a deposited batch (a reorg moved its deposit, or a stale
+    /// proof): tried again with a fresh one.
+    BadProof,
     /// A reason this build does not know (a newer contract).
     Unknown(u8),
 }
@@ -283,6 +288,7 @@ impl SkipReason {
             4 => SkipReason::InvalidTerms,
             5 => SkipReason::Expired,
             6 => SkipReason::TransferFailed,
+            7 => SkipReason::BadProof,
             other => SkipReason::Unknown(other),
         }
     }
@@ -320,6 +326,7 @@ pub fn revert_reason(detail: &[u8]) -> Option<String> {
 pub fn classify_skip(reason: SkipReason, detail: &[u8]) -> SkipClass {
     match reason {
         SkipReason::WrongState => SkipClass::AlreadyDone,
+        SkipReason::BadProof => SkipClass::Transient,
         SkipReason::AuthorizationFailed | SkipReason::TransferFailed => {
             if detail.is_empty() {
                 return SkipClass::Transient;
@@ -370,37 +377,29 @@ pub struct EventMeta {
     pub log_index: u64,
 }
 
+/// One remittance of an escrow `Deposited(root, leaves, senderAmounts)` event (one event per deposit batch; the
+/// indexer delivers one of these per deposited leaf, `meta.id` suffixed with the leaf index).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deposited {
     pub meta: EventMeta,
     pub remittance_id: B256,
     pub sender: Address,
-    pub partner_id: u64,
     pub amount_base_units: U256,
-    pub expiry_unix_s: u64,
-    pub claim_hash: B256,
+    /// The deposit batch's Merkle root and the remittance's leaf in it.
+    pub batch_root: B256,
+    pub leaf_index: u64,
 }
 
-/// The preimage is public once released (it is in the transaction); still, it is the recipient's pickup code.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One remittance of an escrow `Released(root, partnerId, bits)` event: a leaf of deposit batch `batch_root` paid
+/// to partner `partner_id`; its amount is the deposited one (the escrow pays exactly that).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {
     pub meta: EventMeta,
     pub remittance_id: B256,
     pub partner_id: u64,
     pub amount_base_units: U256,
-    pub preimage: B256,
-}
-
-impl fmt::Debug for Released {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Released")
-            .field("meta", &self.meta)
-            .field("remittance_id", &self.remittance_id)
-            .field("partner_id", &self.partner_id)
-            .field("amount_base_units", &self.amount_base_units)
-            .field("preimage", &"<redacted>")
-            .finish()
-    }
+    pub batch_root: B256,
+    pub leaf_index: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 //! finishes jobs once their transaction has `tx_confirmations`. Only when that pass succeeded does it send new work,
 //! so after a crash nothing new goes out before the chain and the database agree.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,8 @@ use super::rpc::{self, Broadcast};
 use super::sink::{ChainEventSink, DbTx};
 use super::types::{FailedJob, JobKind, JobPayload, SkipClass, SkipReason, classify_skip, describe_skip};
 use crate::store::chain_txs::{self, MinedRow, NewAttemptRow, NewChainTxRow};
-use crate::store::{Db, outbox as job_rows};
+use crate::store::{Db, chain_index, outbox as job_rows};
+use remesa_wallet::batches::Placement;
 
 /// What one writer tick did (for tests and logs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -755,11 +757,19 @@ impl<S: ChainEventSink> Writer<S> {
         if jobs.is_empty() {
             return Ok(None);
         }
-        if ready.kind == JobKind::Release {
-            // One token transfer per run of equal (partner id, settlement address): the escrow pays each run once.
-            jobs.sort_by_key(|j| j.payload.terms().map(|t| (t.partner_id, t.settlement)));
+        if ready.kind == JobKind::Deposit {
+            // One packed section per run of equal partner terms: keep the runs few.
+            jobs.sort_by_key(|j| {
+                j.payload
+                    .terms()
+                    .map(|t| (t.partner_id, t.settlement, t.partner_signer))
+            });
         }
-        match self.sign_and_store(ready.kind, &jobs).await {
+        let (jobs, placements) = self.sendable(jobs).await?;
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        match self.sign_and_store(ready.kind, &jobs, &placements).await {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
                 // Give the claims back now rather than after claim_timeout_ms.
@@ -771,9 +781,85 @@ impl<S: ChainEventSink> Writer<S> {
         }
     }
 
-    async fn sign_and_store(&mut self, kind: JobKind, jobs: &[ClaimedJob]) -> Result<PreparedTx, ChainError> {
+    /// The claimed jobs that can go into a transaction now, with the placements (batch leaves and index) of those
+    /// that exit the escrow. A job whose deposit is not indexed yet (or was taken away by a reorg) waits, without
+    /// an attempt charged; a deposit the escrow's packed layout cannot carry (an amount beyond 96 bits, a time
+    /// beyond 40) fails alone. The batch never pays for one item.
+    async fn sendable(
+        &self,
+        jobs: Vec<ClaimedJob>,
+    ) -> Result<(Vec<ClaimedJob>, HashMap<B256, Placement>), ChainError> {
+        let cursor = super::indexer::cursor_name(self.chain_id, self.escrow);
+        let mut placements = HashMap::new();
+        let mut leaves_by_root: HashMap<String, Vec<B256>> = HashMap::new();
+        let (mut ready, mut waiting, mut unpackable) = (Vec::new(), Vec::new(), Vec::new());
+        for job in jobs {
+            let id = job.payload.remittance_id();
+            match &job.payload {
+                JobPayload::Deposit(j) => {
+                    let item = [(j.terms.to_sol(), j.authorization.to_sol())];
+                    match remesa_wallet::batches::pack_deposits(self.escrow, &item) {
+                        Ok(_) => ready.push(job),
+                        Err(e) => unpackable.push((job, e.to_string())),
+                    }
+                }
+                JobPayload::Release(_) | JobPayload::Refund(_) | JobPayload::Cancel(_) => {
+                    let Some(root) = chain_index::batch_of(&self.db.pool, &cursor, id).await? else {
+                        waiting.push(job);
+                        continue;
+                    };
+                    if !leaves_by_root.contains_key(&root) {
+                        let rows = chain_index::leaves_of(&self.db.pool, &cursor, parse_b256(&root)?).await?;
+                        let leaves = rows
+                            .iter()
+                            .map(|r| parse_b256(&r.remittance_id))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        leaves_by_root.insert(root.clone(), leaves);
+                    }
+                    let leaves = leaves_by_root.get(&root).cloned().unwrap_or_default();
+                    let Some(index) = leaves.iter().position(|l| *l == id) else {
+                        waiting.push(job);
+                        continue;
+                    };
+                    let placement = Placement::new(id, leaves, index)
+                        .map_err(|e| ChainError::corrupt(format!("escrow_leaves of {root}: {e}")))?;
+                    placements.insert(id, placement);
+                    ready.push(job);
+                }
+                JobPayload::Transfer(_) => ready.push(job),
+            }
+        }
+        if !waiting.is_empty() {
+            tracing::warn!(target: "chain::outbox", jobs = waiting.len(), "jobs wait for their deposit to be indexed");
+            // The indexer catches up within a few blocks: look again soon.
+            self.wait_claimed(
+                &waiting,
+                "its deposit is not indexed yet (its proof is unknown)",
+                self.cfg.job_backoff_ms,
+            )
+            .await?;
+        }
+        for (job, why) in unpackable {
+            self.fail_claimed(
+                std::slice::from_ref(&job),
+                &format!("the escrow's batch layout cannot carry it: {why}"),
+            )
+            .await?;
+        }
+        Ok((ready, placements))
+    }
+
+    async fn sign_and_store(
+        &mut self,
+        kind: JobKind,
+        jobs: &[ClaimedJob],
+        placements: &HashMap<B256, Placement>,
+    ) -> Result<PreparedTx, ChainError> {
         let payloads: Vec<JobPayload> = jobs.iter().map(|j| j.payload.clone()).collect();
-        let calldata = batch_calldata(&payloads);
+        let calldata = batch_calldata(self.escrow, &payloads, placements).map_err(|e| {
+            // `sendable` checked every item: a failure here is a bug, not a job's fault.
+            ChainError::corrupt(format!("building the batch's calldata: {e}"))
+        })?;
         let to = self.target(kind);
         let req = TransactionRequest::default()
             .from(self.sender)
@@ -794,8 +880,12 @@ impl<S: ChainEventSink> Writer<S> {
                 // The guardian paused the escrow (new deposits stop; exits never do): nothing is wrong with the
                 // jobs, so no attempt is charged; they wait and are tried again.
                 tracing::warn!(target: "chain::outbox", %kind, jobs = jobs.len(), "the escrow is paused: jobs wait");
-                self.wait_claimed(jobs, "the escrow is paused (deposits wait until it is unpaused)")
-                    .await?;
+                self.wait_claimed(
+                    jobs,
+                    "the escrow is paused (deposits wait until it is unpaused)",
+                    self.cfg.job_backoff_ms_max,
+                )
+                .await?;
                 return Err(ChainError::rpc("eth_estimateGas", "the escrow is paused"));
             }
             Err(e) if rpc::is_node_error(&e) => {
@@ -855,12 +945,11 @@ impl<S: ChainEventSink> Writer<S> {
         })
     }
 
-    /// Puts claimed jobs back without charging an attempt, to be tried again after `job_backoff_ms_max`.
-    async fn wait_claimed(&self, jobs: &[ClaimedJob], why: &str) -> Result<(), ChainError> {
+    /// Puts claimed jobs back without charging an attempt, to be tried again after `wait_ms`.
+    async fn wait_claimed(&self, jobs: &[ClaimedJob], why: &str, wait_ms: u64) -> Result<(), ChainError> {
         let mut dbtx: DbTx = self.db.begin().await?;
         let now = now_ms();
-        let not_before =
-            now.saturating_add(i64::try_from(self.cfg.job_backoff_ms_max).unwrap_or(i64::MAX / 4));
+        let not_before = now.saturating_add(i64::try_from(wait_ms).unwrap_or(i64::MAX / 4));
         for job in jobs {
             job_rows::retry_at(&mut *dbtx, &job.id, job.attempts, why, not_before, now).await?;
         }

@@ -289,7 +289,7 @@ pub struct PartnerMe {
     pub settlement_address: String,
     /// The EVM signer whose EIP-712 `Decline(bytes32 id)` lets a declined payout be refunded at once (`fail`).
     pub signer_address: String,
-    /// The escrow (the EIP-712 domain's `verifyingContract`: name "Remesa Escrow", version "2") and its chain id;
+    /// The escrow (the EIP-712 domain's `verifyingContract`: name "Remesa Escrow", version "3") and its chain id;
     /// `null` when the node has no chain.
     pub escrow_address: Option<String>,
     pub chain_id: Option<u64>,
@@ -551,7 +551,7 @@ pub struct FailPayout {
     /// Up to 500 characters; shown to the sender.
     pub reason: String,
     /// The partner signer's EIP-712 signature of `Decline(bytes32 id)` (id = this payout's id) in the escrow's
-    /// domain (name "Remesa Escrow", version "2", `chain_id` and `escrow_address` from `GET /v1/partner/me`):
+    /// domain (name "Remesa Escrow", version "3", `chain_id` and `escrow_address` from `GET /v1/partner/me`):
     /// 0x + 130 hex digits. With it the sender is refunded now (the escrow's `cancel`); without it, at expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline_signature: Option<String>,

@@ -1,6 +1,7 @@
 //! The indexer's tables: `chain_cursors` (the last applied block, number and hash, per cursor name),
-//! `chain_blocks` (a bounded window of applied block hashes, to find the common ancestor after a reorg) and
-//! `chain_events` (the events applied, so a reorg can say which ones it removed).
+//! `chain_blocks` (a bounded window of applied block hashes, to find the common ancestor after a reorg),
+//! `chain_events` (the events applied, so a reorg can say which ones it removed) and `escrow_leaves` (every leaf
+//! of the escrow's deposit batches: where each remittance sits, for its proofs).
 
 use alloy::primitives::B256;
 use sqlx::Executor;
@@ -229,7 +230,7 @@ pub async fn delete_above(
     cursor_name: &str,
     block_number: i64,
 ) -> Result<(), StoreError> {
-    for table in ["chain_events", "chain_blocks"] {
+    for table in ["chain_events", "chain_blocks", "escrow_leaves"] {
         sqlx::query(&format!(
             "DELETE FROM {table} WHERE cursor_name = $1 AND block_number > $2"
         ))
@@ -239,4 +240,71 @@ pub async fn delete_above(
         .await?;
     }
     Ok(())
+}
+
+/// One leaf of a deposit batch: a deposited remittance (or the zero id of a skipped item) with its sender and amount.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct LeafRow {
+    pub leaf_index: i64,
+    pub remittance_id: String,
+    pub sender: String,
+    /// Decimal base units.
+    pub amount_base_units: String,
+}
+
+/// Stores a deposit batch's leaves (all n item positions, in order) under its root.
+pub async fn insert_leaves(
+    conn: &mut sqlx::AnyConnection,
+    cursor_name: &str,
+    root: B256,
+    block_number: i64,
+    leaves: &[LeafRow],
+) -> Result<(), StoreError> {
+    for l in leaves {
+        sqlx::query(
+            "INSERT INTO escrow_leaves (cursor_name, root, leaf_index, remittance_id, sender, amount_base_units, \
+             block_number) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cursor_name, root, leaf_index) DO NOTHING",
+        )
+        .bind(cursor_name)
+        .bind(b256_text(root))
+        .bind(l.leaf_index)
+        .bind(&l.remittance_id)
+        .bind(&l.sender)
+        .bind(&l.amount_base_units)
+        .bind(block_number)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The leaves of the deposit batch `root`, in order (empty when the indexer has not seen it).
+pub async fn leaves_of<'e, E>(exec: E, cursor_name: &str, root: B256) -> Result<Vec<LeafRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(
+        "SELECT leaf_index, remittance_id, sender, amount_base_units FROM escrow_leaves \
+         WHERE cursor_name = $1 AND root = $2 ORDER BY leaf_index",
+    )
+    .bind(cursor_name)
+    .bind(b256_text(root))
+    .fetch_all(exec)
+    .await?)
+}
+
+/// The root of the deposit batch that holds remittance `id`, if the indexer has applied its deposit.
+pub async fn batch_of<'e, E>(exec: E, cursor_name: &str, id: B256) -> Result<Option<String>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT root FROM escrow_leaves WHERE cursor_name = $1 AND remittance_id = $2 \
+         ORDER BY block_number DESC LIMIT 1",
+    )
+    .bind(cursor_name)
+    .bind(b256_text(id))
+    .fetch_optional(exec)
+    .await?;
+    Ok(row.map(|r| r.0))
 }

@@ -449,10 +449,32 @@ impl Chain {
         Ok(ITestToken::balanceOfCall::abi_decode_returns(&out)?)
     }
 
+    /// The escrow's status of `id`, asked with the proof of where its deposit put it (found among the escrow's
+    /// `Deposited` events, as anyone can); 0 (None) when no deposit holds it.
     pub async fn status_of(&self, id: B256) -> Result<u8> {
+        use alloy::sol_types::SolEvent;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.escrow)
+            .event_signature(RemittanceEscrow::Deposited::SIGNATURE_HASH)
+            .from_block(0);
+        let mut placement = None;
+        for log in self.provider.get_logs(&filter).await? {
+            let ev = RemittanceEscrow::Deposited::decode_log_data(log.data())?;
+            let batch =
+                remesa_wallet::batches::DepositedBatch::from_event(ev.root, ev.leaves, &ev.senderAmounts);
+            if let Some(p) = batch.placement_of(id) {
+                placement = Some(p);
+            }
+        }
+        let Some(p) = placement else { return Ok(0) };
+        let call = RemittanceEscrow::statusOfCall {
+            id,
+            index: p.index_u256(),
+            proof: p.proof(),
+        };
         let req = TransactionRequest::default()
             .with_to(self.escrow)
-            .with_input(RemittanceEscrow::statusOfCall { id }.abi_encode());
+            .with_input(call.abi_encode());
         let out = self.provider.call(req).await?;
         Ok(RemittanceEscrow::statusOfCall::abi_decode_returns(&out)?)
     }

@@ -255,6 +255,10 @@ async fn refund_keeper_refunds_expired_remittances() -> Result<()> {
             chain.status_of(deps[1].0.remittance_id).await? == 1
         });
         assert_eq!(chain.balance(sender).await?, U256::ZERO);
+        // The node refunds only what its indexer saw locked (the refund carries the deposit's proof).
+        until!("deposits indexed", 30, {
+            indexed_to_head(&mut idx, &chain).await?
+        });
         for (d, _) in &deps {
             t.add_locked(&RefundJob {
                 remittance_id: d.remittance_id,

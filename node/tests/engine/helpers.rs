@@ -216,15 +216,8 @@ impl TestEnv {
         }
     }
 
-    pub async fn deposit(
-        &self,
-        id: &str,
-        sender: &str,
-        amount: u64,
-        partner_id: u64,
-        expiry: u64,
-        claim: &str,
-    ) -> EventMeta {
+    /// The escrow's deposit of remittance `id` as the indexer delivers it (deposited alone: a batch of one).
+    pub async fn deposit(&self, id: &str, sender: &str, amount: u64) -> EventMeta {
         let meta = self.meta();
         let mut tx = self.db.db.pool.begin().await.expect("tx");
         self.engine
@@ -234,10 +227,9 @@ impl TestEnv {
                     meta: meta.clone(),
                     remittance_id: B256::from_str(id).expect("id"),
                     sender: Address::from_str(sender).expect("sender"),
-                    partner_id,
                     amount_base_units: U256::from(amount),
-                    expiry_unix_s: expiry,
-                    claim_hash: B256::from_str(claim).expect("claim"),
+                    batch_root: B256::from_str(id).expect("id"),
+                    leaf_index: 0,
                 },
             )
             .await
@@ -263,7 +255,7 @@ impl TestEnv {
         secret
     }
 
-    pub async fn release(&self, id: &str, amount: u64, partner_id: u64, preimage: B256) {
+    pub async fn release(&self, id: &str, amount: u64, partner_id: u64) {
         let mut tx = self.db.db.pool.begin().await.expect("tx");
         self.engine
             .on_released(
@@ -273,7 +265,8 @@ impl TestEnv {
                     remittance_id: B256::from_str(id).expect("id"),
                     partner_id,
                     amount_base_units: U256::from(amount),
-                    preimage,
+                    batch_root: B256::from_str(id).expect("id"),
+                    leaf_index: 0,
                 },
             )
             .await

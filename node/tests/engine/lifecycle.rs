@@ -43,8 +43,7 @@ async fn happy_path_books_and_settles(t: TestEnv) {
         t.engine.payout_accepted(&rid(&r.id), pid(1)).await,
         Err(EngineError::Conflict(_))
     ));
-    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    t.deposit(&r.id, &sender, 11_000_000).await;
     assert_eq!(t.ledger_ok().await, 11_000_000);
     let got = t
         .engine
@@ -119,7 +118,7 @@ async fn happy_path_books_and_settles(t: TestEnv) {
         .expect("paid");
     assert_eq!(paid.state, State::Paid);
     assert_eq!(t.job_count("release", &r.id).await, 1);
-    t.release(&r.id, 11_000_000, 1, secret.preimage()).await;
+    t.release(&r.id, 11_000_000, 1).await;
     assert_eq!(t.ledger_ok().await, 0);
     let partner = remesa::engine::ledger::balance(&t.db.db.pool, "partner:1")
         .await
@@ -171,8 +170,7 @@ both_dbs!(happy_path_t, happy_path_books_and_settles);
 
 async fn failed_payout_refunds_at_expiry(t: TestEnv) {
     let (r, sender) = setup(&t).await;
-    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    t.deposit(&r.id, &sender, 11_000_000).await;
     t.engine
         .payout_failed(&rid(&r.id), pid(1), "recipient unreachable", None)
         .await
@@ -215,8 +213,7 @@ both_dbs!(refund_t, failed_payout_refunds_at_expiry);
 
 async fn expiry_moves_locked_remittances_to_refund(t: TestEnv) {
     let (r, sender) = setup(&t).await;
-    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    t.deposit(&r.id, &sender, 11_000_000).await;
     let mut tx = t.db.db.pool.begin().await.expect("tx");
     let jobs = t
         .engine
@@ -237,9 +234,7 @@ both_dbs!(expiry_t, expiry_moves_locked_remittances_to_refund);
 
 async fn reorg_rolls_back_deposit(t: TestEnv) {
     let (r, sender) = setup(&t).await;
-    let meta = t
-        .deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    let meta = t.deposit(&r.id, &sender, 11_000_000).await;
     assert_eq!(t.ledger_ok().await, 11_000_000);
     let mut tx = t.db.db.pool.begin().await.expect("tx");
     t.engine
@@ -268,8 +263,7 @@ async fn reorg_rolls_back_deposit(t: TestEnv) {
         .expect("some");
     assert_eq!(got.state, State::PendingFunds);
     // the replacement deposit (new block) locks it again
-    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    t.deposit(&r.id, &sender, 11_000_000).await;
     assert_eq!(t.ledger_ok().await, 11_000_000);
     let states = t.states(&r.id).await;
     assert_eq!(states.last().map(String::as_str), Some("payout_assigned"));
@@ -282,8 +276,7 @@ async fn cancel_before_lock_and_late_funds(t: TestEnv) {
     let c = t.engine.cancel(&rid(&r.id), None).await.expect("cancel");
     assert_eq!(c.state, State::Cancelled);
     // funds that arrive anyway are refunded at expiry
-    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    t.deposit(&r.id, &sender, 11_000_000).await;
     let got = t
         .engine
         .remittance(&rid(&r.id))
@@ -535,8 +528,7 @@ both_dbs!(refused_t, refused_deposits_fail_the_remittance);
 /// pay it); after the window, a cancel is refused and says why.
 async fn cancel_window(t: TestEnv) {
     let (r, sender) = setup(&t).await;
-    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    t.deposit(&r.id, &sender, 11_000_000).await;
     let someone_else = t.engine.cancel(&rid(&r.id), Some("another-user")).await;
     assert!(
         matches!(someone_else, Err(EngineError::NotFound(_))),
@@ -582,8 +574,7 @@ async fn after_the_window_a_locked_remittance_is_not_cancelled() {
         },
     );
     let (r, sender) = setup(&t).await;
-    t.deposit(&r.id, &sender, 11_000_000, 1, r.expiry_unix_s, &r.claim_hash)
-        .await;
+    t.deposit(&r.id, &sender, 11_000_000).await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     match t.engine.cancel(&rid(&r.id), None).await {
         Err(EngineError::Conflict(m)) => assert!(m.contains("cancellation window"), "{m}"),

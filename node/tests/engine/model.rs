@@ -77,14 +77,7 @@ async fn random_sequences(t: TestEnv) {
             match action {
                 0 | 1 if it.chain == OnChain::None => {
                     let meta = t
-                        .deposit(
-                            &id,
-                            &it.r.sender_address,
-                            u64::try_from(total).unwrap_or(0),
-                            1,
-                            it.r.expiry_unix_s,
-                            &it.r.claim_hash,
-                        )
+                        .deposit(&id, &it.r.sender_address, u64::try_from(total).unwrap_or(0))
                         .await;
                     it.last = Some((meta, "deposited", OnChain::None));
                     counts[0] += 1;
@@ -120,10 +113,8 @@ async fn random_sequences(t: TestEnv) {
                 }
                 5 if it.chain == OnChain::Locked => {
                     // anyone holding the preimage may release while locked
-                    let secret = t.claim_secret(&id).await;
                     let before = t.meta_peek();
-                    t.release(&id, u64::try_from(total).unwrap_or(0), 1, secret.preimage())
-                        .await;
+                    t.release(&id, u64::try_from(total).unwrap_or(0), 1).await;
                     it.last = Some((before, "released", OnChain::Locked));
                     counts[1] += 1;
                     it.chain = OnChain::Released;

@@ -80,9 +80,6 @@ async fn carried_at_the_threshold(Rule(t): Rule) {
             &r.id,
             &u.address,
             u64::try_from(r.total_base_units.parse::<u128>().expect("total")).expect("u64"),
-            1,
-            r.expiry_unix_s,
-            &r.claim_hash,
         )
         .await;
     }

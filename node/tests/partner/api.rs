@@ -207,10 +207,9 @@ pub async fn locked_remittance(node: &Node, method: PayoutMethod, key: &str) -> 
         },
         remittance_id: B256::from_str(&r.id).unwrap(),
         sender: Address::from_str(sender).unwrap(),
-        partner_id: r.partner_id,
         amount_base_units: U256::from_str(&r.total_base_units).unwrap(),
-        expiry_unix_s: r.expiry_unix_s,
-        claim_hash: B256::from_str(&r.claim_hash).unwrap(),
+        batch_root: B256::from_str(&r.id).unwrap(),
+        leaf_index: 0,
     };
     e.on_deposited(&mut tx, &ev).await.unwrap();
     tx.commit().await.unwrap();

@@ -63,7 +63,9 @@ mod tests {
     fn reads_the_committed_snapshot() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts/snapshots/RemittanceGas.json");
         let g = read(&path).expect("the committed gas snapshot is readable");
-        assert!(g.per_remittance_allin > g.usdc_transfer_fresh);
+        assert!(g.deposit_per_remittance > g.release_per_remittance && g.release_per_remittance > 0.0);
+        assert!((g.per_remittance_allin - g.deposit_per_remittance - g.release_per_remittance).abs() < 1e-9);
+        assert!(g.usdc_transfer_fresh > 21_000.0);
         assert!(g.unbatched > g.per_remittance_allin);
     }
 }

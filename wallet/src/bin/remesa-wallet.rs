@@ -838,7 +838,10 @@ async fn run(ctx: &Ctx) -> Result<()> {
                     t.escrow, c.deployment.escrow
                 )));
             }
-            let status = c.chain.escrow_status(c.deployment.escrow, id).await?;
+            let status = c
+                .chain
+                .escrow_status(c.deployment.escrow, id, c.deployment.deploy_block)
+                .await?;
             let mut v = json!({"remittance_id": id, "status": status});
             let mut human = format!("Remittance {id}: {}", status.as_str());
             if let Some(t) = &terms {
@@ -874,7 +877,18 @@ async fn run(ctx: &Ctx) -> Result<()> {
                 )));
             }
             let id = terms.id();
-            let status = c.chain.escrow_status(terms.escrow, id).await?;
+            // Where the deposit put it, from the escrow's Deposited events (anyone can rebuild the proof: the
+            // refund needs nobody's permission).
+            let Some(placement) = c
+                .chain
+                .escrow_placement(terms.escrow, id, c.deployment.deploy_block)
+                .await?
+            else {
+                return Err(CliError::user(format!(
+                    "remittance {id} cannot be refunded: no deposit of it is on chain"
+                )));
+            };
+            let status = c.chain.escrow_status_at(terms.escrow, &placement).await?;
             if status != EscrowStatus::Locked {
                 return Err(CliError::user(format!(
                     "remittance {id} cannot be refunded: its status is {}",
@@ -890,7 +904,7 @@ async fn run(ctx: &Ctx) -> Result<()> {
                 )));
             }
             let relayer = ctx.relayer(&c)?;
-            let p = relayer.refund(&terms).await?;
+            let p = relayer.refund(&terms, &placement).await?;
             let r = ctx.confirm(&relayer, p).await?;
             let amount = c.token.amount(terms.amount_base_units);
             ctx.print(
