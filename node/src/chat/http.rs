@@ -20,7 +20,7 @@ use super::model::{
     truncate_utf8,
 };
 use super::render;
-use super::service::{ChatService, ResendError};
+use super::service::{Admission, ChatService, INBOX_FULL_RETRY_AFTER_S, ResendError};
 use super::signature::{self, AuthError, Handshake, TELEGRAM_SECRET_HEADER, WHATSAPP_SIGNATURE_HEADER};
 use super::store::NewOutbound;
 use super::telegram::{self, TelegramEvent};
@@ -55,7 +55,34 @@ pub fn routes<S: Clone + Send + Sync + 'static>(service: ChatService) -> Router<
 }
 
 fn problem(status: StatusCode, detail: &str) -> Response {
-    Problem::of_status(status, detail).into_response()
+    let mut resp = Problem::of_status(status, detail).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Nothing was stored: the platform (or client) sends it again after this long.
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(INBOX_FULL_RETRY_AFTER_S),
+        );
+    }
+    resp
+}
+
+/// 503 when the inbox holds `chat_inbox_pending_max` messages (or cannot be counted): nothing is stored, the
+/// platform redelivers after `Retry-After`.
+async fn refuse_when_full(svc: &ChatService) -> Option<Response> {
+    match svc.admission().await {
+        Ok(Admission::Open) => None,
+        Ok(Admission::Full { pending }) => {
+            tracing::warn!(target: "chat::inbox", pending, "inbox full: webhook refused, the platform redelivers");
+            Some(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the inbox is full; try again",
+            ))
+        }
+        Err(e) => {
+            tracing::error!(target: "chat::inbox", error = %e, "inbox depth unreadable");
+            Some(problem(StatusCode::SERVICE_UNAVAILABLE, "try again"))
+        }
+    }
 }
 
 fn auth_problem(e: AuthError) -> Response {
@@ -103,7 +130,7 @@ async fn whatsapp_verify(
         (status = 403, description = "Signature wrong or malformed", content_type = "application/problem+json"),
         (status = 404, description = "WhatsApp is not configured on this node", content_type = "application/problem+json"),
         (status = 413, description = "Body too large"),
-        (status = 503, description = "Not stored; Meta redelivers", content_type = "application/problem+json"),
+        (status = 503, description = "Not stored (the inbox is full, or storage trouble); Meta redelivers after `Retry-After`", content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(target = "chat::whatsapp", skip_all, fields(body_len = body.len()))]
 async fn whatsapp_webhook(State(svc): State<ChatService>, headers: HeaderMap, body: Bytes) -> Response {
@@ -123,6 +150,11 @@ async fn whatsapp_webhook(State(svc): State<ChatService>, headers: HeaderMap, bo
             return StatusCode::OK.into_response();
         }
     };
+    if !events.messages.is_empty()
+        && let Some(refused) = refuse_when_full(&svc).await
+    {
+        return refused;
+    }
     let store = svc.store();
     let mut stored = 0usize;
     for m in &events.messages {
@@ -163,7 +195,7 @@ async fn whatsapp_webhook(State(svc): State<ChatService>, headers: HeaderMap, bo
         (status = 200, description = "Stored, ignored (other update kinds, groups) or a duplicate"),
         (status = 401, description = "Secret token missing or wrong", content_type = "application/problem+json"),
         (status = 404, description = "Telegram is not configured on this node", content_type = "application/problem+json"),
-        (status = 503, description = "Not stored; Telegram redelivers", content_type = "application/problem+json"),
+        (status = 503, description = "Not stored (the inbox is full, or storage trouble); Telegram redelivers after `Retry-After`", content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(target = "chat::telegram", skip_all, fields(body_len = body.len()))]
 async fn telegram_webhook(State(svc): State<ChatService>, headers: HeaderMap, body: Bytes) -> Response {
@@ -183,6 +215,11 @@ async fn telegram_webhook(State(svc): State<ChatService>, headers: HeaderMap, bo
             return StatusCode::OK.into_response();
         }
     };
+    if matches!(event, TelegramEvent::Inbound(_))
+        && let Some(refused) = refuse_when_full(&svc).await
+    {
+        return refused;
+    }
     let store = svc.store();
     let result = match event {
         TelegramEvent::Inbound(m) => store.insert_inbox(&m).await.map(|stored| {
@@ -336,6 +373,9 @@ async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Byte
         content,
         callback_query_id: None,
     };
+    if let Some(refused) = refuse_when_full(&svc).await {
+        return refused;
+    }
     let store = svc.store();
     let inbox_id = match store.insert_inbox(&msg).await {
         Ok(Some(id)) => id,

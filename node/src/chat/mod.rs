@@ -5,12 +5,14 @@
 //!   clients with bounded retries that honour rate limits.
 //! - [`intent`]: English/Spanish intent parser (exact decimal amounts, E.164 phones via [`crate::domain::PhoneNumber`]).
 //! - [`render`]: every text the bridge sends, in both languages.
+//! - [`ingest`]: group commit of inbound messages (many webhooks per durable transaction, a bounded queue).
 
 pub mod backend;
 pub use crate::config::chat as config;
 pub mod conversation;
 pub mod engine_adapter;
 pub mod http;
+pub mod ingest;
 pub mod intent;
 pub mod model;
 pub mod render;

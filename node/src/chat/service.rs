@@ -74,6 +74,26 @@ struct Inner {
     body_limit_bytes: usize,
     wake_inbox: tokio::sync::Notify,
     wake_outbox: tokio::sync::Notify,
+    inbox_workers: usize,
+    inbox_pending_max: u64,
+    /// The inbox depth last counted and when: webhooks read it instead of counting each time.
+    inbox_depth: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+/// How long a counted inbox depth stands for the webhooks' admission check.
+const INBOX_DEPTH_FRESH: Duration = Duration::from_millis(100);
+
+/// Seconds a platform is told to wait (`Retry-After`) when the inbox is full.
+pub const INBOX_FULL_RETRY_AFTER_S: u64 = 1;
+
+/// Whether a webhook may store more inbound messages now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Open,
+    /// The inbox holds `pending` messages, at or above its limit.
+    Full {
+        pending: u64,
+    },
 }
 
 impl std::fmt::Debug for ChatService {
@@ -184,6 +204,9 @@ impl ChatService {
                 body_limit_bytes: config.chat_body_limit_bytes.clamp(1024, 4 * 1024 * 1024),
                 wake_inbox: tokio::sync::Notify::new(),
                 wake_outbox: tokio::sync::Notify::new(),
+                inbox_workers: config.chat_inbox_workers.clamp(1, 64),
+                inbox_pending_max: config.chat_inbox_pending_max.max(1),
+                inbox_depth: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -229,22 +252,56 @@ impl ChatService {
         self.inner.body_limit_bytes
     }
 
-    /// Wakes the inbox worker (after a webhook stored something).
+    /// Wakes the inbox workers (after a webhook stored something).
     pub fn wake_inbox(&self) {
+        self.inner.wake_inbox.notify_waiters();
         self.inner.wake_inbox.notify_one();
     }
 
-    /// Starts the three workers; they stop when `shutdown` is cancelled.
+    /// Whether the inbox takes more messages: its depth (pending and in-hand messages of every node), counted at
+    /// most every 100 ms, against `chat_inbox_pending_max`. Also published as `remesa_chat_inbox_pending`.
+    pub async fn admission(&self) -> Result<Admission, StoreError> {
+        let cached = self
+            .inner
+            .inbox_depth
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .filter(|(at, _)| at.elapsed() < INBOX_DEPTH_FRESH)
+            .map(|(_, n)| n);
+        let pending = match cached {
+            Some(n) => n,
+            None => {
+                let n = self.inner.store.inbox_pending().await?;
+                if let Ok(mut g) = self.inner.inbox_depth.lock() {
+                    *g = Some((std::time::Instant::now(), n));
+                }
+                metrics::gauge!("remesa_chat_inbox_pending").set(n as f64);
+                n
+            }
+        };
+        if pending >= self.inner.inbox_pending_max {
+            metrics::counter!("remesa_chat_inbox_rejected_total").increment(1);
+            return Ok(Admission::Full { pending });
+        }
+        Ok(Admission::Open)
+    }
+
+    /// Starts the workers (`chat_inbox_workers` inbox workers, the outbox worker, the notifier); they stop when
+    /// `shutdown` is cancelled.
     pub fn spawn_workers(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-        let a = self.clone();
+        let mut handles = Vec::with_capacity(self.inner.inbox_workers + 2);
+        for _ in 0..self.inner.inbox_workers {
+            let a = self.clone();
+            let s = shutdown.clone();
+            handles.push(tokio::spawn(async move { a.run_inbox(s).await }));
+        }
         let b = self.clone();
         let c = self.clone();
-        let (s1, s2, s3) = (shutdown.clone(), shutdown.clone(), shutdown);
-        vec![
-            tokio::spawn(async move { a.run_inbox(s1).await }),
-            tokio::spawn(async move { b.run_outbox(s2).await }),
-            tokio::spawn(async move { c.run_notifier(s3).await }),
-        ]
+        let (s2, s3) = (shutdown.clone(), shutdown);
+        handles.push(tokio::spawn(async move { b.run_outbox(s2).await }));
+        handles.push(tokio::spawn(async move { c.run_notifier(s3).await }));
+        handles
     }
 
     async fn idle(&self, shutdown: &CancellationToken, notify: &tokio::sync::Notify) -> bool {

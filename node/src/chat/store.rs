@@ -9,7 +9,7 @@ use sqlx::AnyPool;
 use super::intent::Lang;
 use super::model::{InboundMessage, OutboundMessage, Platform};
 use crate::store::Db;
-use crate::store::chat::{self as tables, IdentityRow, NewIdentityRow, NewInboxRow, NewOutboxRow};
+use crate::store::chat::{self as tables, IdentityRow, NewIdentityRow, NewOutboxRow};
 
 pub use crate::store::{StoreError, now_ms};
 
@@ -24,6 +24,8 @@ pub const TERMINAL_PAGE_MAX: i64 = 100;
 #[derive(Debug, Clone)]
 pub struct ChatStore {
     db: Db,
+    /// The inbox's group committer, started on the first insert (on the runtime that makes it).
+    ingest: std::sync::Arc<std::sync::OnceLock<super::ingest::GroupCommit>>,
 }
 
 /// A stored chat identity.
@@ -133,7 +135,10 @@ impl NewOutbound {
 impl ChatStore {
     /// The chat's view of the node database.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            ingest: std::sync::Arc::default(),
+        }
     }
 
     /// The pool.
@@ -231,16 +236,25 @@ impl ChatStore {
 
     // --- inbox -----------------------------------------------------------------------------------------------
 
-    /// Stores an inbound message. `Ok(None)` when (platform, message_id) was stored before: a redelivery.
+    /// Stores an inbound message, durably, in a transaction it may share with other webhooks' messages (group
+    /// commit, [`super::ingest`]). `Ok(None)` when (platform, message_id) was stored before: a redelivery.
+    /// `Err(StoreError::Busy)` when the commit queue is full: answer 503, the platform redelivers.
     pub async fn insert_inbox(&self, msg: &InboundMessage) -> Result<Option<String>, StoreError> {
-        let payload = json_of(msg)?;
-        let new = NewInboxRow {
-            platform: msg.platform.as_str(),
-            message_id: &msg.message_id,
-            user_key: &msg.sender.user_key,
-            payload: &payload,
+        let row = super::ingest::InboxInsert {
+            platform: msg.platform.as_str().to_owned(),
+            message_id: msg.message_id.clone(),
+            user_key: msg.sender.user_key.clone(),
+            payload: json_of(msg)?,
         };
-        tables::insert_inbox(&self.db.pool, &new, now_ms()).await
+        let ingest = self
+            .ingest
+            .get_or_init(|| super::ingest::GroupCommit::start(self.db.clone()));
+        ingest.insert(&self.db, row).await
+    }
+
+    /// Transactions the inbox's group committer has committed (each stored one group of messages).
+    pub fn inbox_commits(&self) -> u64 {
+        self.ingest.get().map_or(0, super::ingest::GroupCommit::commits)
     }
 
     /// Claims the oldest pending inbox item whose user has no other item in progress (one message per user at a
@@ -270,6 +284,12 @@ impl ChatStore {
             id: row.id,
             attempts: row.attempts,
         }))
+    }
+
+    /// Inbound messages not handled yet (pending or in hand), across every node sharing the database.
+    pub async fn inbox_pending(&self) -> Result<u64, StoreError> {
+        let n = tables::count_inbox_pending(&self.db.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Finishes an inbox item: stores the new conversation state and the replies, and marks it done, atomically.

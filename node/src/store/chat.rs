@@ -302,6 +302,18 @@ where
         .await?)
 }
 
+/// Inbox rows not handled yet (`pending` or `claimed`).
+pub async fn count_inbox_pending<'e, E>(exec: E) -> Result<i64, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM chat_inbox WHERE status IN ('pending', 'claimed')")
+            .fetch_one(exec)
+            .await?;
+    Ok(n)
+}
+
 /// Marks a claimed row done; false when the claim was lost. Fenced by the claim (`attempts` grows with every
 /// claim): a worker whose lease expired and whose row was claimed again changes nothing.
 pub async fn finish_inbox<'e, E>(exec: E, id: &str, attempts: i64, now_ms: i64) -> Result<bool, StoreError>

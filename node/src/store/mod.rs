@@ -77,6 +77,10 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    /// Not stored, nothing is wrong with the request: a bounded queue is full or its shared transaction failed.
+    /// Try again.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 /// The node's database.

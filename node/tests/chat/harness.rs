@@ -233,6 +233,7 @@ pub fn chat_config(api: &PlatformApi) -> ChatConfig {
         whatsapp_recipient_template: None,
         chat_poll_interval_ms: 20,
         chat_body_limit_bytes: 64 * 1024,
+        ..ChatConfig::default()
     }
 }
 

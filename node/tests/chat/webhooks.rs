@@ -387,3 +387,128 @@ async fn terminal_endpoint_needs_the_operator_token() -> Result<()> {
     );
     Ok(())
 }
+
+/// A WhatsApp webhook's status and `Retry-After` header.
+async fn post_whatsapp_full(node: &Node, body: &[u8]) -> Result<(u16, Option<String>)> {
+    let resp = node
+        .http
+        .post(format!("{}/webhooks/whatsapp", node.base))
+        .header("content-type", "application/json")
+        .header(
+            "X-Hub-Signature-256",
+            whatsapp_signature(APP_SECRET.as_bytes(), body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await?;
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((resp.status().as_u16(), retry_after))
+}
+
+/// The inbox is bounded: at `chat_inbox_pending_max` unhandled messages a webhook answers 503 with `Retry-After`
+/// and stores nothing (the platform redelivers); once the workers catch up, the same delivery is taken.
+#[tokio::test]
+async fn a_full_inbox_answers_503_with_retry_after() -> Result<()> {
+    for db in all_dbs().await? {
+        let node = start_with(db, false, |c| c.chat_inbox_pending_max = 2).await?;
+        for i in 0..2 {
+            let body = wa_text(&format!("1555000000{i}"), &format!("wamid.full{i}"), "hola");
+            assert_eq!(
+                post_whatsapp_full(&node, &body).await?.0,
+                200,
+                "{}",
+                node.db.label
+            );
+        }
+        // The depth is counted at most every 100 ms.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let third = wa_text("15550000009", "wamid.full9", "hola");
+        let (status, retry_after) = post_whatsapp_full(&node, &third).await?;
+        assert_eq!(status, 503, "{}", node.db.label);
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(
+            node.db.count("SELECT COUNT(*) FROM chat_inbox").await?,
+            2,
+            "nothing stored"
+        );
+        // Telegram and the terminal endpoint are refused the same way.
+        let tg = node
+            .http
+            .post(format!("{}/webhooks/telegram", node.base))
+            .header("X-Telegram-Bot-Api-Secret-Token", TG_SECRET)
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"update_id": 7, "message": {"message_id": 7, "date": 1, "text": "hola",
+                    "chat": {"id": 99, "type": "private"}, "from": {"id": 99, "is_bot": false, "first_name": "T"}}})
+                .to_string(),
+            )
+            .send()
+            .await?;
+        assert_eq!(tg.status().as_u16(), 503);
+        // The workers catch up; the redelivery is stored.
+        while node.service.process_next_inbox(None).await?.is_some() {}
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(post_whatsapp_full(&node, &third).await?.0, 200);
+        assert_eq!(node.db.count("SELECT COUNT(*) FROM chat_inbox").await?, 3);
+    }
+    Ok(())
+}
+
+/// With several inbox workers, conversations are handled in parallel but each in the order its messages arrived:
+/// a user's message is claimed only when none of theirs before it is pending or in hand.
+#[tokio::test]
+async fn parallel_inbox_workers_keep_each_conversation_in_order() -> Result<()> {
+    for db in all_dbs().await? {
+        let node = start_with(db, false, |c| c.chat_inbox_workers = 4).await?;
+        let users = ["15551110001", "15551110002", "15551110003"];
+        for k in 0..8 {
+            for u in users {
+                let text = if k % 2 == 0 { "help" } else { "balance" };
+                let body = wa_text(u, &format!("wamid.{u}.{k}"), text);
+                assert_eq!(
+                    post_whatsapp(&node.http, &node.base, &body, Some(APP_SECRET)).await?,
+                    200
+                );
+            }
+        }
+        node.service.spawn_workers(node.shutdown.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while node
+            .db
+            .count("SELECT COUNT(*) FROM chat_inbox WHERE status = 'done'")
+            .await?
+            < 24
+        {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{}: inbox not worked off",
+                node.db.label
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for u in users {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT message_id, processed_at_unix_ms FROM chat_inbox WHERE user_key = $1 \
+                 ORDER BY received_at_unix_ms, id",
+            )
+            .bind(u)
+            .fetch_all(node.db.store.pool())
+            .await?;
+            assert_eq!(rows.len(), 8);
+            for w in rows.windows(2) {
+                assert!(
+                    w[0].1 <= w[1].1,
+                    "{}: {} handled after {} although it came first",
+                    node.db.label,
+                    w[0].0,
+                    w[1].0
+                );
+            }
+        }
+    }
+    Ok(())
+}
