@@ -8,7 +8,8 @@
 #      table under "## Slither" must list that key. Findings on other contracts (TestStablecoin) are printed only.
 #
 #   scripts/slither.sh           install if needed, analyse, check every RemittanceEscrow finding is answered
-# Needs python3 (with venv) and node. Not run in CI (it takes a few minutes and needs PyPI once).
+# Needs python3 (with venv) and node. scripts/test.sh runs it (about a minute, after installing slither from PyPI
+# once into the cache directory).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 contracts="$root/contracts"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test Remesa has: artifact check, forge fmt + tests, cargo fmt, clippy (-D warnings, inside the one
-# build), and the Rust test suites
+# Runs every test Remesa has: artifact check, forge fmt + tests, the gas report check, Slither, cargo fmt, clippy
+# (-D warnings, inside the one build), and the Rust test suites
 # (unit, integration against a real anvil, end-to-end with the real binaries) on SQLite and PostgreSQL, then the
 # benchmark and kill-and-restart smoke runs.
 # Installs what it needs itself (the pinned devnet toolchain from contracts/package-lock.json).
@@ -88,6 +88,9 @@ if [[ $only_rust -eq 0 ]]; then
 
   step "gas snapshot is current (contracts/GAS.md, snapshots/)"
   "$root/scripts/gas-report.sh" --check
+
+  step "Slither: every finding on the escrow is answered in contracts/SECURITY.md"
+  "$root/scripts/slither.sh"
 fi
 
 # The end-to-end tests run the node binary just built instead of bringing it up to date with a nested
