@@ -25,7 +25,7 @@ pub const TERMINAL_PAGE_MAX: i64 = 100;
 pub struct ChatStore {
     db: Db,
     /// The inbox's group committer, started on the first insert (on the runtime that makes it).
-    ingest: std::sync::Arc<std::sync::OnceLock<super::ingest::GroupCommit>>,
+    ingest: std::sync::Arc<std::sync::OnceLock<super::ingest::InboxCommit>>,
 }
 
 /// A stored chat identity.
@@ -248,13 +248,13 @@ impl ChatStore {
         };
         let ingest = self
             .ingest
-            .get_or_init(|| super::ingest::GroupCommit::start(self.db.clone()));
-        ingest.insert(&self.db, row).await
+            .get_or_init(|| super::ingest::InboxCommit::start(self.db.clone(), super::ingest::InboxOp));
+        ingest.submit(row).await
     }
 
     /// Transactions the inbox's group committer has committed (each stored one group of messages).
     pub fn inbox_commits(&self) -> u64 {
-        self.ingest.get().map_or(0, super::ingest::GroupCommit::commits)
+        self.ingest.get().map_or(0, super::ingest::InboxCommit::commits)
     }
 
     /// Claims the oldest pending inbox item whose user has no other item in progress (one message per user at a

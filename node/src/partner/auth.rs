@@ -69,6 +69,8 @@ pub enum AuthFailure {
     Signature(SigError),
     /// The replay cache is full of unexpired entries (fail closed).
     Busy,
+    /// The replay cache's commit queue is full (or its shared transaction failed): nothing recorded, try again.
+    Overloaded,
     Internal(String),
 }
 
@@ -83,6 +85,13 @@ pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: &str,
     Problem::new(status, slug, title, Some(detail.to_owned()))
         .with_reason(reason)
         .into_response()
+}
+
+/// Adds `Retry-After: 1` to a 503.
+fn retry_after(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 impl IntoResponse for AuthFailure {
@@ -100,13 +109,20 @@ impl IntoResponse for AuthFailure {
                     .insert("accept-signature", HeaderValue::from_static(ACCEPT_SIGNATURE));
                 resp
             }
-            Self::Busy => problem(
+            Self::Busy => retry_after(problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Try again shortly",
                 "the node cannot take more signed requests right now",
                 "replay_cache_full",
-            ),
+            )),
+            Self::Overloaded => retry_after(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Try again shortly",
+                "the node is busy; the request was not processed",
+                "busy",
+            )),
             Self::Internal(e) => {
                 tracing::error!(target: "partner::auth", error = %e, "partner authentication failed internally");
                 problem(
@@ -174,8 +190,10 @@ impl PartnerAuth {
                 self.cfg.partner_replay_cache_max_entries,
             )
             .await
-            .map_err(|e| AuthFailure::Internal(e.to_string()))?
-        {
+            .map_err(|e| match e {
+                crate::store::StoreError::Busy(_) => AuthFailure::Overloaded,
+                e => AuthFailure::Internal(e.to_string()),
+            })? {
             ReplayOutcome::Fresh => {}
             ReplayOutcome::Replayed => return Err(SigError::Replay.into()),
             ReplayOutcome::CacheFull => return Err(AuthFailure::Busy),

@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::AnyPool;
 
 use crate::store::events::{EventRow, NewEventRow};
+use crate::store::group_commit::{BoxFut, GroupCommit, Op};
 use crate::store::partner_actions::NewActionRow;
 use crate::store::webhooks::NewDeliveryRow;
 use crate::store::{Db, events, partner_actions, partner_cursors, replay, webhooks};
@@ -35,6 +36,41 @@ pub struct PartnerDb {
 struct ReplayState {
     last_prune_unix_ms: AtomicI64,
     full: AtomicBool,
+    /// Records signatures in shared transactions, started on the first request (on the runtime that makes it).
+    commit: std::sync::OnceLock<GroupCommit<ReplayOp>>,
+}
+
+/// One signature to record in the replay cache until `expires_at_unix_ms`.
+#[derive(Debug)]
+struct ReplayEntry {
+    replay_key: String,
+    keyid: String,
+    expires_at_unix_ms: i64,
+}
+
+/// Records a signature: true when it is fresh (never seen, or only as an expired leftover not pruned yet, which
+/// is not a replay inside the window: the caller already refused signatures older than the window).
+#[derive(Debug, Default)]
+struct ReplayOp;
+
+impl Op for ReplayOp {
+    type Item = ReplayEntry;
+    type Out = bool;
+    const NAME: &'static str = "partner_replay";
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut sqlx::AnyConnection,
+        e: &'a ReplayEntry,
+        now_ms: i64,
+    ) -> BoxFut<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            if replay::insert_if_absent(&mut *conn, &e.replay_key, &e.keyid, e.expires_at_unix_ms).await? {
+                return Ok(true);
+            }
+            replay::take_over_expired(&mut *conn, &e.replay_key, e.expires_at_unix_ms, now_ms).await
+        })
+    }
 }
 
 /// Outcome of recording a request signature in the replay cache.
@@ -116,8 +152,10 @@ impl PartnerDb {
 
     // ---------------------------------------------------------------- replay cache
 
-    /// Records an accepted signature (`keyid` + signature bytes) until `expires_at_unix_ms`. Atomic across
-    /// processes: of two concurrent requests with the same signature exactly one is `Fresh`.
+    /// Records an accepted signature (`keyid` + signature bytes) until `expires_at_unix_ms`, durably, in a
+    /// transaction it may share with other requests' signatures (group commit). Atomic across processes: of two
+    /// concurrent requests with the same signature exactly one is `Fresh`. `Err(StoreError::Busy)` when the commit
+    /// queue is full (answer 503).
     pub async fn record_signature(
         &self,
         keyid: &str,
@@ -131,23 +169,28 @@ impl PartnerDb {
         h.update(keyid.as_bytes());
         h.update([0u8]);
         h.update(signature);
-        let replay_key = hex::encode(h.finalize());
-        if replay::insert_if_absent(&self.pool, &replay_key, keyid, expires_at_unix_ms).await? {
-            if self.replay.full.load(Ordering::Relaxed) {
-                // Over the bound: keep the row (so a replay stays refused) but refuse this request.
-                return Ok(ReplayOutcome::CacheFull);
-            }
-            return Ok(ReplayOutcome::Fresh);
+        let entry = ReplayEntry {
+            replay_key: hex::encode(h.finalize()),
+            keyid: keyid.to_owned(),
+            expires_at_unix_ms,
+        };
+        let commit = self
+            .replay
+            .commit
+            .get_or_init(|| GroupCommit::start(self.db.clone(), ReplayOp));
+        if !commit.submit(entry).await? {
+            return Ok(ReplayOutcome::Replayed);
         }
-        // The row may be an expired leftover not pruned yet: then this is not a replay inside the window (the
-        // caller already refused signatures older than the window), so take it over.
-        Ok(
-            if replay::take_over_expired(&self.pool, &replay_key, expires_at_unix_ms, now).await? {
-                ReplayOutcome::Fresh
-            } else {
-                ReplayOutcome::Replayed
-            },
-        )
+        if self.replay.full.load(Ordering::Relaxed) {
+            // Over the bound: keep the row (so a replay stays refused) but refuse this request.
+            return Ok(ReplayOutcome::CacheFull);
+        }
+        Ok(ReplayOutcome::Fresh)
+    }
+
+    /// Transactions the replay cache's group committer has committed (each recorded one group of signatures).
+    pub fn replay_commits(&self) -> u64 {
+        self.replay.commit.get().map_or(0, GroupCommit::commits)
     }
 
     async fn maybe_prune_replay(&self, now: i64, max_entries: u64) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod compliance;
 pub mod customers;
 pub mod events;
+pub mod group_commit;
 pub mod idempotency;
 pub mod instances;
 pub mod lease;

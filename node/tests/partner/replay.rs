@@ -44,6 +44,33 @@ async fn replay_is_refused_and_expired_rows_are_pruned(t: TestDb) {
     }
     assert_eq!(fresh, 1);
 
+    // A burst of distinct signatures: every one fresh, recorded in shared transactions (group commit), each
+    // answered only after its transaction committed (a second handle sees them all).
+    let before = db.replay_commits();
+    let sigs: Vec<Vec<u8>> = (0..100u32)
+        .map(|i| format!("sig-burst-{i}").into_bytes())
+        .collect();
+    let burst =
+        futures::future::join_all(sigs.iter().map(|sig| db.record_signature("p4", sig, exp, 1_000))).await;
+    assert!(
+        burst.iter().all(|o| matches!(o, Ok(ReplayOutcome::Fresh))),
+        "{burst:?}"
+    );
+    let commits = db.replay_commits() - before;
+    assert!(
+        (1..=10).contains(&commits),
+        "100 signatures took {commits} transactions"
+    );
+    for i in 0..100u32 {
+        assert_eq!(
+            other
+                .record_signature("p4", format!("sig-burst-{i}").as_bytes(), exp, 1_000)
+                .await
+                .unwrap(),
+            ReplayOutcome::Replayed
+        );
+    }
+
     // An expired leftover is not a replay (its signature would be refused as too old anyway).
     let past = now_ms() - 1;
     assert_eq!(
