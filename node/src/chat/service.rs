@@ -184,6 +184,10 @@ impl ChatService {
                 policy,
             )
         });
+        let inbox_workers = config
+            .chat_inbox_workers
+            .unwrap_or(if store.is_postgres() { 4 } else { 1 })
+            .clamp(1, 64);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -204,7 +208,7 @@ impl ChatService {
                 body_limit_bytes: config.chat_body_limit_bytes.clamp(1024, 4 * 1024 * 1024),
                 wake_inbox: tokio::sync::Notify::new(),
                 wake_outbox: tokio::sync::Notify::new(),
-                inbox_workers: config.chat_inbox_workers.clamp(1, 64),
+                inbox_workers,
                 inbox_pending_max: config.chat_inbox_pending_max.max(1),
                 inbox_depth: std::sync::Mutex::new(None),
             }),

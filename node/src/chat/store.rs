@@ -146,6 +146,11 @@ impl ChatStore {
         &self.db.pool
     }
 
+    /// Whether the database is PostgreSQL (several writers) rather than SQLite (one).
+    pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
+    }
+
     // --- identities ------------------------------------------------------------------------------------------
 
     /// Inserts or refreshes an identity (address, phone, name); returns the stored row.

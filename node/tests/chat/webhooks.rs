@@ -463,7 +463,7 @@ async fn a_full_inbox_answers_503_with_retry_after() -> Result<()> {
 #[tokio::test]
 async fn parallel_inbox_workers_keep_each_conversation_in_order() -> Result<()> {
     for db in all_dbs().await? {
-        let node = start_with(db, false, |c| c.chat_inbox_workers = 4).await?;
+        let node = start_with(db, false, |c| c.chat_inbox_workers = Some(4)).await?;
         let users = ["15551110001", "15551110002", "15551110003"];
         for k in 0..8 {
             for u in users {
