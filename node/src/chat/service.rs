@@ -75,6 +75,7 @@ struct Inner {
     wake_inbox: tokio::sync::Notify,
     wake_outbox: tokio::sync::Notify,
     inbox_workers: usize,
+    outbox_workers: usize,
     inbox_pending_max: u64,
     /// The inbox depth last counted and when: webhooks read it instead of counting each time.
     inbox_depth: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
@@ -209,6 +210,7 @@ impl ChatService {
                 wake_inbox: tokio::sync::Notify::new(),
                 wake_outbox: tokio::sync::Notify::new(),
                 inbox_workers,
+                outbox_workers: config.chat_outbox_workers.clamp(1, 64),
                 inbox_pending_max: config.chat_inbox_pending_max.max(1),
                 inbox_depth: std::sync::Mutex::new(None),
             }),
@@ -256,6 +258,12 @@ impl ChatService {
         self.inner.body_limit_bytes
     }
 
+    /// Wakes the outbox workers (after something was queued).
+    fn wake_outbox(&self) {
+        self.inner.wake_outbox.notify_waiters();
+        self.inner.wake_outbox.notify_one();
+    }
+
     /// Wakes the inbox workers (after a webhook stored something).
     pub fn wake_inbox(&self) {
         self.inner.wake_inbox.notify_waiters();
@@ -291,20 +299,22 @@ impl ChatService {
         Ok(Admission::Open)
     }
 
-    /// Starts the workers (`chat_inbox_workers` inbox workers, the outbox worker, the notifier); they stop when
-    /// `shutdown` is cancelled.
+    /// Starts the workers (`chat_inbox_workers` inbox workers, `chat_outbox_workers` outbox workers, the
+    /// notifier); they stop when `shutdown` is cancelled.
     pub fn spawn_workers(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut handles = Vec::with_capacity(self.inner.inbox_workers + 2);
+        let mut handles = Vec::with_capacity(self.inner.inbox_workers + self.inner.outbox_workers + 1);
         for _ in 0..self.inner.inbox_workers {
             let a = self.clone();
             let s = shutdown.clone();
             handles.push(tokio::spawn(async move { a.run_inbox(s).await }));
         }
-        let b = self.clone();
+        for _ in 0..self.inner.outbox_workers {
+            let b = self.clone();
+            let s = shutdown.clone();
+            handles.push(tokio::spawn(async move { b.run_outbox(s).await }));
+        }
         let c = self.clone();
-        let (s2, s3) = (shutdown.clone(), shutdown);
-        handles.push(tokio::spawn(async move { b.run_outbox(s2).await }));
-        handles.push(tokio::spawn(async move { c.run_notifier(s3).await }));
+        handles.push(tokio::spawn(async move { c.run_notifier(shutdown).await }));
         handles
     }
 
@@ -352,7 +362,7 @@ impl ChatService {
                 {
                     tracing::warn!(target: "chat::inbox", inbox_id = %item.id, "claim lost before completion; another worker owns it");
                 }
-                self.inner.wake_outbox.notify_one();
+                self.wake_outbox();
             }
             Err(e) => {
                 tracing::warn!(target: "chat::inbox", inbox_id = %item.id, attempts = item.attempts, error = %e, "processing failed");
@@ -551,7 +561,7 @@ impl ChatService {
         while !shutdown.is_cancelled() {
             match self.notify_once().await {
                 Ok(n) if n > 0 => {
-                    self.inner.wake_outbox.notify_one();
+                    self.wake_outbox();
                     continue;
                 }
                 Ok(_) => {}
@@ -791,7 +801,7 @@ impl ChatService {
             })
             .await?;
         tracing::info!(target: "audit", remittance_id, by, platform = platform.as_str(), "pickup code sent to the recipient's chat again");
-        self.inner.wake_outbox.notify_one();
+        self.wake_outbox();
         Ok(())
     }
 

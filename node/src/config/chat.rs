@@ -37,6 +37,9 @@ pub struct ChatConfig {
     /// 1 on SQLite (one writer: more workers only contend for it and slowed webhook ingest from ~1,000 to ~550
     /// acks/s on 2 cores), 4 on PostgreSQL.
     pub chat_inbox_workers: Option<usize>,
+    /// Outbox workers per node: deliveries to different users go out in parallel (the platform calls overlap),
+    /// each user's messages one at a time in order.
+    pub chat_outbox_workers: usize,
     /// Inbound messages stored but not yet handled (all nodes together) above which a webhook answers 503 with
     /// `Retry-After` instead of storing more: the platforms redeliver, so nothing is lost and the queue stays bounded.
     pub chat_inbox_pending_max: u64,
@@ -57,6 +60,7 @@ impl Default for ChatConfig {
             chat_poll_interval_ms: 200,
             chat_body_limit_bytes: 256 * 1024,
             chat_inbox_workers: None,
+            chat_outbox_workers: 4,
             chat_inbox_pending_max: 10_000,
         }
     }

@@ -452,8 +452,12 @@ where
     Ok(res.rows_affected() == 1)
 }
 
-/// Claims the first deliverable outbox row (pending and due, or claimed with an expired lease), until
-/// `lease_until_ms`. Terminal messages are never claimed: the terminal client takes them ([`take_terminal`]).
+/// Claims the first deliverable outbox row (pending and due, or claimed with an expired lease) of an address
+/// with no message in hand (a live claim) and none queued before it still undelivered (pending, even while it
+/// waits to be retried), until `lease_until_ms`: several workers (and nodes) deliver to different users at once,
+/// each user's messages one at a time in order. Exact on PostgreSQL too: the earliest undelivered row of an
+/// address is the only one claimable, and `SKIP LOCKED` gives it to one worker. Terminal messages are never claimed: the terminal client
+/// takes them ([`take_terminal`]).
 pub async fn claim_outbox<'e, E>(
     exec: E,
     dialect: Dialect,
@@ -466,9 +470,13 @@ where
 {
     let sql = format!(
         "UPDATE chat_outbox SET status = 'claimed', claimed_by = $1, claim_expires_at_unix_ms = $2, attempts = attempts + 1 \
-         WHERE id = (SELECT id FROM chat_outbox WHERE platform <> 'terminal' \
-           AND ((status = 'pending' AND not_before_unix_ms <= $3) OR (status = 'claimed' AND claim_expires_at_unix_ms < $3)) \
-           ORDER BY seq_unix_ms, id LIMIT 1{}) \
+         WHERE id = (SELECT a.id FROM chat_outbox a WHERE a.platform <> 'terminal' \
+           AND ((a.status = 'pending' AND a.not_before_unix_ms <= $3) OR (a.status = 'claimed' AND a.claim_expires_at_unix_ms < $3)) \
+           AND NOT EXISTS (SELECT 1 FROM chat_outbox b WHERE b.platform = a.platform AND b.address = a.address \
+             AND b.id <> a.id AND b.status IN ('pending', 'claimed') \
+             AND ((b.status = 'claimed' AND b.claim_expires_at_unix_ms >= $3) \
+               OR b.seq_unix_ms < a.seq_unix_ms OR (b.seq_unix_ms = a.seq_unix_ms AND b.id < a.id))) \
+           ORDER BY a.seq_unix_ms, a.id LIMIT 1{}) \
          AND (status = 'pending' OR (status = 'claimed' AND claim_expires_at_unix_ms < $3)) \
          RETURNING id, platform, address, payload, callback_query_id, attempts",
         dialect.skip_locked()

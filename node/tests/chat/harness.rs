@@ -109,6 +109,11 @@ pub struct PlatformApi {
     pub sent: Arc<Mutex<Vec<Sent>>>,
     /// HTTP status to answer for the next N requests to a path suffix (e.g. rate limits), then 200.
     pub failures: Arc<Mutex<Scripted>>,
+    /// How long to hold every answer, in ms (0: at once), so requests overlap.
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Requests in progress per WhatsApp recipient, and the most ever in progress for any one recipient.
+    pub in_progress: Arc<Mutex<HashMap<String, u32>>>,
+    pub max_in_progress_per_recipient: Arc<std::sync::atomic::AtomicU32>,
 }
 
 async fn platform_handler(
@@ -123,11 +128,31 @@ async fn platform_handler(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let recipient = body["to"].as_str().map(str::to_owned);
     api.sent.lock().expect("lock").push(Sent {
         path: path.clone(),
         authorization,
         body,
     });
+    let delay = api.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if delay > 0 {
+        if let Some(to) = &recipient {
+            let now = {
+                let mut m = api.in_progress.lock().expect("lock");
+                let n = m.entry(to.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            api.max_in_progress_per_recipient
+                .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        if let Some(to) = &recipient
+            && let Some(n) = api.in_progress.lock().expect("lock").get_mut(to)
+        {
+            *n -= 1;
+        }
+    }
     let scripted = {
         let mut f = api.failures.lock().expect("lock");
         f.iter_mut()

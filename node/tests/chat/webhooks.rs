@@ -512,3 +512,49 @@ async fn parallel_inbox_workers_keep_each_conversation_in_order() -> Result<()> 
     }
     Ok(())
 }
+
+/// Several outbox workers deliver to different users at once, but each user's messages one at a time and in the
+/// order they were queued.
+#[tokio::test]
+async fn parallel_outbox_workers_keep_each_users_messages_in_order() -> Result<()> {
+    for db in all_dbs().await? {
+        let node = start_with(db, false, |c| c.chat_outbox_workers = 4).await?;
+        // Every platform call takes 30 ms, so deliveries overlap: the stand-in counts how many are in progress
+        // for each recipient at once.
+        node.api.delay_ms.store(30, std::sync::atomic::Ordering::Relaxed);
+        let users = ["15552220001", "15552220002", "15552220003"];
+        for k in 0..8 {
+            for u in users {
+                node.service
+                    .store()
+                    .enqueue(&remesa::chat::store::NewOutbound {
+                        dedupe_key: format!("order-{u}-{k}"),
+                        platform: remesa::chat::model::Platform::Whatsapp,
+                        address: u.to_owned(),
+                        message: remesa::chat::model::OutboundMessage::text(format!("message {k}")),
+                        callback_query_id: None,
+                    })
+                    .await?;
+            }
+        }
+        node.service.spawn_workers(node.shutdown.clone());
+        for u in users {
+            let got = node
+                .api
+                .wait_whatsapp(u, "message 7", Duration::from_secs(30), |m| m.len() >= 8)
+                .await?;
+            let texts: Vec<String> = got.into_iter().map(|(t, _)| t).collect();
+            let want: Vec<String> = (0..8).map(|k| format!("message {k}")).collect();
+            assert_eq!(texts, want, "{}: {u}", node.db.label);
+        }
+        assert_eq!(
+            node.api
+                .max_in_progress_per_recipient
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "{}: two messages to one user were in flight at once",
+            node.db.label
+        );
+    }
+    Ok(())
+}
