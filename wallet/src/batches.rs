@@ -198,6 +198,21 @@ fn partner_header(t: &IRemittanceEscrow::Terms, out: &mut Vec<u8>) {
     out.extend_from_slice(t.partnerSigner.as_slice());
 }
 
+/// Whether one deposit fits the packed layout (amount within 96 bits, expiry and authorization window within 40
+/// bits of unix seconds), without building it.
+pub fn check_deposit(
+    escrow: Address,
+    t: &IRemittanceEscrow::Terms,
+    a: &IRemittanceEscrow::Authorization,
+) -> Result<(), BatchError> {
+    let id = id_of(escrow, t);
+    u96(id, t.amount)?;
+    u40(id, t.expiry)?;
+    u40_u256(id, a.validAfter)?;
+    u40_u256(id, a.validBefore)?;
+    Ok(())
+}
+
 /// `depositBatch` calldata's `packed` argument for these items, in this order (leaf i = item i): a new section
 /// wherever the partner terms change, so sort by partner first to keep sections few.
 pub fn pack_deposits(
@@ -500,6 +515,48 @@ mod tests {
         assert!(Placement::new(leaf(2), leaves, 1).is_ok());
         assert_eq!(Placement::single(leaf(9)).root(), leaf(9));
         assert!(Placement::single(leaf(9)).proof().is_empty());
+    }
+
+    #[test]
+    fn packed_layout_bounds_are_checked() {
+        use alloy::primitives::U256;
+        let t = IRemittanceEscrow::Terms {
+            sender: Address::repeat_byte(1),
+            amount: U256::from(1u8) << 96,
+            partnerId: 1,
+            expiry: 1_900_000_000,
+            settlement: Address::repeat_byte(2),
+            partnerSigner: Address::repeat_byte(3),
+            claimHash: B256::repeat_byte(4),
+        };
+        let a = IRemittanceEscrow::Authorization {
+            validAfter: U256::ZERO,
+            validBefore: U256::from(1_900_000_000u64),
+            v: 27,
+            r: B256::repeat_byte(5),
+            s: B256::repeat_byte(6),
+        };
+        let escrow = Address::repeat_byte(9);
+        assert!(matches!(
+            check_deposit(escrow, &t, &a),
+            Err(BatchError::AmountTooLarge(_))
+        ));
+        let fits = IRemittanceEscrow::Terms {
+            amount: (U256::from(1u8) << 96) - U256::from(1u8),
+            ..t.clone()
+        };
+        assert_eq!(check_deposit(escrow, &fits, &a), Ok(()));
+        let late = IRemittanceEscrow::Authorization {
+            validBefore: U256::from(1u64 << 40),
+            ..a.clone()
+        };
+        assert!(matches!(
+            check_deposit(escrow, &fits, &late),
+            Err(BatchError::TimeTooLarge(_))
+        ));
+        // What passes the check packs: 49 header bytes + 144 per item, after the section count.
+        let packed = pack_deposits(escrow, &[(fits, a)]).expect("fits");
+        assert_eq!(packed.len(), 1 + 49 + DEPOSIT_ITEM_BYTES);
     }
 
     #[test]

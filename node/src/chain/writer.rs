@@ -797,9 +797,9 @@ impl<S: ChainEventSink> Writer<S> {
             let id = job.payload.remittance_id();
             match &job.payload {
                 JobPayload::Deposit(j) => {
-                    let item = [(j.terms.to_sol(), j.authorization.to_sol())];
-                    match remesa_wallet::batches::pack_deposits(self.escrow, &item) {
-                        Ok(_) => ready.push(job),
+                    let (t, a) = (j.terms.to_sol(), j.authorization.to_sol());
+                    match remesa_wallet::batches::check_deposit(self.escrow, &t, &a) {
+                        Ok(()) => ready.push(job),
                         Err(e) => unpackable.push((job, e.to_string())),
                     }
                 }
