@@ -9,6 +9,7 @@
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 
 use crate::contracts::IRemittanceEscrow;
+use crate::terms::RemittanceTerms;
 
 /// Largest batch the escrow accepts (its `MAX_BATCH`): items per deposit batch, releases per transaction.
 pub const MAX_BATCH: usize = 64;
@@ -145,21 +146,9 @@ pub fn multiproof(leaves: &[B256], indexes: &[usize]) -> Vec<B256> {
     out
 }
 
+/// The remittance id of sol terms at `escrow` (the one definition: [`RemittanceTerms::id`]).
 fn id_of(escrow: Address, t: &IRemittanceEscrow::Terms) -> B256 {
-    use alloy::sol_types::SolValue;
-    keccak256(
-        (
-            escrow,
-            t.sender,
-            t.amount,
-            t.partnerId,
-            t.expiry,
-            t.settlement,
-            t.partnerSigner,
-            t.claimHash,
-        )
-            .abi_encode_params(),
-    )
+    RemittanceTerms::from_sol(escrow, t).id()
 }
 
 fn u96(id: B256, v: alloy::primitives::U256) -> Result<[u8; 12], BatchError> {
