@@ -27,6 +27,8 @@ pub const WHATSAPP_API_BASE_DEFAULT: &str = "https://graph.facebook.com/v21.0";
 pub const TELEGRAM_API_BASE_DEFAULT: &str = "https://api.telegram.org";
 /// Inbox/outbox claim lease.
 const LEASE_MS: i64 = 60_000;
+/// Outbound messages one outbox worker claims and sends at once (each to a different user).
+pub const OUTBOX_CLAIM_MAX: i64 = 32;
 /// Notifier page size.
 const EVENTS_PAGE: u32 = 100;
 /// Name of the notifier's cursor in `chat_cursors`.
@@ -422,32 +424,51 @@ impl ChatService {
         }
     }
 
-    /// Delivers one pending outbound message; true when one was attempted.
+    /// Delivers the next pending outbound messages (up to [`OUTBOX_CLAIM_MAX`], one per user, sent at once; the
+    /// sent ones recorded in one transaction); true when any was attempted.
     pub async fn deliver_next(&self) -> Result<bool, StoreError> {
         let store = &self.inner.store;
-        let Some(item) = store.claim_outbox(&self.inner.worker_id, LEASE_MS).await? else {
+        let items = store
+            .claim_outbox_batch(&self.inner.worker_id, LEASE_MS, OUTBOX_CLAIM_MAX)
+            .await?;
+        if items.is_empty() {
             return Ok(false);
-        };
-        match self.send(&item).await {
-            Ok(provider_id) => store.mark_sent(&item.id, provider_id.as_deref()).await?,
-            Err(e) => {
-                let permanent = e.kind == SendErrorKind::Permanent;
-                let retry_in_ms = RetryPolicy::default()
-                    .backoff(u32::try_from(item.attempts).unwrap_or(1))
-                    .as_millis();
-                let parked = store
-                    .mark_failed(
-                        &item,
-                        &e.message,
-                        e.code,
-                        permanent,
-                        i64::try_from(retry_in_ms).unwrap_or(1_000) * 4,
-                    )
-                    .await?;
-                tracing::warn!(target: "chat::outbox", id = %item.id, platform = item.platform.as_str(), kind = ?e.kind, code = ?e.code, parked, "delivery failed: {}", e.message);
+        }
+        let results = futures::future::join_all(items.iter().map(|item| self.send(item))).await;
+        let mut sent = Vec::with_capacity(items.len());
+        let mut failed = Vec::new();
+        for (item, result) in items.iter().zip(results) {
+            match result {
+                Ok(provider_id) => sent.push((item.id.clone(), provider_id)),
+                Err(e) => failed.push((item, e)),
             }
         }
+        // What was sent is recorded first: a message must not go out twice because a failure's record failed.
+        store.mark_sent_all(&sent).await?;
+        for (item, e) in failed {
+            self.record_failed(item, &e).await?;
+        }
         Ok(true)
+    }
+
+    async fn record_failed(&self, item: &OutboxItem, e: &SendError) -> Result<(), StoreError> {
+        let permanent = e.kind == SendErrorKind::Permanent;
+        let retry_in_ms = RetryPolicy::default()
+            .backoff(u32::try_from(item.attempts).unwrap_or(1))
+            .as_millis();
+        let parked = self
+            .inner
+            .store
+            .mark_failed(
+                item,
+                &e.message,
+                e.code,
+                permanent,
+                i64::try_from(retry_in_ms).unwrap_or(1_000) * 4,
+            )
+            .await?;
+        tracing::warn!(target: "chat::outbox", id = %item.id, platform = item.platform.as_str(), kind = ?e.kind, code = ?e.code, parked, "delivery failed: {}", e.message);
+        Ok(())
     }
 
     async fn send(&self, item: &OutboxItem) -> Result<Option<String>, SendError> {
@@ -584,9 +605,15 @@ impl ChatService {
             .events_after(cursor, EVENTS_PAGE)
             .await
             .map_err(|e| NotifyError::Backend(e.to_string()))?;
+        // The whole page is one transaction: its messages in event order, and the cursor past it.
+        let mut messages = Vec::new();
         for ev in &events {
-            self.notify_event(ev).await?;
-            store.advance_cursor(NOTIFY_CURSOR, ev.seq).await?;
+            self.notify_event(ev, &mut messages).await?;
+        }
+        if let Some(last) = events.last() {
+            store
+                .enqueue_all(&messages, Some((NOTIFY_CURSOR, last.seq)))
+                .await?;
         }
         Ok(events.len() + self.notify_kyc_once().await?)
     }
@@ -621,7 +648,12 @@ impl ChatService {
         Ok(notices.len())
     }
 
-    async fn notify_event(&self, ev: &TransitionEvent) -> Result<(), NotifyError> {
+    /// The messages `ev` asks for, appended to `out` (queued by the caller).
+    async fn notify_event(
+        &self,
+        ev: &TransitionEvent,
+        out: &mut Vec<NewOutbound>,
+    ) -> Result<(), NotifyError> {
         enum Who {
             Sender,
             Recipient,
@@ -697,15 +729,13 @@ impl ChatService {
                 _ => render::refunded(lang, &view.reference, to_sender),
             };
             let role = if to_sender { "sender" } else { "recipient" };
-            store
-                .enqueue(&NewOutbound {
-                    dedupe_key: format!("notify:{}:{what}:{role}", ev.remittance_id),
-                    platform,
-                    address,
-                    message,
-                    callback_query_id: None,
-                })
-                .await?;
+            out.push(NewOutbound {
+                dedupe_key: format!("notify:{}:{what}:{role}", ev.remittance_id),
+                platform,
+                address,
+                message,
+                callback_query_id: None,
+            });
         }
         Ok(())
     }

@@ -364,27 +364,87 @@ impl ChatStore {
         tables::insert_outbox(&self.db.pool, &msg.insert_with(&payload, None), now_ms(), 0).await
     }
 
+    /// Queues messages in the order given (each user's messages stay in that order) and, when given, moves a
+    /// cursor forward, in one transaction: the notifier's whole page of engine events is one durable commit.
+    /// Returns how many were new (a dedupe key already queued adds nothing).
+    pub async fn enqueue_all(
+        &self,
+        msgs: &[NewOutbound],
+        cursor: Option<(&str, i64)>,
+    ) -> Result<usize, StoreError> {
+        let payloads = msgs
+            .iter()
+            .map(|m| json_of(&m.message))
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = now_ms();
+        let mut tx = self.db.begin().await?;
+        let mut added = 0;
+        for (order, (msg, payload)) in msgs.iter().zip(&payloads).enumerate() {
+            // seq_unix_ms is now × 1000 + order: at most 999 keep their order within one millisecond.
+            let order = i64::try_from(order.min(999)).unwrap_or(999);
+            if tables::insert_outbox(&mut *tx, &msg.insert_with(payload, None), now, order).await? {
+                added += 1;
+            }
+        }
+        if let Some((name, position)) = cursor {
+            tables::advance_cursor(&mut *tx, name, position, now).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
     /// Claims one deliverable outbox message (not terminal ones: those are fetched by the terminal client).
     pub async fn claim_outbox(&self, worker: &str, lease_ms: i64) -> Result<Option<OutboxItem>, StoreError> {
+        Ok(self
+            .claim_outbox_batch(worker, lease_ms, 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Claims up to `limit` deliverable outbox messages in one statement, at most one per user (the first
+    /// undelivered message of users with none in hand), so they can be sent at once.
+    pub async fn claim_outbox_batch(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
         let now = now_ms();
-        let Some(row) =
-            tables::claim_outbox(&self.db.pool, self.db.dialect, worker, now + lease_ms, now).await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(OutboxItem {
-            platform: platform_of(&row.platform)?,
-            message: parse_json(&row.payload, "outbox payload")?,
-            id: row.id,
-            address: row.address,
-            callback_query_id: row.callback_query_id,
-            attempts: row.attempts,
-        }))
+        let rows =
+            tables::claim_outbox(&self.db.pool, self.db.dialect, worker, now + lease_ms, now, limit).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(OutboxItem {
+                    platform: platform_of(&row.platform)?,
+                    message: parse_json(&row.payload, "outbox payload")?,
+                    id: row.id,
+                    address: row.address,
+                    callback_query_id: row.callback_query_id,
+                    attempts: row.attempts,
+                })
+            })
+            .collect()
     }
 
     /// Marks a message sent.
     pub async fn mark_sent(&self, id: &str, provider_message_id: Option<&str>) -> Result<(), StoreError> {
-        tables::mark_outbox_sent(&self.db.pool, id, provider_message_id, now_ms()).await
+        self.mark_sent_all(&[(id.to_owned(), provider_message_id.map(str::to_owned))])
+            .await
+    }
+
+    /// Marks messages sent (id, the platform's message id), in one transaction.
+    pub async fn mark_sent_all(&self, sent: &[(String, Option<String>)]) -> Result<(), StoreError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.db.begin().await?;
+        for (id, provider_message_id) in sent {
+            tables::mark_outbox_sent(&mut *tx, id, provider_message_id.as_deref(), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a failed delivery: retried after `retry_in_ms`, or parked as failed (permanent errors, or after

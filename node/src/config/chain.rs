@@ -58,9 +58,9 @@ pub struct ChainConfig {
 impl Default for ChainConfig {
     fn default() -> Self {
         Self {
-            batch_size_max: 32,
+            batch_size_max: 64,
             batch_delay_ms_max: 1_000,
-            in_flight_txs_max: 4,
+            in_flight_txs_max: 16,
             writer_poll_ms: 200,
             claim_timeout_ms: 30_000,
             job_attempts_max: 10,

@@ -84,53 +84,85 @@ impl FeedFollower {
                 .map_err(|_| StoreError::Corrupt(format!("partner cursor {CURSOR} = {c:?}")))?,
         };
         let rows = transitions::after(&self.db.pool, cursor, FEED_BATCH_MAX, None).await?;
-        let mut last = cursor;
+        let Some(last) = rows.last().map(|t| t.seq) else {
+            return Ok(0);
+        };
+        // Read everything first, then write the whole batch (its events, their deliveries and the cursor) in one
+        // transaction: one durable commit per batch instead of one per event.
+        struct Pending {
+            partner: String,
+            kind: &'static str,
+            payout_id: String,
+            source: String,
+            data: serde_json::Value,
+            webhook: Option<String>,
+        }
+        let mut pending = Vec::new();
+        let mut webhooks: std::collections::HashMap<i64, Option<String>> = Default::default();
         for t in &rows {
             let partner = t.partner_id.to_string();
             let seen_before = if t.to_state == "refunded" {
                 self.db.has_events_for_payout(&partner, &t.remittance_id).await?
+                    || pending
+                        .iter()
+                        .any(|p: &Pending| p.partner == partner && p.payout_id == t.remittance_id)
             } else {
                 false
             };
-            if let Some(kind) = event_type(t.from_state.as_deref(), &t.to_state, seen_before) {
-                let detail: serde_json::Value = serde_json::from_str(&t.detail)
-                    .map_err(|e| StoreError::Corrupt(format!("transition detail: {e}")))?;
-                let payout = self.db.partner_payout(t.partner_id, &t.remittance_id).await?;
-                let webhook = self
-                    .db
-                    .partner_key_and_webhook(t.partner_id)
-                    .await?
-                    .and_then(|(_, url)| url);
-                let data = serde_json::json!({
-                    "payout": payout,
-                    "from": t.from_state,
-                    "to": t.to_state,
-                    "cause": t.cause,
-                    "detail": public_detail(&detail),
-                    "transition_seq": t.seq,
-                    "at_unix_ms": t.at_unix_ms,
-                });
-                let source = format!("transition:{}", t.seq);
-                let added = self
-                    .db
-                    .append_event(NewEvent {
-                        partner_id: &partner,
-                        event_type: kind,
-                        payout_id: Some(&t.remittance_id),
-                        source_key: Some(&source),
-                        data,
-                        webhook_url: webhook.as_deref(),
-                        max_attempts: self.cfg.partner_webhook_max_attempts,
-                    })
-                    .await?;
-                if added.is_some() {
-                    metrics::counter!("remesa_partner_events_total", "type" => kind).increment(1);
+            let Some(kind) = event_type(t.from_state.as_deref(), &t.to_state, seen_before) else {
+                continue;
+            };
+            let detail: serde_json::Value = serde_json::from_str(&t.detail)
+                .map_err(|e| StoreError::Corrupt(format!("transition detail: {e}")))?;
+            let payout = self.db.partner_payout(t.partner_id, &t.remittance_id).await?;
+            let webhook = match webhooks.get(&t.partner_id) {
+                Some(w) => w.clone(),
+                None => {
+                    let w = self
+                        .db
+                        .partner_key_and_webhook(t.partner_id)
+                        .await?
+                        .and_then(|(_, url)| url);
+                    webhooks.insert(t.partner_id, w.clone());
+                    w
                 }
-            }
-            last = t.seq;
+            };
+            let data = serde_json::json!({
+                "payout": payout,
+                "from": t.from_state,
+                "to": t.to_state,
+                "cause": t.cause,
+                "detail": public_detail(&detail),
+                "transition_seq": t.seq,
+                "at_unix_ms": t.at_unix_ms,
+            });
+            pending.push(Pending {
+                partner,
+                kind,
+                payout_id: t.remittance_id.clone(),
+                source: format!("transition:{}", t.seq),
+                data,
+                webhook,
+            });
         }
-        if last != cursor {
-            self.db.set_cursor(CURSOR, &last.to_string()).await?;
+        let events: Vec<NewEvent<'_>> = pending
+            .iter()
+            .map(|p| NewEvent {
+                partner_id: &p.partner,
+                event_type: p.kind,
+                payout_id: Some(&p.payout_id),
+                source_key: Some(&p.source),
+                data: p.data.clone(),
+                webhook_url: p.webhook.as_deref(),
+                max_attempts: self.cfg.partner_webhook_max_attempts,
+            })
+            .collect();
+        let last = last.to_string();
+        let added = self.db.append_events(&events, Some((CURSOR, &last))).await?;
+        for (p, seq) in pending.iter().zip(added) {
+            if seq.is_some() {
+                metrics::counter!("remesa_partner_events_total", "type" => p.kind).increment(1);
+            }
         }
         Ok(rows.len())
     }

@@ -1,5 +1,6 @@
 //! `remesa partner-sim`: a devnet cash-out partner that uses the real partner API, signing every request. It
-//! polls its assigned payouts (and wakes up early on a `payout.created` webhook when it runs a receiver), accepts
+//! works on each payout the node's webhooks announce (`payout.created`, `payout.accepted`) when it runs a receiver,
+//! and polls its assigned payouts to catch up on anything a webhook did not bring; it accepts
 //! each after `accept_delay_ms`, and completes it after `complete_delay_ms` more: cash pickups only with the code the
 //! recipient brings (`--pickup-codes-file`, or in `remesa dev` the recipient's chat message), waited for up to
 //! [`SIM_CODE_WAIT_MS`] (else the payout is left unpaid and refunded at expiry); other methods with a reference.
@@ -128,23 +129,11 @@ pub async fn run_with(
     let signer = load_signer(args.partner_id, &args.key_file)?;
     let client = PartnerClient::new(&args.node_url, signer)?;
     let wake = Arc::new(Notify::new());
-    if let Some(addr) = args.webhook_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(SimError::Listen)?;
-        let node_key = fetch_node_key(&client).await;
-        let app = receiver_router(
-            node_key,
-            listener.local_addr().map_err(SimError::Listen)?,
-            wake.clone(),
-        );
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { c.cancelled().await })
-                .await;
-        });
-    }
+    let webhook_addr = args.webhook_addr;
+    let node_key = match webhook_addr {
+        Some(_) => fetch_node_key(&client).await,
+        None => None,
+    };
     let sim = Arc::new(Sim {
         client,
         args,
@@ -155,6 +144,31 @@ pub async fn run_with(
         seen: Default::default(),
         done: Notify::new(),
     });
+    if let Some(addr) = webhook_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(SimError::Listen)?;
+        // Payouts announced by webhook are worked on at once; a full queue falls back to the next poll.
+        let (offered, mut offers) = tokio::sync::mpsc::channel::<PayoutItem>(SIM_IN_FLIGHT_MAX);
+        let app = receiver_router(
+            node_key,
+            listener.local_addr().map_err(SimError::Listen)?,
+            wake.clone(),
+            offered,
+        );
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { c.cancelled().await })
+                .await;
+        });
+        let s = sim.clone();
+        tokio::spawn(async move {
+            while let Some(p) = offers.recv().await {
+                s.clone().schedule(p, true).await;
+            }
+        });
+    }
     tracing::info!(target: "partner::sim", partner_id = sim.args.partner_id, node = %sim.args.node_url, "partner simulator started");
     let poll = Duration::from_millis(sim.args.poll_interval_ms.max(50));
     loop {
@@ -191,15 +205,37 @@ async fn fetch_node_key(client: &PartnerClient) -> Option<ed25519_dalek::Verifyi
     ed25519_dalek::VerifyingKey::from_bytes(&bytes.try_into().ok()?).ok()
 }
 
+/// The payout a verified webhook offers to work on: `payout.created` and `payout.accepted` carry the payout as the
+/// node saw it when it wrote the event.
+fn offered_payout(body: &[u8]) -> Option<PayoutItem> {
+    #[derive(Deserialize)]
+    struct Event {
+        #[serde(rename = "type")]
+        kind: String,
+        data: Data,
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        payout: Option<PayoutItem>,
+    }
+    let ev: Event = serde_json::from_slice(body).ok()?;
+    matches!(ev.kind.as_str(), "payout.created" | "payout.accepted")
+        .then_some(ev.data.payout)
+        .flatten()
+        .filter(|p| matches!(p.status.as_str(), "payout_assigned" | "payout_accepted"))
+}
+
 fn receiver_router(
     node_key: Option<ed25519_dalek::VerifyingKey>,
     addr: SocketAddr,
     wake: Arc<Notify>,
+    offered: tokio::sync::mpsc::Sender<PayoutItem>,
 ) -> axum::Router {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
         let wake = wake.clone();
+        let offered = offered.clone();
         async move {
             let Some(key) = node_key else {
                 return StatusCode::SERVICE_UNAVAILABLE;
@@ -210,7 +246,10 @@ fn receiver_router(
             );
             match super::webhook::verify_webhook(&method, &target, &headers, &body, &key, 300) {
                 Ok(_) => {
-                    wake.notify_one();
+                    let queued = offered_payout(&body).is_some_and(|p| offered.try_send(p).is_ok());
+                    if !queued {
+                        wake.notify_one();
+                    }
                     StatusCode::NO_CONTENT
                 }
                 Err(e) => {
@@ -248,7 +287,7 @@ impl Sim {
                 }
                 let page: PayoutPage = self.client.get(&path).await?;
                 for p in page.items {
-                    self.clone().schedule(p).await;
+                    self.clone().schedule(p, false).await;
                 }
                 cursor = page.next_cursor;
                 if cursor.is_none() {
@@ -259,11 +298,19 @@ impl Sim {
         Ok(())
     }
 
-    async fn schedule(self: Arc<Self>, p: PayoutItem) {
+    /// Starts work on a payout unless it is already in hand. With `wait`, waits for a free slot (webhook offers:
+    /// their bounded queue then fills and the poll takes over); without, a payout finding every slot taken is left
+    /// to a later poll.
+    async fn schedule(self: Arc<Self>, p: PayoutItem, wait: bool) {
         if !self.in_flight.lock().await.insert(p.id.clone()) {
             return;
         }
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+        let permit = if wait {
+            self.permits.clone().acquire_owned().await.ok()
+        } else {
+            self.permits.clone().try_acquire_owned().ok()
+        };
+        let Some(permit) = permit else {
             self.in_flight.lock().await.remove(&p.id);
             return;
         };
@@ -395,5 +442,26 @@ impl Sim {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offered_payout;
+
+    #[test]
+    fn webhooks_offer_payouts_still_to_work_on() {
+        let ev = |kind: &str, status: &str| {
+            serde_json::json!({"type": kind, "data": {"payout": {"id": "0xab", "status": status,
+                "payout_method": "cash_pickup"}}})
+            .to_string()
+        };
+        let p = offered_payout(ev("payout.created", "payout_assigned").as_bytes()).expect("offered");
+        assert_eq!((p.id.as_str(), p.status.as_str()), ("0xab", "payout_assigned"));
+        assert!(offered_payout(ev("payout.accepted", "payout_accepted").as_bytes()).is_some());
+        // Already paid by the time the event was written, another event type, or not an event at all.
+        assert!(offered_payout(ev("payout.created", "paid").as_bytes()).is_none());
+        assert!(offered_payout(ev("payout.settled", "settled").as_bytes()).is_none());
+        assert!(offered_payout(b"not json").is_none());
     }
 }

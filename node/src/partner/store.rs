@@ -101,6 +101,28 @@ pub struct PartnerEvent {
     pub data: serde_json::Value,
 }
 
+/// One attempt at a claimed webhook delivery, to record.
+#[derive(Debug, Clone)]
+pub struct DeliveryAttempt {
+    pub id: String,
+    pub outcome: AttemptOutcome,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome {
+    Delivered {
+        status_code: u16,
+    },
+    /// Back to `pending` at `next_attempt_at_unix_ms`, or parked as `failed` when `park`.
+    Failed {
+        status_code: Option<u16>,
+        error: String,
+        park: bool,
+        next_attempt_at_unix_ms: i64,
+    },
+}
+
 /// A new event for one partner, optionally with a webhook to deliver.
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
@@ -225,46 +247,65 @@ impl PartnerDb {
     /// Appends an event to a partner's feed and, when it has a webhook URL, queues its delivery, in one
     /// transaction. Returns the new `seq`, or `None` when `source_key` was already stored.
     pub async fn append_event(&self, ev: NewEvent<'_>) -> Result<Option<i64>, StoreError> {
+        let seqs = self.append_events(std::slice::from_ref(&ev), None).await?;
+        Ok(seqs.into_iter().next().flatten())
+    }
+
+    /// Appends events (and queues their deliveries) in order and, when given, moves a cursor to its new value, all in
+    /// one transaction: one durable commit for a whole batch of the engine's feed. Returns each event's new `seq`,
+    /// or `None` where its `source_key` was already stored.
+    pub async fn append_events(
+        &self,
+        evs: &[NewEvent<'_>],
+        cursor: Option<(&str, &str)>,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
         let now = now_ms();
-        let id = uuid::Uuid::now_v7().to_string();
         let mut tx = self.db.begin().await?;
-        let row = NewEventRow {
-            id: &id,
-            partner_id: ev.partner_id,
-            event_type: ev.event_type,
-            payout_id: ev.payout_id,
-            source_key: ev.source_key,
-            payload: &ev.data.to_string(),
-            created_at_unix_ms: now,
-        };
-        let Some(seq) = events::insert(&mut *tx, &row).await? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        if let Some(url) = ev.webhook_url {
-            let payload = serde_json::json!({
-                "id": id,
-                "seq": seq,
-                "type": ev.event_type,
-                "partner_id": ev.partner_id,
-                "payout_id": ev.payout_id,
-                "created_at_unix_ms": now,
-                "data": ev.data,
-            });
-            let delivery = NewDeliveryRow {
-                id: &uuid::Uuid::now_v7().to_string(),
+        let mut seqs = Vec::with_capacity(evs.len());
+        for ev in evs {
+            let id = uuid::Uuid::now_v7().to_string();
+            let row = NewEventRow {
+                id: &id,
                 partner_id: ev.partner_id,
-                event_id: &id,
                 event_type: ev.event_type,
-                url,
-                payload: &payload.to_string(),
-                max_attempts: i64::from(ev.max_attempts.max(1)),
+                payout_id: ev.payout_id,
+                source_key: ev.source_key,
+                payload: &ev.data.to_string(),
                 created_at_unix_ms: now,
             };
-            webhooks::insert(&mut *tx, &delivery).await?;
+            let Some(seq) = events::insert(&mut *tx, &row).await? else {
+                seqs.push(None);
+                continue;
+            };
+            seqs.push(Some(seq));
+            if let Some(url) = ev.webhook_url {
+                let payload = serde_json::json!({
+                    "id": id,
+                    "seq": seq,
+                    "type": ev.event_type,
+                    "partner_id": ev.partner_id,
+                    "payout_id": ev.payout_id,
+                    "created_at_unix_ms": now,
+                    "data": ev.data,
+                });
+                let delivery = NewDeliveryRow {
+                    id: &uuid::Uuid::now_v7().to_string(),
+                    partner_id: ev.partner_id,
+                    event_id: &id,
+                    event_type: ev.event_type,
+                    url,
+                    payload: &payload.to_string(),
+                    max_attempts: i64::from(ev.max_attempts.max(1)),
+                    created_at_unix_ms: now,
+                };
+                webhooks::insert(&mut *tx, &delivery).await?;
+            }
+        }
+        if let Some((name, value)) = cursor {
+            partner_cursors::set(&mut *tx, name, value, now).await?;
         }
         tx.commit().await?;
-        Ok(Some(seq))
+        Ok(seqs)
     }
 
     /// A partner's events after `after_seq`, oldest first, at most `limit` (capped at [`PAGE_LIMIT_MAX`]).
@@ -305,32 +346,46 @@ impl PartnerDb {
         .await
     }
 
-    pub async fn mark_delivered(&self, id: &str, worker: &str, status_code: u16) -> Result<(), StoreError> {
-        webhooks::mark_delivered(&self.pool, id, worker, i64::from(status_code), now_ms()).await
-    }
-
-    /// Records a failed attempt: back to `pending` at `next_attempt_at_unix_ms`, or parked as `failed`.
-    pub async fn mark_attempt_failed(
+    /// Records the outcome of claimed deliveries' attempts, all in one transaction (one durable commit for a
+    /// worker's whole round): delivered, back to `pending` at their next attempt time, or parked as `failed`.
+    pub async fn record_attempts(
         &self,
-        id: &str,
         worker: &str,
-        status_code: Option<u16>,
-        error: &str,
-        park: bool,
-        next_attempt_at_unix_ms: i64,
+        attempts: &[DeliveryAttempt],
     ) -> Result<(), StoreError> {
-        let error: String = error.chars().take(500).collect();
-        webhooks::mark_attempt_failed(
-            &self.pool,
-            id,
-            worker,
-            status_code.map(i64::from),
-            &error,
-            park,
-            next_attempt_at_unix_ms,
-            now_ms(),
-        )
-        .await
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.db.begin().await?;
+        for a in attempts {
+            match &a.outcome {
+                AttemptOutcome::Delivered { status_code } => {
+                    webhooks::mark_delivered(&mut *tx, &a.id, worker, i64::from(*status_code), now).await?;
+                }
+                AttemptOutcome::Failed {
+                    status_code,
+                    error,
+                    park,
+                    next_attempt_at_unix_ms,
+                } => {
+                    let error: String = error.chars().take(500).collect();
+                    webhooks::mark_attempt_failed(
+                        &mut *tx,
+                        &a.id,
+                        worker,
+                        status_code.map(i64::from),
+                        &error,
+                        *park,
+                        *next_attempt_at_unix_ms,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Deliveries by status (all when `None`), newest first, ids below `before_id` (cursor), at most `limit`.

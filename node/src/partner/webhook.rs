@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::PartnerConfig;
 use super::httpsig::Ed25519Signer;
-use super::store::{ClaimedDelivery, PartnerDb, StoreError, now_ms};
+use super::store::{AttemptOutcome, ClaimedDelivery, DeliveryAttempt, PartnerDb, StoreError, now_ms};
 
 /// File in the data directory holding the node's webhook signing seed (hex), mode 0600.
 pub const NODE_KEY_FILE: &str = "partner_webhook_ed25519.seed";
 /// Deliveries one worker sends at once.
-pub const DELIVERY_BATCH_MAX: i64 = 16;
+pub const DELIVERY_BATCH_MAX: i64 = 64;
 /// Most bytes of a partner's response body kept for the operator (the rest is discarded unread).
 const RESPONSE_SNIPPET_BYTES: usize = 200;
 
@@ -159,24 +159,23 @@ impl WebhookWorker {
             .claim_deliveries(&self.worker_id, DELIVERY_BATCH_MAX, claim_ms)
             .await?;
         let n = batch.len();
-        let results = futures::future::join_all(batch.into_iter().map(|d| self.deliver(d))).await;
-        for r in results {
-            r?;
-        }
+        let attempts = futures::future::join_all(batch.into_iter().map(|d| self.deliver(d))).await;
+        self.db.record_attempts(&self.worker_id, &attempts).await?;
         let parked = self.db.count_deliveries("failed").await?;
         metrics::gauge!("remesa_partner_webhook_failed").set(parked as f64);
         Ok(n)
     }
 
-    async fn deliver(&self, d: ClaimedDelivery) -> Result<(), StoreError> {
+    /// One attempt at a claimed delivery; its outcome is recorded with the rest of the round's.
+    async fn deliver(&self, d: ClaimedDelivery) -> DeliveryAttempt {
         let outcome = self.send(&d).await;
         let attempt = d.attempts + 1;
-        match outcome {
+        let outcome = match outcome {
             Ok(code) => {
-                self.db.mark_delivered(&d.id, &self.worker_id, code).await?;
                 metrics::counter!("remesa_partner_webhook_deliveries_total", "outcome" => "delivered")
                     .increment(1);
                 tracing::debug!(target: "partner::webhooks", delivery = %d.id, event = %d.event_type, attempt, "delivered");
+                AttemptOutcome::Delivered { status_code: code }
             }
             Err((code, error)) => {
                 let park = attempt >= d.max_attempts;
@@ -186,9 +185,6 @@ impl WebhookWorker {
                     self.cfg.partner_webhook_backoff_max_ms,
                 );
                 let next = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 4));
-                self.db
-                    .mark_attempt_failed(&d.id, &self.worker_id, code, &error, park, next)
-                    .await?;
                 if park {
                     metrics::counter!("remesa_partner_webhook_deliveries_total", "outcome" => "parked")
                         .increment(1);
@@ -201,9 +197,15 @@ impl WebhookWorker {
                     tracing::warn!(target: "partner::webhooks", delivery = %d.id, partner = %d.partner_id,
                         event = %d.event_type, attempt, retry_in_ms = delay, error = %error, "webhook delivery failed");
                 }
+                AttemptOutcome::Failed {
+                    status_code: code,
+                    error,
+                    park,
+                    next_attempt_at_unix_ms: next,
+                }
             }
-        }
-        Ok(())
+        };
+        DeliveryAttempt { id: d.id, outcome }
     }
 
     /// One HTTP attempt. `Ok(status)` for 2xx; otherwise the status (if any) and why.

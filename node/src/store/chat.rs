@@ -280,8 +280,8 @@ where
 {
     let sql = format!(
         "UPDATE chat_inbox SET status = 'claimed', claimed_by = $1, claim_expires_at_unix_ms = $2, attempts = attempts + 1 \
-         WHERE id = (SELECT a.id FROM chat_inbox a \
-           WHERE ((a.status = 'pending' AND a.not_before_unix_ms <= $3) OR (a.status = 'claimed' AND a.claim_expires_at_unix_ms < $3)) \
+         WHERE id = (SELECT a.id FROM chat_inbox a{} WHERE a.status IN ('pending', 'claimed') \
+           AND ((a.status = 'pending' AND a.not_before_unix_ms <= $3) OR (a.status = 'claimed' AND a.claim_expires_at_unix_ms < $3)) \
            AND ($4 = '' OR a.id = $4) \
            AND NOT EXISTS (SELECT 1 FROM chat_inbox b WHERE b.platform = a.platform AND b.user_key = a.user_key \
              AND b.id <> a.id AND b.status IN ('pending', 'claimed') \
@@ -291,6 +291,7 @@ where
            ORDER BY a.received_at_unix_ms, a.id LIMIT 1{}) \
          AND (status = 'pending' OR (status = 'claimed' AND claim_expires_at_unix_ms < $3)) \
          RETURNING id, payload, attempts",
+        dialect.indexed_by("chat_inbox_unfinished"),
         dialect.skip_locked()
     );
     Ok(sqlx::query_as(&sql)
@@ -452,40 +453,47 @@ where
     Ok(res.rows_affected() == 1)
 }
 
-/// Claims the first deliverable outbox row (pending and due, or claimed with an expired lease) of an address
-/// with no message in hand (a live claim) and none queued before it still undelivered (pending, even while it
-/// waits to be retried), until `lease_until_ms`: several workers (and nodes) deliver to different users at once,
-/// each user's messages one at a time in order. Exact on PostgreSQL too: the earliest undelivered row of an
-/// address is the only one claimable, and `SKIP LOCKED` gives it to one worker. Terminal messages are never claimed: the terminal client
-/// takes them ([`take_terminal`]).
+/// Claims deliverable outbox rows (pending and due, or claimed with an expired lease) until `lease_until_ms`, at
+/// most `limit` and at most one per address: each the first undelivered row of an address with no message in hand
+/// (a live claim) and none queued before it still undelivered (pending, even while it waits to be retried). So
+/// several workers (and nodes) deliver to different users at once, each user's messages one at a time in order.
+/// Exact on PostgreSQL too: the earliest undelivered row of an address is the only one claimable, and
+/// `SKIP LOCKED` gives it to one worker. The pick is a materialized CTE: PostgreSQL may otherwise run a `LIMIT`ed
+/// `SKIP LOCKED` subquery under `IN` more than once and claim more than `limit` rows (a test caught it). The scan
+/// walks `chat_outbox_undelivered` in delivery order. Terminal
+/// messages are never claimed: the terminal client takes them ([`take_terminal`]).
 pub async fn claim_outbox<'e, E>(
     exec: E,
     dialect: Dialect,
     worker: &str,
     lease_until_ms: i64,
     now_ms: i64,
-) -> Result<Option<ClaimedOutboxRow>, StoreError>
+    limit: i64,
+) -> Result<Vec<ClaimedOutboxRow>, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
     let sql = format!(
-        "UPDATE chat_outbox SET status = 'claimed', claimed_by = $1, claim_expires_at_unix_ms = $2, attempts = attempts + 1 \
-         WHERE id = (SELECT a.id FROM chat_outbox a WHERE a.platform <> 'terminal' \
+        "WITH picked AS MATERIALIZED (SELECT a.id FROM chat_outbox a{} WHERE a.status IN ('pending', 'claimed') AND a.platform <> 'terminal' \
            AND ((a.status = 'pending' AND a.not_before_unix_ms <= $3) OR (a.status = 'claimed' AND a.claim_expires_at_unix_ms < $3)) \
            AND NOT EXISTS (SELECT 1 FROM chat_outbox b WHERE b.platform = a.platform AND b.address = a.address \
              AND b.id <> a.id AND b.status IN ('pending', 'claimed') \
              AND ((b.status = 'claimed' AND b.claim_expires_at_unix_ms >= $3) \
                OR b.seq_unix_ms < a.seq_unix_ms OR (b.seq_unix_ms = a.seq_unix_ms AND b.id < a.id))) \
-           ORDER BY a.seq_unix_ms, a.id LIMIT 1{}) \
+           ORDER BY a.seq_unix_ms, a.id LIMIT $4{}) \
+         UPDATE chat_outbox SET status = 'claimed', claimed_by = $1, claim_expires_at_unix_ms = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM picked) \
          AND (status = 'pending' OR (status = 'claimed' AND claim_expires_at_unix_ms < $3)) \
          RETURNING id, platform, address, payload, callback_query_id, attempts",
+        dialect.indexed_by("chat_outbox_undelivered"),
         dialect.skip_locked()
     );
     Ok(sqlx::query_as(&sql)
         .bind(worker)
         .bind(lease_until_ms)
         .bind(now_ms)
-        .fetch_optional(exec)
+        .bind(limit.max(1))
+        .fetch_all(exec)
         .await?)
 }
 

@@ -59,6 +59,15 @@ impl Dialect {
         }
     }
 
+    /// Names the index a queue claim must walk (SQLite, whose planner has no statistics here, would otherwise sort
+    /// every queued row on each claim); PostgreSQL's planner picks it from its statistics.
+    pub fn indexed_by(self, index: &'static str) -> String {
+        match self {
+            Dialect::Postgres => String::new(),
+            Dialect::Sqlite => format!(" INDEXED BY {index}"),
+        }
+    }
+
     /// Row-lock suffix for reading a row that will be updated in the same transaction.
     pub fn for_update(self) -> &'static str {
         match self {

@@ -205,3 +205,64 @@ async fn concurrent_inserts_share_commits_and_each_is_stored() -> Result<()> {
     }
     Ok(())
 }
+
+/// A batch claim takes at most one message per user (each user's first undelivered one), so a worker can send the
+/// whole batch at once without breaking any user's order; `enqueue_all` keeps the order it was given and moves its
+/// cursor in the same transaction.
+#[tokio::test]
+async fn outbox_batch_claims_one_message_per_user_in_order() -> Result<()> {
+    for db in all_dbs().await? {
+        let s = &db.store;
+        let label = db.label;
+        let out = |user: &str, n: u32| NewOutbound {
+            dedupe_key: format!("batch:{user}:{n}"),
+            platform: Platform::Whatsapp,
+            address: user.into(),
+            message: OutboundMessage::text(format!("{user} #{n}")),
+            callback_query_id: None,
+        };
+        // Three users, three messages each, queued interleaved in one transaction.
+        let msgs: Vec<NewOutbound> = (1..=3)
+            .flat_map(|n| ["u1", "u2", "u3"].map(|u| out(u, n)))
+            .collect();
+        assert_eq!(
+            s.enqueue_all(&msgs, Some(("batch-cursor", 9))).await?,
+            9,
+            "{label}"
+        );
+        assert_eq!(s.enqueue_all(&msgs, None).await?, 0, "{label}: dedupe");
+        assert_eq!(s.cursor("batch-cursor").await?, 9, "{label}");
+        for n in 1..=3 {
+            let batch = s.claim_outbox_batch("w1", 60_000, 32).await?;
+            let mut got: Vec<String> = batch
+                .iter()
+                .map(|o| serde_json::to_string(&o.message).unwrap_or_default())
+                .collect();
+            got.sort();
+            let want: Vec<String> = ["u1", "u2", "u3"]
+                .iter()
+                .map(|u| {
+                    serde_json::to_string(&OutboundMessage::text(format!("{u} #{n}"))).unwrap_or_default()
+                })
+                .collect();
+            assert_eq!(got, want, "{label}: round {n} takes each user's next message");
+            // While they are in hand, nobody gets the users' later messages.
+            assert!(
+                s.claim_outbox_batch("w2", 60_000, 32).await?.is_empty(),
+                "{label}"
+            );
+            let sent: Vec<(String, Option<String>)> = batch.iter().map(|o| (o.id.clone(), None)).collect();
+            s.mark_sent_all(&sent).await?;
+        }
+        assert!(
+            s.claim_outbox_batch("w1", 60_000, 32).await?.is_empty(),
+            "{label}"
+        );
+        // The limit holds.
+        let many: Vec<NewOutbound> = (0..5).map(|i| out(&format!("v{i}"), 1)).collect();
+        s.enqueue_all(&many, None).await?;
+        assert_eq!(s.claim_outbox_batch("w1", 60_000, 2).await?.len(), 2, "{label}");
+        assert_eq!(s.claim_outbox_batch("w1", 60_000, 32).await?.len(), 3, "{label}");
+    }
+    Ok(())
+}

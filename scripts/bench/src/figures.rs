@@ -210,6 +210,17 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
                     r.relayer_txs,
                     if r.progress.is_empty() { "—".to_owned() } else { r.progress.join("; ") }
                 ));
+                let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
+                log(format!("  time per step: {}", stages.join("; ")));
+                notes.push(format!(
+                    "Run {} time per step (from the node's transition log): {}.",
+                    run + 1,
+                    if stages.is_empty() {
+                        "—".to_owned()
+                    } else {
+                        stages.join("; ")
+                    }
+                ));
                 if run == 0 && r.relayer_gas_per_remittance > 0.0 {
                     let t = &transfer;
                     let per_block_remit = t.block_gas_limit as f64 / r.relayer_gas_per_remittance;
@@ -258,9 +269,10 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
                  `remesa serve` (SQLite, default chain settings) with {remittances} custodial WhatsApp users \
                  registered and funded with 100 USDC each and \
                  the node's devnet partner simulator (`remesa partner-sim`'s code, run in the benchmark process with \
-                 accept and complete delays 0, polling every 100 ms, completing each cash pickup with the pickup code \
+                 accept and complete delays 0, working on each payout when the node's `payout.created` webhook reaches it \
+                 (polling every 2 s only to catch up), completing each cash pickup with the pickup code \
                  the recipient would bring, read from the node's operator API); on the clock, every user sends \
-                 \"{}\" then \"yes\" as signed \
+                 \"{}\" (NNNN: the sender's number, so each has its own recipient) then \"yes\" as signed \
                  webhooks over 64 connections, and the clock stops when the node lists all {remittances} as `settled` \
                  (released on chain). The relayer's gas is summed from the receipts of every transaction it sent \
                  during the run. Baseline, same run, a fresh anvil with the same flags: {transfers} plain ERC-20 \
@@ -270,7 +282,7 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
             ),
             limits: "the chain's capacity (30M gas per 1-second block; a remittance costs more gas than a transfer, \
                      see figure 1) and the node's pipeline: deposit and release batching (size and delay limits), \
-                     transactions in flight per key, confirmations, and the partner's polling."
+                     transactions in flight per key, confirmations, and the partner's reaction to webhooks."
                 .to_owned(),
             notes,
         },

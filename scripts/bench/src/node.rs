@@ -49,7 +49,11 @@ impl NodeSetup {
             ("REMESA_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
             ("REMESA_OPERATOR_TOKEN".into(), OPERATOR_TOKEN.into()),
             ("REMESA_KEYSTORE_PASSPHRASE".into(), KEYSTORE_PASSPHRASE.into()),
-            ("REMESA_LOG".into(), "warn".into()),
+            // REMESA_BENCH_NODE_LOG (a tracing filter) lets a profiling run see more of the node.
+            (
+                "REMESA_LOG".into(),
+                std::env::var("REMESA_BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
             ("NO_COLOR".into(), "1".into()),
         ];
         env.extend(extra_env.iter().cloned());

@@ -33,8 +33,15 @@ pub const PARTNER_ID: u64 = 1;
 /// Base units (6 decimals) minted to each user: 100 USDC.
 const USER_FUNDS_BASE_UNITS: u64 = 100_000_000;
 const CONNECTIONS: usize = 64;
-/// What every sender types first (then "yes" to the quote).
-pub const SEND_TEXT: &str = "send 10 usd to Maria +502 5555 0101, cash pickup";
+/// What every sender types first (then "yes" to the quote); `NNNN` is the sender's number, so each sender has
+/// its own recipient (the node tells each recipient in order, one message at a time: one recipient shared by every
+/// sender would measure that queue, not the node).
+pub const SEND_TEXT: &str = "send 10 usd to Maria +502 5555 NNNN, cash pickup";
+
+/// [`SEND_TEXT`] for user `u`.
+pub fn send_text(u: usize) -> String {
+    SEND_TEXT.replace("NNNN", &format!("{:04}", u % 10_000))
+}
 
 #[derive(Debug, Clone)]
 pub struct SettleRun {
@@ -48,6 +55,80 @@ pub struct SettleRun {
     pub blocks: u64,
     /// Remittances per state every 10 s while the clock ran.
     pub progress: Vec<String>,
+    /// Where the time went: each step between two states, from the node's transition log.
+    pub stages: Vec<Stage>,
+}
+
+/// The time remittances spent on one step (`from` → `to`) of their life, from the node's transition log.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub from: String,
+    pub to: String,
+    pub count: usize,
+    pub median_ms: i64,
+    pub p90_ms: i64,
+    pub max_ms: i64,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} → {}: median {} ms, p90 {} ms, max {} ms ({})",
+            self.from, self.to, self.median_ms, self.p90_ms, self.max_ms, self.count
+        )
+    }
+}
+
+/// Reads every remittance's transitions from the node's SQLite file (after the node stopped) and groups the time
+/// between consecutive transitions by step, in the order the steps first happen.
+pub async fn stage_profile(db_path: &std::path::Path) -> anyhow::Result<Vec<Stage>> {
+    use sqlx::Row as _;
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db_path)
+        .read_only(true);
+    let mut conn = sqlx::ConnectOptions::connect(&opts).await?;
+    let rows = sqlx::query(
+        "SELECT remittance_id, COALESCE(from_state, '') AS from_state, to_state, at_unix_ms \
+         FROM remittance_transitions ORDER BY remittance_id, seq",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut times: std::collections::HashMap<(String, String), Vec<i64>> = Default::default();
+    let mut prev: Option<(String, i64)> = None;
+    for r in rows {
+        let id: String = r.try_get("remittance_id")?;
+        let (from, to): (String, String) = (r.try_get("from_state")?, r.try_get("to_state")?);
+        let at: i64 = r.try_get("at_unix_ms")?;
+        if let Some((prev_id, prev_at)) = &prev
+            && *prev_id == id
+            && !from.is_empty()
+        {
+            let key = (from, to);
+            if !times.contains_key(&key) {
+                order.push(key.clone());
+            }
+            times.entry(key).or_default().push(at - prev_at);
+        }
+        prev = Some((id, at));
+    }
+    Ok(order
+        .into_iter()
+        .map(|key| {
+            let mut v = times.remove(&key).unwrap_or_default();
+            v.sort_unstable();
+            let at = |q: usize| v.get((v.len().saturating_sub(1)) * q / 100).copied().unwrap_or(0);
+            Stage {
+                count: v.len(),
+                median_ms: at(50),
+                p90_ms: at(90),
+                max_ms: v.last().copied().unwrap_or(0),
+                from: key.0,
+                to: key.1,
+            }
+        })
+        .collect())
 }
 
 impl SettleRun {
@@ -143,7 +224,9 @@ pub async fn run(
     tokio::time::sleep(idle_wait).await;
     let idle_rss_kib = node.proc.rss_kib()?;
 
-    // Partner, rates, users, funds.
+    // Partner, rates, users, funds. The partner's system hears of each payout by the node's webhook.
+    let sim_webhook_port = crate::procs::free_port()?;
+    let sim_webhook_url = format!("http://127.0.0.1:{sim_webhook_port}/remesa");
     let signer = crate::partner::bench_signer(&PARTNER_ID.to_string());
     let public_key = base64::engine::general_purpose::STANDARD.encode(signer.verifying_key().as_bytes());
     node.admin(
@@ -151,7 +234,7 @@ pub async fn run(
         "/v1/admin/partners",
         Some(&serde_json::json!({
             "id": PARTNER_ID, "name": "Bench Cash", "countries": ["GT"], "currencies": ["GTQ"],
-            "payout_methods": ["cash_pickup"], "public_key": public_key, "webhook_url": null,
+            "payout_methods": ["cash_pickup"], "public_key": public_key, "webhook_url": sim_webhook_url,
             "settlement_address": format!("{settlement:#x}"),
         })),
     )
@@ -214,7 +297,8 @@ pub async fn run(
         .context("minting to the users")?;
     wait_funded(&node, &users, Duration::from_secs(120)).await?;
 
-    // The devnet partner, paying at once: the node's own simulator (`remesa partner-sim`'s code), with the
+    // The devnet partner, paying at once: the node's own simulator (`remesa partner-sim`'s code, working from the
+    // node's webhooks), with the
     // recipient's pickup code brought to the counter (from the recipient's WhatsApp message, which the Graph API
     // stand-in received).
     let key_file = node.setup.data_dir.join("bench-partner.key");
@@ -226,8 +310,9 @@ pub async fn run(
         key_file,
         accept_delay_ms: 0,
         complete_delay_ms: 0,
-        poll_interval_ms: 100,
-        webhook_addr: None,
+        // Webhooks bring the work; the poll only catches up on what a webhook did not bring.
+        poll_interval_ms: 2_000,
+        webhook_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], sim_webhook_port))),
         fail_every: 0,
         pickup_codes_file: None,
         stop_after: None,
@@ -320,6 +405,9 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), sim).await;
     node.proc.stop(Duration::from_secs(15))?;
     drop(anvil);
+    let stages = stage_profile(&node.setup.data_dir.join("remesa.sqlite"))
+        .await
+        .context("reading the node's transition log")?;
     Ok(SettleRun {
         remittances: n,
         elapsed,
@@ -329,6 +417,7 @@ pub async fn run(
         relayer_txs: txs,
         blocks: end_block - start_block,
         progress,
+        stages,
     })
 }
 
@@ -387,12 +476,12 @@ async fn send_conversations(base_url: String, run: usize, n: usize) -> anyhow::R
                 if u >= n {
                     return anyhow::Ok(());
                 }
-                for (step, text) in [SEND_TEXT, "yes"].into_iter().enumerate() {
+                for (step, text) in [send_text(u), "yes".to_owned()].into_iter().enumerate() {
                     let body = whatsapp_message(
                         &wa_id(u),
                         &format!("Bench Sender {u}"),
                         &format!("wamid.settle.{run}.{u}.{step}"),
-                        text,
+                        &text,
                     );
                     let sig = whatsapp_signature(body.as_bytes())?;
                     let r = client
