@@ -19,44 +19,29 @@ pub struct Enqueued {
 }
 
 /// Enqueue `depositBatch` work for a remittance, inside the engine's transaction.
-pub async fn enqueue_deposit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    job: DepositJob,
-) -> Result<Enqueued, ChainError> {
+pub async fn enqueue_deposit(tx: &mut crate::store::Tx, job: DepositJob) -> Result<Enqueued, ChainError> {
     enqueue(tx, &JobPayload::Deposit(job)).await
 }
 
 /// Enqueue `releaseBatch` work (the preimage is the pickup code), inside the engine's transaction.
-pub async fn enqueue_release(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    job: ReleaseJob,
-) -> Result<Enqueued, ChainError> {
+pub async fn enqueue_release(tx: &mut crate::store::Tx, job: ReleaseJob) -> Result<Enqueued, ChainError> {
     enqueue(tx, &JobPayload::Release(job)).await
 }
 
 /// Enqueue `refundBatch` work, inside the engine's (or the refund keeper's) transaction.
-pub async fn enqueue_refund(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    job: RefundJob,
-) -> Result<Enqueued, ChainError> {
+pub async fn enqueue_refund(tx: &mut crate::store::Tx, job: RefundJob) -> Result<Enqueued, ChainError> {
     enqueue(tx, &JobPayload::Refund(job)).await
 }
 
 /// Enqueue a P2P `transferWithAuthorization` on the token (one transaction of its own), inside the engine's
 /// transaction.
-pub async fn enqueue_transfer(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    job: TransferJob,
-) -> Result<Enqueued, ChainError> {
+pub async fn enqueue_transfer(tx: &mut crate::store::Tx, job: TransferJob) -> Result<Enqueued, ChainError> {
     enqueue(tx, &JobPayload::Transfer(job)).await
 }
 
 /// Enqueue an escrow `cancel` (a refund before expiry with the partner's Decline signature; one transaction of
 /// its own), inside the engine's transaction.
-pub async fn enqueue_cancel(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    job: CancelJob,
-) -> Result<Enqueued, ChainError> {
+pub async fn enqueue_cancel(tx: &mut crate::store::Tx, job: CancelJob) -> Result<Enqueued, ChainError> {
     enqueue(tx, &JobPayload::Cancel(job)).await
 }
 

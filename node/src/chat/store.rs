@@ -171,6 +171,7 @@ impl ChatStore {
             display_name,
             lang: lang.as_str(),
         };
+        let _gate = self.db.gate().await;
         tables::upsert_identity(&self.db.pool, &new, now_ms()).await?;
         self.identity(platform, user_key)
             .await?
@@ -272,16 +273,12 @@ impl ChatStore {
         only_id: Option<&str>,
     ) -> Result<Option<InboxItem>, StoreError> {
         let now = now_ms();
-        let Some(row) = tables::claim_inbox(
-            &self.db.pool,
-            self.db.dialect,
-            worker,
-            now + lease_ms,
-            now,
-            only_id,
-        )
-        .await?
-        else {
+        // In a transaction for the write gate (see `Db::begin`).
+        let mut tx = self.db.begin().await?;
+        let row =
+            tables::claim_inbox(&mut *tx, self.db.dialect, worker, now + lease_ms, now, only_id).await?;
+        tx.commit().await?;
+        let Some(row) = row else {
             return Ok(None);
         };
         Ok(Some(InboxItem {
@@ -411,8 +408,11 @@ impl ChatStore {
         limit: i64,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let now = now_ms();
+        // In a transaction for the write gate: the claim is this queue's hottest write (see `Db::begin`).
+        let mut tx = self.db.begin().await?;
         let rows =
-            tables::claim_outbox(&self.db.pool, self.db.dialect, worker, now + lease_ms, now, limit).await?;
+            tables::claim_outbox(&mut *tx, self.db.dialect, worker, now + lease_ms, now, limit).await?;
+        tx.commit().await?;
         rows.into_iter()
             .map(|row| {
                 Ok(OutboxItem {

@@ -118,7 +118,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let scope = format!("{} {}", parts.method, parts.uri.path());
     let hash = request_hash(&scope, &bytes);
     let keyed = Keyed {
-        pool: &state.db.pool,
+        db: &state.db,
         start_id: &state.instance.start_id,
         stale_ms: stale_ms(state.config.http_timeout_ms),
     };
@@ -132,7 +132,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 /// Where the `Idempotency-Key` records are kept and who this process is: what [`Keyed::run_once`] needs.
 #[derive(Clone, Copy, Debug)]
 pub struct Keyed<'a> {
-    pub pool: &'a sqlx::AnyPool,
+    pub db: &'a crate::store::Db,
     /// This process's start id: it owns the keys it is working on.
     pub start_id: &'a str,
     /// From when an unfinished key is abandoned ([`stale_ms`]).
@@ -156,9 +156,10 @@ impl Keyed<'_> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Response>,
     {
-        let pool = self.pool;
+        let db = self.db;
+        let gate = db.gate().await;
         let outcome = idempotency::begin(
-            pool,
+            &db.pool,
             scope,
             key.as_str(),
             request_hash,
@@ -166,6 +167,7 @@ impl Keyed<'_> {
             self.stale_ms,
         )
         .await;
+        drop(gate);
         let claim = match outcome {
             Ok(Begin::Run(claim)) => claim,
             Ok(Begin::Replay { status, body }) => return replay(status, body),
@@ -176,25 +178,33 @@ impl Keyed<'_> {
             }
         };
         let response = work().await;
-        store_response(pool, &claim, response).await
+        store_response(db, &claim, response).await
     }
 }
 
-async fn store_response(pool: &sqlx::AnyPool, claim: &Claim, response: Response) -> Response {
+async fn store_response(db: &crate::store::Db, claim: &Claim, response: Response) -> Response {
+    let pool = &db.pool;
     let status = response.status();
     let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, RESPONSE_BYTES_MAX).await {
         Ok(b) => b,
         Err(_) => {
+            let _gate = db.gate().await;
             let _ = idempotency::forget(pool, claim).await;
             return Problem::internal().into_response();
         }
     };
-    if status.is_server_error() {
+    let gate = db.gate().await;
+    let stored = if status.is_server_error() {
         let _ = idempotency::forget(pool, claim).await;
+        None
     } else {
         let text = String::from_utf8_lossy(&bytes);
-        match idempotency::finish(pool, claim, status.as_u16(), &text).await {
+        Some(idempotency::finish(pool, claim, status.as_u16(), &text).await)
+    };
+    drop(gate);
+    if let Some(stored) = stored {
+        match stored {
             Ok(true) => {}
             Ok(false) => tracing::warn!(target: "http::idempotency", scope = %claim.scope,
                 "the key was taken over while this request ran; its response is not stored"),

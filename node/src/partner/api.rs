@@ -249,7 +249,7 @@ where
     let scope = format!("partner:{}", partner.partner_id);
     let hash = hex::encode(Sha256::digest(fingerprint));
     let keyed = Keyed {
-        pool: &st.db.pool,
+        db: st.db.node_db(),
         start_id: &st.instance.start_id,
         stale_ms: st.idempotency_stale_ms,
     };

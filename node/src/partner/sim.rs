@@ -1,5 +1,5 @@
 //! `remesa partner-sim`: a devnet cash-out partner that uses the real partner API, signing every request. It
-//! works on each payout the node's webhooks announce (`payout.created`, `payout.accepted`) when it runs a receiver,
+//! works on each payout the node's `payout.created` webhook announces when it runs a receiver,
 //! and polls its assigned payouts to catch up on anything a webhook did not bring; it accepts
 //! each after `accept_delay_ms`, and completes it after `complete_delay_ms` more: cash pickups only with the code the
 //! recipient brings (`--pickup-codes-file`, or in `remesa dev` the recipient's chat message), waited for up to
@@ -205,8 +205,9 @@ async fn fetch_node_key(client: &PartnerClient) -> Option<ed25519_dalek::Verifyi
     ed25519_dalek::VerifyingKey::from_bytes(&bytes.try_into().ok()?).ok()
 }
 
-/// The payout a verified webhook offers to work on: `payout.created` and `payout.accepted` carry the payout as the
-/// node saw it when it wrote the event.
+/// The payout a verified webhook offers to work on: a `payout.created` carries the payout as the node saw it when
+/// it wrote the event. (`payout.accepted` is not an offer: the simulator accepted it itself, and by the time it
+/// arrives the payout may already be paid; anything left half-done is found by the next poll.)
 fn offered_payout(body: &[u8]) -> Option<PayoutItem> {
     #[derive(Deserialize)]
     struct Event {
@@ -219,7 +220,7 @@ fn offered_payout(body: &[u8]) -> Option<PayoutItem> {
         payout: Option<PayoutItem>,
     }
     let ev: Event = serde_json::from_slice(body).ok()?;
-    matches!(ev.kind.as_str(), "payout.created" | "payout.accepted")
+    (ev.kind == "payout.created")
         .then_some(ev.data.payout)
         .flatten()
         .filter(|p| matches!(p.status.as_str(), "payout_assigned" | "payout_accepted"))
@@ -458,7 +459,7 @@ mod tests {
         };
         let p = offered_payout(ev("payout.created", "payout_assigned").as_bytes()).expect("offered");
         assert_eq!((p.id.as_str(), p.status.as_str()), ("0xab", "payout_assigned"));
-        assert!(offered_payout(ev("payout.accepted", "payout_accepted").as_bytes()).is_some());
+        assert!(offered_payout(ev("payout.accepted", "payout_accepted").as_bytes()).is_none());
         // Already paid by the time the event was written, another event type, or not an event at all.
         assert!(offered_payout(ev("payout.created", "paid").as_bytes()).is_none());
         assert!(offered_payout(ev("payout.settled", "settled").as_bytes()).is_none());

@@ -160,6 +160,11 @@ impl TryFrom<EventRow> for PartnerEvent {
 }
 
 impl PartnerDb {
+    /// The node database underneath.
+    pub fn node_db(&self) -> &Db {
+        &self.db
+    }
+
     pub fn new(db: Db) -> Self {
         Self {
             pool: db.pool.clone(),
@@ -441,6 +446,7 @@ impl PartnerDb {
             reason,
             created_at_unix_ms: now_ms(),
         };
+        let _gate = self.db.gate().await;
         partner_actions::insert(&self.pool, &row).await
     }
 }

@@ -40,8 +40,43 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// A database transaction on the node's pool.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A database transaction on the node's pool. On SQLite it also holds the process's write gate until it ends
+/// (see [`Db::begin`]). Dereferences to the connection, so `&mut *tx` is an executor.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    /// Commits (and opens the gate).
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    /// Rolls back (and opens the gate). Dropping a `Tx` rolls back too.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").finish_non_exhaustive()
+    }
+}
 
 /// Which SQL server is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +133,11 @@ pub enum StoreError {
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    /// SQLite only: one transaction of this process at a time. SQLite has one writer; transactions that meet at its
+    /// lock wait in its busy handler, which sleeps 1, 2, 5, 10… 100 ms between tries however soon the lock frees,
+    /// so under load most of a transaction's time was sleeping. Waiting here instead hands the turn over at once,
+    /// in arrival order. (PostgreSQL has row locks and real concurrency: no gate.)
+    gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Db {
@@ -140,7 +180,7 @@ impl Db {
         if dialect == Dialect::Sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        Ok(Db { pool, dialect })
+        Ok(Db::new(pool, dialect))
     }
 
     /// Applies every pending migration of the node (all modules' numbered files for this dialect).
@@ -152,9 +192,31 @@ impl Db {
         Ok(())
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction; on SQLite, first waits for the write gate (held until the transaction ends). A task
+    /// must not start a second transaction while it holds one.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(self.pool.begin().await?)
+        let gate = match &self.gate {
+            Some(g) => Some(g.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(Tx {
+            inner: self.pool.begin().await?,
+            _gate: gate,
+        })
+    }
+
+    /// The write gate alone, for a single-statement write outside a transaction (on SQLite; `None` on
+    /// PostgreSQL). Hold it only for that statement: a task holding it must not call [`Db::begin`].
+    pub async fn gate(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.gate {
+            Some(g) => Some(g.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
+    fn new(pool: AnyPool, dialect: Dialect) -> Db {
+        let gate = (dialect == Dialect::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        Db { pool, dialect, gate }
     }
 
     /// Wraps a pool, asking a connection which backend it is.
@@ -166,7 +228,7 @@ impl Db {
             Dialect::Sqlite
         };
         drop(conn);
-        Ok(Db { pool, dialect })
+        Ok(Db::new(pool, dialect))
     }
 
     /// Whether the pool talks to PostgreSQL (row locks, several node processes) rather than SQLite.

@@ -38,7 +38,7 @@ async fn reorg_rolls_back_removed_events_and_outbox_resends() -> Result<()> {
         };
         let ctx = chain.context(&t.db, cfg)?;
         let deps = chain.deposits(3, 1_000_000, 3_600).await?;
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         for (d, _) in &deps {
             enqueue_deposit(&mut tx, d.clone()).await?;
         }
@@ -162,7 +162,7 @@ async fn confirmation_depth_is_respected() -> Result<()> {
         },
     )?;
     let deps = chain.deposits(1, 1_000_000, 3_600).await?;
-    let mut tx = t.db.pool.begin().await?;
+    let mut tx = t.db.begin().await?;
     enqueue_deposit(&mut tx, deps[0].0.clone()).await?;
     tx.commit().await?;
     let mut w = Writer::new(&ctx, chain.relayers[0].clone());
@@ -242,7 +242,7 @@ async fn refund_keeper_refunds_expired_remittances() -> Result<()> {
         let ctx = chain.context(&t.db, fast_config())?;
         let deps = chain.deposits(2, 3_000_000, 600).await?;
         let sender = deps[0].0.terms.sender;
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         for (d, _) in &deps {
             enqueue_deposit(&mut tx, d.clone()).await?;
         }

@@ -33,7 +33,7 @@ async fn two_processes_on_one_postgres_never_send_a_job_twice() -> Result<()> {
     handles.extend(spawn_workers(ctx_b, keys.clone(), cancel.clone())?);
     // Enqueue while the workers run, in several engine transactions.
     for chunk in deps.chunks(7) {
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         for (d, _) in chunk {
             enqueue_deposit(&mut tx, d.clone()).await?;
         }

@@ -78,7 +78,7 @@ async fn n_jobs_make_ceil_n_over_size_transactions() -> Result<()> {
         // An eleventh one whose signature is wrong: skipped by the batch with AuthorizationFailed.
         let mut bad = chain.deposits(1, amount, 3_600).await?.remove(0);
         bad.0.authorization.s = B256::repeat_byte(0x01);
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         for (d, _) in &deps {
             enqueue_deposit(&mut tx, d.clone()).await?;
         }
@@ -126,7 +126,7 @@ async fn n_jobs_make_ceil_n_over_size_transactions() -> Result<()> {
 
         // Releases, batched the same way; one Settled per batch (all to one partner).
         deps.truncate(10);
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         for (d, p) in &deps {
             enqueue_release(&mut tx, release_of(d, *p)).await?;
         }
@@ -168,7 +168,7 @@ async fn gas_per_item_in_batches_of_32() -> Result<()> {
         },
     )?;
     let deps = chain.deposits(32, 1_000_000, 3_600).await?;
-    let mut tx = t.db.pool.begin().await?;
+    let mut tx = t.db.begin().await?;
     for (d, _) in &deps {
         enqueue_deposit(&mut tx, d.clone()).await?;
     }
@@ -177,7 +177,7 @@ async fn gas_per_item_in_batches_of_32() -> Result<()> {
     let mut idx = Indexer::new(&ctx);
     let ids: Vec<B256> = deps.iter().map(|(d, _)| d.remittance_id).collect();
     drive(&t, &chain, &mut w, &mut idx, JobKind::Deposit, &ids).await?;
-    let mut tx = t.db.pool.begin().await?;
+    let mut tx = t.db.begin().await?;
     for (d, p) in &deps {
         enqueue_release(&mut tx, release_of(d, *p)).await?;
     }
@@ -215,7 +215,7 @@ async fn stored_but_not_broadcast_is_sent_after_restart_exactly_once() -> Result
         let ctx = chain.context(&t.db, fast_config())?;
         let relayer = chain.relayers[0].clone();
         let deps = chain.deposits(3, 1_000_000, 3_600).await?;
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         for (d, _) in &deps {
             enqueue_deposit(&mut tx, d.clone()).await?;
         }
@@ -283,7 +283,7 @@ async fn broadcast_then_killed_is_not_duplicated() -> Result<()> {
         let relayer = chain.relayers[0].clone();
         let deps = chain.deposits(2, 1_000_000, 3_600).await?;
         chain.provider.anvil_set_auto_mine(false).await?;
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         for (d, _) in &deps {
             enqueue_deposit(&mut tx, d.clone()).await?;
         }
@@ -356,7 +356,7 @@ async fn stuck_transaction_is_repriced_with_the_same_nonce() -> Result<()> {
     let relayer = chain.relayers[0].clone();
     let deps = chain.deposits(1, 1_000_000, 3_600).await?;
     chain.provider.anvil_set_auto_mine(false).await?;
-    let mut tx = t.db.pool.begin().await?;
+    let mut tx = t.db.begin().await?;
     enqueue_deposit(&mut tx, deps[0].0.clone()).await?;
     tx.commit().await?;
 
@@ -432,7 +432,7 @@ async fn fee_ceiling_bounds_repricing() -> Result<()> {
         ..fast_config()
     };
     let ctx = chain.context(&t.db, cfg)?;
-    let mut tx = t.db.pool.begin().await?;
+    let mut tx = t.db.begin().await?;
     enqueue_deposit(&mut tx, deps[0].0.clone()).await?;
     tx.commit().await?;
     let mut w = Writer::new(&ctx, chain.relayers[0].clone());
@@ -513,7 +513,7 @@ async fn usdc_pause_and_blacklist_are_charged_to_their_items_only() -> Result<()
 
         // 1. USDC paused: the deposit is skipped and retried, never failed.
         usdc.pause().send().await?.get_receipt().await?;
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         enqueue_deposit(&mut tx, deps[0].0.clone()).await?;
         tx.commit().await?;
         drive_until(&mut w, &mut idx, "a paused deposit retried twice", || async {
@@ -542,7 +542,7 @@ async fn usdc_pause_and_blacklist_are_charged_to_their_items_only() -> Result<()
             .await?
             .get_receipt()
             .await?;
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         enqueue_deposit(&mut tx, deps[1].0.clone()).await?;
         enqueue_deposit(&mut tx, deps[2].0.clone()).await?;
         tx.commit().await?;
@@ -582,7 +582,7 @@ async fn usdc_pause_and_blacklist_are_charged_to_their_items_only() -> Result<()
             .await?
             .get_receipt()
             .await?;
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         enqueue_release(&mut tx, release_of(&deps[0].0, deps[0].1)).await?;
         tx.commit().await?;
         drive_until(&mut w, &mut idx, "the blocked release failed", || async {
@@ -663,7 +663,7 @@ async fn a_paused_escrow_makes_deposits_wait_without_charging_them() -> Result<(
     let (dep, _) = chain.deposits(1, 1_000_000, 3_600).await?.remove(0);
     let escrow = RemittanceEscrow::new(chain.escrow, chain.wallet_provider()?);
     escrow.pause().send().await?.get_receipt().await?;
-    let mut tx = t.db.pool.begin().await?;
+    let mut tx = t.db.begin().await?;
     enqueue_deposit(&mut tx, dep.clone()).await?;
     tx.commit().await?;
     let mut w = Writer::new(&ctx, chain.relayers[0].clone());

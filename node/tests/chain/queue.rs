@@ -27,7 +27,7 @@ fn refund_job(i: u64) -> RefundJob {
 }
 
 async fn enqueue_n(t: &TestDb, n: u64) -> Result<()> {
-    let mut tx = t.db.pool.begin().await?;
+    let mut tx = t.db.begin().await?;
     for i in 0..n {
         enqueue_refund(&mut tx, refund_job(i)).await?;
     }
@@ -39,7 +39,7 @@ async fn enqueue_n(t: &TestDb, n: u64) -> Result<()> {
 async fn enqueue_is_idempotent_and_rolls_back_with_the_engine_transaction() -> Result<()> {
     for t in harness::all_dbs().await? {
         let job = refund_job(1);
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         let first = enqueue_refund(&mut tx, job.clone()).await?;
         let again = enqueue_refund(&mut tx, job.clone()).await?;
         assert!(first.created && !again.created, "{}", t.label);
@@ -48,7 +48,7 @@ async fn enqueue_is_idempotent_and_rolls_back_with_the_engine_transaction() -> R
 
         // Enqueued in a transaction the engine rolls back: no job.
         let other = refund_job(2);
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         enqueue_refund(&mut tx, other.clone()).await?;
         tx.rollback().await?;
         assert!(
@@ -131,7 +131,7 @@ async fn one_lease_holder_and_fenced_takeover() -> Result<()> {
             .expect("b takes the expired lease");
         assert!(b.fencing() > a.fencing());
         assert!(a.renew(&t.db).await.is_err(), "{}: a lost its lease", t.label);
-        let mut tx = t.db.pool.begin().await?;
+        let mut tx = t.db.begin().await?;
         assert!(a.renew_in(&mut tx).await.is_err());
         tx.rollback().await?;
         b.release(&t.db).await?;

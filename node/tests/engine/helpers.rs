@@ -153,7 +153,7 @@ impl TestEnv {
             from_escrow: false,
         };
         for attempt in 1..=20 {
-            let mut tx = self.db.db.pool.begin().await.expect("tx");
+            let mut tx = self.db.db.begin().await.expect("tx");
             match self
                 .engine
                 .on_token_transfer_to_custodial(&mut tx, &transfer)
@@ -219,7 +219,7 @@ impl TestEnv {
     /// The escrow's deposit of remittance `id` as the indexer delivers it (deposited alone: a batch of one).
     pub async fn deposit(&self, id: &str, sender: &str, amount: u64) -> EventMeta {
         let meta = self.meta();
-        let mut tx = self.db.db.pool.begin().await.expect("tx");
+        let mut tx = self.db.db.begin().await.expect("tx");
         self.engine
             .on_deposited(
                 &mut tx,
@@ -256,7 +256,7 @@ impl TestEnv {
     }
 
     pub async fn release(&self, id: &str, amount: u64, partner_id: u64) {
-        let mut tx = self.db.db.pool.begin().await.expect("tx");
+        let mut tx = self.db.db.begin().await.expect("tx");
         self.engine
             .on_released(
                 &mut tx,
@@ -275,7 +275,7 @@ impl TestEnv {
     }
 
     pub async fn refund(&self, id: &str, sender: &str, amount: u64) {
-        let mut tx = self.db.db.pool.begin().await.expect("tx");
+        let mut tx = self.db.db.begin().await.expect("tx");
         self.engine
             .on_refunded(
                 &mut tx,

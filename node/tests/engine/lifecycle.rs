@@ -176,7 +176,7 @@ async fn failed_payout_refunds_at_expiry(t: TestEnv) {
         .await
         .expect("fail");
     // the keeper asks for expired remittances with chain time
-    let mut tx = t.db.db.pool.begin().await.expect("tx");
+    let mut tx = t.db.db.begin().await.expect("tx");
     let none = t
         .engine
         .expired_locked(&mut tx, r.expiry_unix_s - 1, 10)
@@ -214,7 +214,7 @@ both_dbs!(refund_t, failed_payout_refunds_at_expiry);
 async fn expiry_moves_locked_remittances_to_refund(t: TestEnv) {
     let (r, sender) = setup(&t).await;
     t.deposit(&r.id, &sender, 11_000_000).await;
-    let mut tx = t.db.db.pool.begin().await.expect("tx");
+    let mut tx = t.db.db.begin().await.expect("tx");
     let jobs = t
         .engine
         .expired_locked(&mut tx, r.expiry_unix_s + 10, 10)
@@ -236,7 +236,7 @@ async fn reorg_rolls_back_deposit(t: TestEnv) {
     let (r, sender) = setup(&t).await;
     let meta = t.deposit(&r.id, &sender, 11_000_000).await;
     assert_eq!(t.ledger_ok().await, 11_000_000);
-    let mut tx = t.db.db.pool.begin().await.expect("tx");
+    let mut tx = t.db.db.begin().await.expect("tx");
     t.engine
         .on_rolled_back(
             &mut tx,
@@ -415,7 +415,7 @@ both_dbs!(expire_t, never_authorized_remittances_expire);
 async fn refused_deposits_fail_the_remittance(t: TestEnv) {
     use remesa::chain::{FailedJob, JobKind, SkipReason, Skipped};
     let (r, _) = setup(&t).await;
-    let mut tx = t.db.db.pool.begin().await.expect("tx");
+    let mut tx = t.db.db.begin().await.expect("tx");
     let token_says = |reason: &str| -> alloy::primitives::Bytes {
         use alloy::sol_types::SolError;
         alloy::sol_types::Revert::from(reason).abi_encode().into()
@@ -455,7 +455,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
             .state,
         State::PendingFunds
     );
-    let mut tx = t.db.db.pool.begin().await.expect("tx");
+    let mut tx = t.db.db.begin().await.expect("tx");
     t.engine
         .on_skipped(
             &mut tx,
@@ -505,7 +505,7 @@ async fn refused_deposits_fail_the_remittance(t: TestEnv) {
         )
         .await
         .expect("create");
-    let mut tx = t.db.db.pool.begin().await.expect("tx");
+    let mut tx = t.db.db.begin().await.expect("tx");
     t.engine
         .on_job_failed(
             &mut tx,

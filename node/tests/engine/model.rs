@@ -121,7 +121,7 @@ async fn random_sequences(t: TestEnv) {
                     locked_total -= total;
                 }
                 6 if it.chain == OnChain::Locked => {
-                    let mut tx = t.db.db.pool.begin().await.expect("tx");
+                    let mut tx = t.db.db.begin().await.expect("tx");
                     let _ = t
                         .engine
                         .expired_locked(&mut tx, it.r.expiry_unix_s, 10)
@@ -138,7 +138,7 @@ async fn random_sequences(t: TestEnv) {
                 }
                 7 => {
                     if let Some((meta, kind, prev)) = it.last.take() {
-                        let mut tx = t.db.db.pool.begin().await.expect("tx");
+                        let mut tx = t.db.db.begin().await.expect("tx");
                         t.engine
                             .on_rolled_back(
                                 &mut tx,

@@ -196,7 +196,7 @@ pub async fn locked_remittance(node: &Node, method: PayoutMethod, key: &str) -> 
         )
         .await
         .unwrap();
-    let mut tx = e.db().pool.begin().await.unwrap();
+    let mut tx = e.db().begin().await.unwrap();
     let ev = Deposited {
         meta: EventMeta {
             id: format!("{}:0", key),

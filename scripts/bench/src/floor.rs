@@ -44,16 +44,16 @@ pub fn last_graph_messages(n: usize) -> Vec<String> {
     q.iter().rev().take(n).rev().cloned().collect()
 }
 
-/// Pickup codes the recipients were sent (short reference → code), taken by [`take_recipient_code`]. Bounded.
+/// Pickup codes the recipients were sent (short reference → code), read by [`recipient_code`]. Bounded.
 static RECIPIENT_CODES: std::sync::Mutex<Option<std::collections::HashMap<String, String>>> =
     std::sync::Mutex::new(None);
 const RECIPIENT_CODES_MAX: usize = 100_000;
 
 /// The pickup code the node sent to the recipient of `remittance_id` over WhatsApp, if it has by now: the partner
 /// simulator stands in for the recipient at the counter with it.
-pub fn take_recipient_code(remittance_id: &str) -> Option<String> {
+pub fn recipient_code(remittance_id: &str) -> Option<String> {
     let reference = remesa_testkit::short_reference(remittance_id);
-    RECIPIENT_CODES.lock().ok()?.as_mut()?.remove(&reference)
+    RECIPIENT_CODES.lock().ok()?.as_ref()?.get(&reference).cloned()
 }
 
 fn texts_of(v: &serde_json::Value, out: &mut Vec<String>) {

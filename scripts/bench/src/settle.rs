@@ -318,7 +318,7 @@ pub async fn run(
         stop_after: None,
     };
     let oracle: PickupOracle =
-        Arc::new(move |id: String| Box::pin(async move { crate::floor::take_recipient_code(&id) }));
+        Arc::new(move |id: String| Box::pin(async move { crate::floor::recipient_code(&id) }));
     let sim = tokio::spawn(remesa::partner::sim::run_with(
         sim_args,
         cancel.clone(),
