@@ -39,12 +39,13 @@ else
   args=(--profile release --out "$out" --command "scripts/bench.sh")
 fi
 
-work="$root/target/bench-work"
+target="${CARGO_TARGET_DIR:-$root/target}"
+work="$target/bench-work"
 mkdir -p "$work"
 status=0
-"$root/target/$profile/remesa-bench" run \
+"$target/$profile/remesa-bench" run \
   --repo "$root" \
-  --remesa-bin "$root/target/$profile/remesa" \
+  --remesa-bin "$target/$profile/remesa" \
   --anvil-bin "$root/contracts/node_modules/.bin/anvil" \
   --work-dir "$work" \
   "${args[@]}" ${extra[@]+"${extra[@]}"} || status=$?

@@ -187,10 +187,7 @@ impl ChatService {
                 policy,
             )
         });
-        let inbox_workers = config
-            .chat_inbox_workers
-            .unwrap_or(if store.is_postgres() { 4 } else { 1 })
-            .clamp(1, 64);
+        let inbox_workers = config.chat_inbox_workers.unwrap_or(4).clamp(1, 64);
         Self {
             inner: Arc::new(Inner {
                 store,

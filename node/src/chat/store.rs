@@ -119,6 +119,11 @@ fn identity_of(r: IdentityRow) -> Result<Identity, StoreError> {
     })
 }
 
+/// The stored form of each message, in order.
+fn payloads_of(msgs: &[NewOutbound]) -> Result<Vec<String>, StoreError> {
+    msgs.iter().map(|m| json_of(&m.message)).collect()
+}
+
 impl NewOutbound {
     fn insert_with<'a>(&'a self, payload: &'a str, inbox_id: Option<&'a str>) -> NewOutboxRow<'a> {
         NewOutboxRow {
@@ -302,10 +307,7 @@ impl ChatStore {
         state_json: Option<&str>,
         replies: &[NewOutbound],
     ) -> Result<bool, StoreError> {
-        let payloads = replies
-            .iter()
-            .map(|r| json_of(&r.message))
-            .collect::<Result<Vec<_>, _>>()?;
+        let payloads = payloads_of(replies)?;
         let now = now_ms();
         let mut tx = self.db.begin().await?;
         if !tables::finish_inbox(&mut *tx, &item.id, item.attempts, now).await? {
@@ -369,10 +371,7 @@ impl ChatStore {
         msgs: &[NewOutbound],
         cursor: Option<(&str, i64)>,
     ) -> Result<usize, StoreError> {
-        let payloads = msgs
-            .iter()
-            .map(|m| json_of(&m.message))
-            .collect::<Result<Vec<_>, _>>()?;
+        let payloads = payloads_of(msgs)?;
         let now = now_ms();
         let mut tx = self.db.begin().await?;
         let mut added = 0;

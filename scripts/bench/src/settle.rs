@@ -57,6 +57,8 @@ pub struct SettleRun {
     pub progress: Vec<String>,
     /// Where the time went: each step between two states, from the node's transition log.
     pub stages: Vec<Stage>,
+    /// The chat inbox: messages handled, from the first received to the last handled, in seconds.
+    pub inbox: (i64, f64),
 }
 
 /// The time remittances spent on one step (`from` → `to`) of their life, from the node's transition log.
@@ -78,6 +80,20 @@ impl std::fmt::Display for Stage {
             self.from, self.to, self.median_ms, self.p90_ms, self.max_ms, self.count
         )
     }
+}
+
+/// How many chat messages the node handled and the seconds from the first received to the last handled.
+pub async fn inbox_profile(db_path: &std::path::Path) -> anyhow::Result<(i64, f64)> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db_path)
+        .read_only(true);
+    let mut conn = sqlx::ConnectOptions::connect(&opts).await?;
+    let (n, span_ms): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MAX(processed_at_unix_ms) - MIN(received_at_unix_ms) FROM chat_inbox",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    Ok((n, span_ms.unwrap_or(0) as f64 / 1000.0))
 }
 
 /// Reads every remittance's transitions from the node's SQLite file (after the node stopped) and groups the time
@@ -405,9 +421,13 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), sim).await;
     node.proc.stop(Duration::from_secs(15))?;
     drop(anvil);
-    let stages = stage_profile(&node.setup.data_dir.join("remesa.sqlite"))
+    let db_file = node.setup.data_dir.join("remesa.sqlite");
+    let stages = stage_profile(&db_file)
         .await
         .context("reading the node's transition log")?;
+    let inbox = inbox_profile(&db_file)
+        .await
+        .context("reading the node's chat inbox")?;
     Ok(SettleRun {
         remittances: n,
         elapsed,
@@ -418,6 +438,7 @@ pub async fn run(
         blocks: end_block - start_block,
         progress,
         stages,
+        inbox,
     })
 }
 
