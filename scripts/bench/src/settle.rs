@@ -82,12 +82,17 @@ impl std::fmt::Display for Stage {
     }
 }
 
-/// How many chat messages the node handled and the seconds from the first received to the last handled.
-pub async fn inbox_profile(db_path: &std::path::Path) -> anyhow::Result<(i64, f64)> {
+/// The stopped node's SQLite file, read-only.
+async fn open_read_only(db_path: &std::path::Path) -> anyhow::Result<sqlx::SqliteConnection> {
     let opts = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db_path)
         .read_only(true);
-    let mut conn = sqlx::ConnectOptions::connect(&opts).await?;
+    Ok(sqlx::ConnectOptions::connect(&opts).await?)
+}
+
+/// How many chat messages the node handled and the seconds from the first received to the last handled.
+pub async fn inbox_profile(db_path: &std::path::Path) -> anyhow::Result<(i64, f64)> {
+    let mut conn = open_read_only(db_path).await?;
     let (n, span_ms): (i64, Option<i64>) = sqlx::query_as(
         "SELECT COUNT(*), MAX(processed_at_unix_ms) - MIN(received_at_unix_ms) FROM chat_inbox",
     )
@@ -100,10 +105,7 @@ pub async fn inbox_profile(db_path: &std::path::Path) -> anyhow::Result<(i64, f6
 /// between consecutive transitions by step, in the order the steps first happen.
 pub async fn stage_profile(db_path: &std::path::Path) -> anyhow::Result<Vec<Stage>> {
     use sqlx::Row as _;
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db_path)
-        .read_only(true);
-    let mut conn = sqlx::ConnectOptions::connect(&opts).await?;
+    let mut conn = open_read_only(db_path).await?;
     let rows = sqlx::query(
         "SELECT remittance_id, COALESCE(from_state, '') AS from_state, to_state, at_unix_ms \
          FROM remittance_transitions ORDER BY remittance_id, seq",
