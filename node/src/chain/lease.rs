@@ -5,7 +5,7 @@
 use super::db::now_ms;
 use super::error::ChainError;
 use super::sink::DbTx;
-use crate::store::{Db, lease};
+use crate::store::{Db, lease, write_tx};
 
 #[derive(Clone, Debug)]
 pub struct Lease {
@@ -25,7 +25,13 @@ impl Lease {
     ) -> Result<Option<Lease>, ChainError> {
         let ttl_ms = i64::try_from(ttl_ms).unwrap_or(i64::MAX / 4);
         let now = now_ms();
-        let fencing = lease::try_acquire(&db.pool, name, holder, now.saturating_add(ttl_ms), now).await?;
+        let fencing = write_tx!(db, |tx| lease::try_acquire(
+            &mut *tx,
+            name,
+            holder,
+            now.saturating_add(ttl_ms),
+            now
+        ))?;
         Ok(fencing.map(|fencing| Lease {
             name: name.to_owned(),
             holder: holder.to_owned(),
@@ -44,8 +50,10 @@ impl Lease {
 
     /// Extends the lease; `LeaseLost` if another holder took it over.
     pub async fn renew(&self, db: &Db) -> Result<(), ChainError> {
-        let mut conn = db.pool.acquire().await?;
-        self.renew_on(&mut conn).await
+        let mut tx = db.begin().await?;
+        self.renew_on(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Extends the lease inside `tx`: the transaction can only commit while the lease is still ours, and (on
@@ -67,7 +75,12 @@ impl Lease {
 
     /// Gives the lease up (graceful shutdown), so another process need not wait for it to expire.
     pub async fn release(self, db: &Db) -> Result<(), ChainError> {
-        lease::release(&db.pool, &self.name, &self.holder, self.fencing).await?;
+        write_tx!(db, |tx| lease::release(
+            &mut *tx,
+            &self.name,
+            &self.holder,
+            self.fencing
+        ))?;
         Ok(())
     }
 }

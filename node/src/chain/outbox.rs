@@ -9,7 +9,7 @@ use alloy::primitives::B256;
 use super::db::{b256_text, now_ms, to_u64};
 use super::error::ChainError;
 use super::types::{CancelJob, DepositJob, JobKind, JobPayload, RefundJob, ReleaseJob, TransferJob};
-use crate::store::{Db, outbox as job_rows};
+use crate::store::{Db, outbox as job_rows, write_tx};
 
 /// The result of an enqueue: the job's id and whether this call created it (false: it already existed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,7 +144,12 @@ pub const RETRYABLE_KINDS: [JobKind; 3] = [JobKind::Release, JobKind::Refund, Jo
 /// blacklist). False when `job_id` is not such a failed job.
 pub async fn retry_failed_job(db: &Db, job_id: &str) -> Result<bool, ChainError> {
     let kinds: Vec<&str> = RETRYABLE_KINDS.iter().map(|k| k.as_str()).collect();
-    let retried = job_rows::retry_failed(&db.pool, job_id, &kinds, now_ms()).await?;
+    let retried = write_tx!(db, |tx| job_rows::retry_failed(
+        &mut *tx,
+        job_id,
+        &kinds,
+        now_ms()
+    ))?;
     if retried {
         tracing::info!(target: "chain::outbox", job_id, "failed job sent again by an operator");
     }
@@ -212,16 +217,15 @@ pub async fn claim(
 ) -> Result<Vec<ClaimedJob>, ChainError> {
     let now = now_ms();
     let expires = now.saturating_add(i64::try_from(claim_timeout_ms).unwrap_or(i64::MAX / 4));
-    let rows = job_rows::claim(
-        &db.pool,
+    let rows = write_tx!(db, |tx| job_rows::claim(
+        &mut *tx,
         db.dialect,
         kind.as_str(),
         claimer,
         i64::from(limit),
         now,
         expires,
-    )
-    .await?;
+    ))?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let payload: JobPayload = serde_json::from_str(&row.payload)
@@ -239,7 +243,11 @@ pub async fn claim(
 
 /// Gives back claims a (restarted) writer still holds from before.
 pub(crate) async fn release_claims(db: &Db, claimer: &str) -> Result<u64, ChainError> {
-    Ok(job_rows::release_claims(&db.pool, claimer, now_ms()).await?)
+    Ok(write_tx!(db, |tx| job_rows::release_claims(
+        &mut *tx,
+        claimer,
+        now_ms()
+    ))?)
 }
 
 /// Puts claimed jobs back with a failed attempt recorded (e.g. the batch's gas estimate failed). Returns the jobs

@@ -33,7 +33,7 @@ use super::rpc::{self, Broadcast};
 use super::sink::{ChainEventSink, DbTx};
 use super::types::{FailedJob, JobKind, JobPayload, SkipClass, SkipReason, classify_skip, describe_skip};
 use crate::store::chain_txs::{self, MinedRow, NewAttemptRow, NewChainTxRow};
-use crate::store::{Db, chain_index, outbox as job_rows};
+use crate::store::{Db, chain_index, outbox as job_rows, write_tx};
 use remesa_wallet::batches::Placement;
 
 /// What one writer tick did (for tests and logs).
@@ -408,7 +408,7 @@ impl<S: ChainEventSink> Writer<S> {
             // A reorg took the block away: the same signed bytes are valid again; send them again.
             metrics::counter!("remesa_chain_outbox_reorged_total").increment(1);
             tracing::warn!(target: "chain::outbox", tx_id = tx.id, %hash, "mined transaction reorged out; re-broadcasting");
-            chain_txs::unmine(&self.db.pool, &tx.id, now_ms()).await?;
+            write_tx!(self.db, |t| chain_txs::unmine(&mut *t, &tx.id, now_ms()))?;
             if let Some(attempt) = tx.attempts.iter().find(|a| a.tx_hash == hash) {
                 self.send_attempt(tx, &attempt.clone(), report, true).await?;
             }
@@ -439,7 +439,7 @@ impl<S: ChainEventSink> Writer<S> {
             effective_gas_price_wei: r.effective_gas_price,
             now_ms: now_ms(),
         };
-        chain_txs::mark_mined(&self.db.pool, &mined).await?;
+        write_tx!(self.db, |t| chain_txs::mark_mined(&mut *t, &mined))?;
         let status = if r.status() { "success" } else { "reverted" };
         metrics::counter!("remesa_chain_txs_mined_total", "kind" => tx.kind.as_str(), "status" => status)
             .increment(1);
@@ -619,8 +619,10 @@ impl<S: ChainEventSink> Writer<S> {
             | Broadcast::Underpriced => {
                 // NonceTooLow: mined (ours or not) — the next reconcile pass tells which.
                 // Underpriced: a replacement the node refused; the previous attempt stays in its pool.
-                chain_txs::mark_attempt_broadcast(&self.db.pool, attempt.tx_hash, now).await?;
-                chain_txs::mark_broadcast(&self.db.pool, &tx.id, now).await?;
+                let mut t = self.db.begin().await?;
+                chain_txs::mark_attempt_broadcast(&mut *t, attempt.tx_hash, now).await?;
+                chain_txs::mark_broadcast(&mut *t, &tx.id, now).await?;
+                t.commit().await?;
                 if outcome == Broadcast::Accepted && is_rebroadcast {
                     report.rebroadcast += 1;
                     metrics::counter!("remesa_chain_txs_rebroadcast_total").increment(1);
@@ -636,8 +638,9 @@ impl<S: ChainEventSink> Writer<S> {
                 if failures >= i64::from(self.cfg.broadcast_failures_max) {
                     self.abandon(tx, &message).await?;
                 } else {
-                    chain_txs::record_broadcast_failure(&self.db.pool, &tx.id, failures, &message, now)
-                        .await?;
+                    write_tx!(self.db, |t| chain_txs::record_broadcast_failure(
+                        &mut *t, &tx.id, failures, &message, now
+                    ))?;
                 }
             }
         }

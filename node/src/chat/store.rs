@@ -8,8 +8,8 @@ use sqlx::AnyPool;
 
 use super::intent::Lang;
 use super::model::{InboundMessage, OutboundMessage, Platform};
-use crate::store::Db;
 use crate::store::chat::{self as tables, IdentityRow, NewIdentityRow, NewOutboxRow};
+use crate::store::{Db, write_tx};
 
 pub use crate::store::{StoreError, now_ms};
 
@@ -176,8 +176,7 @@ impl ChatStore {
             display_name,
             lang: lang.as_str(),
         };
-        let _gate = self.db.gate().await;
-        tables::upsert_identity(&self.db.pool, &new, now_ms()).await?;
+        write_tx!(self.db, |tx| tables::upsert_identity(&mut *tx, &new, now_ms()))?;
         self.identity(platform, user_key)
             .await?
             .ok_or_else(|| StoreError::Corrupt("identity vanished".into()))
@@ -217,21 +216,25 @@ impl ChatStore {
         wallet_address: &str,
         display_name: Option<&str>,
     ) -> Result<(), StoreError> {
-        tables::set_engine_user(
-            &self.db.pool,
+        write_tx!(self.db, |tx| tables::set_engine_user(
+            &mut *tx,
             platform.as_str(),
             user_key,
             engine_user_id,
             wallet_address,
             display_name,
             now_ms(),
-        )
-        .await
+        ))
     }
 
     /// Records the identity's language.
     pub async fn set_lang(&self, platform: Platform, user_key: &str, lang: Lang) -> Result<(), StoreError> {
-        tables::set_lang(&self.db.pool, platform.as_str(), user_key, lang.as_str()).await
+        write_tx!(self.db, |tx| tables::set_lang(
+            &mut *tx,
+            platform.as_str(),
+            user_key,
+            lang.as_str()
+        ))
     }
 
     // --- conversation ----------------------------------------------------------------------------------------
@@ -278,7 +281,7 @@ impl ChatStore {
         only_id: Option<&str>,
     ) -> Result<Option<InboxItem>, StoreError> {
         let now = now_ms();
-        // In a transaction for the write gate (see `Db::begin`).
+        // Every write is a transaction of the write connection (see `Db::begin`).
         let mut tx = self.db.begin().await?;
         let row =
             tables::claim_inbox(&mut *tx, self.db.dialect, worker, now + lease_ms, now, only_id).await?;
@@ -338,8 +341,14 @@ impl ChatStore {
     ) -> Result<bool, StoreError> {
         let parked = item.attempts >= INBOX_ATTEMPTS_MAX;
         let not_before = now_ms() + retry_in_ms;
-        let released =
-            tables::release_inbox(&self.db.pool, &item.id, item.attempts, parked, error, not_before).await?;
+        let released = write_tx!(self.db, |tx| tables::release_inbox(
+            &mut *tx,
+            &item.id,
+            item.attempts,
+            parked,
+            error,
+            not_before
+        ))?;
         // a lost claim parks nothing: the worker that holds the row now decides
         Ok(parked && released)
     }
@@ -360,7 +369,12 @@ impl ChatStore {
     /// Stores one outbound message (no-op when its dedupe key exists). Returns true when stored.
     pub async fn enqueue(&self, msg: &NewOutbound) -> Result<bool, StoreError> {
         let payload = json_of(&msg.message)?;
-        tables::insert_outbox(&self.db.pool, &msg.insert_with(&payload, None), now_ms(), 0).await
+        write_tx!(self.db, |tx| tables::insert_outbox(
+            &mut *tx,
+            &msg.insert_with(&payload, None),
+            now_ms(),
+            0
+        ))
     }
 
     /// Queues messages in the order given (each user's messages stay in that order) and, when given, moves a
@@ -407,7 +421,7 @@ impl ChatStore {
         limit: i64,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let now = now_ms();
-        // In a transaction for the write gate: the claim is this queue's hottest write (see `Db::begin`).
+        // Every write is a transaction of the write connection (see `Db::begin`).
         let mut tx = self.db.begin().await?;
         let rows =
             tables::claim_outbox(&mut *tx, self.db.dialect, worker, now + lease_ms, now, limit).await?;
@@ -458,16 +472,15 @@ impl ChatStore {
     ) -> Result<bool, StoreError> {
         let parked = permanent || item.attempts >= OUTBOX_ATTEMPTS_MAX;
         let not_before = now_ms() + retry_in_ms;
-        let released = tables::release_outbox(
-            &self.db.pool,
+        let released = write_tx!(self.db, |tx| tables::release_outbox(
+            &mut *tx,
             &item.id,
             item.attempts,
             parked,
             error,
             code,
             not_before,
-        )
-        .await?;
+        ))?;
         // a lost claim (another worker holds or sent the row) parks nothing
         Ok(parked && released)
     }
@@ -480,7 +493,13 @@ impl ChatStore {
         code: Option<i64>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        tables::record_delivery_status(&self.db.pool, provider_message_id, status, code, error).await
+        write_tx!(self.db, |tx| tables::record_delivery_status(
+            &mut *tx,
+            provider_message_id,
+            status,
+            code,
+            error
+        ))
     }
 
     /// The stored message queued under `dedupe_key` (as stored: placeholders not filled in).
@@ -512,16 +531,25 @@ impl ChatStore {
         address: &str,
         except_inbox: Option<&str>,
     ) -> Result<Vec<OutboundMessage>, StoreError> {
-        tables::take_terminal(&self.db.pool, address, except_inbox, TERMINAL_PAGE_MAX, now_ms())
-            .await?
-            .iter()
-            .map(|p| parse_json(p, "outbox payload"))
-            .collect()
+        write_tx!(self.db, |tx| tables::take_terminal(
+            &mut *tx,
+            address,
+            except_inbox,
+            TERMINAL_PAGE_MAX,
+            now_ms()
+        ))?
+        .iter()
+        .map(|p| parse_json(p, "outbox payload"))
+        .collect()
     }
 
     /// Marks the terminal replies of one inbox item as sent.
     pub async fn mark_inbox_replies_sent(&self, inbox_id: &str) -> Result<(), StoreError> {
-        tables::mark_inbox_replies_sent(&self.db.pool, inbox_id, now_ms()).await
+        write_tx!(self.db, |tx| tables::mark_inbox_replies_sent(
+            &mut *tx,
+            inbox_id,
+            now_ms()
+        ))
     }
 
     /// Counts outbox rows by status (tests, metrics).
@@ -542,6 +570,11 @@ impl ChatStore {
 
     /// Moves a cursor forward (never back).
     pub async fn advance_cursor(&self, name: &str, position: i64) -> Result<(), StoreError> {
-        tables::advance_cursor(&self.db.pool, name, position, now_ms()).await
+        write_tx!(self.db, |tx| tables::advance_cursor(
+            &mut *tx,
+            name,
+            position,
+            now_ms()
+        ))
     }
 }

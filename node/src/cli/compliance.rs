@@ -89,8 +89,9 @@ mod tests {
         .iter()
         .enumerate()
         {
+            let mut tx = db.begin().await.expect("begin");
             compliance::insert(
-                &db.pool,
+                &mut *tx,
                 &NewComplianceEvent {
                     kind: "limit_refused",
                     subject: "0xabc",
@@ -102,6 +103,7 @@ mod tests {
             )
             .await
             .expect("insert");
+            tx.commit().await.expect("commit");
         }
         let out = dir.path().join("events.csv");
         assert_eq!(export(config, Some(&out)).await.expect("export"), 2);

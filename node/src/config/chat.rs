@@ -34,7 +34,7 @@ pub struct ChatConfig {
     pub chat_body_limit_bytes: usize,
     /// Inbox workers per node: messages of different conversations are handled in parallel, each conversation's
     /// in the order received (a claim takes a user's oldest message only when none of theirs is in hand). Unset:
-    /// 4. (On SQLite their writes take turns at the write gate; measured on 2 cores, 4 workers handled the
+    /// 4. (On SQLite their writes take turns on the write connection; measured on 2 cores, 4 workers handled the
     /// settlement benchmark's 2,000 messages in 12.7 s against 15.5 s for one, without slowing webhook ingest.)
     pub chat_inbox_workers: Option<usize>,
     /// Outbox workers per node: deliveries to different users go out in parallel (the platform calls overlap),

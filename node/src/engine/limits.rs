@@ -189,17 +189,25 @@ impl Engine {
         };
         let detail = json!({"window": window.as_str(), "limit_usd": limit_usd.to_string(),
             "left_usd": left_usd.to_string(), "send_usd": send_usd.to_string(), "tier": tier, "country": country});
-        let result = events::insert(
-            &self.db().pool,
-            &NewComplianceEvent {
-                kind: "limit_refused",
-                subject,
-                actor: "engine",
-                reason: &e.to_string(),
-                detail: &detail.to_string(),
-                at_unix_ms: now_ms(),
-            },
-        )
+        let reason = e.to_string();
+        let detail = detail.to_string();
+        let result = async {
+            let mut tx = self.db().begin().await?;
+            events::insert(
+                &mut *tx,
+                &NewComplianceEvent {
+                    kind: "limit_refused",
+                    subject,
+                    actor: "engine",
+                    reason: &reason,
+                    detail: &detail,
+                    at_unix_ms: now_ms(),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, crate::store::StoreError>(())
+        }
         .await;
         if let Err(err) = result {
             // The refusal itself stands; losing its record is logged loudly.

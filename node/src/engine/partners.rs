@@ -121,7 +121,10 @@ impl Engine {
         if status != "active" && status != "suspended" {
             return Err(EngineError::Invalid("status must be active or suspended".into()));
         }
-        if !partners::set_status(&self.db().pool, id.as_i64(), status, now_ms()).await? {
+        let mut tx = self.db().begin().await?;
+        let found = partners::set_status(&mut *tx, id.as_i64(), status, now_ms()).await?;
+        tx.commit().await?;
+        if !found {
             return Err(EngineError::NotFound("partner"));
         }
         self.partner(id).await?.ok_or(EngineError::NotFound("partner"))
@@ -215,7 +218,9 @@ impl Engine {
         if r <= Decimal::ZERO {
             return Err(EngineError::Invalid("rate must be positive".into()));
         }
-        partners::set_mid_market_rate(&self.db().pool, &cur, &r.normalize().to_string(), now_ms()).await?;
+        let mut tx = self.db().begin().await?;
+        partners::set_mid_market_rate(&mut *tx, &cur, &r.normalize().to_string(), now_ms()).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

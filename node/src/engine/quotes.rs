@@ -192,8 +192,9 @@ impl Engine {
         let body = serde_json::to_string(quote).map_err(|e| EngineError::Internal(e.to_string()))?;
         let partner_id =
             i64::try_from(quote.partner_id).map_err(|_| EngineError::Internal("partner id".into()))?;
+        let mut tx = self.db().begin().await?;
         quotes::insert(
-            &self.db().pool,
+            &mut *tx,
             &NewQuoteRow {
                 id: &quote.id,
                 partner_id,
@@ -214,6 +215,7 @@ impl Engine {
             },
         )
         .await?;
+        tx.commit().await?;
         metrics::counter!("remesa_quotes_total").increment(1);
         Ok(())
     }

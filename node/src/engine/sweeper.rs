@@ -55,8 +55,10 @@ impl Engine {
     /// [`IDEMPOTENCY_RETENTION_MS`] and unused quotes expired that long ago are deleted.
     pub async fn prune(&self, now_ms: i64) -> Result<(u64, u64)> {
         let cutoff = now_ms.saturating_sub(IDEMPOTENCY_RETENTION_MS);
-        let keys = crate::store::idempotency::prune(&self.db().pool, now_ms).await?;
-        let quotes = crate::store::quotes::prune_unused(&self.db().pool, cutoff).await?;
+        let mut tx = self.db().begin().await?;
+        let keys = crate::store::idempotency::prune(&mut tx, now_ms).await?;
+        let quotes = crate::store::quotes::prune_unused(&mut *tx, cutoff).await?;
+        tx.commit().await?;
         Ok((keys, quotes))
     }
 

@@ -157,17 +157,21 @@ impl Keyed<'_> {
         Fut: std::future::Future<Output = Response>,
     {
         let db = self.db;
-        let gate = db.gate().await;
-        let outcome = idempotency::begin(
-            &db.pool,
-            scope,
-            key.as_str(),
-            request_hash,
-            self.start_id,
-            self.stale_ms,
-        )
+        let outcome = async {
+            let mut tx = db.begin().await?;
+            let begun = idempotency::begin(
+                &mut tx,
+                scope,
+                key.as_str(),
+                request_hash,
+                self.start_id,
+                self.stale_ms,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, crate::store::StoreError>(begun)
+        }
         .await;
-        drop(gate);
         let claim = match outcome {
             Ok(Begin::Run(claim)) => claim,
             Ok(Begin::Replay { status, body }) => return replay(status, body),
@@ -183,26 +187,30 @@ impl Keyed<'_> {
 }
 
 async fn store_response(db: &crate::store::Db, claim: &Claim, response: Response) -> Response {
-    let pool = &db.pool;
     let status = response.status();
     let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, RESPONSE_BYTES_MAX).await {
         Ok(b) => b,
         Err(_) => {
-            let _gate = db.gate().await;
-            let _ = idempotency::forget(pool, claim).await;
+            let _ = forget(db, claim).await;
             return Problem::internal().into_response();
         }
     };
-    let gate = db.gate().await;
     let stored = if status.is_server_error() {
-        let _ = idempotency::forget(pool, claim).await;
+        let _ = forget(db, claim).await;
         None
     } else {
         let text = String::from_utf8_lossy(&bytes);
-        Some(idempotency::finish(pool, claim, status.as_u16(), &text).await)
+        Some(
+            async {
+                let mut tx = db.begin().await?;
+                let done = idempotency::finish(&mut tx, claim, status.as_u16(), &text).await?;
+                tx.commit().await?;
+                Ok::<_, crate::store::StoreError>(done)
+            }
+            .await,
+        )
     };
-    drop(gate);
     if let Some(stored) = stored {
         match stored {
             Ok(true) => {}
@@ -212,6 +220,14 @@ async fn store_response(db: &crate::store::Db, claim: &Claim, response: Response
         }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Deletes the unfinished key (the client may retry with it).
+async fn forget(db: &crate::store::Db, claim: &Claim) -> Result<(), crate::store::StoreError> {
+    let mut tx = db.begin().await?;
+    idempotency::forget(&mut tx, claim).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The stored response again, marked `Idempotent-Replayed: true`.

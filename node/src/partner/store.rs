@@ -14,7 +14,7 @@ use crate::store::events::{EventRow, NewEventRow};
 use crate::store::group_commit::{BoxFut, GroupCommit, Op};
 use crate::store::partner_actions::NewActionRow;
 use crate::store::webhooks::NewDeliveryRow;
-use crate::store::{Db, events, partner_actions, partner_cursors, replay, webhooks};
+use crate::store::{Db, events, partner_actions, partner_cursors, replay, webhooks, write_tx};
 
 /// How often (per process) expired replay-cache rows are pruned and the cache size is checked.
 const REPLAY_PRUNE_INTERVAL_MS: i64 = 5_000;
@@ -236,7 +236,7 @@ impl PartnerDb {
 
     /// Deletes expired replay rows and re-evaluates whether the cache is over its bound.
     pub async fn prune_replay(&self, now: i64, max_entries: u64) -> Result<(), StoreError> {
-        replay::delete_expired(&self.pool, now).await?;
+        write_tx!(self.db, |tx| replay::delete_expired(&mut *tx, now))?;
         let n = replay::count(&self.pool).await?;
         let full = u64::try_from(n).unwrap_or(0) >= max_entries;
         if full {
@@ -340,15 +340,14 @@ impl PartnerDb {
         claim_ms: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let now = now_ms();
-        webhooks::claim_due(
-            &self.pool,
+        write_tx!(self.db, |tx| webhooks::claim_due(
+            &mut *tx,
             self.db.dialect,
             worker,
             limit.clamp(1, PAGE_LIMIT_MAX),
             now + claim_ms,
             now,
-        )
-        .await
+        ))
     }
 
     /// Records the outcome of claimed deliveries' attempts, all in one transaction (one durable commit for a
@@ -405,7 +404,7 @@ impl PartnerDb {
 
     /// Puts a parked (`failed`) delivery back in the queue with a fresh attempt budget. Returns whether it was.
     pub async fn requeue_delivery(&self, id: &str) -> Result<bool, StoreError> {
-        webhooks::requeue_failed(&self.pool, id, now_ms()).await
+        write_tx!(self.db, |tx| webhooks::requeue_failed(&mut *tx, id, now_ms()))
     }
 
     pub async fn count_deliveries(&self, status: &str) -> Result<i64, StoreError> {
@@ -419,12 +418,23 @@ impl PartnerDb {
     }
 
     pub async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        partner_cursors::set(&self.pool, name, value, now_ms()).await
+        write_tx!(self.db, |tx| partner_cursors::set(
+            &mut *tx,
+            name,
+            value,
+            now_ms()
+        ))
     }
 
     /// Takes or renews the lease `name` for `owner` (one follower at a time across processes).
     pub async fn try_lease(&self, name: &str, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
-        partner_cursors::try_lease(&self.pool, name, owner, lease_ms, now_ms()).await
+        write_tx!(self.db, |tx| partner_cursors::try_lease(
+            &mut tx,
+            name,
+            owner,
+            lease_ms,
+            now_ms()
+        ))
     }
 
     // ---------------------------------------------------------------- payout actions
@@ -446,7 +456,6 @@ impl PartnerDb {
             reason,
             created_at_unix_ms: now_ms(),
         };
-        let _gate = self.db.gate().await;
-        partner_actions::insert(&self.pool, &row).await
+        write_tx!(self.db, |tx| partner_actions::insert(&mut *tx, &row))
     }
 }

@@ -18,8 +18,6 @@
 
 use sqlx::Row as _;
 
-use sqlx::AnyPool;
-
 use super::{StoreError, now_ms};
 
 /// How long a finished response is replayed (a retry after that is a new request); the sweeper deletes older rows.
@@ -50,7 +48,7 @@ pub enum Begin {
 /// How a request with this key goes on. `owner` is the start id of this process; `stale_ms` the age from which
 /// an unfinished row is abandoned.
 pub async fn begin(
-    pool: &AnyPool,
+    conn: &mut sqlx::AnyConnection,
     scope: &str,
     key: &str,
     request_hash: &str,
@@ -69,7 +67,7 @@ pub async fn begin(
         .bind(request_hash)
         .bind(now)
         .bind(owner)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() == 1 {
             return Ok(Begin::Run(claim(scope, key, owner, now)));
@@ -80,7 +78,7 @@ pub async fn begin(
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?
         else {
             continue;
@@ -98,7 +96,7 @@ pub async fn begin(
             .bind(scope)
             .bind(key)
             .bind(created)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
             continue;
         }
@@ -136,7 +134,7 @@ pub async fn begin(
         .bind(key)
         .bind(created)
         .bind(stored_owner.as_deref().unwrap_or(""))
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         if taken.rows_affected() == 1 {
             tracing::info!(target: "store::idempotency", scope, previous_owner = ?stored_owner,
@@ -157,7 +155,12 @@ fn claim(scope: &str, key: &str, owner: &str, at: i64) -> Claim {
 }
 
 /// Stores the response of a claimed request. `false` when the claim was lost (taken over as abandoned).
-pub async fn finish(pool: &AnyPool, claim: &Claim, status: u16, body: &str) -> Result<bool, StoreError> {
+pub async fn finish(
+    conn: &mut sqlx::AnyConnection,
+    claim: &Claim,
+    status: u16,
+    body: &str,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE idempotency_keys SET status_code = $1, response_body = $2 \
          WHERE scope = $3 AND idem_key = $4 AND owner = $5 AND created_at_unix_ms = $6 AND status_code IS NULL",
@@ -168,13 +171,13 @@ pub async fn finish(pool: &AnyPool, claim: &Claim, status: u16, body: &str) -> R
     .bind(&claim.key)
     .bind(&claim.owner)
     .bind(claim.claimed_at_unix_ms)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Deletes a claimed, unfinished row (the request failed in a way the client may retry with the same key).
-pub async fn forget(pool: &AnyPool, claim: &Claim) -> Result<(), StoreError> {
+pub async fn forget(conn: &mut sqlx::AnyConnection, claim: &Claim) -> Result<(), StoreError> {
     sqlx::query(
         "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND owner = $3 \
          AND created_at_unix_ms = $4 AND status_code IS NULL",
@@ -183,17 +186,17 @@ pub async fn forget(pool: &AnyPool, claim: &Claim) -> Result<(), StoreError> {
     .bind(&claim.key)
     .bind(&claim.owner)
     .bind(claim.claimed_at_unix_ms)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 /// Deletes rows older than the retention period; returns how many.
-pub async fn prune(pool: &AnyPool, now_ms: i64) -> Result<u64, StoreError> {
+pub async fn prune(conn: &mut sqlx::AnyConnection, now_ms: i64) -> Result<u64, StoreError> {
     Ok(
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at_unix_ms < $1")
             .bind(now_ms.saturating_sub(RETENTION_MS))
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected(),
     )

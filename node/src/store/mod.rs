@@ -5,6 +5,21 @@
 //! value of the transition sequence ([`next_counter`]), which serialises writers and makes the event feed's `seq`
 //! grow in commit order (a reader never sees seq N+1 before N is committed).
 
+/// Runs one store write in a transaction of its own (on SQLite every write must go through [`Db::begin`]):
+/// `write_tx!(db, |tx| module::f(&mut *tx, …))` returns `Result<_, StoreError>` once committed.
+macro_rules! write_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        async {
+            let mut $tx = $db.begin().await?;
+            let out = $body.await?;
+            $tx.commit().await?;
+            Ok::<_, $crate::store::StoreError>(out)
+        }
+        .await
+    };
+}
+pub(crate) use write_tx;
+
 pub mod cases;
 pub mod chain_index;
 pub mod chain_txs;
@@ -30,6 +45,7 @@ pub mod text;
 pub mod transitions;
 pub mod users;
 pub mod webhooks;
+mod write_group;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -40,35 +56,52 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// A database transaction on the node's pool. On SQLite it also holds the process's write gate until it ends
-/// (see [`Db::begin`]). Dereferences to the connection, so `&mut *tx` is an executor.
+/// A database transaction. On PostgreSQL, a transaction of the pool. On SQLite, a savepoint in the group of
+/// transactions on the process's one write connection (see [`Db::begin`]), holding the write turn until it ends.
+/// Dereferences to the connection, so `&mut *tx` is an executor.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Any>,
-    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    inner: TxInner,
+}
+
+enum TxInner {
+    Pool(sqlx::Transaction<'static, sqlx::Any>),
+    Group(write_group::Member),
 }
 
 impl Tx {
-    /// Commits (and opens the gate).
+    /// Commits; returns once durable (on SQLite, once the group it joined is committed).
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        match self.inner {
+            TxInner::Pool(t) => t.commit().await,
+            TxInner::Group(m) => m.commit().await,
+        }
     }
 
-    /// Rolls back (and opens the gate). Dropping a `Tx` rolls back too.
+    /// Rolls back this transaction's work. Dropping a `Tx` rolls back too.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.inner.rollback().await
+        match self.inner {
+            TxInner::Pool(t) => t.rollback().await,
+            TxInner::Group(m) => m.rollback().await,
+        }
     }
 }
 
 impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
     fn deref(&self) -> &Self::Target {
-        &self.inner
+        match &self.inner {
+            TxInner::Pool(t) => t,
+            TxInner::Group(m) => m.conn(),
+        }
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
+        match &mut self.inner {
+            TxInner::Pool(t) => t,
+            TxInner::Group(m) => m.conn_mut(),
+        }
     }
 }
 
@@ -131,13 +164,15 @@ pub enum StoreError {
 /// The node's database.
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// For reads (and, on PostgreSQL, writes). On SQLite its connections are `query_only`: every write goes through
+    /// [`Db::begin`].
     pub pool: AnyPool,
     pub dialect: Dialect,
-    /// SQLite only: one transaction of this process at a time. SQLite has one writer; transactions that meet at its
-    /// lock wait in its busy handler, which sleeps 1, 2, 5, 10… 100 ms between tries however soon the lock frees,
-    /// so under load most of a transaction's time was sleeping. Waiting here instead hands the turn over at once,
-    /// in arrival order. (PostgreSQL has row locks and real concurrency: no gate.)
-    gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite only: the process's one write connection, whose transactions take turns in arrival order and commit
+    /// in groups ([`write_group`]). SQLite has one writer; transactions that met at its lock waited in its busy
+    /// handler, which sleeps 1, 2, 5, 10… 100 ms between tries however soon the lock frees, and each paid its own
+    /// fsync. (PostgreSQL has row locks and real concurrency, and its own group commit.)
+    writer: Option<write_group::Writer>,
 }
 
 impl Db {
@@ -159,67 +194,69 @@ impl Db {
             let _ = std::fs::create_dir_all(parent);
         }
         let opts = AnyConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+        // SQLite: the one write connection first (it creates the file and sets WAL, which the file keeps).
+        let writer = if dialect == Dialect::Sqlite {
+            let mut conn = opts.connect().await?;
+            sqlite_pragmas(&mut conn).await?;
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+            Some(write_group::Writer::new(conn))
+        } else {
+            None
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(connections_max)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        conn.execute("PRAGMA busy_timeout = 30000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // Deleted and overwritten content is zeroed in the database file, not left in free
-                        // pages where a copy of the file would still show it (secrets that are scrubbed after
-                        // use, such as delivered chat messages, must really go).
-                        conn.execute("PRAGMA secure_delete = ON").await?;
+                        sqlite_pragmas(conn).await?;
+                        // Writes go through the write connection (`Db::begin`); one here is a bug, and fails.
+                        conn.execute("PRAGMA query_only = ON").await?;
                     }
                     Ok(())
                 })
             })
             .connect_with(opts)
             .await?;
-        if dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-        }
-        Ok(Db::new(pool, dialect))
+        Ok(Db {
+            pool,
+            dialect,
+            writer,
+        })
     }
 
     /// Applies every pending migration of the node (all modules' numbered files for this dialect).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.dialect {
-            Dialect::Sqlite => MIGRATOR_SQLITE.run(&self.pool).await?,
-            Dialect::Postgres => MIGRATOR_POSTGRES.run(&self.pool).await?,
+        match (&self.writer, self.dialect) {
+            (Some(w), _) => {
+                let mut state = w.exclusive().await;
+                MIGRATOR_SQLITE.run(state.conn()).await?;
+            }
+            (None, Dialect::Sqlite) => MIGRATOR_SQLITE.run(&self.pool).await?,
+            (None, Dialect::Postgres) => MIGRATOR_POSTGRES.run(&self.pool).await?,
         }
         Ok(())
     }
 
-    /// Starts a transaction; on SQLite, first waits for the write gate (held until the transaction ends). A task
-    /// must not start a second transaction while it holds one.
+    /// Starts a transaction. On SQLite it waits for the write turn (held until the transaction ends) and joins the
+    /// open group commit ([`write_group`]); its commit returns once the group is durable. A task must not start a
+    /// second transaction while it holds one.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let gate = match &self.gate {
-            Some(g) => Some(g.clone().lock_owned().await),
-            None => None,
+        let inner = match &self.writer {
+            Some(w) => TxInner::Group(w.begin().await?),
+            None => TxInner::Pool(self.pool.begin().await?),
         };
-        Ok(Tx {
-            inner: self.pool.begin().await?,
-            _gate: gate,
-        })
+        Ok(Tx { inner })
     }
 
-    /// The write gate alone, for a single-statement write outside a transaction (on SQLite; `None` on
-    /// PostgreSQL). Hold it only for that statement: a task holding it must not call [`Db::begin`].
-    pub async fn gate(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match &self.gate {
-            Some(g) => Some(g.clone().lock_owned().await),
-            None => None,
-        }
+    /// SQLite: (group commits, transactions committed in them) since start — how many transactions shared each
+    /// fsync. `None` on PostgreSQL.
+    pub fn group_commits(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(write_group::Writer::committed)
     }
 
-    fn new(pool: AnyPool, dialect: Dialect) -> Db {
-        let gate = (dialect == Dialect::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
-        Db { pool, dialect, gate }
-    }
-
-    /// Wraps a pool, asking a connection which backend it is.
+    /// Wraps a pool, asking a connection which backend it is (on SQLite, opening a write connection with the
+    /// pool's options; the pool's own connections stay as they are).
     pub async fn detect(pool: AnyPool) -> Result<Db, StoreError> {
         let conn = pool.acquire().await?;
         let dialect = if conn.backend_name().eq_ignore_ascii_case("postgresql") {
@@ -228,7 +265,18 @@ impl Db {
             Dialect::Sqlite
         };
         drop(conn);
-        Ok(Db::new(pool, dialect))
+        let writer = if dialect == Dialect::Sqlite {
+            let mut conn = pool.connect_options().connect().await?;
+            sqlite_pragmas(&mut conn).await?;
+            Some(write_group::Writer::new(conn))
+        } else {
+            None
+        };
+        Ok(Db {
+            pool,
+            dialect,
+            writer,
+        })
     }
 
     /// Whether the pool talks to PostgreSQL (row locks, several node processes) rather than SQLite.
@@ -245,6 +293,17 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Every SQLite connection of the node, reading or writing.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA busy_timeout = 30000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    // Deleted and overwritten content is zeroed in the database file, not left in free pages where a copy of the
+    // file would still show it (secrets that are scrubbed after use, such as delivered chat messages, must really
+    // go).
+    conn.execute("PRAGMA secure_delete = ON").await?;
+    Ok(())
 }
 
 fn sqlite_path(url: &str) -> Option<String> {

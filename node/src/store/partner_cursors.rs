@@ -1,7 +1,7 @@
 //! The `partner_cursors` table: named cursors of the partner module's background followers, each with a lease
 //! (one holder at a time across processes).
 
-use sqlx::{AnyPool, Executor};
+use sqlx::Executor;
 
 use super::StoreError;
 
@@ -38,7 +38,7 @@ where
 /// Takes or renews the lease of cursor `name` for `owner` until `now_ms + lease_ms` (creating the cursor, empty,
 /// if needed); false while another owner's lease runs.
 pub async fn try_lease(
-    pool: &AnyPool,
+    conn: &mut sqlx::AnyConnection,
     name: &str,
     owner: &str,
     lease_ms: i64,
@@ -50,7 +50,7 @@ pub async fn try_lease(
     )
     .bind(name)
     .bind(now_ms)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     let done = sqlx::query(
         "UPDATE partner_cursors SET lease_owner = $1, lease_expires_at_unix_ms = $2 WHERE name = $3 \
@@ -60,7 +60,7 @@ pub async fn try_lease(
     .bind(now_ms + lease_ms)
     .bind(name)
     .bind(now_ms)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -47,10 +47,12 @@ CREATE TABLE test_failed_jobs (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, erro
 ";
 
 async fn with_test_tables(t: testing::TestDb, label: &'static str) -> Result<TestDb> {
+    let mut tx = t.db.begin().await?;
     sqlx::raw_sql(TEST_TABLES)
-        .execute(&t.db.pool)
+        .execute(&mut *tx)
         .await
         .context("test tables")?;
+    tx.commit().await?;
     Ok(TestDb {
         db: t.db.clone(),
         url: t.url.clone(),
@@ -115,20 +117,24 @@ impl TestDb {
     }
 
     pub async fn add_custodial(&self, a: Address) -> Result<()> {
+        let mut tx = self.db.begin().await?;
         sqlx::query("INSERT INTO test_custodial (address) VALUES ($1)")
             .bind(format!("{a:#x}"))
-            .execute(&self.db.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn add_locked(&self, job: &RefundJob) -> Result<()> {
+        let mut tx = self.db.begin().await?;
         sqlx::query("INSERT INTO test_locked (remittance_id, payload, expiry_unix_s) VALUES ($1, $2, $3)")
             .bind(format!("{:#x}", job.remittance_id))
             .bind(serde_json::to_string(job)?)
             .bind(i64::try_from(job.terms.expiry_unix_s)?)
-            .execute(&self.db.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -62,12 +62,14 @@ async fn cases_flow(t: TestEnv) {
     assert_eq!(kinds, vec!["error_case_opened", "error_case_resolved"]);
 
     // 181 days later the period to report an error is over (the row aged in place).
+    let mut tx = t.db.db.begin().await.expect("begin");
     sqlx::query("UPDATE remittances SET created_at_unix_ms = created_at_unix_ms - $1 WHERE id = $2")
         .bind(181_i64 * 86_400_000)
         .bind(&r.id)
-        .execute(&t.db.db.pool)
+        .execute(&mut *tx)
         .await
         .expect("age");
+    tx.commit().await.expect("commit");
     let late = t.engine.open_case(&u.id, &rid(&r.id), "too late").await;
     assert!(matches!(late, Err(EngineError::Conflict(_))), "{late:?}");
 }

@@ -16,3 +16,4 @@ mod p2p;
 mod quotes;
 mod sanctions;
 mod travel_rule;
+mod write_group;

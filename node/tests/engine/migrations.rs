@@ -184,9 +184,11 @@ async fn both_migration_sets_make_the_same_schema() -> anyhow::Result<()> {
         postgres_only.join("\n  ")
     );
     // The comparison sees a difference: one more index, one more column on one side.
+    let mut tx = sqlite.db.begin().await?;
     sqlx::query("CREATE INDEX extra_idx ON chat_outbox (address, status)")
-        .execute(&sqlite.db.pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     sqlx::query("ALTER TABLE quotes ADD COLUMN extra_col BIGINT")
         .execute(&postgres.db.pool)
         .await?;

@@ -226,10 +226,12 @@ both_dbs!(pages_t, remittance_list_pages_without_overlap);
 async fn corrupt_rows_are_errors(t: TestEnv) {
     t.partner(1, "7.6", "1.00", 50).await;
     assert_eq!(t.engine.rates(pid(1)).await.expect("rates").len(), 1);
+    let mut tx = t.db.db.begin().await.expect("begin");
     sqlx::query("UPDATE partner_rates SET fee_bps = -5 WHERE partner_id = 1")
-        .execute(&t.db.db.pool)
+        .execute(&mut *tx)
         .await
         .expect("corrupt the rate");
+    tx.commit().await.expect("commit");
     let err = t
         .engine
         .rates(pid(1))

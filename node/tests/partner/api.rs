@@ -245,11 +245,13 @@ async fn api_flow(t: TestDb) {
     };
     let rx = start_receiver(node_key, 1).await;
     // Register the webhook of partner 1 now that the receiver runs.
+    let mut tx = t.db.begin().await.unwrap();
     sqlx::query("UPDATE partners SET webhook_url = $1 WHERE id = 1")
         .bind(format!("http://{}/hooks/p1", rx.addr))
-        .execute(&t.db.pool)
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     let node = node0;
 
     // Who am I.

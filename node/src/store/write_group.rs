@@ -1,0 +1,340 @@
+//! SQLite's one write connection, and group commit for every transaction of the process.
+//!
+//! SQLite has one writer at a time, and each durable commit pays an fsync of the WAL. So on SQLite the node writes
+//! through one connection only (the pool's connections are `query_only`), and its transactions take turns on it in
+//! arrival order (a FIFO tokio mutex: no busy-handler sleeps). Transactions that follow each other closely share one
+//! SQLite transaction: each runs inside its own `SAVEPOINT`, so its own rollback undoes only its own work, and the
+//! group's single `COMMIT` makes all of them durable together — as PostgreSQL's and TigerBeetle's group commits do.
+//!
+//! A member's [`commit`](Member::commit) returns only once its group is durable, so a returned commit still means
+//! stored. The group commits when the member finishing sees no other transaction waiting for its turn, when it has
+//! [`GROUP_MEMBERS_MAX`] members, or (checked when the next member starts) when it has been open for
+//! [`GROUP_AGE_MAX`]. If SQLite loses the group (its `COMMIT` fails, or an I/O error or full disk rolls the whole
+//! transaction back), every member still waiting gets the error: none of their work is stored.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Executor;
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+
+/// Most transactions one group commit makes durable.
+pub const GROUP_MEMBERS_MAX: u32 = 128;
+/// A group older than this commits before the next member starts, so a member waits for durability at most about
+/// this long plus the next member's own time.
+pub const GROUP_AGE_MAX: Duration = Duration::from_millis(5);
+
+/// How a group ended: `None` while open, then `Ok` (durable) or the error's text (nothing of it stored).
+type Outcome = Option<Result<(), Arc<str>>>;
+
+struct Group {
+    started: Instant,
+    members: u32,
+    done: watch::Sender<Outcome>,
+}
+
+/// The write connection and the group open on it.
+pub(crate) struct State {
+    conn: sqlx::AnyConnection,
+    group: Option<Group>,
+    /// A member's savepoint is open. Seen by the next holder, it means the member was dropped without commit or
+    /// rollback: its work is rolled back first.
+    member_open: bool,
+    counts: Arc<Counts>,
+}
+
+/// The process's SQLite writer: cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    state: Arc<Mutex<State>>,
+    /// Tasks waiting for their turn (a finishing member commits the group when there are none).
+    waiting: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer has committed since start.
+#[derive(Debug, Default)]
+struct Counts {
+    groups: AtomicU64,
+    members: AtomicU64,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts a task in [`Writer::waiting`] while it waits for the turn (also when its wait is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Waiting(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn group_lost(message: &str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(format!(
+        "the transaction's group commit failed, nothing of it was stored: {message}"
+    )))
+}
+
+impl Writer {
+    pub(crate) fn new(conn: sqlx::AnyConnection) -> Writer {
+        let counts = Arc::<Counts>::default();
+        Writer {
+            state: Arc::new(Mutex::new(State {
+                conn,
+                group: None,
+                member_open: false,
+                counts: counts.clone(),
+            })),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            counts,
+        }
+    }
+
+    /// (groups committed, transactions committed in them) since start.
+    pub(crate) fn committed(&self) -> (u64, u64) {
+        (
+            self.counts.groups.load(Ordering::Relaxed),
+            self.counts.members.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Waits for the turn; the previous holder's unfinished member (dropped) is rolled back first.
+    async fn turn(&self) -> OwnedMutexGuard<State> {
+        let mut state = {
+            let _waiting = Waiting::count(&self.waiting);
+            self.state.clone().lock_owned().await
+        };
+        state.recover().await;
+        state
+    }
+
+    /// The write connection alone, outside any group (for migrations): the open group commits first.
+    pub(crate) async fn exclusive(&self) -> OwnedMutexGuard<State> {
+        let mut state = self.turn().await;
+        state.commit_group().await;
+        state
+    }
+
+    /// Starts a member transaction (a savepoint in the open group, or a new group).
+    pub(crate) async fn begin(&self) -> Result<Member, sqlx::Error> {
+        let mut state = self.turn().await;
+        if let Some(g) = &state.group
+            && (g.members >= GROUP_MEMBERS_MAX || g.started.elapsed() >= GROUP_AGE_MAX)
+        {
+            state.commit_group().await;
+        }
+        if state.group.is_none() {
+            state.conn.execute("BEGIN IMMEDIATE").await?;
+            state.group = Some(Group {
+                started: Instant::now(),
+                members: 0,
+                done: watch::channel(None).0,
+            });
+        }
+        if let Err(e) = state.conn.execute("SAVEPOINT member").await {
+            state.fail_group(&e.to_string()).await;
+            return Err(e);
+        }
+        state.member_open = true;
+        let done = match state.group.as_mut() {
+            Some(g) => {
+                g.members += 1;
+                g.done.subscribe()
+            }
+            None => return Err(group_lost("no group is open")),
+        };
+        Ok(Member {
+            state: Some(state),
+            writer: self.clone(),
+            done,
+        })
+    }
+
+    /// After a member was dropped unfinished: takes the turn, rolls it back, and commits the group if nobody else
+    /// will (its other members are waiting for that).
+    async fn tidy(self) {
+        let mut state = self.turn().await;
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            state.commit_group().await;
+        }
+    }
+}
+
+impl State {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+
+    async fn recover(&mut self) {
+        if !self.member_open {
+            return;
+        }
+        self.member_open = false;
+        if let Err(e) = self.undo_member().await {
+            self.fail_group(&e.to_string()).await;
+        }
+    }
+
+    async fn undo_member(&mut self) -> Result<(), sqlx::Error> {
+        self.conn.execute("ROLLBACK TO SAVEPOINT member").await?;
+        self.conn.execute("RELEASE SAVEPOINT member").await?;
+        Ok(())
+    }
+
+    /// Commits the open group (if any) and tells its members how it went.
+    async fn commit_group(&mut self) {
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        metrics::histogram!("remesa_sqlite_group_members").record(f64::from(group.members));
+        match self.conn.execute("COMMIT").await {
+            Ok(_) => {
+                self.counts.groups.fetch_add(1, Ordering::Relaxed);
+                self.counts
+                    .members
+                    .fetch_add(u64::from(group.members), Ordering::Relaxed);
+                let _ = group.done.send(Some(Ok(())));
+            }
+            Err(e) => {
+                tracing::error!(target: "store", error = %e, members = group.members, "group commit failed: nothing of it stored");
+                let _ = self.conn.execute("ROLLBACK").await;
+                let _ = group.done.send(Some(Err(e.to_string().into())));
+            }
+        }
+    }
+
+    /// The group is lost (SQLite rolled it back, or a savepoint failed): roll back what is left and tell the members.
+    async fn fail_group(&mut self, message: &str) {
+        self.member_open = false;
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        tracing::error!(target: "store", error = %message, members = group.members, "group transaction lost: nothing of it stored");
+        let _ = self.conn.execute("ROLLBACK").await;
+        let _ = group.done.send(Some(Err(message.into())));
+    }
+}
+
+/// One transaction on SQLite: a savepoint in the open group, holding the write turn until it ends.
+pub(crate) struct Member {
+    state: Option<OwnedMutexGuard<State>>,
+    writer: Writer,
+    done: watch::Receiver<Outcome>,
+}
+
+impl Member {
+    pub(crate) fn conn(&self) -> &sqlx::AnyConnection {
+        match &self.state {
+            Some(s) => &s.conn,
+            None => unreachable!("a member holds the state until it ends"),
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut sqlx::AnyConnection {
+        match &mut self.state {
+            Some(s) => &mut s.conn,
+            None => unreachable!("a member holds the state until it ends"),
+        }
+    }
+
+    /// Releases the savepoint and returns once the group is durable. The release (and the group's commit, when this
+    /// member is the last) runs in its own task, so a caller that stops waiting cannot leave the group half done.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let Some(state) = self.state.take() else {
+            return Ok(());
+        };
+        let writer = self.writer.clone();
+        let released = tokio::spawn(async move {
+            let mut state = state;
+            if let Err(e) = state.conn.execute("RELEASE SAVEPOINT member").await {
+                // SQLite rolled the whole transaction back (an I/O error, a full disk): the group is lost.
+                state.fail_group(&e.to_string()).await;
+                return Err(e);
+            }
+            state.member_open = false;
+            let full = state
+                .group
+                .as_ref()
+                .is_none_or(|g| g.members >= GROUP_MEMBERS_MAX);
+            if full || writer.waiting.load(Ordering::SeqCst) == 0 {
+                state.commit_group().await;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| group_lost(&e.to_string()))?;
+        released?;
+        loop {
+            let waited = tokio::time::timeout(GROUP_AGE_MAX * 2, self.done.wait_for(Option::is_some))
+                .await
+                .map(|r| r.map(|outcome| outcome.clone()));
+            match waited {
+                Ok(Ok(outcome)) => {
+                    return match outcome {
+                        Some(Ok(())) => Ok(()),
+                        Some(Err(m)) => Err(group_lost(&m)),
+                        None => Err(group_lost("no outcome")),
+                    };
+                }
+                Ok(Err(_)) => return Err(group_lost("the group was dropped")),
+                // The task that was waiting for the turn went away (cancelled) and nobody else came: commit the
+                // group from here.
+                Err(_) => {
+                    let mut state = self.writer.turn().await;
+                    if self.done.borrow().is_none() {
+                        state.commit_group().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Undoes this member's work only; the group goes on (and commits now if nobody else is waiting).
+    pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        let Some(state) = self.state.take() else {
+            return Ok(());
+        };
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            let mut state = state;
+            state.member_open = false;
+            let undone = state.undo_member().await;
+            if let Err(e) = &undone {
+                state.fail_group(&e.to_string()).await;
+            } else if writer.waiting.load(Ordering::SeqCst) == 0 {
+                state.commit_group().await;
+            }
+            undone
+        })
+        .await
+        .map_err(|e| group_lost(&e.to_string()))?
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        // Dropped before commit or rollback (an error returned early, a cancelled task): the next holder rolls the
+        // savepoint back; if nobody else is waiting, a task does it now so the group's other members are not left
+        // waiting for a commit.
+        if self.state.take().is_some()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(self.writer.clone().tidy());
+        }
+    }
+}
