@@ -19,6 +19,9 @@ pub const INBOX_ATTEMPTS_MAX: i64 = 5;
 pub const OUTBOX_ATTEMPTS_MAX: i64 = 8;
 /// Most rows returned by a terminal poll.
 pub const TERMINAL_PAGE_MAX: i64 = 100;
+/// How stale an identity's activity time may get before a message from it refreshes it (the order "most recently
+/// active" that picks which of a person's chats is told about a payout is this coarse).
+pub const IDENTITY_REFRESH_MS: i64 = 60_000;
 
 /// The node pool seen by the chat.
 #[derive(Debug, Clone)]
@@ -176,7 +179,19 @@ impl ChatStore {
             display_name,
             lang: lang.as_str(),
         };
-        write_tx!(self.db, |tx| tables::upsert_identity(&mut *tx, &new, now_ms()))?;
+        let now = now_ms();
+        // Most messages come from someone already known, with the same address, phone and name: a read answers
+        // them, and the write (a turn on SQLite's one write connection) is only for a change, or to refresh the
+        // activity time that orders a person's identities at most every IDENTITY_REFRESH_MS.
+        if let Some(row) = tables::identity(&self.db.pool, platform.as_str(), user_key).await?
+            && row.address == address
+            && (phone_e164.is_none() || row.phone_e164.as_deref() == phone_e164)
+            && (display_name.is_none() || row.display_name.as_deref() == display_name)
+            && row.updated_at_unix_ms > now.saturating_sub(IDENTITY_REFRESH_MS)
+        {
+            return identity_of(row);
+        }
+        write_tx!(self.db, |tx| tables::upsert_identity(&mut *tx, &new, now))?;
         self.identity(platform, user_key)
             .await?
             .ok_or_else(|| StoreError::Corrupt("identity vanished".into()))

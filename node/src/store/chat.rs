@@ -21,8 +21,7 @@ fn cut(s: &str, max_chars: usize) -> String {
 
 // --- identities ------------------------------------------------------------------------------------------------
 
-const IDENTITY_COLS: &str =
-    "platform, user_key, address, phone_e164, display_name, lang, engine_user_id, wallet_address";
+const IDENTITY_COLS: &str = "platform, user_key, address, phone_e164, display_name, lang, engine_user_id, wallet_address, updated_at_unix_ms";
 
 /// A stored chat identity (a chat user on one platform), read by column name.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -36,6 +35,8 @@ pub struct IdentityRow {
     pub lang: String,
     pub engine_user_id: Option<String>,
     pub wallet_address: Option<String>,
+    /// Last refreshed (the "most recently active" order of a person's identities).
+    pub updated_at_unix_ms: i64,
 }
 
 /// An identity to insert or refresh.

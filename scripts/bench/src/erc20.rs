@@ -34,11 +34,21 @@ sol! {
 
 /// Starts anvil the way figure 2 needs it: 1-second blocks (or automine with `block_time_s = 0`), `accounts` funded
 /// dev accounts, otherwise anvil's defaults.
-pub fn spawn_anvil(anvil_bin: &Path, block_time_s: u64, accounts: usize) -> anyhow::Result<AnvilInstance> {
+/// anvil with `block_time_s`-second blocks (0: a block per transaction), `accounts` funded accounts, and the block
+/// gas limit `gas_limit` (`None`: anvil's default, 30M).
+pub fn spawn_anvil(
+    anvil_bin: &Path,
+    block_time_s: u64,
+    accounts: usize,
+    gas_limit: Option<u64>,
+) -> anyhow::Result<AnvilInstance> {
     let mut a = Anvil::at(anvil_bin)
         .arg("--accounts")
         .arg(accounts.to_string())
         .timeout(30_000);
+    if let Some(limit) = gas_limit {
+        a = a.arg("--gas-limit").arg(limit.to_string());
+    }
     if block_time_s > 0 {
         a = a.block_time(block_time_s);
     }
@@ -151,8 +161,13 @@ fn fresh_address(run_seed: u64, k: usize) -> Address {
 }
 
 /// Runs the baseline on a fresh anvil.
-pub async fn run(anvil_bin: &Path, transfers: usize, senders: usize) -> anyhow::Result<Erc20Run> {
-    let anvil = spawn_anvil(anvil_bin, 1, senders.max(1))?;
+pub async fn run(
+    anvil_bin: &Path,
+    transfers: usize,
+    senders: usize,
+    gas_limit: Option<u64>,
+) -> anyhow::Result<Erc20Run> {
+    let anvil = spawn_anvil(anvil_bin, 1, senders.max(1), gas_limit)?;
     let url = anvil.endpoint_url();
     let signers: Vec<PrivateKeySigner> = anvil
         .keys()

@@ -25,10 +25,12 @@ impl Throughput {
     }
 }
 
-/// `connections` workers, each with its own connection, send back to back for `duration`; 2xx answers count as ok.
+/// `connections` workers, each with its own connection, send back to back for `duration` (or until `max_requests`
+/// were sent, when given: a burst); 2xx answers count as ok.
 pub async fn closed_loop(
     connections: usize,
     duration: Duration,
+    max_requests: Option<u64>,
     make: MakeRequest,
 ) -> anyhow::Result<Throughput> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -55,6 +57,9 @@ pub async fn closed_loop(
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let i = seq.fetch_add(1, Ordering::Relaxed);
+                if max_requests.is_some_and(|max| i >= max) {
+                    break;
+                }
                 let req = make(&client, i)?;
                 let result = client.execute(req).await;
                 if stop.load(Ordering::Relaxed) {
@@ -83,11 +88,18 @@ pub async fn closed_loop(
             anyhow::Ok(())
         }));
     }
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = start.elapsed();
-    for t in tasks {
-        t.await??;
+    let all = futures::future::join_all(tasks);
+    tokio::pin!(all);
+    let (elapsed, results) = tokio::select! {
+        results = &mut all => (start.elapsed(), results),
+        () = tokio::time::sleep(duration) => {
+            stop.store(true, Ordering::Relaxed);
+            let elapsed = start.elapsed();
+            (elapsed, all.await)
+        }
+    };
+    for r in results {
+        r??;
     }
     let first_error = first_error.lock().await.clone();
     Ok(Throughput {

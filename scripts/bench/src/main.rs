@@ -69,9 +69,9 @@ pub struct RunArgs {
     /// Runs per figure (the report shows the median, min and max). Default: 3, or 1 with --smoke.
     #[arg(long)]
     runs: Option<usize>,
-    /// Only these figures (comma-separated numbers, e.g. `2,3`).
+    /// Only these figures (comma-separated labels, e.g. `2,2b,3`).
     #[arg(long, value_delimiter = ',')]
-    only: Vec<u8>,
+    only: Vec<String>,
     /// Repository root (default: found from this crate's location).
     #[arg(long)]
     repo: Option<PathBuf>,

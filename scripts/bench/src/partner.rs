@@ -11,7 +11,7 @@ use crate::Ctx;
 use crate::loadgen::{self, Latency, MakeRequest};
 use crate::node::Node;
 
-pub const METHOD: &str = "an open-loop generator in `remesa-bench` starts {rate} requests/s on a fixed schedule for {secs} s \
+pub const METHOD: &str = "an open-loop generator in `remesa-bench` starts {load} on a fixed schedule \
     (one task per request over a shared keep-alive pool, so a slow answer never delays the next request), each \
     `GET /v1/partner/payouts?limit=50` signed afresh with RFC 9421 ed25519 (the node's own `Ed25519Signer`: \
     `@method`, `@target-uri`, `created`, `keyid`, a fresh `nonce`), against `remesa serve` on a fresh SQLite data \

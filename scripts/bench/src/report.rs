@@ -138,14 +138,15 @@ pub enum Outcome {
 
 #[derive(Debug, Clone)]
 pub struct Figure {
-    pub number: u8,
+    /// The figure's label ("2", "2b").
+    pub number: &'static str,
     pub title: String,
     pub goal: String,
     pub outcome: Outcome,
 }
 
 impl Figure {
-    pub fn not_measured(number: u8, title: &str, goal: &str, why: impl Into<String>) -> Self {
+    pub fn not_measured(number: &'static str, title: &str, goal: &str, why: impl Into<String>) -> Self {
         Self {
             number,
             title: title.to_owned(),
@@ -239,7 +240,7 @@ pub fn render(figures: &[Figure], machine: &Machine, smoke: bool, runs: usize, c
                     };
                     let title = if i == 0 { f.title.clone() } else { String::new() };
                     let num = if i == 0 {
-                        f.number.to_string()
+                        f.number.to_owned()
                     } else {
                         String::new()
                     };

@@ -160,11 +160,12 @@ pub async fn run(
     ctx: &Ctx,
     run: usize,
     n: usize,
+    gas_limit: Option<u64>,
     idle_wait: Duration,
     graph_api_base: &str,
 ) -> anyhow::Result<SettleRun> {
     // Chain.
-    let anvil = erc20::spawn_anvil(&ctx.anvil_bin, 1, 10)?;
+    let anvil = erc20::spawn_anvil(&ctx.anvil_bin, 1, 10, gas_limit)?;
     let rpc_url = anvil.endpoint_url();
     let owner: PrivateKeySigner = anvil.keys()[0].clone().into();
     let funder: PrivateKeySigner = anvil.keys()[1].clone().into();
@@ -313,7 +314,7 @@ pub async fn run(
     erc20::send_all(&chain, &owner, token, mints, mint_gas + mint_gas / 5)
         .await
         .context("minting to the users")?;
-    wait_funded(&node, &users, Duration::from_secs(120)).await?;
+    wait_funded(&node, &users, Duration::from_secs(120 + n as u64 / 50)).await?;
 
     // The devnet partner, paying at once: the node's own simulator (`remesa partner-sim`'s code, working from the
     // node's webhooks), with the
