@@ -16,7 +16,7 @@ use super::intent::format_money;
 use super::model::{OutboundMessage, PICKUP_CODE_PLACEHOLDER, Platform, TemplateMessage};
 use super::render::{self, IncomingView, ResendRefusal};
 use super::retry::RetryPolicy;
-use super::store::{ChatStore, NewOutbound, OutboxItem, StoreError};
+use super::store::{ChatStore, InboxItem, NewOutbound, OutboxItem, StoreError};
 use super::telegram::TelegramClient;
 use super::whatsapp::{SendError, SendErrorKind, WhatsappClient};
 use crate::domain::PayoutMethod;
@@ -258,8 +258,9 @@ impl ChatService {
     }
 
     /// Wakes the outbox workers (after something was queued).
+    /// Wakes one outbox worker: it claims a whole batch, and wakes the next only when its batch was full (waking
+    /// every worker for each new message made them race for it, each claim a write).
     fn wake_outbox(&self) {
-        self.inner.wake_outbox.notify_waiters();
         self.inner.wake_outbox.notify_one();
     }
 
@@ -326,42 +327,88 @@ impl ChatService {
     }
 
     async fn run_inbox(&self, shutdown: CancellationToken) {
+        // The next message, claimed in the transaction that completed the previous one.
+        let mut next: Option<InboxItem> = None;
         while !shutdown.is_cancelled() {
-            match self.process_next_inbox(None).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(e) => tracing::warn!(target: "chat::inbox", error = %e, "inbox worker"),
-            }
-            if !self.idle(&shutdown, &self.inner.wake_inbox).await {
-                break;
+            let item = match next.take() {
+                Some(item) => Some(item),
+                None => match self
+                    .inner
+                    .store
+                    .claim_inbox(&self.inner.worker_id, LEASE_MS, None)
+                    .await
+                {
+                    Ok(item) => item,
+                    Err(e) => {
+                        tracing::warn!(target: "chat::inbox", error = %e, "inbox worker");
+                        None
+                    }
+                },
+            };
+            match item {
+                Some(item) => match self.process_inbox_item(item, true).await {
+                    Ok(claimed) => next = claimed,
+                    Err(e) => tracing::warn!(target: "chat::inbox", error = %e, "inbox worker"),
+                },
+                None => {
+                    if !self.idle(&shutdown, &self.inner.wake_inbox).await {
+                        break;
+                    }
+                }
             }
         }
+        // A message claimed but not started keeps its place: its claim runs out (or this node's restart frees it).
     }
 
     /// Processes one stored inbound message (or the given one); returns its inbox id when one was processed.
     pub async fn process_next_inbox(&self, only_id: Option<&str>) -> Result<Option<String>, StoreError> {
-        let store = &self.inner.store;
-        let Some(item) = store
+        let Some(item) = self
+            .inner
+            .store
             .claim_inbox(&self.inner.worker_id, LEASE_MS, only_id)
             .await?
         else {
             return Ok(None);
         };
+        let id = item.id.clone();
+        self.process_inbox_item(item, false).await?;
+        Ok(Some(id))
+    }
+
+    /// Handles one claimed message and completes it; with `claim_next`, the completing transaction also claims the
+    /// next message (returned).
+    async fn process_inbox_item(
+        &self,
+        item: InboxItem,
+        claim_next: bool,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        let store = &self.inner.store;
+        let started = std::time::Instant::now();
         let handled = match conversation::handle(store, self.inner.backend.as_ref(), &item.message).await {
             Ok(outcome) => self.apply_resend(outcome, &item.id).await,
             Err(e) => Err(e),
         };
+        let handled_at = started.elapsed();
         match handled {
             Ok(mut outcome) => {
                 let mut rows = conversation::reply_rows(&item.id, &item.message, &outcome.replies);
                 rows.append(&mut outcome.others);
-                if !store
-                    .complete_inbox(&item, Some(&outcome.state_json), &rows)
-                    .await?
-                {
+                let next_for = claim_next.then_some((self.inner.worker_id.as_str(), LEASE_MS));
+                let (completed, next) = store
+                    .complete_inbox_and_claim(&item, Some(&outcome.state_json), &rows, next_for)
+                    .await?;
+                if !completed {
                     tracing::warn!(target: "chat::inbox", inbox_id = %item.id, "claim lost before completion; another worker owns it");
                 }
+                tracing::debug!(
+                    target: "chat::inbox", inbox_id = %item.id,
+                    handle_us = handled_at.as_micros() as u64,
+                    complete_us = (started.elapsed() - handled_at).as_micros() as u64,
+                    next_claimed = next.is_some(),
+                    "message handled"
+                );
                 self.wake_outbox();
+                Ok(next)
             }
             Err(e) => {
                 tracing::warn!(target: "chat::inbox", inbox_id = %item.id, attempts = item.attempts, error = %e, "processing failed");
@@ -379,9 +426,9 @@ impl ChatService {
                         store.enqueue(r).await?;
                     }
                 }
+                Ok(None)
             }
         }
-        Ok(Some(item.id))
     }
 
     /// Carries out a sender's confirmed re-send of a pickup code (idempotent on the inbox item `inbox_id`: processing
@@ -430,6 +477,10 @@ impl ChatService {
             .await?;
         if items.is_empty() {
             return Ok(false);
+        }
+        if i64::try_from(items.len()).unwrap_or(i64::MAX) >= OUTBOX_CLAIM_MAX {
+            // There may be more: another worker sends the next batch while this one sends its own.
+            self.wake_outbox();
         }
         let results = futures::future::join_all(items.iter().map(|item| self.send(item))).await;
         let mut sent = Vec::with_capacity(items.len());

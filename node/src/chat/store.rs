@@ -122,6 +122,14 @@ fn identity_of(r: IdentityRow) -> Result<Identity, StoreError> {
     })
 }
 
+fn inbox_item(row: tables::ClaimedInboxRow) -> Result<InboxItem, StoreError> {
+    Ok(InboxItem {
+        message: parse_json(&row.payload, "inbox payload")?,
+        id: row.id,
+        attempts: row.attempts,
+    })
+}
+
 /// The stored form of each message, in order.
 fn payloads_of(msgs: &[NewOutbound]) -> Result<Vec<String>, StoreError> {
     msgs.iter().map(|m| json_of(&m.message)).collect()
@@ -301,14 +309,7 @@ impl ChatStore {
         let row =
             tables::claim_inbox(&mut *tx, self.db.dialect, worker, now + lease_ms, now, only_id).await?;
         tx.commit().await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        Ok(Some(InboxItem {
-            message: parse_json(&row.payload, "inbox payload")?,
-            id: row.id,
-            attempts: row.attempts,
-        }))
+        row.map(inbox_item).transpose()
     }
 
     /// Inbound messages not handled yet (pending or in hand), across every node sharing the database.
@@ -325,12 +326,27 @@ impl ChatStore {
         state_json: Option<&str>,
         replies: &[NewOutbound],
     ) -> Result<bool, StoreError> {
+        Ok(self
+            .complete_inbox_and_claim(item, state_json, replies, None)
+            .await?
+            .0)
+    }
+
+    /// [`ChatStore::complete_inbox`], and in the same transaction (one write turn instead of two) the claim of the
+    /// next message for `next_for` = (worker, lease in ms), as [`ChatStore::claim_inbox`] would.
+    pub async fn complete_inbox_and_claim(
+        &self,
+        item: &InboxItem,
+        state_json: Option<&str>,
+        replies: &[NewOutbound],
+        next_for: Option<(&str, i64)>,
+    ) -> Result<(bool, Option<InboxItem>), StoreError> {
         let payloads = payloads_of(replies)?;
         let now = now_ms();
         let mut tx = self.db.begin().await?;
         if !tables::finish_inbox(&mut *tx, &item.id, item.attempts, now).await? {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok((false, None));
         }
         if let Some(state) = state_json {
             let platform = item.message.platform.as_str();
@@ -341,8 +357,14 @@ impl ChatStore {
             let row = r.insert_with(payload, Some(&item.id));
             tables::insert_outbox(&mut *tx, &row, now, i64::try_from(n).unwrap_or(0)).await?;
         }
+        let next = match next_for {
+            Some((worker, lease_ms)) => {
+                tables::claim_inbox(&mut *tx, self.db.dialect, worker, now + lease_ms, now, None).await?
+            }
+            None => None,
+        };
         tx.commit().await?;
-        Ok(true)
+        Ok((true, next.map(inbox_item).transpose()?))
     }
 
     /// Records a processing failure: back to pending after `retry_in_ms`, or parked as failed after

@@ -159,3 +159,26 @@ async fn sqlite_a_dropped_transaction_does_not_stall_its_group() -> anyhow::Resu
     assert_eq!(ids(&t.db).await?, (10..20).collect::<Vec<_>>());
     Ok(())
 }
+
+/// Callers that stop waiting (a timed-out request drops its future) while waiting for the turn, or while their
+/// commit waits for the group, leave nothing behind: later transactions run and what was committed stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cancelled_callers_leave_the_writer_usable() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    table(&t.db).await?;
+    let holder = t.db.begin().await?;
+    let waiting = tokio::time::timeout(std::time::Duration::from_millis(20), insert(&t.db, 1)).await;
+    assert!(waiting.is_err(), "the turn is held: the insert cannot finish");
+    drop(holder);
+    for id in 2..6_i64 {
+        let db = t.db.clone();
+        // cancelled at once: it may or may not have committed, but must not break anything
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(50), insert(&db, 100 + id)).await;
+        insert(&db, id).await?;
+    }
+    let ids = ids(&t.db).await?;
+    for id in 2..6_i64 {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    Ok(())
+}
