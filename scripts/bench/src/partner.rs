@@ -20,10 +20,10 @@ pub const METHOD: &str = "an open-loop generator in `remesa-bench` starts {load}
     coordinated omission), and the generator's own lateness is reported in the notes. Floor: the same generator, signing included, against \
     `remesa-bench floor-server` (tokio + axum answering a constant page, no verification) in its own process.";
 
-pub const LIMITS: &str = "every request is verified (ed25519) and then recorded in the replay cache, which is an \
-    INSERT into `partner_signature_replay` committed durably on the node's one SQLite writer (plus a periodic prune of \
-    expired rows), so each read costs a durable commit. The median stays near the floor; the tail follows the writer: \
-    a commit or WAL checkpoint that stalls queues every request behind it (inferred from the code path, not profiled). \
+pub const LIMITS: &str = "every request is verified (ed25519) and then recorded in the replay cache: an INSERT \
+    into `partner_signature_replay`, group-committed with the node's other writes on its one SQLite write connection \
+    (a request waits for its group's COMMIT, an fsync), plus a periodic prune of expired rows. The median stays near \
+    the floor; the tail follows the writer (a COMMIT or WAL checkpoint that stalls queues every request behind it). \
     The generator, the node and the signing share two cores.";
 
 /// A deterministic benchmark key (never a real partner's).
