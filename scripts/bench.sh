@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs Remesa's benchmark figures, each beside its baseline, and writes the report.
 #
-#   scripts/bench.sh            full run: release build, 3 runs per figure, writes BENCHMARKS.md (takes ~15-20 min;
+#   scripts/bench.sh            full run: release build, 3 runs per figure, writes BENCHMARKS.md (takes ~45 min;
 #                               run it on a quiet machine)
 #   scripts/bench.sh --smoke    tiny sizes, one run, dev build: checks every figure can still be measured (CI);
 #                               writes a temporary report and exits non-zero if a figure could not be measured
-#   scripts/bench.sh [--smoke] -- ARGS   extra arguments for remesa-bench run (e.g. `-- --only 2,3 --runs 5`)
+#   scripts/bench.sh [--smoke] -- ARGS   extra arguments for remesa-bench run (e.g. `-- --only 2,2b,3 --runs 5`)
 #
 # The report records the machine (cores, memory, OS, rustc and anvil versions, date, commit).
 set -euo pipefail

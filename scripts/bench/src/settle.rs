@@ -323,6 +323,8 @@ pub async fn run(
     let key_file = node.setup.data_dir.join("bench-partner.key");
     std::fs::write(&key_file, hex::encode([0x42u8; 32]))?;
     let cancel = tokio_util::sync::CancellationToken::new();
+    // The simulator stops with this run, also when the run fails.
+    let _stop_sim = cancel.clone().drop_guard();
     let sim_args = SimArgs {
         node_url: node.base_url.clone(),
         partner_id: PARTNER_ID,
@@ -484,7 +486,8 @@ async fn wait_funded(node: &Node, users: &[Address], timeout: Duration) -> anyho
     Ok(())
 }
 
-/// Every user sends [`SEND_TEXT`] and then "yes" (each acknowledged before the next).
+/// Every user sends [`SEND_TEXT`] and then "yes" (each acknowledged before the next; a 503 is sent again after its
+/// `Retry-After`, as the platforms do).
 async fn send_conversations(base_url: String, run: usize, n: usize) -> anyhow::Result<()> {
     let url = Arc::new(format!("{base_url}/webhooks/whatsapp"));
     let next = Arc::new(AtomicUsize::new(0));
@@ -508,19 +511,37 @@ async fn send_conversations(base_url: String, run: usize, n: usize) -> anyhow::R
                         &text,
                     );
                     let sig = whatsapp_signature(body.as_bytes())?;
-                    let r = client
-                        .post(url.as_str())
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .header("x-hub-signature-256", sig)
-                        .body(body)
-                        .send()
-                        .await?;
-                    ensure!(
-                        r.status().is_success(),
-                        "webhook answered {}: {}",
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    );
+                    // A full inbox answers 503 with Retry-After; the platform delivers the same message again
+                    // then, and so does this sender (the message id makes it the same message).
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        let r = client
+                            .post(url.as_str())
+                            .header(reqwest::header::CONTENT_TYPE, "application/json")
+                            .header("x-hub-signature-256", &sig)
+                            .body(body.clone())
+                            .send()
+                            .await?;
+                        if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE && attempts < 600 {
+                            let retry_after_s = r
+                                .headers()
+                                .get(reqwest::header::RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .unwrap_or(1)
+                                .clamp(1, 10);
+                            tokio::time::sleep(Duration::from_secs(retry_after_s)).await;
+                            continue;
+                        }
+                        ensure!(
+                            r.status().is_success(),
+                            "webhook answered {}: {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        );
+                        break;
+                    }
                 }
             }
         }));
