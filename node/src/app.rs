@@ -204,7 +204,7 @@ pub async fn build_from_state(state: AppState) -> Result<App, AppError> {
     tracing::info!(target: "app", node_name, start_id = %state.instance.start_id,
         previous_start_id = ?recovered.previous_start_id, idempotency_keys = recovered.idempotency_keys,
         chat_inbox = recovered.chat_inbox, chat_outbox = recovered.chat_outbox,
-        webhook_deliveries = recovered.webhook_deliveries, "registered");
+        webhook_deliveries = recovered.webhook_deliveries, leases = recovered.leases, "registered");
     let workers = spawn_workers(&state)?;
     Ok(App {
         listener,
@@ -232,6 +232,7 @@ pub fn spawn_workers(state: &AppState) -> Result<Vec<JoinHandle<()>>, AppError> 
             },
             config: state.config.chain.clone(),
             sink: Arc::new(state.engine.clone()),
+            holder: Some(state.instance.worker_id(crate::store::instances::CHAIN_ROLE)),
         };
         tracing::info!(target: "app", relayer = %relayer.address(), "starting chain workers");
         handles.extend(

@@ -81,7 +81,7 @@ impl<S: ChainEventSink> Indexer<S> {
             cfg: ctx.config.clone(),
             sink: ctx.sink.clone(),
             name: cursor_name(d.chain_id, d.escrow),
-            holder: uuid::Uuid::new_v4().to_string(),
+            holder: ctx.lease_holder(),
             lease: None,
         }
     }

@@ -39,7 +39,7 @@ impl<S: ChainEventSink> RefundKeeper<S> {
                 "refund-keeper:{}:{:#x}",
                 ctx.deployment.chain_id, ctx.deployment.escrow
             ),
-            holder: uuid::Uuid::new_v4().to_string(),
+            holder: ctx.lease_holder(),
             lease: None,
         }
     }

@@ -67,6 +67,9 @@ pub struct ChainContext<S> {
     pub deployment: EscrowDeployment,
     pub config: ChainConfig,
     pub sink: Arc<S>,
+    /// The lease holder name of these workers (`chain@<start id>`, so a restart of the same node takes its leases
+    /// over at once, see `store::instances::register`); `None`: a fresh random name per worker.
+    pub holder: Option<String>,
 }
 
 impl<S> Clone for ChainContext<S> {
@@ -77,6 +80,7 @@ impl<S> Clone for ChainContext<S> {
             deployment: self.deployment.clone(),
             config: self.config.clone(),
             sink: self.sink.clone(),
+            holder: self.holder.clone(),
         }
     }
 }
@@ -90,6 +94,15 @@ pub fn connect_http(rpc_url: &str) -> Result<DynProvider, ChainError> {
         .disable_recommended_fillers()
         .connect_http(url)
         .erased())
+}
+
+impl<S> ChainContext<S> {
+    /// The lease holder name for one worker: the context's, or a fresh random one.
+    pub fn lease_holder(&self) -> String {
+        self.holder
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    }
 }
 
 /// Starts a writer per sending key, the indexer and the refund keeper. Each stops when `cancel` fires (a writer

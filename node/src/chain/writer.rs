@@ -165,7 +165,7 @@ impl<S: ChainEventSink> Writer<S> {
             token: ctx.deployment.token,
             cfg: ctx.config.clone(),
             sink: ctx.sink.clone(),
-            holder: uuid::Uuid::new_v4().to_string(),
+            holder: ctx.lease_holder(),
             lease: None,
             batch_cap: None,
         }

@@ -113,7 +113,7 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     let state = app::state(dev_config).await?;
     let custody = state.engine.custody().context("keystore")?;
     devnet::fund_gas(&rpc_url, custody.relayer()?.address()).await?;
-    seed(&state).await?;
+    seed(&state, None).await?;
     for (phone, name) in DEMO_USERS {
         let (u, _) = state
             .engine
@@ -227,7 +227,7 @@ struct DevOverrides {
 
 /// The demo partner (id 1, key in the data directory, settlement = anvil account 2, registered in the escrow) with
 /// Guatemala and Mexico rates, a second partner with a worse GT rate (routing picks partner 1), mid-market rates.
-pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
+pub async fn seed(state: &app::AppState, partner_webhook_url: Option<String>) -> anyhow::Result<()> {
     let (_, public_key) =
         crate::partner::wiring::demo_partner_key(&state.config.data_dir, 1).map_err(anyhow::Error::msg)?;
     let added = crate::partner::add_partner(
@@ -243,7 +243,7 @@ pub async fn seed(state: &app::AppState) -> anyhow::Result<()> {
                 "mobile_wallet".into(),
             ],
             public_key,
-            webhook_url: None,
+            webhook_url: partner_webhook_url,
             settlement_address: DEMO_SETTLEMENT.into(),
             signer_address: None,
         },

@@ -102,7 +102,12 @@ pub enum DevnetCmd {
         seconds: u64,
     },
     /// Register the demo partners and rates into the configured node database (and escrow).
-    Seed,
+    Seed {
+        /// Where the node POSTs demo partner 1's signed webhooks (e.g. a `remesa partner-sim --webhook-addr`);
+        /// without it partner 1 has no webhook URL and works from polling and its event feed.
+        #[arg(long)]
+        partner_webhook_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,9 +319,9 @@ async fn devnet_cmd(config: Config, cmd: DevnetCmd) -> anyhow::Result<()> {
             devnet::time_travel(&rpc, seconds).await?;
             println!("advanced {seconds} s");
         }
-        DevnetCmd::Seed => {
+        DevnetCmd::Seed { partner_webhook_url } => {
             let st = app::state(config).await?;
-            dev::seed(&st).await?;
+            dev::seed(&st, partner_webhook_url).await?;
         }
     }
     Ok(())

@@ -50,6 +50,13 @@ impl FeedFollower {
         }
     }
 
+    /// Holds the feed's lease under `owner` (the node's `partner-feed@<start id>`, so a restart of the same node
+    /// takes it over at once) instead of a random name.
+    pub fn with_owner(mut self, owner: String) -> Self {
+        self.owner = owner;
+        self
+    }
+
     /// Runs until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_millis(self.cfg.partner_webhook_poll_interval_ms.max(10));

@@ -77,7 +77,11 @@ pub fn spawn_workers(state: &AppState) -> Result<Vec<JoinHandle<()>>, NodeKeyErr
             source: std::io::Error::other(e.to_string()),
         })?
         .with_worker_id(state.instance.worker_id("webhooks"));
-    let feed = FeedFollower::new(db, cfg);
+    let feed = FeedFollower::new(db, cfg).with_owner(
+        state
+            .instance
+            .worker_id(crate::store::instances::PARTNER_FEED_ROLE),
+    );
     Ok(vec![
         tokio::spawn(feed.run(state.shutdown.child_token())),
         tokio::spawn(worker.run(state.shutdown.child_token())),

@@ -49,11 +49,20 @@ pub struct Recovered {
     pub chat_inbox: u64,
     pub chat_outbox: u64,
     pub webhook_deliveries: u64,
+    /// Leases (sending keys, indexer, refund keeper, the partner feed) the previous start held, now expired.
+    pub leases: u64,
 }
+
+/// The lease holder role of a node's chain workers (`chain@<start id>`).
+pub const CHAIN_ROLE: &str = "chain";
+/// The lease owner role of a node's partner feed follower (`partner-feed@<start id>`).
+pub const PARTNER_FEED_ROLE: &str = "partner-feed";
 
 /// Registers `instance` as the live process of `node_name` and frees every claim of the previous process that
 /// ran under that name: its unfinished idempotency keys can be retried at once, its claimed chat messages and
-/// webhook deliveries are due again. One transaction.
+/// webhook deliveries are due again, its leases (chain workers, partner feed) expire. One transaction.
+/// (A SIGKILLed process left them held; without this its restart waited out every lease: up to 30 s in which no
+/// partner event or webhook was made, found by the fault suite's crash scenario.)
 pub async fn register(db: &Db, node_name: &str, instance: &Instance) -> Result<Recovered, StoreError> {
     let now = now_ms();
     let mut tx = db.begin().await?;
@@ -110,6 +119,17 @@ pub async fn register(db: &Db, node_name: &str, instance: &Instance) -> Result<R
             .await?
             .rows_affected();
         }
+        // Fencing numbers grow on every takeover, so expiring a dead holder's chain lease is safe.
+        recovered.leases = sqlx::query("UPDATE chain_leases SET expires_at_unix_ms = 0 WHERE holder = $1")
+            .bind(worker_id(CHAIN_ROLE, &prev))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            + sqlx::query("UPDATE partner_cursors SET lease_expires_at_unix_ms = 0 WHERE lease_owner = $1")
+                .bind(worker_id(PARTNER_FEED_ROLE, &prev))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
     }
     tx.commit().await?;
     Ok(recovered)

@@ -510,6 +510,7 @@ impl Chain {
             deployment: self.deployment(),
             config,
             sink: Arc::new(RecordingSink),
+            holder: None,
         })
     }
 

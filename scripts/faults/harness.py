@@ -1,60 +1,43 @@
 #!/usr/bin/env python3
-"""Seeded kill-and-restart soak test of a Remesa node (SQLite), driven through the chat like an operator would.
+"""The fault suite's harness: one seeded run of a Remesa node under a fault, driven through the chat like a user.
 
-What one run does (everything random comes from ``random.Random(seed)``; the seed is printed first, so a failing
-run is reproduced with ``--runs 1 --seed <seed>`` -- the kill *moments* are seeded, but thread scheduling and
-block timing are not, so a reproduction is close, not bit-exact):
+``scripts/faults/run.py`` (``scripts/faults.sh``) defines the scenarios; this module runs one. What a run does
+(everything random comes from ``random.Random(seed)``; thread scheduling and block timing are not seeded, so a
+replay with the same seed is close, not bit-exact):
 
- 1. starts anvil (``contracts/node_modules/.bin/anvil``, ``--block-time 1``) on a free port, and a fresh data dir;
- 2. ``remesa devnet setup`` / ``remesa migrate`` / ``remesa devnet seed`` with the environment of the e2e tests
-    (``tests/lib.rs``, ``Node::new``);
- 3. starts ``remesa serve`` (stderr to ``<data_dir>/node-<n>.log``, one file per start) and waits for ``/readyz``;
- 4. registers a few chat senders (their first ``/v1/dev/chat`` message creates them) and mints them tokens;
- 5. starts ``remesa partner-sim`` as partner 1 (log ``<data_dir>/partner-sim.log``); the recipients read their chat
-    (``/v1/dev/chat/messages``), and the pickup code in each recipient's message is written to
-    ``<data_dir>/pickup-codes.txt`` -- the node has no endpoint that returns a code (codes of paid remittances are
-    pruned from the file so the simulator's look-ups stay cheap);
- 6. sends the remittances: cash pickups through the chat ("send 12 usd to Maria +502 5555 0101, cash pickup",
-    then "yes"), one conversation per sender in its own thread; a share of bank deposits (``--bank-share``) goes
-    through the HTTP API (``POST /v1/quotes`` + ``POST /v1/remittances`` with an ``Idempotency-Key`` and a
-    recipient account), because the chat has no way to give a recipient account. Every chat message is retried with
-    the same ``message_id`` (every API POST with the same key) until the node answers;
- 7. meanwhile a killer thread SIGKILLs the node ``--kills`` times, at seeded random moments (uniform 0.5-4 s after
-    the node was ready again), and restarts it at once on the same data dir and the same address; a supervisor
-    thread restarts the node if it ever dies on its own (that is reported and fails the run);
- 8. waits (``--settle-timeout-s``) until every remittance is ``settled``;
- 9. checks, each printed as PASS/FAIL:
-      - every remittance settled;
-      - the history of each remittance has exactly one ``funds_locked``, one ``paid`` and one ``settled``;
-      - ``remesa reconcile`` prints OK (ledger escrow account == escrow contract balance);
-      - the remittances in the node are exactly the ones confirmed (one per chat "Done!" / API create, no extra,
-        no duplicate, none missing) and their number equals the number planned;
-      - the partner's settlement address received on chain exactly the sum of the remittances' totals;
-      - the node never exited on its own;
-    and prints (INFO, never failing) how many chat notifications (locked / paid / settled) each sender saw per
-    remittance -- delivery to the terminal chat is at-least-once-ish and a notification handed out in a response
-    lost to a kill is gone, so these are indications only.
-10. prints one summary line per run:
-      ``RUN seed=<s> remittances=<n> kills=<k> settled=<m>/<n> time=<t>s result=PASS|FAIL``
-    and at the end ``ALL PASS`` or ``FAILED seeds: ...``. A failed run keeps its data dir (path printed: node logs
-    ``node-*.log``, ``partner-sim.log``, ``anvil.log``, ``chaos.log`` = every unusual chat/API answer seen, the
-    SQLite database ``remesa.sqlite``); ``--keep`` keeps all of them.
+ 1. starts anvil (``contracts/node_modules/.bin/anvil``, ``--block-time 1``) on a free port and a fresh data dir
+    (on a small tmpfs when the scenario fills the disk), and, when the scenario cuts them, TCP proxies in front of
+    anvil (the node's RPC) and of the partner's webhook receiver;
+ 2. ``remesa devnet setup`` / ``remesa migrate`` / ``remesa devnet seed`` on SQLite or on a fresh PostgreSQL
+    database (``REMESA_TEST_DATABASE_URL``'s server), with every log at the scenario's level (trace by default);
+ 3. starts ``remesa serve`` (stderr to ``<data_dir>/node-<n>.log``) and waits for ``/readyz``;
+ 4. registers chat senders (their first ``/v1/dev/chat`` message creates them) and mints them tokens;
+ 5. starts ``remesa partner-sim`` as partner 1 with a webhook receiver (the node's ``payout.created`` brings the
+    work; it polls to catch up); recipients read their chat and the pickup code in each recipient's message goes
+    to ``<data_dir>/pickup-codes.txt`` -- the node has no endpoint that returns a code;
+ 6. sends the remittances: cash pickups through the chat, a share of bank deposits through the HTTP API with an
+    ``Idempotency-Key``; every message and request is retried with the same id or key until the node answers;
+ 7. meanwhile the scenario's injector thread injects its fault (SIGKILLs, an RPC outage, a webhook outage, a
+    PostgreSQL restart, a full disk), a supervisor restarts the node if it dies on its own (reported, and fails
+    the run), and a monitor samples ``/readyz`` every 0.5 s;
+ 8. waits until every remittance is settled, then checks (each PASS/FAIL): every remittance settled, exactly one
+    ``funds_locked``, ``paid`` and ``settled`` each, ``remesa reconcile`` OK, remittances == confirmations,
+    the partner received on chain exactly the totals, the senders paid on chain exactly the totals, the escrow
+    holds nothing, no webhook delivery parked or pending, every notification seen once (where no response was lost
+    to a kill), the node never exited on its own, and no secret of the run in any log, HTTP response or database
+    dump (scenario 9).
 
-Exit status: 0 if every run passed, 1 if any failed, 2 on a setup problem, 130 on Ctrl-C. All processes started by
-the script (anvil, node, partner-sim) are killed at the end, also on Ctrl-C or an exception.
-
-Usage::
-
-    scripts/chaos/kill-restart.py --runs 10 --remittances 150 --kills 20 --seed 1   # run i uses seed+i
-    scripts/chaos/kill-restart.py --smoke                                           # CI: 1 run, 20 remittances, 3 kills
-
-The node binary is ``target/debug/remesa`` (or ``$REMESA_BIN``); the script never builds it.
+A failed run keeps its data dir (path printed): node logs ``node-*.log``, ``partner-sim.log``, ``anvil.log``,
+``chaos.log`` (every unusual chat/API answer), ``responses.log`` (every HTTP response body the harness saw), the
+database. The node binary is ``target/debug/remesa`` (or ``$REMESA_BIN``); the harness never builds it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
+import struct
 import os
 import random
 import re
@@ -73,10 +56,12 @@ import urllib.request
 import http.client as httpclient
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 ANVIL = REPO / "contracts/node_modules/.bin/anvil"
-OPERATOR_TOKEN = "chaos-operator-token"
+OPERATOR_TOKEN = "faults-operator-token-7f3a9c"
+KEYSTORE_PASSPHRASE = "faults keystore passphrase 4b1e"
 # Anvil account 0: deployer and escrow owner on the devnet (as in tests/lib.rs).
 DEV_DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 # Demo partner 1's settlement address (anvil account 2).
@@ -146,6 +131,26 @@ def anvil_bin() -> Path:
 # ------------------------------------------------------------------------------------------------- HTTP
 
 
+_responses_lock = threading.Lock()
+_responses_file = None
+
+
+def log_responses_to(path: Path | None) -> None:
+    """Every HTTP response the harness reads from now on is appended to `path` (the secrets scan reads it)."""
+    global _responses_file
+    with _responses_lock:
+        if _responses_file is not None:
+            _responses_file.close()
+        _responses_file = open(path, "a", encoding="utf-8") if path else None
+
+
+def log_response(method: str, url: str, status: int, text: str) -> None:
+    with _responses_lock:
+        if _responses_file is not None:
+            path = urllib.parse.urlsplit(url).path
+            _responses_file.write(f"{method} {path} {status} {text}\n")
+
+
 class NoAnswer(Exception):
     """Connection refused/reset, timeout: the node did not answer."""
 
@@ -166,6 +171,7 @@ def http(method: str, url: str, body: object = None, headers: dict | None = None
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, httpclient.HTTPException) as e:
         raise NoAnswer(f"{type(e).__name__}: {e}") from None
     text = raw.decode("utf-8", "replace")
+    log_response(method, url, status, text)
     try:
         return status, json.loads(text) if text else None
     except ValueError:
@@ -332,6 +338,22 @@ class Node:
             raise RunFailed(f"{method} {path}: {status} {v}")
         return v
 
+    def list_all(self, path: str, **params) -> list[dict]:
+        """Every item of a paged admin list (`items` + `next_cursor`)."""
+        items: list[dict] = []
+        cursor = None
+        for _ in range(1000):
+            q = {k: v for k, v in params.items() if v is not None}
+            q["limit"] = 200
+            if cursor:
+                q["cursor"] = cursor
+            page = self.ok("GET", path + "?" + urllib.parse.urlencode(q))
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return items
+
     def list_remittances(self, **params) -> list[dict]:
         items: list[dict] = []
         cursor = None
@@ -374,7 +396,7 @@ class Confirmed:
 @dataclass
 class Run:
     seed: int
-    args: argparse.Namespace
+    scenario: "Scenario"
     dir: Path
     procs: Procs = field(default_factory=Procs)
     stop: threading.Event = field(default_factory=threading.Event)  # abort: a failure or Ctrl-C
@@ -386,6 +408,8 @@ class Run:
     notifications: dict = field(default_factory=dict)  # phone -> [text]
     codes: dict = field(default_factory=dict)  # remittance id -> pickup code (not yet paid)
     seen_codes: dict = field(default_factory=dict)  # short reference -> code read in a recipient's chat
+    unusual: dict = field(default_factory=dict)  # answer (status or "no answer") -> how often senders saw it
+    all_codes: set = field(default_factory=set)  # every pickup code a recipient was sent (the secrets scan)
     chat_retries: int = 0
     replays: int = 0
 
@@ -402,18 +426,16 @@ class Run:
         self.stop.set()
 
 
-def plan(rng: random.Random, n: int, kills: int, bank_share: float) -> list[Planned]:
-    """The remittances, and a pause before each so that the sends spread over about the first 70% of the kill
-    window (the last kills then hit the payouts, releases and settlements still in flight)."""
-    window_s = kills * ((KILL_DELAY_S[0] + KILL_DELAY_S[1]) / 2 + 0.3)
-    per_sender = max(1.0, n / SENDERS)
-    think_max = 2 * 0.7 * window_s / per_sender
+def plan(rng: random.Random, n: int, senders: int, window_s: float, bank_share: float) -> list[Planned]:
+    """The remittances, and a pause before each, so that the sends spread over about `window_s` seconds."""
+    per_sender = max(1.0, n / senders)
+    think_max = 2 * window_s / per_sender
     out = []
     for i in range(n):
         amount = f"{rng.randint(1, 40)}.{rng.choice(['00', '25', '50', '99'])}"
         name, phone = rng.choice(RECIPIENTS)
         method = "bank_deposit" if rng.random() < bank_share else "cash_pickup"
-        out.append(Planned(i, rng.randrange(SENDERS), amount, name, phone, method, rng.uniform(0, think_max)))
+        out.append(Planned(i, rng.randrange(senders), amount, name, phone, method, rng.uniform(0, think_max)))
     return out
 
 
@@ -455,10 +477,14 @@ class Sender:
                         )
                     return [m.get("text", "") for m in v.get("replies", [])]
                 last = f"{status} {v}"
+                with self.run.lock:
+                    self.run.unusual[str(status)] = self.run.unusual.get(str(status), 0) + 1
                 if status not in (500, 502, 503, 504):
                     raise RunFailed(f"chat {self.phone} {text!r} ({message_id}): {last}")
             except NoAnswer as e:
                 last = str(e)
+                with self.run.lock:
+                    self.run.unusual["no answer"] = self.run.unusual.get("no answer", 0) + 1
             if time.monotonic() > deadline:
                 raise RunFailed(f"chat {self.phone} {text!r} ({message_id}): no answer for {ANSWER_DEADLINE_S}s ({last})")
             time.sleep(0.2 if tries < 10 else 0.5)
@@ -573,6 +599,7 @@ def read_recipient_codes(run: Run, node: "Node") -> None:
             if code and ref:
                 with run.lock:
                     run.seen_codes[ref.group(1)] = code.group(1)
+                    run.all_codes.add(code.group(1))
     with run.lock:
         changed = False
         for c in run.confirmed:
@@ -590,25 +617,304 @@ def write_codes(run: Run) -> None:
     os.replace(tmp, run.dir / "pickup-codes.txt")
 
 
-def one_run(seed: int, args: argparse.Namespace) -> dict:
+# ------------------------------------------------------------------------------------------------- fault tools
+
+
+class TcpProxy:
+    """A TCP proxy on a local port in front of `target_port`. `down("refuse")` resets every open connection and
+    closes the listening socket (connections are refused); `down("blackhole")` resets the open ones and accepts new
+    ones that never get an answer (the client's timeouts fire); `up()` forwards again on the same port."""
+
+    def __init__(self, target_port: int, name: str) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.name = name
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.conns: set[socket.socket] = set()
+        self.listener: socket.socket | None = None
+        self.mode = "up"
+        self.outages: list[tuple[str, float]] = []  # (mode, seconds)
+        self._down_at = 0.0
+        self.up()
+
+    def up(self) -> None:
+        with self.lock:
+            if self.mode != "up":
+                self.outages.append((self.mode, time.monotonic() - self._down_at))
+            self.mode = "up"
+            if self.listener is not None:
+                return
+            ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind(("127.0.0.1", self.port))
+            ls.listen(512)
+            self.listener = ls
+        threading.Thread(target=self._accept, args=(ls,), name=f"proxy-{self.name}", daemon=True).start()
+
+    def down(self, mode: str = "refuse") -> None:
+        assert mode in ("refuse", "blackhole")
+        with self.lock:
+            self.mode = mode
+            self._down_at = time.monotonic()
+            conns, self.conns = self.conns, set()
+            ls = None
+            if mode == "refuse":
+                ls, self.listener = self.listener, None
+        if ls is not None:
+            try:
+                ls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            ls.close()
+        for c in conns:
+            self._reset(c)
+
+    @staticmethod
+    def _reset(c: socket.socket) -> None:
+        try:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        except OSError:
+            pass
+        try:
+            c.close()
+        except OSError:
+            pass
+
+    def _accept(self, ls: socket.socket) -> None:
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                mode = self.mode
+                if mode == "blackhole":
+                    self.conns.add(c)  # held open, never answered; reset when the proxy comes up or goes down
+                    continue
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+                u.settimeout(None)
+            except OSError:
+                self._reset(c)
+                continue
+            with self.lock:
+                self.conns |= {c, u}
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.conns.discard(a)
+                self.conns.discard(b)
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.down("refuse")
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("REMESA_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def pg_url(db: str) -> str:
+    u = urllib.parse.urlsplit(pg_admin_url())
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, ""))
+
+
+def psql(sql: str) -> None:
+    out = subprocess.run(["psql", pg_admin_url(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RunFailed(f"psql {sql!r}: {out.stderr.strip()}")
+
+
+def pg_cluster() -> tuple[str, str]:
+    """(version, name) of the local PostgreSQL cluster, for pg_ctlcluster."""
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not versions:
+        raise RunFailed("no local PostgreSQL cluster (/etc/postgresql) to restart")
+    return versions[-1], "main"
+
+
+class Monitor:
+    """Samples GET /readyz every 0.5 s: (seconds since start, HTTP status or None, chain state or None)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.samples: list[tuple[float, int | None, str | None]] = []
+        self.stop = threading.Event()
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name="readyz-monitor", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            t = time.monotonic() - self.t0
+            try:
+                status, v = http("GET", self.base + "/readyz", timeout=5)
+                chain = v.get("chain", {}).get("state") if isinstance(v, dict) and isinstance(v.get("chain"), dict) else None
+                self.samples.append((t, status, chain))
+            except NoAnswer:
+                self.samples.append((t, None, None))
+
+    def between(self, t0: float, t1: float) -> list[tuple[float, int | None, str | None]]:
+        a, b = t0 - self.t0, t1 - self.t0
+        return [x for x in self.samples if a <= x[0] <= b]
+
+    @staticmethod
+    def summary(samples: list) -> str:
+        counts: dict[str, int] = {}
+        for _, status, chain in samples:
+            k = "no answer" if status is None else f"{status}" + (f" chain={chain}" if chain else "")
+            counts[k] = counts.get(k, 0) + 1
+        return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "no samples"
+
+
+# ------------------------------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Ctx:
+    """What an injector works with."""
+
+    run: Run
+    node: Node
+    rng: random.Random
+    rpc: TcpProxy | None
+    webhooks: TcpProxy | None
+    monitor: Monitor
+    rpc_url: str  # anvil itself (not the proxy)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleeps; True when the run was stopped meanwhile."""
+        return self.run.stop.wait(seconds)
+
+    def confirmed(self) -> int:
+        with self.run.lock:
+            return len(self.run.confirmed)
+
+
+@dataclass
+class Scenario:
+    key: str  # e.g. "crash-sqlite"
+    title: str
+    injected: str  # what is injected, for the report
+    inject: Callable[[Ctx], dict] | None  # runs beside the sends; returns figures for the report
+    database: str = "sqlite"  # or "postgres"
+    remittances: int = 100
+    senders: int = 5
+    window_s: float = 20.0  # the sends spread over about this long
+    bank_share: float = 0.25
+    rpc_proxy: bool = False
+    tmpfs_mb: int = 0  # the data dir on a tmpfs of this size (0: an ordinary temp dir)
+    env: dict = field(default_factory=dict)
+    settle_timeout_s: float = 300.0
+    responses_lost: bool = False  # SIGKILLs lose answers: notification counts are then information only
+    log: str = "trace"
+
+
+@dataclass
+class Result:
+    scenario: str
+    seed: int
+    passed: bool
+    seconds: float
+    remittances: int
+    settled: int
+    checks: list[tuple[str, bool, str]]
+    figures: dict
+    errors: list[str]
+    data_dir: str
+
+
+def escrow_and_token(setup: dict) -> tuple[str, str]:
+    d = setup["deployment"]
+    return d["escrow"], d["token"]
+
+
+def sqlite_dump(path: Path) -> str:
+    """Every value of every table as text (bytes as hex and as UTF-8), for the secrets scan."""
+    out: list[str] = []
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for t in tables:
+            for row in con.execute(f'SELECT * FROM "{t}"'):
+                for v in row:
+                    if isinstance(v, bytes):
+                        out.append(v.hex())
+                        out.append(v.decode("utf-8", "replace"))
+                    elif v is not None:
+                        out.append(str(v))
+    finally:
+        con.close()
+    return "\n".join(out)
+
+
+def secret_forms(value: str) -> list[str]:
+    """A secret as it could appear: itself, without a 0x prefix, and (for hex) base64 of its bytes."""
+    forms = {value}
+    v = value.removeprefix("0x")
+    forms.add(v)
+    if re.fullmatch(r"[0-9a-fA-F]{32,}", v) and len(v) % 2 == 0:
+        import base64
+        forms.add(base64.b64encode(bytes.fromhex(v)).decode())
+    return [f for f in forms if len(f) >= 8]
+
+
+def scan_secrets(secrets: dict[str, str], sources: dict[str, str]) -> list[str]:
+    """Where any secret occurs in any source: ["<secret name> in <source>", …]."""
+    found = []
+    for name, value in secrets.items():
+        for form in secret_forms(value):
+            for src, text in sources.items():
+                if form in text:
+                    found.append(f"{name} in {src}")
+    return sorted(set(found))
+
+
+def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
     t0 = time.monotonic()
-    print(f"=== seed {seed}: {args.remittances} remittances, {args.kills} kills ===", flush=True)
+    print(f"=== {sc.key} seed {seed}: {sc.remittances} remittances on {sc.database} ===", flush=True)
     rng = random.Random(seed)
-    items = plan(rng, args.remittances, args.kills, args.bank_share)
-    kill_rng = random.Random(rng.getrandbits(64))
-    data_dir = Path(tempfile.mkdtemp(prefix=f"remesa-chaos-{seed}-"))
-    run = Run(seed, args, data_dir)
+    items = plan(rng, sc.remittances, sc.senders, sc.window_s, sc.bank_share)
+    inject_rng = random.Random(rng.getrandbits(64))
+    data_dir = Path(tempfile.mkdtemp(prefix=f"remesa-faults-{sc.key}-{seed}-"))
+    # the node's own data (database, keystore, seeds); logs stay beside it, outside a filled tmpfs
+    node_dir = data_dir / "data"
+    node_dir.mkdir()
+    mounted = False
+    if sc.tmpfs_mb:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={sc.tmpfs_mb}m", "tmpfs", str(node_dir)], check=True)
+        mounted = True
+    run = Run(seed, sc, data_dir)
+    log_responses_to(data_dir / "responses.log")
     say(f"data dir {data_dir}")
     node: Node | None = None
+    monitor: Monitor | None = None
+    proxies: list[TcpProxy] = []
     checks: list[tuple[str, bool, str]] = []
+    figures: dict = {}
     total_settled = 0
-    info = None
+    pg_db = None
+    secrets: dict[str, str] = {}
     try:
-        # 1. anvil
+        # 1. anvil (and the RPC proxy)
         anvil_port = free_port()
         anvil_args = [str(anvil_bin()), "--port", str(anvil_port), "--block-time", "1", "--accounts", "4", "--silent"]
-        if args.gas_limit:
-            anvil_args += ["--gas-limit", str(args.gas_limit)]
         run.procs.spawn(anvil_args, dict(os.environ), data_dir / "anvil.log")
         rpc_url = f"http://127.0.0.1:{anvil_port}"
         deadline = time.monotonic() + 30
@@ -620,15 +926,23 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
                 if time.monotonic() > deadline:
                     raise RunFailed("anvil does not answer") from None
                 time.sleep(0.2)
+        rpc_proxy = None
+        if sc.rpc_proxy:
+            rpc_proxy = TcpProxy(anvil_port, "rpc")
+            proxies.append(rpc_proxy)
+        node_rpc = f"http://127.0.0.1:{rpc_proxy.port}" if rpc_proxy else rpc_url
 
-        # 2. devnet and node data
+        # 2. devnet and node data; the partner's webhook receiver sits behind a proxy the scenario can cut
+        sim_port = free_port()
+        webhooks = TcpProxy(sim_port, "webhooks")
+        proxies.append(webhooks)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "REMESA_DATA_DIR": str(data_dir),
-            "REMESA_RPC_URL": rpc_url,
+            "REMESA_DATA_DIR": str(node_dir),
+            "REMESA_RPC_URL": node_rpc,
             "REMESA_HTTP_ADDR": f"127.0.0.1:{free_port()}",
             "REMESA_OPERATOR_TOKEN": OPERATOR_TOKEN,
-            "REMESA_KEYSTORE_PASSPHRASE": "chaos passphrase",
+            "REMESA_KEYSTORE_PASSPHRASE": KEYSTORE_PASSPHRASE,
             "REMESA_ESCROW_OWNER_KEY": DEV_DEPLOYER_KEY,
             "REMESA_REMITTANCE_EXPIRY_S": "3600",
             "REMESA_CONFIRMATIONS": "1",
@@ -636,20 +950,28 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
             "REMESA_CHAIN__LEASE_MS": "3000",
             "REMESA_CHAIN__REFUND_KEEPER_INTERVAL_MS": "1000",
             "REMESA_CHAIN__BUMP_AFTER_MS": "5000",
-            "REMESA_LOG": "info,sqlx=warn",
+            "REMESA_LOG": sc.log,
+            "NO_COLOR": "1",
         }
+        if sc.database == "postgres":
+            pg_db = f"remesa_faults_{sc.key.replace('-', '_')}_{seed}_{os.getpid()}"
+            psql(f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)')
+            psql(f'CREATE DATABASE "{pg_db}"')
+            env["REMESA_DATABASE_URL"] = pg_url(pg_db)
+        env.update(sc.env)
         node = Node(remesa_bin(), env, data_dir, run.procs, run.stop)
         setup = json.loads(node.run("devnet", "setup").stdout)
-        token = setup["deployment"]["token"]
+        escrow, token = escrow_and_token(setup)
         node.run("migrate")
-        node.run("devnet", "seed")
+        webhook_url = f"http://127.0.0.1:{webhooks.port}/webhooks/remesa"
+        node.run("devnet", "seed", "--partner-webhook-url", webhook_url)
 
         # 3. node
         node.start()
-        say(f"node ready at {node.base}; anvil at {rpc_url}")
+        say(f"node ready at {node.base}; anvil at {rpc_url}" + (f" (node via proxy :{rpc_proxy.port})" if rpc_proxy else ""))
 
         # 4. senders
-        senders = [Sender(run, node, i) for i in range(SENDERS)]
+        senders = [Sender(run, node, i) for i in range(sc.senders)]
         for s in senders:
             s.register()
             node.run("devnet", "mint", "--to", s.address, "--amount", str(MINT_TOKENS))
@@ -661,34 +983,36 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
                     raise RunFailed(f"the mint to {s.address} is not indexed")
                 time.sleep(0.5)
         settlement_before = token_balance(rpc_url, token, SETTLEMENT)
-        say(f"{SENDERS} senders registered and funded")
+        say(f"{sc.senders} senders registered and funded")
 
-        # 5. partner simulator
+        # 5. partner simulator, with its webhook receiver
         write_codes(run)
         run.procs.spawn(
             [str(node.bin), "partner-sim", "--node-url", node.base, "--partner-id", "1",
-             "--key-file", str(data_dir / "demo-partner-1.seed"), "--accept-delay-ms", "0",
-             "--complete-delay-ms", "0", "--poll-interval-ms", "200",
+             "--key-file", str(node_dir / "demo-partner-1.seed"), "--accept-delay-ms", "0",
+             "--complete-delay-ms", "0", "--poll-interval-ms", "1000",
+             "--webhook-addr", f"127.0.0.1:{sim_port}",
              "--pickup-codes-file", str(data_dir / "pickup-codes.txt")],
             env, data_dir / "partner-sim.log",
         )
+        monitor = Monitor(node.base)
+        ctx = Ctx(run, node, inject_rng, rpc_proxy, webhooks, monitor, rpc_url)
 
-        # 7. killer, supervisor, code pruner
-        def killer() -> None:
+        # 7. injector, supervisor, code pruner, recipients
+        def injector() -> None:
+            if sc.inject is None:
+                return
             try:
-                for k in range(args.kills):
-                    delay = kill_rng.uniform(*KILL_DELAY_S)
-                    if run.stop.wait(delay):
-                        return
-                    down = node.kill_and_restart()
-                    with run.lock:
-                        n = len(run.confirmed)
-                    say(f"kill {k + 1}/{args.kills} after {delay:.1f}s: back in {down:.1f}s "
-                        f"({n}/{len(items)} confirmed)")
-            except RunFailed as e:
-                run.fail(str(e))
+                figures.update(sc.inject(ctx) or {})
+            except (RunFailed, Aborted) as e:
+                if not isinstance(e, Aborted):
+                    run.fail(str(e))
             except Exception as e:  # noqa: BLE001
-                run.fail(f"killer: {type(e).__name__}: {e}")
+                run.fail(f"injector: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            finally:
+                for p in proxies:
+                    if p.mode != "up":
+                        p.up()
 
         def supervisor() -> None:
             while not run.bg_stop.wait(0.5) and not run.stop.is_set():
@@ -720,7 +1044,7 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
             while not run.bg_stop.wait(0.5) and not run.stop.is_set():
                 read_recipient_codes(run, node)
 
-        threads = [threading.Thread(target=killer, name="killer", daemon=True),
+        threads = [threading.Thread(target=injector, name="injector", daemon=True),
                    threading.Thread(target=supervisor, name="supervisor", daemon=True),
                    threading.Thread(target=pruner, name="pruner", daemon=True),
                    threading.Thread(target=recipients, name="recipients", daemon=True)]
@@ -728,20 +1052,22 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
         for s in senders:
             mine = [p for p in items if p.sender == s.idx]
             threads.append(threading.Thread(target=s.work, args=(mine,), name=f"sender-{s.idx}", daemon=True))
+        send_t0 = time.monotonic()
         for t in threads:
             t.start()
         for t in threads[4:]:  # the senders
             t.join()
         if run.errors:
             raise RunFailed(run.errors[0])
-        say(f"all {len(run.confirmed)} remittances confirmed; waiting for the remaining kills")
+        figures["sends (s)"] = f"{time.monotonic() - send_t0:.0f}"
+        say(f"all {len(run.confirmed)} remittances confirmed; waiting for the injector")
         threads[0].join()
         if run.errors:
             raise RunFailed(run.errors[0])
 
         # 8. settlement
         ids = [c.id for c in run.confirmed]
-        deadline = time.monotonic() + args.settle_timeout_s
+        deadline = time.monotonic() + sc.settle_timeout_s
         last_report = 0.0
         states: dict[str, str] = {}
         while True:
@@ -756,6 +1082,17 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
                 say(f"settled {total_settled}/{len(ids)}: {dict(sorted(counts.items()))}")
                 last_report = time.monotonic()
             time.sleep(1.0)
+        figures["all settled after (s)"] = f"{time.monotonic() - send_t0:.0f}"
+        # webhook deliveries drain (they may still be backing off after an outage)
+        wh_deadline = time.monotonic() + 300
+        while True:
+            open_ = sum(len(node.ok("GET", f"/v1/admin/partner/webhooks?status={st}&limit=10")["items"])
+                        for st in ("pending", "delivering"))
+            if (open_ == 0 and len(node.list_all("/v1/admin/partner/webhooks", status="delivered")) >= 4 * len(ids)) \
+                    or time.monotonic() > wh_deadline or run.errors:
+                break
+            time.sleep(1.0)
+        figures["all webhooks delivered after (s)"] = f"{time.monotonic() - send_t0:.0f}"
         run.bg_stop.set()  # supervisor, pruner and the recipients' reader
         for t in threads[1:4]:
             t.join()
@@ -764,7 +1101,7 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
         # 9. checks
         not_settled = {i: states.get(i, "missing") for i in ids if states.get(i) != "settled"}
         checks.append(("every remittance settled", not not_settled,
-                       f"{total_settled}/{len(ids)}" + (f"; not settled: {not_settled}" if not_settled else "")))
+                       f"{total_settled}/{len(ids)}" + (f"; not settled: {dict(list(not_settled.items())[:20])}" if not_settled else "")))
 
         bad_history = []
         for c in run.confirmed:
@@ -777,8 +1114,9 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
                        f"{len(ids) - len(bad_history)}/{len(ids)} ok" + "".join("\n      " + b for b in bad_history[:20])))
 
         rec = node.run("reconcile", check=False)
-        checks.append(("remesa reconcile OK", rec.returncode == 0 and "OK" in rec.stdout and "MISMATCH" not in rec.stdout,
-                       (rec.stdout.strip() or rec.stderr.strip()[-500:])))
+        checks.append(("remesa reconcile OK (ledger = escrow balance)",
+                       rec.returncode == 0 and "OK" in rec.stdout and "MISMATCH" not in rec.stdout,
+                       (rec.stdout.strip() or rec.stderr.strip()[-500:]).replace("\n", "; ")))
 
         in_node = {r["id"]: r for r in node.list_remittances()}
         confirmed_ids = [c.id for c in run.confirmed]
@@ -800,15 +1138,36 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
             detail += f"\n      confirmed twice: {dup[:20]}"
         checks.append(("remittances == confirmations (no duplicate, none lost)", ok, detail))
 
-        expected = sum(int(in_node[i]["total_base_units"]) for i in in_node if in_node[i]["state"] == "settled")
+        totals = sum(int(r["total_base_units"]) for r in in_node.values())
+        settled_totals = sum(int(r["total_base_units"]) for r in in_node.values() if r["state"] == "settled")
         got = token_balance(rpc_url, token, SETTLEMENT) - settlement_before
-        checks.append(("partner settled on chain exactly the sum of the totals", got == expected,
-                       f"received {got}, expected {expected} base units"))
+        checks.append(("the partner received on chain exactly the settled totals", got == settled_totals,
+                       f"received {got}, expected {settled_totals} base units"))
+        paid = sum(MINT_TOKENS * 10**6 - token_balance(rpc_url, token, s.address) for s in senders)
+        checks.append(("the senders paid on chain exactly the remittances' totals (nothing taken twice)",
+                       paid == totals, f"paid {paid}, totals {totals} base units"))
+        held = token_balance(rpc_url, token, escrow)
+        checks.append(("the escrow holds nothing once all settled", held == 0 or total_settled != len(ids),
+                       f"{held} base units"))
+
+        failed_wh = node.ok("GET", "/v1/admin/partner/webhooks?status=failed&limit=10")
+        open_wh = sum(len(node.ok("GET", f"/v1/admin/partner/webhooks?status={st}&limit=200")["items"])
+                      for st in ("pending", "delivering"))
+        delivered = node.list_all("/v1/admin/partner/webhooks", status="delivered")
+        retried = sum(1 for d in delivered if int(d.get("attempts", 1)) > 1)
+        figures["webhooks delivered"] = str(len(delivered))
+        figures["webhooks delivered after a retry"] = str(retried)
+        # payout.created, .accepted, .paid and .settled for each remittance (all go to partner 1)
+        want_wh = 4 * len(in_node)
+        checks.append(("every webhook delivered once: 4 per remittance, none parked as failed, none left pending",
+                       failed_wh["failed_total"] == 0 and open_wh == 0 and len(delivered) == want_wh,
+                       f"{len(delivered)} delivered of {want_wh} ({retried} after a retry), "
+                       f"{failed_wh['failed_total']} failed, {open_wh} pending"))
 
         checks.append(("the node never exited on its own", not node.unexpected_exits,
                        "; ".join(node.unexpected_exits) or f"{node.starts} starts, {node.kills} kills"))
 
-        # notifications (information only)
+        # notifications: each sender saw locked / paid / settled once per remittance
         for s in senders:
             for _ in range(3):
                 try:
@@ -821,13 +1180,44 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
                 time.sleep(0.3)
         kinds = {"locked": "is locked in escrow", "paid": "recipient has been paid", "settled": "complete and settled"}
         hist = {k: {} for k in kinds}
-        for c in run.confirmed:
-            texts = run.notifications.get(sender_phone_of(items, c.n), [])
+        chat_items = [c for c in run.confirmed if c.via == "chat"]
+        for c in chat_items:
+            texts = run.notifications.get(sender_phone(items[c.n].sender), [])
             for k, needle in kinds.items():
                 n = sum(1 for t in texts if c.ref in t and needle in t)
                 hist[k][n] = hist[k].get(n, 0) + 1
         info = "; ".join(f"{k}: " + ", ".join(f"{n}x={m}" for n, m in sorted(v.items())) for k, v in hist.items())
-        run.log(f"notifications per remittance (count x = remittances): {info}")
+        figures["notifications per chat remittance"] = info
+        once = all(set(v) <= {1} for v in hist.values())
+        if sc.responses_lost:
+            checks.append(("notifications (information: a kill loses the answer that carried one)", True, info))
+        else:
+            checks.append(("every sender saw each notification exactly once", once, info))
+
+        # readiness during the run
+        figures["/readyz samples"] = Monitor.summary(monitor.samples)
+
+        # 9b. secrets: none in any log, HTTP response or database dump
+        node.stop_node()
+        secrets = run_secrets(run, node_dir, env)
+        sources = {}
+        for f in sorted(data_dir.glob("node-*.log")) + [data_dir / "partner-sim.log"]:
+            sources[f.name] = f.read_text("utf-8", "replace")
+        resp_lines = (data_dir / "responses.log").read_text("utf-8", "replace").splitlines()
+        # the recipients' own chat (where the node sends them their code) is the one place a code belongs
+        sources["HTTP responses"] = "\n".join(l for l in resp_lines if not l.startswith("GET /v1/dev/chat/messages "))
+        if sc.database == "postgres":
+            dump = subprocess.run(["pg_dump", "--data-only", pg_url(pg_db)], capture_output=True, text=True, timeout=300)
+            sources["database dump"] = dump.stdout
+        else:
+            sources["database dump"] = sqlite_dump(node_dir / "remesa.sqlite")
+        log_bytes = sum(len(v) for k, v in sources.items() if k.endswith(".log"))
+        found = scan_secrets(secrets, sources)
+        figures["secrets searched"] = f"{len(secrets)} ({', '.join(sorted({k.split(' #')[0] for k in secrets}))})"
+        figures["log volume (MB)"] = f"{log_bytes / 1e6:.1f}"
+        checks.append(("no secret in any log, HTTP response or database dump", not found,
+                       f"{len(secrets)} secrets × {len(sources)} sources ({log_bytes / 1e6:.1f} MB of logs at "
+                       f"'{sc.log}')" + "".join("\n      found: " + x for x in found[:30])))
     except KeyboardInterrupt:
         print(f"interrupted: data dir kept: {data_dir}", flush=True)
         raise
@@ -842,75 +1232,58 @@ def one_run(seed: int, args: argparse.Namespace) -> dict:
     finally:
         run.stop.set()
         run.bg_stop.set()
+        if mounted:  # a tmpfs goes with its run (a failed run's logs stay; its database cannot)
+            subprocess.run(["umount", "-l", str(node_dir)], check=False)
+        if monitor is not None:
+            monitor.stop.set()
         if node is not None:
             node.stop_node()
         run.procs.kill_all()
+        for p in proxies:
+            p.close()
+        log_responses_to(None)
 
-    info_lines = []
-    if info is not None:
-        info_lines.append(f"INFO notifications per remittance (count x = remittances): {info}")
     for name, ok, detail in checks:
         print(f"  {'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
-    for line in info_lines:
-        print("  " + line, flush=True)
+    for k, v in figures.items():
+        print(f"  FIGURE {k}: {v}", flush=True)
     for n in run.notes[:10]:
         print("  NOTE", n, flush=True)
-    if run.errors:
-        for e in run.errors[:5]:
-            print(f"  FAIL run: {e}", flush=True)
-    passed = not run.errors and checks and all(ok for _, ok, _ in checks)
+    for e in run.errors[:5]:
+        print(f"  FAIL run: {e}", flush=True)
+    passed = bool(not run.errors and checks and all(ok for _, ok, _ in checks))
     elapsed = time.monotonic() - t0
-    kills = node.kills if node else 0
-    print(f"RUN seed={seed} remittances={len(run.confirmed)}/{len(items)} kills={kills} "
-          f"settled={total_settled}/{len(run.confirmed)} chat-retries={run.chat_retries} "
-          f"time={elapsed:.0f}s result={'PASS' if passed else 'FAIL'}", flush=True)
-    if passed and not args.keep:
+    print(f"RUN scenario={sc.key} seed={seed} remittances={len(run.confirmed)}/{len(items)} "
+          f"settled={total_settled}/{len(run.confirmed)} time={elapsed:.0f}s result={'PASS' if passed else 'FAIL'}",
+          flush=True)
+    if pg_db is not None and passed and not keep:
+        try:
+            psql(f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)')
+        except RunFailed as e:
+            print(f"  note: {e}", flush=True)
+    if passed and not keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     else:
-        print(f"  data dir kept: {data_dir}", flush=True)
-    return {"seed": seed, "passed": bool(passed)}
+        print(f"  data dir kept: {data_dir}" + (f" (PostgreSQL database {pg_db})" if pg_db else ""), flush=True)
+    return Result(sc.key, seed, passed, elapsed, len(items), total_settled, checks, figures, list(run.errors),
+                  str(data_dir))
 
 
-def sender_phone_of(items: list[Planned], n: int) -> str:
-    return sender_phone(items[n].sender)
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--remittances", type=int, default=150)
-    ap.add_argument("--kills", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=1, help="run i uses seed+i")
-    ap.add_argument("--gas-limit", type=int, default=None, help="anvil --gas-limit (block gas limit)")
-    ap.add_argument("--settle-timeout-s", type=float, default=300.0)
-    ap.add_argument("--bank-share", type=float, default=0.25,
-                    help="share of remittances sent as bank deposits through the HTTP API (default 0.25)")
-    ap.add_argument("--keep", action="store_true", help="keep the data dir of passed runs too")
-    ap.add_argument("--smoke", action="store_true", help="CI: 1 run, 20 remittances, 3 kills")
-    args = ap.parse_args()
-    if args.smoke:
-        args.runs, args.remittances, args.kills = 1, 20, 3
-
-    def on_term(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
-    print(f"seed {args.seed} (runs {args.runs}: seeds {args.seed}..{args.seed + args.runs - 1})", flush=True)
-    remesa_bin()
-    anvil_bin()
-    results = []
-    try:
-        for i in range(args.runs):
-            results.append(one_run(args.seed + i, args))
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        return 130
-    failed = [r["seed"] for r in results if not r["passed"]]
-    print("ALL PASS" if not failed else f"FAILED seeds: {failed}", flush=True)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run_secrets(run: Run, data_dir: Path, env: dict) -> dict[str, str]:
+    """Every secret the run used: keys, passphrase, tokens, the partner's and the node's signing seeds, each pickup
+    code the recipients were sent."""
+    out = {
+        "keystore passphrase": env["REMESA_KEYSTORE_PASSPHRASE"],
+        "escrow owner key": env["REMESA_ESCROW_OWNER_KEY"],
+        "operator token": env["REMESA_OPERATOR_TOKEN"],
+    }
+    for name, f in (("partner 1 signing seed", "demo-partner-1.seed"), ("partner 2 signing seed", "demo-partner-2.seed"),
+                    ("node webhook signing seed", "partner_webhook_ed25519.seed")):
+        p = data_dir / f
+        if p.exists():
+            out[name] = p.read_text().strip()
+    with run.lock:
+        codes = set(run.all_codes)
+    for i, c in enumerate(sorted(codes)):
+        out[f"pickup code #{i}"] = c
+    return out

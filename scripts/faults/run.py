@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""Remesa's fault suite: each scenario runs a node through the chat and the HTTP API while a fault is injected,
+then checks that no money was lost or doubled. Writes RELIABILITY.md (full run) or prints (``--smoke``, in CI).
+
+    scripts/faults.sh                          the full run (about an hour on 2 cores), rewrites RELIABILITY.md
+    scripts/faults.sh --smoke                  small sizes, part of scripts/test.sh
+    scripts/faults.sh --only crash-sqlite,rpc-outage --seed 7 --keep    some scenarios, one seed, data kept
+
+Every scenario prints its seed; ``--only <scenario> --seed <seed>`` replays it (thread scheduling and block timing
+are not seeded: a replay is close, not bit-exact). Exit status: 0 when every scenario passed, 1 otherwise, 130 on
+Ctrl-C. The harness (``harness.py``) never builds the node: ``target/debug/remesa`` or ``$REMESA_BIN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness as h  # noqa: E402
+
+REPO = h.REPO
+KILL_DELAY_S = h.KILL_DELAY_S
+
+
+# ------------------------------------------------------------------------------------------------- injectors
+
+
+def crash(kills: int):
+    """SIGKILL the node `kills` times at seeded random moments, restart it at once on the same data."""
+
+    def inject(ctx: h.Ctx) -> dict:
+        downs = []
+        for k in range(kills):
+            delay = ctx.rng.uniform(*KILL_DELAY_S)
+            if ctx.wait(delay):
+                break
+            down = ctx.node.kill_and_restart()
+            downs.append(down)
+            h.say(f"kill {k + 1}/{kills} after {delay:.1f}s: back in {down:.1f}s ({ctx.confirmed()} confirmed)")
+        return {
+            "SIGKILLs": str(len(downs)),
+            "SIGKILL to ready again (s)": f"median {statistics.median(downs):.1f}, max {max(downs):.1f}" if downs else "-",
+        }
+
+    return inject
+
+
+def until_ready(ctx: h.Ctx, timeout_s: float, lag_max: int = 2) -> float | None:
+    """Seconds until /readyz says the chain is ok and the indexer within `lag_max` blocks of the head."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            status, v = h.http("GET", ctx.node.base + "/readyz", timeout=5)
+            chain = v.get("chain", {}) if isinstance(v, dict) else {}
+            if status == 200 and chain.get("state") == "ok" and (chain.get("lag_blocks") or 0) <= lag_max:
+                return time.monotonic() - t0
+        except h.NoAnswer:
+            pass
+        if ctx.wait(0.25):
+            return None
+    return None
+
+
+def rpc_outage(seconds: float):
+    """The chain RPC unreachable: half the time refused (connections reset, the port closed), half blackholed
+    (connections accepted, never answered)."""
+
+    def inject(ctx: h.Ctx) -> dict:
+        assert ctx.rpc is not None
+        if ctx.wait(5.0):
+            return {}
+        before = ctx.confirmed()
+        t0 = time.monotonic()
+        h.say(f"RPC down (refused) for {seconds / 2:.0f}s")
+        ctx.rpc.down("refuse")
+        ctx.wait(seconds / 2)
+        h.say(f"RPC down (blackholed) for {seconds / 2:.0f}s")
+        ctx.rpc.down("blackhole")
+        ctx.wait(seconds / 2)
+        t1 = time.monotonic()
+        ctx.rpc.up()
+        h.say("RPC back")
+        during = ctx.monitor.between(t0 + 3, t1)  # the first seconds still see the last good answer
+        back = until_ready(ctx, 120)
+        ready_ok = bool(during) and all(s == 200 for _, s, _ in during)
+        unreachable = bool(during) and all(c == "unreachable" for _, _, c in during)
+        return {
+            "outage (s)": f"{t1 - t0:.0f} ({seconds / 2:.0f} refused + {seconds / 2:.0f} blackholed)",
+            "remittances confirmed in chat during the outage": str(ctx.confirmed() - before),
+            "/readyz during the outage": h.Monitor.summary(during),
+            "chain ok and indexer caught up after the outage (s)": f"{back:.1f}" if back is not None else "not within 120",
+            "checks": [
+                ("/readyz stayed 200 (the database was fine) and named the chain unreachable during the outage",
+                 ready_ok and unreachable, h.Monitor.summary(during)),
+                ("the node resumed by itself after the outage", back is not None,
+                 f"{back:.1f} s" if back is not None else "not within 120 s"),
+            ],
+        }
+
+    return inject
+
+
+def partner_outage(seconds: float):
+    """The partner's webhook endpoint refuses connections for `seconds` (backoffs scaled down by the scenario's
+    environment); the partner simulator keeps polling its payouts, as a partner catching up would."""
+
+    def inject(ctx: h.Ctx) -> dict:
+        assert ctx.webhooks is not None
+        if ctx.wait(3.0):
+            return {}
+        h.say(f"partner webhooks down for {seconds:.0f}s")
+        ctx.webhooks.down("refuse")
+        ctx.wait(seconds)
+        ctx.webhooks.up()
+        h.say("partner webhooks back")
+        return {"webhook endpoint down (s)": f"{seconds:.0f}"}
+
+    return inject
+
+
+def postgres_restart(times: int):
+    """PostgreSQL restarted (`pg_ctlcluster … restart`, every connection cut) `times` times mid-run."""
+
+    def inject(ctx: h.Ctx) -> dict:
+        version, cluster = h.pg_cluster()
+        downs, codes = [], []
+        for k in range(times):
+            if ctx.wait(ctx.rng.uniform(3.0, 8.0)):
+                break
+            t0 = time.monotonic()
+            out = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"],
+                                 capture_output=True, text=True, timeout=120)
+            if out.returncode != 0:
+                raise h.RunFailed(f"pg_ctlcluster restart: {out.stderr.strip()}")
+            down = time.monotonic() - t0
+            downs.append(down)
+            samples = ctx.monitor.between(t0, time.monotonic() + 1)
+            codes.append(h.Monitor.summary(samples))
+            h.say(f"PostgreSQL restart {k + 1}/{times} took {down:.1f}s ({ctx.confirmed()} confirmed)")
+        return {
+            "PostgreSQL restarts": str(len(downs)),
+            "restart took (s)": ", ".join(f"{d:.1f}" for d in downs),
+            "/readyz around the restarts": " | ".join(codes),
+        }
+
+    return inject
+
+
+def disk_full(seconds: float):
+    """The SQLite file's filesystem (a tmpfs) filled to the last byte for `seconds`, then the space given back.
+    Checks that the node answered with problems (not a crash), that /readyz or the API said so, and that the
+    database is intact afterwards."""
+
+    def inject(ctx: h.Ctx) -> dict:
+        if ctx.wait(4.0):
+            return {}
+        node_dir = Path(ctx.node.env["REMESA_DATA_DIR"])
+        ballast = node_dir / "ballast"
+        t0 = time.monotonic()
+        with open(ballast, "wb") as f:
+            chunk = b"\0" * (1 << 20)
+            try:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+            except OSError:
+                pass
+            try:  # the last partial megabyte
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+            except OSError:
+                pass
+        st = os.statvfs(node_dir)
+        h.say(f"disk full ({st.f_bavail * st.f_frsize} bytes left) for {seconds:.0f}s")
+        before = ctx.confirmed()
+        ctx.wait(seconds)
+        ballast.unlink()
+        t1 = time.monotonic()
+        h.say("disk space back")
+        samples = ctx.monitor.between(t0, t1)
+        back = until_ready(ctx, 120)
+        chk = subprocess.run(["sqlite3", str(node_dir / "remesa.sqlite"), "PRAGMA integrity_check;"],
+                             capture_output=True, text=True, timeout=120)
+        intact = chk.returncode == 0 and chk.stdout.strip() == "ok"
+        with ctx.run.lock:
+            answers = dict(ctx.run.unusual)
+        return {
+            "disk full (s)": f"{t1 - t0:.0f}",
+            "remittances confirmed while full": str(ctx.confirmed() - before),
+            "/readyz while full": h.Monitor.summary(samples),
+            "unusual answers seen by the senders (status: count)": ", ".join(f"{k}: {v}" for k, v in sorted(answers.items())) or "none",
+            "checks": [
+                ("SQLite integrity_check ok after the disk was full", intact, chk.stdout.strip()[:200] or chk.stderr.strip()[:200]),
+                ("the node resumed by itself when space came back", back is not None,
+                 f"{back:.1f} s" if back is not None else "not within 120 s"),
+            ],
+        }
+
+    return inject
+
+
+# ------------------------------------------------------------------------------------------------- scenarios
+
+
+def scenarios(smoke: bool) -> list[h.Scenario]:
+    def size(full: int, small: int) -> int:
+        return small if smoke else full
+
+    crash_kills = size(20, 3)
+    crash_window = crash_kills * sum(KILL_DELAY_S) / 2 * 0.7
+    backoff = {  # the real schedule (1 s doubling up to 1 h, 20 attempts) divided by 10
+        "REMESA_PARTNER_WEBHOOK_BACKOFF_BASE_MS": "100",
+        "REMESA_PARTNER_WEBHOOK_BACKOFF_MAX_MS": "360000",
+    }
+    return [
+        h.Scenario("crash-sqlite", "Crash (SQLite)",
+                   f"SIGKILL of `remesa serve` {crash_kills} times at seeded random moments (0.5-4 s after it was "
+                   "ready again), restarted at once on the same data",
+                   crash(crash_kills), database="sqlite", remittances=size(1000, 20), senders=size(10, 5),
+                   window_s=crash_window, responses_lost=True),
+        h.Scenario("crash-postgres", "Crash (PostgreSQL)",
+                   f"as crash-sqlite, on PostgreSQL: {crash_kills} SIGKILLs",
+                   crash(crash_kills), database="postgres", remittances=size(1000, 20), senders=size(10, 5),
+                   window_s=crash_window, responses_lost=True),
+        h.Scenario("rpc-outage", "RPC outage",
+                   f"the chain RPC unreachable for {size(30, 10)} s through a TCP proxy in front of anvil: first "
+                   "refused (open connections reset, the port closed), then blackholed (accepted, never answered)",
+                   rpc_outage(size(30, 10)), remittances=size(200, 20), window_s=size(40, 15), rpc_proxy=True),
+        h.Scenario("partner-outage", "Partner outage",
+                   f"the partner's webhook endpoint refuses connections for {size(60, 10)} s, with the webhook "
+                   "back-off schedule divided by 10 (so 60 s stand for the issue's 10 minutes)",
+                   partner_outage(size(60, 10)), remittances=size(200, 20), window_s=size(40, 10), env=backoff),
+        h.Scenario("postgres-restart", "Database trouble: PostgreSQL restarted",
+                   f"PostgreSQL restarted {size(3, 1)} times mid-run (every connection cut)",
+                   postgres_restart(size(3, 1)), database="postgres", remittances=size(200, 20),
+                   window_s=size(40, 15)),
+        h.Scenario("disk-full", "Database trouble: SQLite's disk full",
+                   f"the data directory on a 256 MB tmpfs, filled to the last byte for {size(20, 8)} s, then freed",
+                   disk_full(size(20, 8)), remittances=size(200, 20), window_s=size(40, 15), tmpfs_mb=256),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------- external suites
+
+
+def external(cmd: list[str], prefix: str, timeout_s: float) -> tuple[bool, list[dict], str, float]:
+    """Runs a suite that prints `PREFIX key=value …` lines; (exit ok, parsed lines, output tail, seconds)."""
+    t0 = time.monotonic()
+    print(f"=== {' '.join(cmd)} ===", flush=True)
+    try:
+        p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except OSError as e:
+        return False, [], str(e), 0.0
+    lines = []
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:
+            print("  | " + line.rstrip(), flush=True)
+            lines.append(line.rstrip())
+        p.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    parsed = []
+    for line in lines:
+        if line.startswith(prefix + " "):
+            parsed.append(dict(re.findall(r"(\w+)=(\S+)", line)))
+    return p.returncode == 0, parsed, "\n".join(lines[-15:]), time.monotonic() - t0
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+
+def git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}"
+
+
+def md_escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def report(results: list[h.Result], scen: dict[str, h.Scenario], ext: list[dict], args, commit: str,
+           started: str, seconds: float) -> str:
+    lines = [
+        "# RELIABILITY",
+        "",
+        f"Fault suite (`scripts/faults.sh`{' --smoke' if args.smoke else ''}) at commit `{commit}`, {started}, "
+        f"{seconds / 60:.0f} minutes on {machine()}. Generated by `scripts/faults/run.py`; do not edit by hand.",
+        "",
+        "Every scenario runs a real node (`remesa serve`, debug build), real anvil with 1-second blocks, the real escrow",
+        "and token contracts, `remesa partner-sim` as the cash-out partner (webhooks + polling), and chat senders",
+        "through the terminal chat channel, while its fault is injected. Each one then checks: every remittance",
+        "settled; exactly one lock, payment and settlement each; `remesa reconcile` (ledger = the escrow's balance);",
+        "every remittance confirmed to a sender exists once and no other exists; the partner received on chain",
+        "exactly the settled totals and the senders paid exactly the totals (nothing taken twice); the escrow ends",
+        "empty; every webhook delivered (none parked, none pending); each notification seen once (information only",
+        "where a SIGKILL loses the answer that carried it); the node never exited by itself; and scenario 9: none of",
+        "the run's secrets (keystore passphrase, escrow owner key, operator token, the partner's and the node's",
+        "signing seeds, every pickup code) in any node or partner log at the run's log level, any HTTP response the",
+        "senders, partner tooling and monitor read (the recipients' own chat excepted: that is where their code is",
+        "sent), or a dump of the database.",
+        "",
+        "Replay one scenario: `scripts/faults.sh --only <scenario> --seed <seed>`.",
+        "",
+        "## Summary",
+        "",
+        "| scenario | seed | remittances | settled | checks | result | time |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        ok = sum(1 for _, o, _ in r.checks if o)
+        lines.append(f"| {r.scenario} | {r.seed} | {r.remittances} | {r.settled} | {ok}/{len(r.checks)} | "
+                     f"{'PASS' if r.passed else '**FAIL**'} | {r.seconds:.0f} s |")
+    for e in ext:
+        lines.append(f"| {e['name']} | - | - | - | - | {'PASS' if e['ok'] else '**FAIL**'} | {e['seconds']:.0f} s |")
+    lines.append("")
+    for r in results:
+        sc = scen[r.scenario]
+        lines += [f"## {sc.title} (`{r.scenario}`)", "", f"Injected: {sc.injected}.", "",
+                  f"Sizes: {r.remittances} remittances ({int(sc.bank_share * 100)}% bank deposits through the API, the "
+                  f"rest cash pickups through the chat) from {sc.senders} senders, {sc.database}, logs at "
+                  f"`{sc.log}`. Seed {r.seed}.", "", "| check | result | detail |", "| --- | --- | --- |"]
+        for name, ok, detail in r.checks:
+            lines.append(f"| {md_escape(name)} | {'PASS' if ok else '**FAIL**'} | {md_escape(detail)[:600]} |")
+        lines += ["", "| figure | value |", "| --- | --- |"]
+        for k, v in r.figures.items():
+            lines.append(f"| {md_escape(k)} | {md_escape(str(v))} |")
+        if r.errors:
+            lines += ["", "Errors:", ""] + [f"- {md_escape(e)[:500]}" for e in r.errors[:5]]
+        lines.append("")
+    for e in ext:
+        lines += [f"## {e['title']}", "", e["what"], "", "```", *e["rows"], "```", ""]
+    lines += NOT_COVERED
+    return "\n".join(lines) + "\n"
+
+
+NOT_COVERED = [
+    "## Not covered yet",
+    "",
+    "These scenarios of the fault issue are not in this run; until they are, nothing here claims them:",
+    "",
+    "- **Reorgs** (scenario 2: `anvil_reorg` / `anvil_rollback` of depth 1-5 with deposits and releases in flight).",
+    "- **Two nodes** (scenario 6: SIGKILL of the node holding the sending key's lease, takeover time). The ordinary",
+    "  test suite has two nodes on one PostgreSQL database splitting work (`node/tests/chain/multi.rs`,",
+    "  `node/tests/chat/multi.rs`), not the measured takeover under load.",
+    "- **PostgreSQL-specific scale**: the crash scenario on PostgreSQL uses the same sizes as on SQLite; nothing",
+    "  here measures PostgreSQL under the throughput benchmark's load.",
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="small sizes (CI)")
+    ap.add_argument("--only", default="", help="comma-separated scenarios (" + ", ".join(s.key for s in scenarios(True)) +
+                    ", api-fuzz, parser-fuzz)")
+    ap.add_argument("--seed", type=int, default=None, help="seed of the first scenario (default: from the clock); "
+                    "scenario i uses seed+i")
+    ap.add_argument("--out", default=None, help="write the report here (default: RELIABILITY.md for a full run "
+                    "of every scenario, none otherwise)")
+    ap.add_argument("--keep", action="store_true", help="keep the data dirs of passed scenarios too")
+    ap.add_argument("--log", default=None, help="node log filter for every scenario (default: trace)")
+    args = ap.parse_args()
+
+    def on_term(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    all_sc = scenarios(args.smoke)
+    only = [x for x in args.only.split(",") if x]
+    known = {s.key for s in all_sc} | {"api-fuzz", "parser-fuzz"}
+    unknown = [x for x in only if x not in known]
+    if unknown:
+        print(f"unknown scenario(s): {unknown}; known: {sorted(known)}", file=sys.stderr)
+        return 2
+    chosen = [s for s in all_sc if not only or s.key in only]
+    if args.log:
+        chosen = [replace(s, log=args.log) for s in chosen]
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    out = args.out or (str(REPO / "RELIABILITY.md") if not args.smoke and not only else None)
+    commit = git("rev-parse", "--short=12", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"faults: seed {seed}, {'smoke' if args.smoke else 'full'} run of {[s.key for s in chosen]} at {commit}", flush=True)
+    h.remesa_bin()
+    h.anvil_bin()
+    t0 = time.monotonic()
+    results: list[h.Result] = []
+    ext: list[dict] = []
+    try:
+        for i, sc in enumerate(chosen):
+            results.append(h.run_scenario(sc, seed + i, keep=args.keep))
+        if not only or "api-fuzz" in only:
+            cmd = ["bash", "scripts/faults/api-fuzz.sh"] + (["--smoke"] if args.smoke else [])
+            ok, parsed, tail, secs = external(cmd, "API-FUZZ", 3600)
+            ok = ok and bool(parsed) and all(p.get("failures") == "0" and p.get("server_errors") == "0" for p in parsed)
+            rows = [" ".join(f"{k}={v}" for k, v in p.items()) for p in parsed] or tail.splitlines()
+            ext.append({"name": "api-fuzz", "title": "API fuzzing (`api-fuzz`)", "ok": ok, "seconds": secs, "rows": rows,
+                        "what": "schemathesis (pinned in `scripts/faults/requirements-api-fuzz.txt`) against the "
+                                "served `/openapi.json` of `remesa dev`, every operation, `--checks all`, with the "
+                                "operator's credentials and without (`scripts/faults/api-fuzz.sh`)."})
+        if (not args.smoke and not only) or "parser-fuzz" in only:
+            cmd = ["bash", "scripts/faults/fuzz.sh"] + (["--execs", "20000"] if args.smoke else [])
+            ok, parsed, tail, secs = external(cmd, "FUZZ", 3600)
+            ok = ok and bool(parsed) and all(p.get("crashes") == "0" for p in parsed)
+            rows = [" ".join(f"{k}={v}" for k, v in p.items()) for p in parsed] or tail.splitlines()
+            ext.append({"name": "parser-fuzz", "title": "Parser fuzzing (`parser-fuzz`)", "ok": ok, "seconds": secs,
+                        "rows": rows,
+                        "what": "cargo-fuzz (libFuzzer) targets in `node/fuzz/` over the chat intent parser, the "
+                                "WhatsApp and Telegram webhook bodies, RFC 9421 signature headers, money amounts "
+                                "and phone numbers (`scripts/faults/fuzz.sh`); the committed corpora are replayed by "
+                                "an ordinary test in CI."})
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        return 130
+    seconds = time.monotonic() - t0
+    print("\n=== summary ===", flush=True)
+    for r in results:
+        print(f"{'PASS' if r.passed else 'FAIL'} {r.scenario} seed={r.seed} settled={r.settled}/{r.remittances} "
+              f"{r.seconds:.0f}s", flush=True)
+    for e in ext:
+        print(f"{'PASS' if e['ok'] else 'FAIL'} {e['name']} {e['seconds']:.0f}s", flush=True)
+    if out:
+        Path(out).write_text(report(results, {s.key: s for s in chosen}, ext, args, commit, started, seconds))
+        print(f"wrote {out}", flush=True)
+    failed = [r.scenario for r in results if not r.passed] + [e["name"] for e in ext if not e["ok"]]
+    print("ALL PASS" if not failed else f"FAILED: {failed}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
