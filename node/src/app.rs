@@ -262,12 +262,13 @@ pub fn router(state: AppState) -> Router {
     crate::http::finish(r, state)
 }
 
-/// The OpenAPI document of everything served.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of everything served, completed with what the shared layers answer
+/// (`http::openapi::complete`).
+pub fn openapi() -> serde_json::Value {
     let mut doc = crate::http::openapi::document();
     doc.merge(crate::partner::openapi());
     doc.merge(crate::chat::openapi());
-    doc
+    crate::http::openapi::complete(&doc)
 }
 
 impl App {

@@ -128,16 +128,20 @@ async fn whatsapp_verify(
         (status = 200, description = "Stored (or a duplicate, or nothing to do); processing continues asynchronously"),
         (status = 401, description = "Signature missing", content_type = "application/problem+json"),
         (status = 403, description = "Signature wrong or malformed", content_type = "application/problem+json"),
-        (status = 404, description = "WhatsApp is not configured on this node", content_type = "application/problem+json"),
-        (status = 413, description = "Body too large"),
+        (status = 404, description = "WhatsApp is not configured on this node (answered only to a request that carries the signature header; without it: 401)", content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", content_type = "application/problem+json"),
         (status = 503, description = "Not stored (the inbox is full, or storage trouble); Meta redelivers after `Retry-After`", content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(target = "chat::whatsapp", skip_all, fields(body_len = body.len()))]
 async fn whatsapp_webhook(State(svc): State<ChatService>, headers: HeaderMap, body: Bytes) -> Response {
+    // Unauthenticated requests are refused the same way whether or not the platform is enabled (401 first).
+    let header = headers.get(WHATSAPP_SIGNATURE_HEADER).map(|v| v.as_bytes());
+    if header.is_none() {
+        return auth_problem(AuthError::Missing);
+    }
     let Some(secret) = svc.whatsapp_app_secret() else {
         return auth_problem(AuthError::NotConfigured);
     };
-    let header = headers.get(WHATSAPP_SIGNATURE_HEADER).map(|v| v.as_bytes());
     if let Err(e) = signature::verify_whatsapp_signature(secret, &body, header) {
         tracing::warn!(target: "chat::whatsapp", error = %e, "webhook refused");
         return auth_problem(e);
@@ -194,15 +198,19 @@ async fn whatsapp_webhook(State(svc): State<ChatService>, headers: HeaderMap, bo
     responses(
         (status = 200, description = "Stored, ignored (other update kinds, groups) or a duplicate"),
         (status = 401, description = "Secret token missing or wrong", content_type = "application/problem+json"),
-        (status = 404, description = "Telegram is not configured on this node", content_type = "application/problem+json"),
+        (status = 404, description = "Telegram is not configured on this node (answered only to a request that carries the secret-token header; without it: 401)", content_type = "application/problem+json"),
         (status = 503, description = "Not stored (the inbox is full, or storage trouble); Telegram redelivers after `Retry-After`", content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(target = "chat::telegram", skip_all, fields(body_len = body.len()))]
 async fn telegram_webhook(State(svc): State<ChatService>, headers: HeaderMap, body: Bytes) -> Response {
+    // Unauthenticated requests are refused the same way whether or not the platform is enabled (401 first).
+    let header = headers.get(TELEGRAM_SECRET_HEADER).map(|v| v.as_bytes());
+    if header.is_none() {
+        return problem(StatusCode::UNAUTHORIZED, "missing secret token");
+    }
     let Some(secret) = svc.telegram_secret_token() else {
         return auth_problem(AuthError::NotConfigured);
     };
-    let header = headers.get(TELEGRAM_SECRET_HEADER).map(|v| v.as_bytes());
     match signature::verify_telegram_secret(secret, header) {
         Ok(()) => {}
         Err(AuthError::NotConfigured) => return auth_problem(AuthError::NotConfigured),
@@ -326,6 +334,7 @@ fn operator_ok(svc: &ChatService, headers: &HeaderMap) -> Result<(), Box<Respons
         (status = 400, description = "Bad request", content_type = "application/problem+json"),
         (status = 401, description = "Operator token missing", content_type = "application/problem+json"),
         (status = 403, description = "Operator token wrong", content_type = "application/problem+json"),
+        (status = 404, description = "No operator token is configured on this node: the terminal chat is off", content_type = "application/problem+json"),
         (status = 504, description = "No reply in time: the wait is the HTTP handler timeout less a second (at most 20 s), so this is answered before the generic 503 timeout", content_type = "application/problem+json"),
     ),
     security(("operator" = [])))]
@@ -418,17 +427,28 @@ async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Byte
 
 /// Terminal chat (devnet): notifications waiting for a chat user.
 #[utoipa::path(get, path = "/v1/dev/chat/messages", tag = "chat",
-    params(("as" = String, Query, description = "The chat user's phone (E.164)", example = "+50255550101")),
-    responses((status = 200, body = DevChatResponse), (status = 401, description = "Operator token missing")),
+    params(("as" = String, Query, description = "The chat user's phone (E.164)", example = "+50255550101",
+        pattern = "^\\+[1-9][0-9]{7,13}$")),
+    responses((status = 200, body = DevChatResponse),
+        (status = 400, description = "`as` is not a phone number in E.164", content_type = "application/problem+json"),
+        (status = 401, description = "Operator token missing", content_type = "application/problem+json"),
+        (status = 403, description = "Operator token wrong", content_type = "application/problem+json"),
+        (status = 404, description = "No operator token is configured on this node: the terminal chat is off", content_type = "application/problem+json")),
     security(("operator" = [])))]
 async fn dev_chat_poll(
     State(svc): State<ChatService>,
     headers: HeaderMap,
-    Query(q): Query<DevChatPoll>,
+    q: Result<Query<DevChatPoll>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(r) = operator_ok(&svc, &headers) {
         return *r;
     }
+    let Ok(Query(q)) = q else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "`as` (the chat user's phone) is required",
+        );
+    };
     let Ok(phone) = PhoneNumber::from_platform(q.as_phone.trim()) else {
         return problem(StatusCode::BAD_REQUEST, "`as` must be a phone number in E.164");
     };

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::Type;
 
 use super::AppState;
 use super::api::{parse_id, partner_id};
@@ -113,8 +114,11 @@ pub async fn register_user(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserLookup {
+    /// The chat platform (`whatsapp`, `telegram`, `terminal`, …).
     pub channel: String,
+    /// The user's id on that platform.
     pub external_id: String,
 }
 
@@ -215,8 +219,35 @@ pub async fn payout_fail(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct LedgerReport {
     pub entries: u64,
-    /// Account → balance in base units.
+    /// Account → balance in base units: `[account, balance]` pairs.
+    #[schema(schema_with = balance_pairs)]
     pub balances: Vec<(String, i64)>,
+}
+
+/// `[[account, balance], …]`: pairs of a string and an integer. Stated as arrays of exactly two items, each a
+/// string or an integer (not `prefixItems`, which the tools that read this document do not all handle).
+fn balance_pairs() -> utoipa::openapi::Array {
+    tuples(2, &[Type::String, Type::Integer])
+}
+
+/// `[[kind, status, count], …]`: triples of two strings and an integer (see [`balance_pairs`]).
+fn job_count_triples() -> utoipa::openapi::Array {
+    tuples(3, &[Type::String, Type::Integer])
+}
+
+fn tuples(n: usize, kinds: &[Type]) -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, OneOfBuilder};
+    let mut item = OneOfBuilder::new();
+    for kind in kinds {
+        item = item.item(ObjectBuilder::new().schema_type(kind.clone()));
+    }
+    let tuple = ArrayBuilder::new()
+        .items(utoipa::openapi::schema::ArrayItems::RefOrSchema(Box::new(
+            utoipa::openapi::schema::Schema::OneOf(item.build()).into(),
+        )))
+        .min_items(Some(n))
+        .max_items(Some(n));
+    ArrayBuilder::new().items(tuple).build()
 }
 
 /// Ledger balances (every entry is checked to balance).
@@ -235,7 +266,8 @@ pub struct ReconcileReport {
     pub chain_escrow_base_units: String,
     pub ledger_entries: u64,
     pub matches: bool,
-    /// Outbox jobs per kind and status.
+    /// Outbox jobs per kind and status: `[kind, status, count]` triples.
+    #[schema(schema_with = job_count_triples)]
     pub chain_jobs: Vec<(String, String, u64)>,
 }
 
@@ -277,8 +309,10 @@ pub async fn reconcile(State(st): State<AppState>, _op: Operator) -> ApiResult<A
 #[into_params(parameter_in = Query)]
 pub struct FailedJobsQuery {
     /// The last `job_id` of the previous page.
+    #[param(nullable = false, max_length = 64)]
     pub before: Option<String>,
     /// 1 to 500 (default 100).
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -291,7 +325,13 @@ pub async fn failed_chain_jobs(
     _op: Operator,
     super::problem::ApiQuery(q): super::problem::ApiQuery<FailedJobsQuery>,
 ) -> ApiResult<ApiJson<Vec<crate::chain::outbox::FailedJobView>>> {
-    let jobs = crate::chain::outbox::failed_jobs(&st.db, q.before.as_deref(), q.limit.unwrap_or(100))
+    let limit = super::api::page_limit(q.limit, 100)?;
+    if q.before.as_ref().is_some_and(|b| b.len() > 64) {
+        return Err(Problem::validation(
+            "before must be a job id (at most 64 characters)",
+        ));
+    }
+    let jobs = crate::chain::outbox::failed_jobs(&st.db, q.before.as_deref(), limit)
         .await
         .map_err(|_| Problem::internal())?;
     Ok(ApiJson(jobs))

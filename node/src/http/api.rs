@@ -145,16 +145,38 @@ pub async fn remittance_events(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `next_cursor` of the previous page.
+    #[param(nullable = false, max_length = 200)]
     pub cursor: Option<String>,
-    /// Page size (default 50, capped by the server).
+    /// Page size, 1 to 500 (default 50); a page holds at most the node's `page_limit_max` (default 200).
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Only this state (repeatable as a comma-separated list).
+    #[param(nullable = false, max_length = 400)]
     pub state: Option<String>,
+    #[param(nullable = false, max_length = 200)]
     pub sender_user_id: Option<String>,
+    #[param(nullable = false, max_length = 200)]
     pub sender_address: Option<String>,
+    /// A partner id: 1 to 2^63 − 1.
+    #[param(nullable = false, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub partner_id: Option<u64>,
+}
+
+/// The largest page size a caller may ask for (pages hold at most the node's `page_limit_max`).
+pub(crate) const PAGE_LIMIT_MAX: u32 = 500;
+
+/// A page size from a query: absent → `default`; outside 1 to [`PAGE_LIMIT_MAX`] → 422.
+pub(crate) fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, Problem> {
+    match limit {
+        None => Ok(default),
+        Some(l) if (1..=PAGE_LIMIT_MAX).contains(&l) => Ok(l),
+        Some(_) => Err(Problem::validation(format!(
+            "limit must be 1 to {PAGE_LIMIT_MAX}"
+        ))),
+    }
 }
 
 /// Remittances, newest first (operator).
@@ -174,6 +196,12 @@ pub async fn list_remittances(
             );
         }
     }
+    let limit = page_limit(p.limit, 50)?;
+    if let Some(id) = p.partner_id
+        && PartnerId::new(id).is_err()
+    {
+        return Err(Problem::validation("partner_id must be 1 to 2^63 - 1"));
+    }
     let filter = RemittanceFilter {
         sender_user_id: p.sender_user_id,
         recipient_phone: None,
@@ -183,7 +211,7 @@ pub async fn list_remittances(
     };
     Ok(ApiJson(
         st.engine
-            .list_remittances(&filter, p.cursor.as_deref(), p.limit.unwrap_or(50))
+            .list_remittances(&filter, p.cursor.as_deref(), limit)
             .await?,
     ))
 }
@@ -213,10 +241,13 @@ pub async fn cancel(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Last `seq` seen (exclusive); 0 for the beginning.
+    #[param(nullable = false, minimum = 0)]
     pub after: Option<i64>,
-    /// Page size (default 100, capped).
+    /// Page size, 1 to 500 (default 100); a page holds at most the node's `page_limit_max` (default 200).
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -232,17 +263,15 @@ pub async fn events(
     if after < 0 {
         return Err(Problem::validation("after must not be negative"));
     }
-    Ok(ApiJson(
-        st.engine
-            .events_after(after, p.limit.unwrap_or(100), None)
-            .await?,
-    ))
+    let limit = page_limit(p.limit, 100)?;
+    Ok(ApiJson(st.engine.events_after(after, limit, None).await?))
 }
 
 /// The ledger balance of an address (as indexed from the chain).
 #[utoipa::path(get, path = "/v1/balances/{address}", tag = "wallets",
-    params(("address" = String, Path, description = "0x address")),
-    responses((status = 200, body = Balance)))]
+    params(("address" = String, Path, description = "0x address (40 hex digits)", pattern = "^0x[0-9a-fA-F]{40}$")),
+    responses((status = 200, body = Balance),
+              (status = 422, description = "Not an address", body = Problem, content_type = "application/problem+json")))]
 pub async fn balance(
     State(st): State<AppState>,
     ApiPath(address): ApiPath<String>,

@@ -55,7 +55,9 @@ pub async fn load_list(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"name": "Joaquin Guzman Loera", "birth_year": 1957, "country": "MX"}))]
 pub struct ScreenBody {
+    #[schema(max_length = 500)]
     pub name: String,
+    #[schema(maximum = 65535)]
     pub birth_year: Option<u16>,
     /// ISO 3166-1 alpha-2, or a country's name.
     pub country: Option<String>,
@@ -100,6 +102,8 @@ pub async fn screen(
 #[into_params(parameter_in = Query)]
 pub struct HoldsQuery {
     /// 1 to the page limit (default 100).
+    /// 1 to 500 (default 100); a page holds at most the node's `page_limit_max` (default 200).
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -111,7 +115,11 @@ pub async fn holds(
     _op: Operator,
     ApiQuery(q): ApiQuery<HoldsQuery>,
 ) -> ApiResult<ApiJson<Vec<HeldRemittance>>> {
-    Ok(ApiJson(st.engine.held_remittances(q.limit.unwrap_or(100)).await?))
+    Ok(ApiJson(
+        st.engine
+            .held_remittances(super::api::page_limit(q.limit, 100)?)
+            .await?,
+    ))
 }
 
 /// Release a held remittance: it goes on with a fresh authorization (signed by the node for a custodial sender,
@@ -154,6 +162,8 @@ pub async fn reject_hold(
 #[into_params(parameter_in = Query)]
 pub struct CustomersQuery {
     /// 1 to the page limit (default 100).
+    /// 1 to 500 (default 100); a page holds at most the node's `page_limit_max` (default 200).
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -165,7 +175,11 @@ pub async fn kyc_queue(
     _op: Operator,
     ApiQuery(q): ApiQuery<CustomersQuery>,
 ) -> ApiResult<ApiJson<Vec<Customer>>> {
-    Ok(ApiJson(st.engine.kyc_review_queue(q.limit.unwrap_or(100)).await?))
+    Ok(ApiJson(
+        st.engine
+            .kyc_review_queue(super::api::page_limit(q.limit, 100)?)
+            .await?,
+    ))
 }
 
 /// A customer: tier in force, status, the fields given and what the next tier still needs.
@@ -226,7 +240,11 @@ pub async fn cases(
     _op: Operator,
     ApiQuery(q): ApiQuery<CustomersQuery>,
 ) -> ApiResult<ApiJson<Vec<ErrorCase>>> {
-    Ok(ApiJson(st.engine.open_cases(q.limit.unwrap_or(100)).await?))
+    Ok(ApiJson(
+        st.engine
+            .open_cases(super::api::page_limit(q.limit, 100)?)
+            .await?,
+    ))
 }
 
 /// Answer and close a case (recorded with the reviewer).

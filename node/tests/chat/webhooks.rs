@@ -305,6 +305,19 @@ async fn body_limit_and_unconfigured_platforms() -> Result<()> {
         .send()
         .await?;
     assert_eq!(resp.status().as_u16(), 404);
+    // Without the platform's authentication header the answer is 401 whether or not the platform is enabled: the
+    // required header is checked first (enabled: `node.base`, disabled: `base`).
+    for base in [&node.base, &base] {
+        assert_eq!(post_whatsapp(&node.http, base, b"{}", None).await?, 401);
+        let resp = node
+            .http
+            .post(format!("{base}/webhooks/telegram"))
+            .body("{}")
+            .send()
+            .await?;
+        assert_eq!(resp.status().as_u16(), 401);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
     assert_eq!(
         node.http
             .post(format!("{base}/v1/dev/chat"))

@@ -232,6 +232,60 @@ async fn api_contract(database_url: Option<String>) {
     );
     let (st, _, page) = s.call(M::GET, "/v1/remittances?limit=5", None, None, true).await;
     assert_eq!(st, 200, "{page}");
+    // Query parameters outside their documented range are refused (problem+json), never clamped or accepted:
+    // page sizes 1 to 500, a partner id 1 to 2^63 - 1, a job id of at most 64 characters.
+    for path in [
+        "/v1/remittances?limit=abc",
+        "/v1/remittances?limit=0",
+        "/v1/remittances?limit=501",
+        "/v1/remittances?partner_id=9223372036854775808",
+        "/v1/remittances?partner_id=0",
+        "/v1/events?limit=4294967295",
+        "/v1/admin/compliance/holds?limit=501",
+        "/v1/admin/customers/review?limit=0",
+        "/v1/admin/cases?limit=2147483648",
+        "/v1/admin/chain/jobs/failed?limit=501",
+        "/v1/admin/partner/webhooks?limit=abc",
+    ] {
+        let (st, ct, _) = s.call(M::GET, path, None, None, true).await;
+        assert_eq!((st, ct.as_str()), (422, "application/problem+json"), "{path}");
+    }
+    let long = format!("/v1/admin/chain/jobs/failed?before={}", "0".repeat(65));
+    assert_eq!(s.call(M::GET, &long, None, None, true).await.0, 422);
+    let (st, _, page) = s
+        .call(
+            M::GET,
+            "/v1/remittances?limit=500&partner_id=9223372036854775807",
+            None,
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(st, 200, "{page}");
+    // The served document states those rules, documents the shared layers' problems on every operation and
+    // emits the ledger's pairs as valid schemas.
+    let list = &doc["paths"]["/v1/remittances"]["get"];
+    let limit = list["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
+        .expect("limit parameter");
+    assert_eq!(
+        (
+            limit["schema"]["minimum"].as_u64(),
+            limit["schema"]["maximum"].as_u64()
+        ),
+        (Some(1), Some(500))
+    );
+    for status in ["401", "422", "503"] {
+        assert_eq!(
+            list["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "{status}"
+        );
+    }
+    let pair = &doc["components"]["schemas"]["LedgerReport"]["properties"]["balances"]["items"];
+    assert!(pair["items"].is_object(), "{pair}");
+    assert_eq!(pair["maxItems"], 2);
     let resp = s
         .client
         .get(format!("{}/metrics", s.base))
