@@ -408,6 +408,7 @@ class Run:
     notifications: dict = field(default_factory=dict)  # phone -> [text]
     codes: dict = field(default_factory=dict)  # remittance id -> pickup code (not yet paid)
     seen_codes: dict = field(default_factory=dict)  # short reference -> code read in a recipient's chat
+    slowest_answer_s: float = 0.0  # the longest a chat message waited for its answer (retries included)
     unusual: dict = field(default_factory=dict)  # answer (status or "no answer") -> how often senders saw it
     all_codes: set = field(default_factory=set)  # every pickup code a recipient was sent (the secrets scan)
     chat_retries: int = 0
@@ -457,7 +458,8 @@ class Sender:
     def chat(self, text: str, message_id: str) -> list[str]:
         """Sends one chat message, retried with the same message_id until the node answers; the reply texts."""
         body = {"as": self.phone, "text": text, "message_id": message_id}
-        deadline = time.monotonic() + ANSWER_DEADLINE_S
+        t_sent = time.monotonic()
+        deadline = t_sent + ANSWER_DEADLINE_S
         tries = 0
         last = ""
         while True:
@@ -467,6 +469,8 @@ class Sender:
             try:
                 status, v = self.node.api("POST", "/v1/dev/chat", body, timeout=60)
                 if status == 200 and isinstance(v, dict):
+                    with self.run.lock:
+                        self.run.slowest_answer_s = max(self.run.slowest_answer_s, time.monotonic() - t_sent)
                     if tries > 1:
                         with self.run.lock:
                             self.run.chat_retries += tries - 1
@@ -991,7 +995,7 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
             [str(node.bin), "partner-sim", "--node-url", node.base, "--partner-id", "1",
              "--key-file", str(node_dir / "demo-partner-1.seed"), "--accept-delay-ms", "0",
              "--complete-delay-ms", "0", "--poll-interval-ms", "1000",
-             "--webhook-addr", f"127.0.0.1:{sim_port}",
+             "--webhook-addr", f"127.0.0.1:{sim_port}", "--webhook-url", webhook_url,
              "--pickup-codes-file", str(data_dir / "pickup-codes.txt")],
             env, data_dir / "partner-sim.log",
         )
@@ -1003,7 +1007,9 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
             if sc.inject is None:
                 return
             try:
-                figures.update(sc.inject(ctx) or {})
+                got = dict(sc.inject(ctx) or {})
+                checks.extend(got.pop("checks", []))
+                figures.update(got)
             except (RunFailed, Aborted) as e:
                 if not isinstance(e, Aborted):
                     run.fail(str(e))
@@ -1194,8 +1200,11 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
         else:
             checks.append(("every sender saw each notification exactly once", once, info))
 
-        # readiness during the run
+        # readiness and the senders' experience during the run
         figures["/readyz samples"] = Monitor.summary(monitor.samples)
+        figures["unusual chat answers (status: count)"] = ", ".join(
+            f"{k}: {v}" for k, v in sorted(run.unusual.items())) or "none"
+        figures["slowest chat answer, retries included (s)"] = f"{run.slowest_answer_s:.1f}"
 
         # 9b. secrets: none in any log, HTTP response or database dump
         node.stop_node()

@@ -112,6 +112,26 @@ pub fn routes(state: AppState) -> Router<AppState> {
 }
 
 /// Layers every route gets (also chat and partner routes): request ids, tracing, panics → 500 problem, a
+/// The span of one request (what `tower_http`'s default span records: method, URI, version), with the secret
+/// a deprecated path may carry redacted: `…/by-pickup-code/<code>` is logged as `…/by-pickup-code/[redacted]`.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), uri = %redact_uri(req.uri()), version = ?req.version())
+}
+
+/// A request URI as it may be logged: the pickup code of a `by-pickup-code` look-up replaced by `[redacted]`.
+pub fn redact_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
+    const SECRET_AFTER: &str = "/by-pickup-code/";
+    let s = uri.path_and_query().map_or("/", |p| p.as_str());
+    match s.find(SECRET_AFTER) {
+        Some(i) => {
+            let start = i + SECRET_AFTER.len();
+            let end = s[start..].find(['/', '?']).map_or(s.len(), |j| start + j);
+            std::borrow::Cow::Owned(format!("{}[redacted]{}", &s[..start], &s[end..]))
+        }
+        None => std::borrow::Cow::Borrowed(s),
+    }
+}
+
 /// handler timeout → 503 problem, body limit, problem+json for unknown routes and methods.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
@@ -124,7 +144,7 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             Problem::internal().into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
@@ -255,5 +275,28 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             None,
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_uri;
+
+    #[test]
+    fn pickup_codes_are_redacted_from_logged_uris() {
+        let r = |u: &str| redact_uri(&u.parse().expect("uri")).into_owned();
+        assert_eq!(
+            r("/v1/partner/payouts/by-pickup-code/K7QM-2XWD-9HPA"),
+            "/v1/partner/payouts/by-pickup-code/[redacted]"
+        );
+        assert_eq!(
+            r("/v1/partner/payouts/by-pickup-code/K7QM2XWD9HPA?x=1"),
+            "/v1/partner/payouts/by-pickup-code/[redacted]?x=1"
+        );
+        assert_eq!(
+            r("/v1/partner/payouts/0xab/accept"),
+            "/v1/partner/payouts/0xab/accept"
+        );
+        assert_eq!(r("/v1/remittances?limit=5"), "/v1/remittances?limit=5");
     }
 }

@@ -106,6 +106,7 @@ pub fn partner_router<S: Clone + Send + Sync + 'static>(state: PartnerState) -> 
         .route("/v1/partner/me", get(me))
         .route("/v1/partner/rates", put(put_rates).get(get_rates))
         .route("/v1/partner/payouts", get(list_payouts))
+        .route("/v1/partner/payouts/lookup", post(lookup_payout))
         .route(
             "/v1/partner/payouts/by-pickup-code/{code}",
             get(payout_by_pickup_code),
@@ -445,8 +446,42 @@ async fn get_payout(
     Ok(Json(load_payout(&st, pid, &id).await?))
 }
 
+/// Body of a payout look-up by pickup code.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"pickup_code": "K7QM-2XWD-9HPA"}))]
+pub struct PayoutLookup {
+    /// The recipient's 12-character pickup code (dashes, spaces and case ignored).
+    #[schema(max_length = 64)]
+    pub pickup_code: String,
+}
+
+#[utoipa::path(post, path = "/v1/partner/payouts/lookup", tag = "partner", security(("http_signature" = [])),
+    description = "For counter agents: the payout the recipient's pickup code belongs to. The code travels in the \
+        signed body, so it never appears in a URL (access logs, proxies). Reads only; repeating it is harmless.",
+    request_body = PayoutLookup,
+    responses((status = 200, description = "The payout", body = PartnerPayout),
+              (status = 404, description = "No payout of this partner has that code")))]
+async fn lookup_payout(
+    State(st): State<PartnerState>,
+    Extension(p): Extension<AuthenticatedPartner>,
+    body: Bytes,
+) -> ApiResult<Json<PartnerPayout>> {
+    let (pid, _) = partner_id(&p)?;
+    let q: PayoutLookup = parse_json(&body)?;
+    // A malformed code is as unknown as a wrong one.
+    let code = PickupCode::parse(&q.pickup_code).map_err(|_| ApiError::NotFound("payout"))?;
+    let lookup = st.engine.pickup_lookup(&code)?;
+    Ok(Json(
+        st.db
+            .partner_payout_by_pickup_lookup(pid, &lookup)
+            .await?
+            .ok_or(ApiError::NotFound("payout"))?,
+    ))
+}
+
 #[utoipa::path(get, path = "/v1/partner/payouts/by-pickup-code/{code}", tag = "partner", security(("http_signature" = [])),
-    description = "For counter agents: the payout the recipient's pickup code belongs to (dashes and case ignored).",
+    description = "Deprecated: use `POST /v1/partner/payouts/lookup`, which keeps the code out of the URL. The payout \
+        the recipient's pickup code belongs to (dashes and case ignored); the node redacts the code from its own logs.",
     params(("code" = String, Path, description = "The recipient's 12-character pickup code", example = "K7QM-2XWD-9HPA")),
     responses((status = 200, description = "The payout", body = PartnerPayout),
               (status = 404, description = "No payout of this partner has that code")))]
@@ -726,9 +761,13 @@ fn check_operator(st: &PartnerState, headers: &HeaderMap) -> ApiResult<()> {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// `pending`, `delivering`, `delivered` or `failed` (parked).
+    #[param(nullable = false, pattern = "^(pending|delivering|delivered|failed)$")]
     pub status: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(nullable = false)]
     pub cursor: Option<String>,
+    /// Page size (default 50; larger values are served as pages of at most 500).
+    #[param(nullable = false)]
     pub limit: Option<i64>,
 }
 
@@ -744,11 +783,13 @@ pub struct DeliveryPage {
 #[utoipa::path(get, path = "/v1/admin/partner/webhooks", tag = "admin", security(("operator_token" = [])), params(DeliveryQuery),
     description = "Webhook deliveries; `status=failed` lists those parked after their last attempt (never dropped).",
     responses((status = 200, description = "Deliveries", body = DeliveryPage),
-              (status = 401, description = "Operator token required")))]
+              (status = 400, description = "Unknown status", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "Operator token required", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter that does not parse", body = Problem, content_type = "application/problem+json")))]
 async fn admin_list_webhooks(
     State(st): State<PartnerState>,
     headers: HeaderMap,
-    Query(q): Query<DeliveryQuery>,
+    crate::http::problem::ApiQuery(q): crate::http::problem::ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
     check_operator(&st, &headers)?;
     if let Some(s) = &q.status
@@ -825,9 +866,9 @@ impl utoipa::Modify for SecuritySchemes {
 /// The partner API's OpenAPI fragment; the node merges it into `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
-    paths(me, put_rates, get_rates, list_payouts, get_payout, payout_by_pickup_code, accept_payout, complete_payout,
+    paths(me, put_rates, get_rates, list_payouts, get_payout, lookup_payout, payout_by_pickup_code, accept_payout, complete_payout,
           fail_payout, list_settlements, list_events, webhook_key, admin_list_webhooks, admin_requeue_webhook),
-    components(schemas(PartnerMe, AcceptPayout, PutRates, RatesOut, RateInput, Rate, PayoutPage, PartnerPayout, PayoutProof, FailPayout,
+    components(schemas(PartnerMe, AcceptPayout, PutRates, RatesOut, RateInput, Rate, PayoutPage, PartnerPayout, PayoutLookup, PayoutProof, FailPayout,
                        SettlementPage, PartnerSettlement, EventPage, PartnerEvent, WebhookKey, DeliveryPage, WebhookDelivery)),
     modifiers(&SecuritySchemes),
     tags((name = "partner", description = "Cash-out partners: rates, payouts, settlements, events. Every request is \

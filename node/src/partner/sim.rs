@@ -53,6 +53,11 @@ pub struct SimArgs {
     /// Listen here for the node's webhooks (verified with the node's key) to react at once.
     #[arg(long, env = "REMESA_PARTNER_SIM_WEBHOOK_ADDR")]
     pub webhook_addr: Option<SocketAddr>,
+    /// The webhook URL registered with the node for this partner, when it is not `http://<webhook-addr><path>`
+    /// (a proxy or a load balancer in front): the node signs it as `@target-uri`, so it is what the signature is
+    /// verified against.
+    #[arg(long, env = "REMESA_PARTNER_SIM_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
     /// Fail every Nth payout instead of paying it (0: never), to exercise refunds.
     #[arg(long, env = "REMESA_PARTNER_SIM_FAIL_EVERY", default_value_t = 0)]
     pub fail_every: u64,
@@ -153,6 +158,7 @@ pub async fn run_with(
         let app = receiver_router(
             node_key,
             listener.local_addr().map_err(SimError::Listen)?,
+            sim.args.webhook_url.clone(),
             wake.clone(),
             offered,
         );
@@ -229,6 +235,7 @@ fn offered_payout(body: &[u8]) -> Option<PayoutItem> {
 fn receiver_router(
     node_key: Option<ed25519_dalek::VerifyingKey>,
     addr: SocketAddr,
+    registered_url: Option<String>,
     wake: Arc<Notify>,
     offered: tokio::sync::mpsc::Sender<PayoutItem>,
 ) -> axum::Router {
@@ -241,10 +248,12 @@ fn receiver_router(
             let Some(key) = node_key else {
                 return StatusCode::SERVICE_UNAVAILABLE;
             };
-            let target = format!(
-                "http://{addr}{}",
-                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-            );
+            let target = registered_url.clone().unwrap_or_else(|| {
+                format!(
+                    "http://{addr}{}",
+                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                )
+            });
             match super::webhook::verify_webhook(&method, &target, &headers, &body, &key, 300) {
                 Ok(_) => {
                     let queued = offered_payout(&body).is_some_and(|p| offered.try_send(p).is_ok());
@@ -434,7 +443,11 @@ impl Sim {
         for code in text.lines().map(str::trim).filter(|l| !l.is_empty()).take(10_000) {
             let found: Result<serde_json::Value, _> = self
                 .client
-                .get(&format!("/v1/partner/payouts/by-pickup-code/{code}"))
+                .post(
+                    "/v1/partner/payouts/lookup",
+                    &serde_json::json!({"pickup_code": code}),
+                    None,
+                )
                 .await;
             if let Ok(v) = found
                 && v.get("id").and_then(|i| i.as_str()) == Some(payout_id)
@@ -449,6 +462,45 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::offered_payout;
+
+    /// The node signs the registered webhook URL as `@target-uri`; a receiver behind a proxy (listening on another
+    /// address) verifies against that URL, not its own address. (The fault suite's proxied webhook endpoint found
+    /// the simulator refusing every webhook.)
+    #[tokio::test]
+    async fn a_receiver_behind_a_proxy_verifies_against_the_registered_url() {
+        use tower::ServiceExt as _;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let signer = super::super::httpsig::Ed25519Signer::new("remesa-node-test", key.clone());
+        let registered = "http://proxy.example:9100/webhooks/remesa";
+        let body = r#"{"type":"payout.paid","data":{"payout":{"id":"0xab","status":"paid"}}}"#;
+        let mut req = reqwest::Client::new()
+            .post(registered)
+            .header("content-type", "application/json")
+            .body(body)
+            .build()
+            .expect("request");
+        signer.sign_reqwest(&mut req).expect("signed");
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 4711));
+        let status = |registered: Option<String>| {
+            let (offered, _offers) = tokio::sync::mpsc::channel(4);
+            let app = super::receiver_router(
+                Some(key.verifying_key()),
+                listen,
+                registered,
+                std::sync::Arc::default(),
+                offered,
+            );
+            let mut r = axum::http::Request::post("/webhooks/remesa");
+            for (k, v) in req.headers() {
+                r = r.header(k, v);
+            }
+            let r = r.body(axum::body::Body::from(body)).expect("request");
+            async move { app.oneshot(r).await.map(|r| r.status().as_u16()).unwrap_or(0) }
+        };
+        assert_eq!(status(Some(registered.into())).await, 204);
+        // Verified against its own address, the same webhook does not verify.
+        assert_eq!(status(None).await, 401);
+    }
 
     #[test]
     fn webhooks_offer_payouts_still_to_work_on() {

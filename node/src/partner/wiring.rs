@@ -240,6 +240,7 @@ pub fn spawn_dev_sim(
         complete_delay_ms: 2_000,
         poll_interval_ms: 1_000,
         webhook_addr: None,
+        webhook_url: None,
         fail_every: 0,
         pickup_codes_file: None,
         stop_after: None,

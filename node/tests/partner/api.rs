@@ -687,6 +687,7 @@ async fn sim_flow(t: TestDb) {
         complete_delay_ms: 50,
         poll_interval_ms: 100,
         webhook_addr: Some("127.0.0.1:0".parse().unwrap()),
+        webhook_url: None,
         fail_every: 0,
         pickup_codes_file: None,
         stop_after: Some(2),

@@ -284,7 +284,7 @@ async fn restart_expires_the_dead_starts_leases(t: TestDb) {
         .unwrap();
     assert_eq!(fencing, Some(1));
     assert!(
-        partner_cursors::try_lease(&mut *tx, "engine_feed", &feed_first, 60_000, now)
+        partner_cursors::try_lease(&mut tx, "engine_feed", &feed_first, 60_000, now)
             .await
             .unwrap()
     );
@@ -297,7 +297,7 @@ async fn restart_expires_the_dead_starts_leases(t: TestDb) {
     let taken = lease::try_acquire(&mut *tx, "writer:test", &chain_second, now + 60_000, now)
         .await
         .unwrap();
-    let feed_taken = partner_cursors::try_lease(&mut *tx, "engine_feed", &feed_second, 60_000, now)
+    let feed_taken = partner_cursors::try_lease(&mut tx, "engine_feed", &feed_second, 60_000, now)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -315,7 +315,7 @@ async fn restart_expires_the_dead_starts_leases(t: TestDb) {
     let taken = lease::try_acquire(&mut *tx, "writer:test", &chain_second, now + 60_000, now)
         .await
         .unwrap();
-    let feed_taken = partner_cursors::try_lease(&mut *tx, "engine_feed", &feed_second, 60_000, now)
+    let feed_taken = partner_cursors::try_lease(&mut tx, "engine_feed", &feed_second, 60_000, now)
         .await
         .unwrap();
     tx.commit().await.unwrap();

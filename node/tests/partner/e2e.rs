@@ -213,13 +213,31 @@ async fn e2e(database_url: String) {
         .unwrap();
     let code = remesa::domain::PickupCode::parse(&code).unwrap();
     let found: Value = partner
+        .post(
+            "/v1/partner/payouts/lookup",
+            &json!({"pickup_code": code.display_grouped()}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found["id"], ids[0]);
+    // The deprecated look-up with the code in the path still answers the same.
+    let by_path: Value = partner
         .get(&format!(
             "/v1/partner/payouts/by-pickup-code/{}",
             code.display_grouped()
         ))
         .await
         .unwrap();
-    assert_eq!(found["id"], ids[0]);
+    assert_eq!(by_path["id"], ids[0]);
+    // A wrong or malformed code finds nothing.
+    for wrong in ["ZZZZ-ZZZZ-ZZZZ", "not a code"] {
+        let e = partner
+            .post::<Value, _>("/v1/partner/payouts/lookup", &json!({"pickup_code": wrong}), None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("404"), "{wrong}: {e}");
+    }
     for (id, proof) in [
         (&ids[0], json!({"kind": "pickup_code", "code": code.expose()})),
         (&ids[1], json!({"kind": "reference", "reference": "BANK-7731"})),

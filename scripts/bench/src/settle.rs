@@ -334,6 +334,7 @@ pub async fn run(
         // Webhooks bring the work; the poll only catches up on what a webhook did not bring.
         poll_interval_ms: 2_000,
         webhook_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], sim_webhook_port))),
+        webhook_url: None,
         fail_every: 0,
         pickup_codes_file: None,
         stop_after: None,
