@@ -15,6 +15,8 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 #[cfg(test)]
 mod layers;

@@ -52,14 +52,26 @@ impl PhoneNumber {
         }
         let parsed =
             phonenumber::parse(default_region.map(|r| r.0), input).map_err(|_| PhoneError::NotANumber)?;
-        if !parsed.is_valid() {
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        if !parsed.is_valid() || !Self::stands_alone(&e164) {
             return Err(if international {
                 PhoneError::Invalid
             } else {
                 PhoneError::NeedsCountryCode
             });
         }
-        Ok(Self(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Self(e164))
+    }
+
+    /// Whether an E.164 string is a valid number that reads back as itself. The `phonenumber` crate may strip a
+    /// national or carrier prefix from the digits after a country code, and not always the same way for a typed
+    /// number and its E.164 form: `+55 9090021 3021 3` gave `+559002130213`, which reads as another, invalid
+    /// number. Every number this type holds must re-parse to itself (the engine re-parses what the chat stored).
+    fn stands_alone(e164: &str) -> bool {
+        let digits = e164.len().saturating_sub(1);
+        (1..=15).contains(&digits)
+            && phonenumber::parse(None, e164)
+                .is_ok_and(|n| n.is_valid() && n.format().mode(phonenumber::Mode::E164).to_string() == e164)
     }
 
     /// Accepts a number the platform vouches for (the sender's own WhatsApp number, the terminal `--as`): E.164
@@ -98,10 +110,16 @@ impl fmt::Display for PhoneNumber {
     }
 }
 
+/// Reads back what [`PhoneNumber`] serializes: a platform number ([`PhoneNumber::from_platform`]), or the exact E.164
+/// form of a valid number, which may be shorter than a platform number (Niue `+6837012`, Tokelau `+6903101`, Iran
+/// `+989601`: 6 or 7 digits). Without the second, a conversation state holding such a number did not load.
 impl TryFrom<String> for PhoneNumber {
     type Error = PhoneError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::from_platform(&s)
+        Self::from_platform(&s).or_else(|e| match Self::parse(&s, None) {
+            Ok(p) if p.0 == s => Ok(p),
+            _ => Err(e),
+        })
     }
 }
 
@@ -207,6 +225,43 @@ mod tests {
         assert!(PhoneNumber::from_platform("15551234567").is_err());
         assert!(PhoneNumber::from_platform("+1555").is_err());
         assert!(PhoneNumber::from_platform("+0555123456").is_err());
+    }
+
+    /// The `phone` fuzz target checks that a parsed number survives the JSON round trip (the conversation state's):
+    /// valid numbers with fewer than 8 digits in E.164 did not, as deserializing accepted only platform numbers.
+    #[test]
+    fn short_valid_numbers_survive_json() {
+        for (typed, e164) in [
+            ("+683 7012", "+6837012"),
+            ("+690 3101", "+6903101"),
+            ("+98 9601", "+989601"),
+        ] {
+            let p = PhoneNumber::parse(typed, None).expect(typed);
+            assert_eq!(p.as_str(), e164);
+            let json = serde_json::to_string(&p).expect("to JSON");
+            assert_eq!(serde_json::from_str::<PhoneNumber>(&json).ok(), Some(p));
+        }
+        // Deserializing stays strict: only E.164 exactly, or a platform number.
+        for bad in ["\"+683 7012\"", "\"6837012\"", "\"+6831\"", "\"+0555123456\""] {
+            assert!(serde_json::from_str::<PhoneNumber>(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<PhoneNumber>("\"+15551234567\"").is_ok());
+    }
+
+    /// Found by the `phone` and `intent` fuzz targets: numbers whose E.164 form did not re-parse to itself (the
+    /// crate stripped a prefix from one and not the other) were accepted; the engine's re-parse then dropped them.
+    #[test]
+    fn e164_form_reads_back_as_itself() {
+        for typed in ["+559090021 3021 3", "+78- 5555 01084"] {
+            match PhoneNumber::parse(typed, None) {
+                Ok(p) => assert_eq!(PhoneNumber::parse(p.as_str(), None), Ok(p.clone()), "{typed}"),
+                Err(e) => assert_eq!(e, PhoneError::Invalid, "{typed}"),
+            }
+        }
+        assert_eq!(
+            PhoneNumber::parse("+559090021 3021 3", None),
+            Err(PhoneError::Invalid)
+        );
     }
 
     proptest::proptest! {
