@@ -408,6 +408,7 @@ class Run:
     notifications: dict = field(default_factory=dict)  # phone -> [text]
     codes: dict = field(default_factory=dict)  # remittance id -> pickup code (not yet paid)
     seen_codes: dict = field(default_factory=dict)  # short reference -> code read in a recipient's chat
+    code_resends: int = 0  # pickup codes the operator re-sent because the recipient's message was lost
     slowest_answer_s: float = 0.0  # the longest a chat message waited for its answer (retries included)
     unusual: dict = field(default_factory=dict)  # answer (status or "no answer") -> how often senders saw it
     all_codes: set = field(default_factory=set)  # every pickup code a recipient was sent (the secrets scan)
@@ -879,14 +880,29 @@ def secret_forms(value: str) -> list[str]:
     return [f for f in forms if len(f) >= 8]
 
 
+CODE_SHAPED = re.compile(r"(?<![0-9A-Za-z])[0-9A-HJKMNP-TV-Z]{4}[- ]?[0-9A-HJKMNP-TV-Z]{4}[- ]?[0-9A-HJKMNP-TV-Z]{4}(?![0-9A-Za-z])",
+                         re.IGNORECASE)
+
+
 def scan_secrets(secrets: dict[str, str], sources: dict[str, str]) -> list[str]:
-    """Where any secret occurs in any source: ["<secret name> in <source>", …]."""
+    """Where any secret occurs in any source: ["<secret name> in <source>", …]. Pickup codes (names starting with
+    "pickup code") are found as any code-shaped string (with or without dashes, any case) whose normalised form is
+    one of them: one pass per source instead of one per code."""
     found = []
+    codes = {v.replace("-", "").upper(): k for k, v in secrets.items() if k.startswith("pickup code")}
     for name, value in secrets.items():
+        if name.startswith("pickup code"):
+            continue
         for form in secret_forms(value):
             for src, text in sources.items():
                 if form in text:
                     found.append(f"{name} in {src}")
+    if codes:
+        for src, text in sources.items():
+            for m in CODE_SHAPED.finditer(text):
+                norm = re.sub(r"[- ]", "", m.group(0)).upper()
+                if norm in codes:
+                    found.append(f"{codes[norm]} in {src}")
     return sorted(set(found))
 
 
@@ -1029,8 +1045,39 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
                 except Exception as e:  # noqa: BLE001
                     run.fail(f"supervisor: {type(e).__name__}: {e}")
 
+        # A recipient whose message with the code was lost (the terminal chat hands each message out once: a
+        # SIGKILL while the answer is on its way loses it) calls support, and the operator re-sends the code.
+        waiting_since: dict[str, float] = {}
+        resent_at: dict[str, float] = {}
+
+        def recover_lost_codes() -> None:
+            now = time.monotonic()
+            with run.lock:
+                cash = [c.id for c in run.confirmed if c.method == "cash_pickup"]
+                known = set(run.codes)
+            try:
+                open_ = {r["id"] for r in node.list_remittances(state="payout_assigned,payout_accepted")}
+            except (RunFailed, Aborted):
+                return
+            for rid in cash:
+                if rid not in open_ or rid in known:
+                    waiting_since.pop(rid, None)
+                    continue
+                since = waiting_since.setdefault(rid, now)
+                if now - since > 15 and now - resent_at.get(rid, 0) > 30:
+                    resent_at[rid] = now
+                    status, v = node.api("POST", f"/v1/admin/remittances/{rid}/resend-pickup-code")
+                    run.log(f"resend pickup code of {rid}: {status} {v}")
+                    if status == 202:
+                        with run.lock:
+                            run.code_resends += 1
+
         def pruner() -> None:
             while not run.bg_stop.wait(2.0) and not run.stop.is_set():
+                try:
+                    recover_lost_codes()
+                except (NoAnswer, RunFailed, Aborted):
+                    pass
                 with run.lock:
                     pending = list(run.codes)
                 if not pending:
@@ -1204,6 +1251,7 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
         figures["/readyz samples"] = Monitor.summary(monitor.samples)
         figures["unusual chat answers (status: count)"] = ", ".join(
             f"{k}: {v}" for k, v in sorted(run.unusual.items())) or "none"
+        figures["pickup codes re-sent by the operator (the recipient's message lost to a kill)"] = str(run.code_resends)
         figures["slowest chat answer, retries included (s)"] = f"{run.slowest_answer_s:.1f}"
 
         # 9b. secrets: none in any log, HTTP response or database dump
