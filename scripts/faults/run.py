@@ -543,7 +543,7 @@ def main() -> int:
                                 "served `/openapi.json` of `remesa dev`, every operation, `--checks all`, with the "
                                 "operator's credentials and without (`scripts/faults/api-fuzz.sh`)."})
         if (not args.smoke and not only) or "parser-fuzz" in only:
-            cmd = ["bash", "scripts/faults/fuzz.sh"] + (["--execs", "20000"] if args.smoke else [])
+            cmd = ["bash", "scripts/faults/fuzz.sh", "--parallel", "2"] + (["--execs", "20000"] if args.smoke else [])
             ok, parsed, tail, secs = external(cmd, "FUZZ", 3600)
             ok = ok and bool(parsed) and all(p.get("crashes") == "0" for p in parsed)
             rows = [" ".join(f"{k}={v}" for k, v in p.items()) for p in parsed] or tail.splitlines()
