@@ -17,7 +17,8 @@
 #
 # New inputs found during a run are written to node/fuzz/corpus/<target>/ (libFuzzer's default), ready to commit;
 # a crashing input to node/fuzz/artifacts/<target>/ (ignored by git: fix the bug, then copy it into the corpus).
-# Builds use nightly and CARGO_TARGET_DIR (default /work/target-fuzz); FUZZ_BUILD_LOCK=<file> serialises the
+# Builds use nightly in FUZZ_TARGET_DIR (default node/fuzz/target, apart from the stable builds' target directory:
+# the instrumented nightly artifacts would only evict theirs); FUZZ_BUILD_LOCK=<file> serialises the
 # build with other builds on a shared machine (flock). One line per target, then exit 1 if any target crashed:
 #
 #   FUZZ target=<name> execs=<n> crashes=<k> seconds=<s> corpus=<files>
@@ -46,8 +47,8 @@ done
 [[ "$execs" =~ ^[0-9]+$ && "$execs" -gt 0 ]] || { echo "fuzz.sh: --execs needs a positive number" >&2; exit 2; }
 [[ "$parallel" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --parallel needs a positive number" >&2; exit 2; }
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-fuzz}"
-# The repository's lint set-up (scripts/test.sh, /work/env.sh) wraps its crates' rustc in the stable clippy-driver,
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$fuzz_dir/target}"
+# The repository's lint set-up (scripts/test.sh) wraps its crates' rustc in the stable clippy-driver,
 # which cannot build with nightly.
 unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 
