@@ -232,11 +232,14 @@ class Procs:
 class Node:
     """`remesa serve` on one data dir and one address; restarted in place."""
 
-    def __init__(self, bin_: Path, env: dict, data_dir: Path, procs: Procs, stop: threading.Event) -> None:
+    def __init__(self, bin_: Path, env: dict, data_dir: Path, procs: Procs, stop: threading.Event,
+                 label: str = "", public_base: str | None = None) -> None:
         self.bin = bin_
         self.env = env
         self.dir = data_dir
-        self.base = "http://" + env["REMESA_HTTP_ADDR"]
+        self.label = label  # "" for a lone node; "a-", "b-" when several share the database
+        self.own = "http://" + env["REMESA_HTTP_ADDR"]  # this process itself
+        self.base = public_base or self.own  # where clients reach the node (a load balancer for several)
         self.procs = procs
         self.stop = stop
         self.lock = threading.RLock()
@@ -254,7 +257,8 @@ class Node:
     def start(self) -> None:
         with self.lock:
             self.starts += 1
-            self.proc = self.procs.spawn([str(self.bin), "serve"], self.env, self.dir / f"node-{self.starts}.log")
+            self.proc = self.procs.spawn([str(self.bin), "serve"], self.env,
+                                         self.dir / f"node-{self.label}{self.starts}.log")
             self.wait_ready()
 
     def wait_ready(self) -> None:
@@ -266,7 +270,7 @@ class Node:
                     f"(see {self.dir}/node-{self.starts}.log)"
                 )
             try:
-                status, _ = http("GET", self.base + "/readyz", timeout=2)
+                status, _ = http("GET", self.own + "/readyz", timeout=2)
                 if status == 200:
                     return
             except NoAnswer:
@@ -278,17 +282,23 @@ class Node:
         """SIGKILL, restart at once, wait for /readyz; returns the downtime."""
         with self.lock:
             t0 = time.monotonic()
-            if self.proc is not None:
-                Procs.kill9(self.proc)
-            self.kills += 1
+            self.kill()
             self.start()
             return time.monotonic() - t0
+
+    def kill(self) -> None:
+        """SIGKILL, no restart (the supervisor leaves a killed node alone until `start`)."""
+        with self.lock:
+            if self.proc is not None:
+                Procs.kill9(self.proc)
+                self.proc = None
+            self.kills += 1
 
     def supervise_once(self) -> None:
         with self.lock:
             if self.proc is not None and self.proc.poll() is not None:
                 msg = (
-                    f"node start {self.starts} exited by itself with status {self.proc.returncode} "
+                    f"node {self.label}start {self.starts} exited by itself with status {self.proc.returncode} "
                     f"(see node-{self.starts}.log)"
                 )
                 self.unexpected_exits.append(msg)
@@ -630,8 +640,10 @@ class TcpProxy:
     closes the listening socket (connections are refused); `down("blackhole")` resets the open ones and accepts new
     ones that never get an answer (the client's timeouts fire); `up()` forwards again on the same port."""
 
-    def __init__(self, target_port: int, name: str) -> None:
-        self.target = ("127.0.0.1", target_port)
+    def __init__(self, target_port: int | list[int], name: str) -> None:
+        # several targets: a load balancer (round robin over the ones that accept a connection)
+        self.targets = [("127.0.0.1", p) for p in (target_port if isinstance(target_port, list) else [target_port])]
+        self.next_target = 0
         self.name = name
         self.port = free_port()
         self.lock = threading.Lock()
@@ -696,10 +708,19 @@ class TcpProxy:
                 if mode == "blackhole":
                     self.conns.add(c)  # held open, never answered; reset when the proxy comes up or goes down
                     continue
-            try:
-                u = socket.create_connection(self.target, timeout=5)
-                u.settimeout(None)
-            except OSError:
+            u = None
+            for k in range(len(self.targets)):
+                with self.lock:
+                    target = self.targets[(self.next_target + k) % len(self.targets)]
+                try:
+                    u = socket.create_connection(target, timeout=5)
+                    u.settimeout(None)
+                    break
+                except OSError:
+                    continue
+            with self.lock:
+                self.next_target = (self.next_target + 1) % len(self.targets)
+            if u is None:
                 self._reset(c)
                 continue
             with self.lock:
@@ -802,6 +823,7 @@ class Ctx:
     webhooks: TcpProxy | None
     monitor: Monitor
     rpc_url: str  # anvil itself (not the proxy)
+    nodes: list = field(default_factory=list)  # every node process (one, or several on one PostgreSQL database)
 
     def wait(self, seconds: float) -> bool:
         """Sleeps; True when the run was stopped meanwhile."""
@@ -825,6 +847,7 @@ class Scenario:
     bank_share: float = 0.25
     rpc_proxy: bool = False
     tmpfs_mb: int = 0  # the data dir on a tmpfs of this size (0: an ordinary temp dir)
+    nodes: int = 1  # several `remesa serve` on one PostgreSQL database, behind a round-robin load balancer
     env: dict = field(default_factory=dict)
     settle_timeout_s: float = 300.0
     responses_lost: bool = False  # SIGKILLs lose answers: notification counts are then information only
@@ -924,6 +947,7 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
     log_responses_to(data_dir / "responses.log")
     say(f"data dir {data_dir}")
     node: Node | None = None
+    nodes: list[Node] = []
     monitor: Monitor | None = None
     proxies: list[TcpProxy] = []
     checks: list[tuple[str, bool, str]] = []
@@ -979,15 +1003,27 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
             psql(f'CREATE DATABASE "{pg_db}"')
             env["REMESA_DATABASE_URL"] = pg_url(pg_db)
         env.update(sc.env)
-        node = Node(remesa_bin(), env, data_dir, run.procs, run.stop)
+        lb = None
+        if sc.nodes > 1:
+            ports = [int(env["REMESA_HTTP_ADDR"].rsplit(":", 1)[1])] + [free_port() for _ in range(sc.nodes - 1)]
+            lb = TcpProxy(ports, "load-balancer")
+            proxies.append(lb)
+        public = f"http://127.0.0.1:{lb.port}" if lb else None
+        node = Node(remesa_bin(), env, data_dir, run.procs, run.stop, "a-" if lb else "", public)
+        nodes.append(node)
+        if lb:
+            for k, port in enumerate(ports[1:], start=1):
+                env_k = dict(env, REMESA_HTTP_ADDR=f"127.0.0.1:{port}")
+                nodes.append(Node(remesa_bin(), env_k, data_dir, run.procs, run.stop, f"{chr(97 + k)}-", public))
         setup = json.loads(node.run("devnet", "setup").stdout)
         escrow, token = escrow_and_token(setup)
         node.run("migrate")
         webhook_url = f"http://127.0.0.1:{webhooks.port}/webhooks/remesa"
         node.run("devnet", "seed", "--partner-webhook-url", webhook_url)
 
-        # 3. node
-        node.start()
+        # 3. node(s)
+        for n in nodes:
+            n.start()
         say(f"node ready at {node.base}; anvil at {rpc_url}" + (f" (node via proxy :{rpc_proxy.port})" if rpc_proxy else ""))
 
         # 4. senders
@@ -1016,7 +1052,7 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
             env, data_dir / "partner-sim.log",
         )
         monitor = Monitor(node.base)
-        ctx = Ctx(run, node, inject_rng, rpc_proxy, webhooks, monitor, rpc_url)
+        ctx = Ctx(run, node, inject_rng, rpc_proxy, webhooks, monitor, rpc_url, nodes)
 
         # 7. injector, supervisor, code pruner, recipients
         def injector() -> None:
@@ -1039,7 +1075,8 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
         def supervisor() -> None:
             while not run.bg_stop.wait(0.5) and not run.stop.is_set():
                 try:
-                    node.supervise_once()
+                    for n in nodes:
+                        n.supervise_once()
                 except RunFailed as e:
                     run.fail(str(e))
                 except Exception as e:  # noqa: BLE001
@@ -1217,8 +1254,9 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
                        f"{len(delivered)} delivered of {want_wh} ({retried} after a retry), "
                        f"{failed_wh['failed_total']} failed, {open_wh} pending"))
 
-        checks.append(("the node never exited on its own", not node.unexpected_exits,
-                       "; ".join(node.unexpected_exits) or f"{node.starts} starts, {node.kills} kills"))
+        exits = [e for n in nodes for e in n.unexpected_exits]
+        checks.append(("the node never exited on its own", not exits,
+                       "; ".join(exits) or ", ".join(f"{n.label}{n.starts} starts, {n.kills} kills" for n in nodes)))
 
         # notifications: each sender saw locked / paid / settled once per remittance
         for s in senders:
@@ -1255,7 +1293,8 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
         figures["slowest chat answer, retries included (s)"] = f"{run.slowest_answer_s:.1f}"
 
         # 9b. secrets: none in any log, HTTP response or database dump
-        node.stop_node()
+        for n in nodes:
+            n.stop_node()
         secrets = run_secrets(run, node_dir, env)
         sources = {}
         for f in sorted(data_dir.glob("node-*.log")) + [data_dir / "partner-sim.log"]:
@@ -1293,8 +1332,8 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
             subprocess.run(["umount", "-l", str(node_dir)], check=False)
         if monitor is not None:
             monitor.stop.set()
-        if node is not None:
-            node.stop_node()
+        for n in nodes:
+            n.stop_node()
         run.procs.kill_all()
         for p in proxies:
             p.close()
