@@ -269,6 +269,33 @@ async fn dead_node_key_goes_stale(t: TestDb) {
     node.cancel.cancel();
 }
 
+/// Tries to take the sending-key lease and the partner feed's lease for `start`'s workers, in one transaction:
+/// (the chain lease's fencing number if taken, whether the feed lease was).
+async fn take_leases(t: &TestDb, start: &Instance) -> (Option<i64>, bool) {
+    let now = now_ms();
+    let mut tx = t.db.begin().await.unwrap();
+    let chain = lease::try_acquire(
+        &mut *tx,
+        "writer:test",
+        &start.worker_id(CHAIN_ROLE),
+        now + 60_000,
+        now,
+    )
+    .await
+    .unwrap();
+    let feed = partner_cursors::try_lease(
+        &mut tx,
+        "engine_feed",
+        &start.worker_id(PARTNER_FEED_ROLE),
+        60_000,
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (chain, feed)
+}
+
 /// The leases a SIGKILLed start held (its chain workers', its partner feed follower's) expire when the node
 /// restarts under the same name, so the new start's workers take them at once instead of waiting them out (the
 /// fault suite's crash scenario found the partner feed stalled for its whole 30 s lease after each kill).
@@ -276,51 +303,23 @@ async fn restart_expires_the_dead_starts_leases(t: TestDb) {
     let node_name = "lease-restart-test";
     let first = Instance::new();
     register(&t.db, node_name, &first).await.unwrap();
-    let (chain_first, feed_first) = (first.worker_id(CHAIN_ROLE), first.worker_id(PARTNER_FEED_ROLE));
-    let now = now_ms();
-    let mut tx = t.db.begin().await.unwrap();
-    let fencing = lease::try_acquire(&mut *tx, "writer:test", &chain_first, now + 60_000, now)
-        .await
-        .unwrap();
-    assert_eq!(fencing, Some(1));
-    assert!(
-        partner_cursors::try_lease(&mut tx, "engine_feed", &feed_first, 60_000, now)
-            .await
-            .unwrap()
-    );
-    tx.commit().await.unwrap();
+    assert_eq!(take_leases(&t, &first).await, (Some(1), true));
 
     // The first start dies; its restart gets new worker names, which the old leases keep out until they expire.
     let second = Instance::new();
-    let (chain_second, feed_second) = (second.worker_id(CHAIN_ROLE), second.worker_id(PARTNER_FEED_ROLE));
-    let mut tx = t.db.begin().await.unwrap();
-    let taken = lease::try_acquire(&mut *tx, "writer:test", &chain_second, now + 60_000, now)
-        .await
-        .unwrap();
-    let feed_taken = partner_cursors::try_lease(&mut tx, "engine_feed", &feed_second, 60_000, now)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
     assert_eq!(
-        (taken, feed_taken),
+        take_leases(&t, &second).await,
         (None, false),
         "held by the dead start until registered"
     );
-
     let rec = register(&t.db, node_name, &second).await.unwrap();
     assert_eq!(rec.previous_start_id.as_deref(), Some(first.start_id.as_str()));
     assert_eq!(rec.leases, 2);
-    let now = now_ms();
-    let mut tx = t.db.begin().await.unwrap();
-    let taken = lease::try_acquire(&mut *tx, "writer:test", &chain_second, now + 60_000, now)
-        .await
-        .unwrap();
-    let feed_taken = partner_cursors::try_lease(&mut tx, "engine_feed", &feed_second, 60_000, now)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(taken, Some(2), "taken over at once, with a higher fencing number");
-    assert!(feed_taken);
+    assert_eq!(
+        take_leases(&t, &second).await,
+        (Some(2), true),
+        "taken over at once, the chain lease with a higher fencing number"
+    );
     // Another node's leases are not touched by this node's restart.
     let third = Instance::new();
     let rec = register(&t.db, "another-node", &third).await.unwrap();
