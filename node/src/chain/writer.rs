@@ -319,6 +319,7 @@ impl<S: ChainEventSink> Writer<S> {
             self.provider.get_block_number().into_future(),
         )
         .await?;
+        self.reopen_reorged(chain_nonce).await?;
         let open = self.load_open().await?;
         for tx in open {
             if tx.status == "mined" {
@@ -366,6 +367,29 @@ impl<S: ChainEventSink> Writer<S> {
             if known.is_none() {
                 self.send_attempt(&tx, &latest, report, true).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// A reorg deeper than `tx_confirmations` can take away transactions already final here. On chain an
+    /// account's transactions all have nonces below the account's; a final one at or above it is gone, and every
+    /// later transaction of the key would wait on its nonce forever (found by the fault suite's reorg scenario:
+    /// the writer re-priced the later ones until it gave up, and the deposits and releases the reorg removed were
+    /// never sent again). Re-open them, with the jobs they completed: this pass sends their signed bytes again and
+    /// a later one finalizes them anew.
+    async fn reopen_reorged(&self, chain_nonce: u64) -> Result<(), ChainError> {
+        let nonce = i64::try_from(chain_nonce).unwrap_or(i64::MAX);
+        let gone = chain_txs::final_at_or_above_nonce(&self.db.pool, self.sender, nonce, 256).await?;
+        for id in gone {
+            let mut dbtx: DbTx = self.db.begin().await?;
+            self.lease()?.renew_in(&mut dbtx).await?;
+            if chain_txs::reopen(&mut *dbtx, &id, now_ms()).await? {
+                job_rows::reopen_in_tx(&mut *dbtx, &id, now_ms()).await?;
+            }
+            dbtx.commit().await?;
+            metrics::counter!("remesa_chain_outbox_reorged_total").increment(1);
+            tracing::warn!(target: "chain::outbox", tx_id = id, chain_nonce,
+                "a final transaction was reorged out (deeper than tx_confirmations); sending it again");
         }
         Ok(())
     }

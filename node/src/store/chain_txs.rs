@@ -239,6 +239,47 @@ where
     .await?)
 }
 
+/// Transactions of `sender` final on chain (`confirmed` or `reverted`) whose nonce is at or above `chain_nonce`, the
+/// account's nonce on chain now. On chain an account's transactions all have lower nonces than the account, so a
+/// reorg deeper than the finality depth (`tx_confirmations`) took these away. Lowest nonce first, at most `limit`.
+pub async fn final_at_or_above_nonce<'e, E>(
+    exec: E,
+    sender: Address,
+    chain_nonce: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM chain_txs WHERE sender = $1 AND status IN ('confirmed', 'reverted') AND nonce >= $2 \
+         ORDER BY nonce LIMIT $3",
+    )
+    .bind(addr_text(sender))
+    .bind(chain_nonce)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Re-opens a final transaction a reorg took away: `broadcast` again (its signed bytes are valid again: same
+/// nonce), no longer mined. Whether it was final.
+pub async fn reopen<'e, E>(exec: E, id: &str, now_ms: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "UPDATE chain_txs SET status = 'broadcast', mined_tx_hash = NULL, mined_block_number = NULL, \
+         mined_block_hash = NULL, gas_used = NULL, effective_gas_price_wei = NULL, updated_at_unix_ms = $2 \
+         WHERE id = $1 AND status IN ('confirmed', 'reverted')",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// How many open transactions (signed, broadcast or mined) `sender` has.
 pub async fn count_open<'e, E>(exec: E, sender: Address) -> Result<i64, StoreError>
 where

@@ -266,6 +266,21 @@ where
     Ok(())
 }
 
+/// The jobs a re-opened transaction (`chain_txs::reopen`) had completed are carried by it again.
+pub async fn reopen_in_tx<'e, E>(exec: E, tx_id: &str, now_ms: i64) -> Result<(), StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "UPDATE chain_jobs SET status = 'in_tx', updated_at_unix_ms = $2 WHERE tx_id = $1 AND status = 'done'",
+    )
+    .bind(tx_id)
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
 /// Puts the jobs the transaction `tx_id` carries back to `pending` without counting an attempt.
 pub async fn requeue_in_tx<'e, E>(exec: E, tx_id: &str, now_ms: i64) -> Result<(), StoreError>
 where

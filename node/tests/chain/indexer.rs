@@ -149,6 +149,86 @@ async fn reorg_rolls_back_removed_events_and_outbox_resends() -> Result<()> {
     Ok(())
 }
 
+/// A reorg deeper than `tx_confirmations` takes away transactions the writer already finalized: their nonces are at
+/// or above the account's on chain again. The writer re-opens them with their jobs and sends their signed bytes
+/// again, and a deposit queued after the reorg follows them. (Found by the fault suite's reorg scenario: before, the
+/// removed deposits were never sent again and every later transaction of the key waited on their nonces forever.)
+#[tokio::test]
+async fn reorg_under_final_transactions_sends_them_again() -> Result<()> {
+    for t in harness::all_dbs().await? {
+        let chain = Chain::start().await?;
+        let cfg = ChainConfig {
+            batch_size_max: 1,
+            confirmations: 0,
+            tx_confirmations: 1,
+            ..fast_config()
+        };
+        let ctx = chain.context(&t.db, cfg)?;
+        let deps = chain.deposits(4, 1_000_000, 3_600).await?;
+        let mut tx = t.db.begin().await?;
+        for (d, _) in &deps[..3] {
+            enqueue_deposit(&mut tx, d.clone()).await?;
+        }
+        tx.commit().await?;
+        let mut w = Writer::new(&ctx, chain.relayers[0].clone());
+        until!("three deposits final", 30, {
+            w.tick().await?;
+            list_txs(&t.db)
+                .await?
+                .iter()
+                .filter(|x| x.status == "confirmed")
+                .count()
+                == 3
+        });
+        let relayer = chain.relayers[0].address();
+        chain
+            .provider
+            .anvil_reorg(ReorgOptions {
+                depth: 2,
+                tx_block_pairs: vec![],
+            })
+            .await?;
+        assert_eq!(
+            nonce_of(&chain.provider, relayer).await?,
+            1,
+            "{}: two final deposits gone",
+            t.label
+        );
+        assert_eq!(chain.status_of(deps[2].0.remittance_id).await?, 0);
+
+        let mut tx = t.db.begin().await?;
+        enqueue_deposit(&mut tx, deps[3].0.clone()).await?;
+        tx.commit().await?;
+        until!("all four deposits on chain", 30, {
+            w.tick().await?;
+            let mut on_chain = 0;
+            for (d, _) in &deps {
+                on_chain += chain.status_of(d.remittance_id).await?;
+            }
+            on_chain == 4
+        });
+        until!("every deposit job done", 30, {
+            w.tick().await?;
+            let mut done = 0;
+            for (d, _) in &deps {
+                done += usize::from(
+                    job_state(&t.db, JobKind::Deposit, d.remittance_id)
+                        .await?
+                        .is_some_and(|s| s.status == "done"),
+                );
+            }
+            done == 4
+        });
+        assert_eq!(
+            nonce_of(&chain.provider, relayer).await?,
+            4,
+            "{}: no extra transaction",
+            t.label
+        );
+    }
+    Ok(())
+}
+
 /// Events are applied only `confirmations` blocks deep; a reorg shallower than that is never seen.
 #[tokio::test]
 async fn confirmation_depth_is_respected() -> Result<()> {
