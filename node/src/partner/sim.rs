@@ -5,7 +5,7 @@
 //! recipient brings (`--pickup-codes-file`, or in `remesa dev` the recipient's chat message), waited for up to
 //! [`SIM_CODE_WAIT_MS`] (else the payout is left unpaid and refunded at expiry); other methods with a reference.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -108,6 +108,9 @@ struct Sim {
     args: SimArgs,
     oracle: Option<PickupOracle>,
     in_flight: Mutex<HashSet<String>>,
+    /// Codes of the codes file already looked up: code → the payout it belongs to (`None`: none of ours). Each code
+    /// is asked once, not once per payout (with hundreds waiting, asking them all per payout was quadratic).
+    code_owners: Mutex<HashMap<String, Option<String>>>,
     permits: Arc<Semaphore>,
     handled: std::sync::atomic::AtomicU64,
     seen: std::sync::atomic::AtomicU64,
@@ -144,6 +147,7 @@ pub async fn run_with(
         args,
         oracle,
         in_flight: Mutex::default(),
+        code_owners: Mutex::default(),
         permits: Arc::new(Semaphore::new(SIM_IN_FLIGHT_MAX)),
         handled: Default::default(),
         seen: Default::default(),
@@ -440,7 +444,25 @@ impl Sim {
         }
         let file = self.args.pickup_codes_file.as_ref()?;
         let text = tokio::fs::read_to_string(file).await.ok()?;
-        for code in text.lines().map(str::trim).filter(|l| !l.is_empty()).take(10_000) {
+        let codes: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(10_000)
+            .collect();
+        let mut unknown = Vec::new();
+        {
+            let owners = self.code_owners.lock().await;
+            for code in &codes {
+                match owners.get(*code) {
+                    Some(Some(owner)) if owner == payout_id => return Some((*code).to_owned()),
+                    Some(_) => {}
+                    None => unknown.push(*code),
+                }
+            }
+        }
+        let mut mine = None;
+        for code in unknown {
             let found: Result<serde_json::Value, _> = self
                 .client
                 .post(
@@ -449,13 +471,25 @@ impl Sim {
                     None,
                 )
                 .await;
-            if let Ok(v) = found
-                && v.get("id").and_then(|i| i.as_str()) == Some(payout_id)
-            {
-                return Some(code.to_owned());
+            // Only an answer is remembered (a payout, or "not ours"); a failed request is asked again next time.
+            let owner = match found {
+                Ok(v) => v.get("id").and_then(|i| i.as_str()).map(str::to_owned),
+                Err(ClientError::Status { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => None,
+                Err(_) => continue,
+            };
+            if owner.as_deref() == Some(payout_id) {
+                mine = Some(code.to_owned());
+            }
+            let mut owners = self.code_owners.lock().await;
+            if owners.len() >= 100_000 {
+                owners.clear();
+            }
+            owners.insert(code.to_owned(), owner);
+            if mine.is_some() {
+                break;
             }
         }
-        None
+        mine
     }
 }
 
