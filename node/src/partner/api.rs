@@ -466,17 +466,23 @@ async fn lookup_payout(
     Extension(p): Extension<AuthenticatedPartner>,
     body: Bytes,
 ) -> ApiResult<Json<PartnerPayout>> {
-    let (pid, _) = partner_id(&p)?;
     let q: PayoutLookup = parse_json(&body)?;
-    // A malformed code is as unknown as a wrong one.
-    let code = PickupCode::parse(&q.pickup_code).map_err(|_| ApiError::NotFound("payout"))?;
+    Ok(Json(payout_for_code(&st, &p, &q.pickup_code).await?))
+}
+
+/// The payout of partner `p` whose pickup code is `code` (a malformed code is as unknown as a wrong one: 404).
+async fn payout_for_code(
+    st: &PartnerState,
+    p: &AuthenticatedPartner,
+    code: &str,
+) -> ApiResult<PartnerPayout> {
+    let (pid, _) = partner_id(p)?;
+    let code = PickupCode::parse(code).map_err(|_| ApiError::NotFound("payout"))?;
     let lookup = st.engine.pickup_lookup(&code)?;
-    Ok(Json(
-        st.db
-            .partner_payout_by_pickup_lookup(pid, &lookup)
-            .await?
-            .ok_or(ApiError::NotFound("payout"))?,
-    ))
+    st.db
+        .partner_payout_by_pickup_lookup(pid, &lookup)
+        .await?
+        .ok_or(ApiError::NotFound("payout"))
 }
 
 #[utoipa::path(get, path = "/v1/partner/payouts/by-pickup-code/{code}", tag = "partner", security(("http_signature" = [])),
@@ -490,16 +496,7 @@ async fn payout_by_pickup_code(
     Extension(p): Extension<AuthenticatedPartner>,
     Path(code): Path<String>,
 ) -> ApiResult<Json<PartnerPayout>> {
-    let (pid, _) = partner_id(&p)?;
-    // A malformed code is as unknown as a wrong one.
-    let code = PickupCode::parse(&code).map_err(|_| ApiError::NotFound("payout"))?;
-    let lookup = st.engine.pickup_lookup(&code)?;
-    Ok(Json(
-        st.db
-            .partner_payout_by_pickup_lookup(pid, &lookup)
-            .await?
-            .ok_or(ApiError::NotFound("payout"))?,
-    ))
+    Ok(Json(payout_for_code(&st, &p, &code).await?))
 }
 
 /// Body of an accept (nothing to say; `{}` or empty).
