@@ -85,6 +85,11 @@ struct PayoutItem {
     id: String,
     status: String,
     payout_method: String,
+    /// When the payout last changed: part of the simulator's `Idempotency-Key`s, so an offer withdrawn and made
+    /// again (a reorg took the deposit away and it came back) is a new request, not a replay of the old one's
+    /// answer (a replayed 409 "pending_funds" kept such payouts unpaid in the fault suite's reorg scenario).
+    #[serde(default)]
+    updated_at_unix_ms: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,7 +351,7 @@ impl Sim {
             self.step(
                 &format!("/v1/partner/payouts/{}/accept", p.id),
                 &empty,
-                &format!("sim-accept-{}", p.id),
+                &format!("sim-accept-{}-{}", p.id, p.updated_at_unix_ms),
             )
             .await?;
             tracing::info!(target: "partner::sim", payout = %p.id, "accepted");
@@ -357,7 +362,7 @@ impl Sim {
             self.step(
                 &format!("/v1/partner/payouts/{}/fail", p.id),
                 &body,
-                &format!("sim-fail-{}", p.id),
+                &format!("sim-fail-{}-{}", p.id, p.updated_at_unix_ms),
             )
             .await?;
             tracing::info!(target: "partner::sim", payout = %p.id, "failed on purpose");
@@ -375,7 +380,7 @@ impl Sim {
             self.step(
                 &format!("/v1/partner/payouts/{}/complete", p.id),
                 &body,
-                &format!("sim-complete-{}", p.id),
+                &format!("sim-complete-{}-{}", p.id, p.updated_at_unix_ms),
             )
             .await?;
             tracing::info!(target: "partner::sim", payout = %p.id, "paid");

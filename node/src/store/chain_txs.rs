@@ -239,9 +239,12 @@ where
     .await?)
 }
 
-/// Transactions of `sender` final on chain (`confirmed` or `reverted`) whose nonce is at or above `chain_nonce`, the
-/// account's nonce on chain now. On chain an account's transactions all have lower nonces than the account, so a
-/// reorg deeper than the finality depth (`tx_confirmations`) took these away. Lowest nonce first, at most `limit`.
+/// Transactions of `sender` closed here (`confirmed`, `reverted`, or `dropped` as "nonce used by someone else")
+/// whose nonce is at or above `chain_nonce`, the account's nonce on chain now. On chain an account's transactions
+/// all have lower nonces than the account, so a reorg took these away (deeper than the finality depth
+/// `tx_confirmations`, or between reading the nonce and the receipts, which made a transaction of ours look like a
+/// stranger's): their nonces are free again and every later transaction waits on them. Lowest nonce first, at
+/// most `limit`.
 pub async fn final_at_or_above_nonce<'e, E>(
     exec: E,
     sender: Address,
@@ -252,7 +255,7 @@ where
     E: Executor<'e, Database = sqlx::Any>,
 {
     Ok(sqlx::query_scalar(
-        "SELECT id FROM chain_txs WHERE sender = $1 AND status IN ('confirmed', 'reverted') AND nonce >= $2 \
+        "SELECT id FROM chain_txs WHERE sender = $1 AND status IN ('confirmed', 'reverted', 'dropped') AND nonce >= $2 \
          ORDER BY nonce LIMIT $3",
     )
     .bind(addr_text(sender))
@@ -262,8 +265,10 @@ where
     .await?)
 }
 
-/// Re-opens a final transaction a reorg took away: `broadcast` again (its signed bytes are valid again: same
-/// nonce), no longer mined. Whether it was final.
+/// Re-opens a closed transaction a reorg took away: `broadcast` again (its signed bytes are valid again: same
+/// nonce), no longer mined. Whether it was closed. (A dropped one's jobs went back to the queue and may be sent
+/// in another transaction meanwhile: sent again, its items are refused by the escrow — an authorization is used
+/// once, a remittance released once — and skipped; its nonce is what the key needs.)
 pub async fn reopen<'e, E>(exec: E, id: &str, now_ms: i64) -> Result<bool, StoreError>
 where
     E: Executor<'e, Database = sqlx::Any>,
@@ -271,7 +276,7 @@ where
     let done = sqlx::query(
         "UPDATE chain_txs SET status = 'broadcast', mined_tx_hash = NULL, mined_block_number = NULL, \
          mined_block_hash = NULL, gas_used = NULL, effective_gas_price_wei = NULL, updated_at_unix_ms = $2 \
-         WHERE id = $1 AND status IN ('confirmed', 'reverted')",
+         WHERE id = $1 AND status IN ('confirmed', 'reverted', 'dropped')",
     )
     .bind(id)
     .bind(now_ms)
