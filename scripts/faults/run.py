@@ -392,8 +392,8 @@ def runnable(chosen: list[h.Scenario]) -> tuple[list[h.Scenario], list[tuple[str
     for sc in chosen:
         if sc.database == "postgres" and not pg_ok and not require_pg:
             skipped.append((sc.key, f"PostgreSQL is not reachable at {h.pg_admin_url()} (REMESA_TEST_DATABASE_URL)"))
-        elif sc.key == "postgres-restart" and not shutil_which("pg_ctlcluster"):
-            skipped.append((sc.key, "no pg_ctlcluster to restart the local PostgreSQL"))
+        elif sc.key == "postgres-restart" and (not shutil_which("pg_ctlcluster") or os.geteuid() != 0):
+            skipped.append((sc.key, "restarting the local PostgreSQL needs pg_ctlcluster and root"))
         elif sc.tmpfs_mb and os.geteuid() != 0:
             skipped.append((sc.key, "mounting its tmpfs needs root"))
         else:
