@@ -365,19 +365,7 @@ class Node:
         return items
 
     def list_remittances(self, **params) -> list[dict]:
-        items: list[dict] = []
-        cursor = None
-        for _ in range(1000):
-            q = {k: v for k, v in params.items() if v is not None}
-            q["limit"] = 200
-            if cursor:
-                q["cursor"] = cursor
-            page = self.ok("GET", "/v1/remittances?" + urllib.parse.urlencode(q))
-            items.extend(page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
-        return items
+        return self.list_all("/v1/remittances", **params)
 
 
 # ------------------------------------------------------------------------------------------------- one run

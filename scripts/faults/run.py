@@ -21,6 +21,7 @@ import tempfile
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -386,13 +387,13 @@ def runnable(chosen: list[h.Scenario]) -> tuple[list[h.Scenario], list[tuple[str
     """The scenarios this machine can run, and the others with why. Without PostgreSQL the PostgreSQL scenarios
     are skipped (unless REMESA_REQUIRE_POSTGRES=1, when they run and fail); the full disk needs root (a tmpfs)."""
     pg_ok = subprocess.run(["psql", h.pg_admin_url(), "-qtAc", "SELECT 1"], capture_output=True, text=True,
-                           timeout=30).returncode == 0 if shutil_which("psql") else False
+                           timeout=30).returncode == 0 if shutil.which("psql") else False
     require_pg = os.environ.get("REMESA_REQUIRE_POSTGRES") == "1"
     keep, skipped = [], []
     for sc in chosen:
         if sc.database == "postgres" and not pg_ok and not require_pg:
             skipped.append((sc.key, f"PostgreSQL is not reachable at {h.pg_admin_url()} (REMESA_TEST_DATABASE_URL)"))
-        elif sc.key == "postgres-restart" and (not shutil_which("pg_ctlcluster") or os.geteuid() != 0):
+        elif sc.key == "postgres-restart" and (not shutil.which("pg_ctlcluster") or os.geteuid() != 0):
             skipped.append((sc.key, "restarting the local PostgreSQL needs pg_ctlcluster and root"))
         elif sc.tmpfs_mb and os.geteuid() != 0:
             skipped.append((sc.key, "mounting its tmpfs needs root"))
@@ -400,10 +401,6 @@ def runnable(chosen: list[h.Scenario]) -> tuple[list[h.Scenario], list[tuple[str
             keep.append(sc)
     return keep, skipped
 
-
-def shutil_which(cmd: str) -> str | None:
-    import shutil
-    return shutil.which(cmd)
 
 
 # ------------------------------------------------------------------------------------------------- parallel
