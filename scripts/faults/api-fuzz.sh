@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # API fuzzing with schemathesis (pinned in requirements-api-fuzz.txt) against the served /openapi.json of a fresh
 # `remesa dev`: every operation, `--checks all`, the stateful phase where the document has links; one pass with the
-# operator bearer token and one without credentials.
+# operator bearer token, one without credentials, and one over the partner routes signed as demo partner 1 (through
+# scripts/faults/sign_proxy.py, which signs each request the way partners do: schemathesis cannot sign RFC 9421).
 #
 #   scripts/faults/api-fuzz.sh [--smoke|--full] [--max-examples N] [--seed N]
 #
@@ -12,10 +13,9 @@
 # ${CARGO_TARGET_DIR:-<repo>/target}/faults-venv), API_FUZZ_WORKERS (default 2).
 #
 # Prints one line per pass:
-#   API-FUZZ auth=<operator|none> operations=<n> cases=<n> failures=<n> server_errors=<n> seconds=<s>
+#   API-FUZZ auth=<operator|none|partner> operations=<n> cases=<n> failures=<n> server_errors=<n> seconds=<s>
 # keeps schemathesis' reports (JUnit, NDJSON, JSON) in a temporary directory whose path it prints, and exits
-# non-zero when a pass has a failure, a 5xx or an error. Partner routes (/v1/partner/*) need RFC 9421 signatures
-# schemathesis cannot make: they are exercised unsigned, so only their 401 problems are checked.
+# non-zero when a pass has a failure, a 5xx or an error.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -131,6 +131,10 @@ run_pass() {
     [ -n "$max_examples" ] && args+=(--max-examples "$max_examples")
     [ -n "$seed" ] && args+=(--seed "$seed")
     [ "$auth" = operator ] && args+=(-H "Authorization: Bearer $token")
+    # The proxy signs every request that names a Signature header, so schemathesis' own "bad credentials accepted"
+    # check cannot hold there: refusing bad and missing signatures is checked by the unauthenticated pass (every
+    # partner route) and the node's signature tests.
+    [ "$auth" = partner ] && args+=(--url "$proxy_url" --include-path-regex '^/v1/partner/' --exclude-checks ignored_auth)
     local t0 t1 rc=0
     t0="$(date +%s)"
     "$st" "${args[@]}" >"$dir/output.txt" 2>&1 || rc=$?
@@ -174,6 +178,28 @@ PY
 
 run_pass operator
 run_pass none
+
+# The partner routes with a partner's credentials: schemathesis talks to the signing proxy, which signs as demo
+# partner 1 with the seed `remesa dev` wrote into its data directory.
+"$venv/bin/python" "$repo/scripts/faults/sign_proxy.py" --node "$url" --partner-id 1 \
+    --seed-file "$work/data/dev/demo-partner-1.seed" >"$work/sign-proxy.log" 2>&1 &
+proxy_pid=$!
+proxy_url=""
+for _ in $(seq 1 100); do
+    proxy_url="$(sed -n 's/^sign-proxy: listening on //p' "$work/sign-proxy.log" | head -n 1)"
+    [ -n "$proxy_url" ] && break
+    kill -0 "$proxy_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$proxy_url" ]; then
+    echo "api-fuzz: the signing proxy did not start; its log:" >&2
+    cat "$work/sign-proxy.log" >&2
+    status=1
+else
+    run_pass partner
+fi
+kill "$proxy_pid" 2>/dev/null || true
+wait "$proxy_pid" 2>/dev/null || true
 stop_node
 echo "api-fuzz: reports kept in $work"
 exit "$status"

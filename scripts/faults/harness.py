@@ -135,13 +135,24 @@ _responses_lock = threading.Lock()
 _responses_file = None
 
 
+_server_errors: dict[str, int] = {}  # "503 with Retry-After", "500", ...: the node's 5xx answers this scenario
+
+
 def log_responses_to(path: Path | None) -> None:
-    """Every HTTP response the harness reads from now on is appended to `path` (the secrets scan reads it)."""
+    """Every HTTP response the harness reads from now on is appended to `path` (the secrets scan reads it); the
+    tally of 5xx answers starts again."""
     global _responses_file
     with _responses_lock:
         if _responses_file is not None:
             _responses_file.close()
         _responses_file = open(path, "a", encoding="utf-8") if path else None
+        _server_errors.clear()
+
+
+def server_errors() -> dict[str, int]:
+    """The node's 5xx answers since the scenario started: a 503 is told apart by whether it said when to retry."""
+    with _responses_lock:
+        return dict(_server_errors)
 
 
 def log_response(method: str, url: str, status: int, text: str) -> None:
@@ -155,8 +166,10 @@ class NoAnswer(Exception):
     """Connection refused/reset, timeout: the node did not answer."""
 
 
-def http(method: str, url: str, body: object = None, headers: dict | None = None, timeout: float = 60.0):
-    """One HTTP call: (status, parsed JSON or text). Raises NoAnswer when there is no HTTP answer at all."""
+def http(method: str, url: str, body: object = None, headers: dict | None = None, timeout: float = 60.0,
+         tally: bool = True):
+    """One HTTP call: (status, parsed JSON or text). Raises NoAnswer when there is no HTTP answer at all. A 5xx
+    answer is tallied (`server_errors`) unless `tally` is off (the chain's JSON-RPC)."""
     data = None if body is None else json.dumps(body).encode()
     h = {"Accept": "application/json"}
     if data is not None:
@@ -165,11 +178,15 @@ def http(method: str, url: str, body: object = None, headers: dict | None = None
     req = urllib.request.Request(url, data=data, method=method, headers=h)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            status, raw = r.status, r.read()
+            status, raw, retry_after = r.status, r.read(), r.headers.get("Retry-After")
     except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
+        status, raw, retry_after = e.code, e.read(), e.headers.get("Retry-After")
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, httpclient.HTTPException) as e:
         raise NoAnswer(f"{type(e).__name__}: {e}") from None
+    if tally and status >= 500:
+        key = f"{status}" if status != 503 else ("503 with Retry-After" if retry_after else "503 without Retry-After")
+        with _responses_lock:
+            _server_errors[key] = _server_errors.get(key, 0) + 1
     text = raw.decode("utf-8", "replace")
     log_response(method, url, status, text)
     try:
@@ -179,7 +196,8 @@ def http(method: str, url: str, body: object = None, headers: dict | None = None
 
 
 def rpc(url: str, method: str, params: list):
-    status, v = http("POST", url, {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10)
+    status, v = http("POST", url, {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10,
+                     tally=False)
     if status != 200 or not isinstance(v, dict) or "error" in v:
         raise RuntimeError(f"{method}: {status} {v}")
     return v["result"]
@@ -1293,6 +1311,13 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
             checks.append(("notifications (information: a kill loses the answer that carried one)", True, info))
         else:
             checks.append(("every sender saw each notification exactly once", once, info))
+
+        # the node's 5xx answers: only 503 (nothing done, nothing stored), each saying when to retry
+        errors = server_errors()
+        errors_text = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "none"
+        checks.append(("every 5xx answer was a 503 with Retry-After (no 500)",
+                       set(errors) <= {"503 with Retry-After"}, errors_text))
+        figures["5xx answers the harness read"] = errors_text
 
         # readiness and the senders' experience during the run
         figures["/readyz samples"] = Monitor.summary(monitor.samples)

@@ -20,7 +20,7 @@ use super::model::{
     truncate_utf8,
 };
 use super::render;
-use super::service::{Admission, ChatService, INBOX_FULL_RETRY_AFTER_S, ResendError};
+use super::service::{Admission, ChatService, ResendError};
 use super::signature::{self, AuthError, Handshake, TELEGRAM_SECRET_HEADER, WHATSAPP_SIGNATURE_HEADER};
 use super::store::NewOutbound;
 use super::telegram::{self, TelegramEvent};
@@ -54,16 +54,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>(service: ChatService) -> Router<
         .with_state(service)
 }
 
+/// A problem response; a 503 (nothing stored) carries `Retry-After`, after which the platform or client sends again.
 fn problem(status: StatusCode, detail: &str) -> Response {
-    let mut resp = Problem::of_status(status, detail).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        // Nothing was stored: the platform (or client) sends it again after this long.
-        resp.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from(INBOX_FULL_RETRY_AFTER_S),
-        );
-    }
-    resp
+    Problem::of_status(status, detail).into_response()
 }
 
 /// 503 when the inbox holds `chat_inbox_pending_max` messages (or cannot be counted): nothing is stored, the
@@ -277,11 +270,12 @@ pub struct DevChatRequest {
     /// The chat user's phone (E.164).
     #[serde(rename = "as")]
     pub as_phone: String,
-    /// Text typed.
+    /// Text typed. A message with neither `text` nor `button` is answered with help, like an image would be.
     #[serde(default)]
     pub text: Option<String>,
-    /// Button chosen (its id).
+    /// Button chosen (its id); wins over `text`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub button: Option<String>,
     /// Client message id (dedupe); generated when absent.
     #[serde(default)]
@@ -363,7 +357,11 @@ async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Byte
             let (text, truncated) = truncate_utf8(t, INBOUND_TEXT_MAX_BYTES);
             InboundContent::Text { text, truncated }
         }
-        _ => return problem(StatusCode::BAD_REQUEST, "`text` or `button` is required"),
+        // Neither: a message with nothing we read (as an image would be on WhatsApp), answered with help.
+        (None, None) => InboundContent::Unsupported {
+            kind: "empty".to_owned(),
+        },
+        _ => return problem(StatusCode::BAD_REQUEST, "`button` must be 1 to 256 bytes"),
     };
     let message_id = req
         .message_id

@@ -86,9 +86,6 @@ struct Inner {
 /// How long a counted inbox depth stands for the webhooks' admission check.
 const INBOX_DEPTH_FRESH: Duration = Duration::from_millis(100);
 
-/// Seconds a platform is told to wait (`Retry-After`) when the inbox is full.
-pub const INBOX_FULL_RETRY_AFTER_S: u64 = 1;
-
 /// Whether a webhook may store more inbound messages now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {

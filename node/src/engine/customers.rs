@@ -54,6 +54,8 @@ impl std::fmt::Debug for Customer {
 #[schema(example = json!({"tier": 1, "fields": {"full_name": "Maria Lopez", "birth_date": "1990-04-25",
     "address": "4a Calle 5-20, Zona 1, Guatemala", "id_type": "national_id", "id_number": "2456 78901 0101"}}))]
 pub struct KycSubmission {
+    /// The tier asked for: 1 or 2.
+    #[schema(minimum = 1, maximum = 2)]
     pub tier: u8,
     pub fields: BTreeMap<KycField, String>,
 }
@@ -83,7 +85,17 @@ pub enum KycAction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct KycDecision {
     pub action: KycAction,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reviewer: String,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: String,
     /// For `request_info`: the fields to give again.
     #[serde(default)]

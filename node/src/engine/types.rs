@@ -35,11 +35,26 @@ pub struct User {
 #[schema(example = json!({"channel": "whatsapp", "external_id": "14155552671", "phone": "+14155552671", "display_name": "Alice"}))]
 pub struct NewUser {
     pub channel: String,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub external_id: String,
     /// E.164 (`+15551234567`); parsed when the request is read, refused (422) when invalid.
     #[schema(value_type = Option<String>)]
     pub phone: Option<PhoneNumber>,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub display_name: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 16,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub lang: Option<String>,
     /// A self-custody address; when absent the node derives a custodial account.
     pub self_custody_address: Option<String>,
@@ -95,7 +110,14 @@ pub struct Partner {
     "settlement_address": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"
 }))]
 pub struct NewPartner {
+    /// 1 to 2^63 − 1.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub id: u64,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     pub countries: Vec<String>,
     pub currencies: Vec<String>,
@@ -130,6 +152,7 @@ pub struct RateInput {
     pub send_min: String,
     pub send_max: String,
     /// How long the rate stays valid, seconds (at most 30 days).
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub valid_for_s: u64,
 }
 

@@ -155,7 +155,13 @@ impl Engine {
     /// The ledger balance of an address (as indexed from the chain) and what is still available after pending
     /// remittances.
     pub async fn balance(&self, address: &str) -> Result<Balance> {
-        let address = addr_text(parse_address("address", address)?);
+        // Any address has a balance to read, the zero address's being 0 (only writes refuse it).
+        let address = addr_text(
+            address
+                .trim()
+                .parse::<alloy::primitives::Address>()
+                .map_err(|_| EngineError::Invalid("address is not an address".into()))?,
+        );
         let balance = ledger::balance(&self.db().pool, &ledger::wallet(&address)).await?;
         let pending = remittances::pending_total(&self.db().pool, &address).await?;
         let available = balance.saturating_sub(pending).max(0);

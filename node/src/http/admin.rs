@@ -82,13 +82,16 @@ pub struct MidRateBody {
 
 /// Set the mid-market reference rate of a currency (for the all-in cost in quotes).
 #[utoipa::path(put, path = "/v1/admin/fx/{currency}", tag = "admin", request_body = MidRateBody,
-    params(("currency" = String, Path)), responses((status = 204)), security(("operator" = [])))]
+    params(("currency" = String, Path, description = "ISO 4217 code; one the node does not know names nothing (404)")),
+    responses((status = 204)), security(("operator" = [])))]
 pub async fn set_mid_rate(
     State(st): State<AppState>,
     _op: Operator,
     ApiPath(currency): ApiPath<String>,
     ApiJson(b): ApiJson<MidRateBody>,
 ) -> ApiResult<StatusCode> {
+    // A path that names no currency names no resource: 404, as an unknown id does.
+    crate::domain::parse_currency(&currency).map_err(|e| Problem::not_found(e.to_string()))?;
     st.engine.set_mid_market_rate(&currency, &b.rate).await?;
     Ok(StatusCode::NO_CONTENT)
 }

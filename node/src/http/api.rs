@@ -147,8 +147,8 @@ pub async fn remittance_events(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `next_cursor` of the previous page.
-    #[param(nullable = false, max_length = 200)]
+    /// `next_cursor` of the previous page (`<milliseconds>_<id>`).
+    #[param(nullable = false, max_length = 200, pattern = "^[0-9]{1,18}_[!-~]{1,180}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50); a page holds at most the node's `page_limit_max` (default 200).
     #[param(nullable = false, minimum = 1, maximum = 500)]

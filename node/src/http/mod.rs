@@ -190,7 +190,8 @@ pub async fn healthz() -> impl IntoResponse {
     ApiJson(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers (503 otherwise: the node cannot accept work durably). The body names the
+/// Readiness: the database commits a small write (503 with `Retry-After` otherwise — unreachable, out of space,
+/// read-only, or no commit within 5 s: the node cannot accept work durably). The body names the
 /// dependencies' state: the database; the chain (`chain.state`: `ok` with the RPC's head, the indexed block and the
 /// lag between them, `unreachable` when the RPC does not answer within 2 s — the node keeps accepting work and
 /// sends it when the chain is back —, or `not_configured`); and the sanctions lists in force (`sanctions.state`:
@@ -207,8 +208,9 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         )
         .into_response();
     }
-    match st.db.ping().await {
-        Ok(()) => {
+    let probe = tokio::time::timeout(READYZ_WRITE_PROBE_TIMEOUT, st.db.probe_write()).await;
+    match probe {
+        Ok(Ok(())) => {
             let s = st.engine.sanctions_status();
             let lists: Vec<_> = s
                 .lists
@@ -226,17 +228,28 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             }))
             .into_response()
         }
-        Err(e) => {
-            tracing::warn!(target: "http", error = %e, "not ready");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not-ready",
-                "Database unavailable",
-                None,
-            )
-            .into_response()
+        Ok(Err(e)) => {
+            tracing::warn!(target: "http", error = %e, "not ready: the database refused a write");
+            not_ready("the database cannot take a durable write (unreachable, out of space or read-only)")
+        }
+        Err(_) => {
+            tracing::warn!(target: "http", "not ready: the database took too long to write");
+            not_ready("the database did not commit a write within 5 s")
         }
     }
+}
+
+/// How long `/readyz` waits for its write to commit.
+const READYZ_WRITE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn not_ready(detail: &str) -> Response {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-ready",
+        "Database unavailable",
+        Some(detail.to_owned()),
+    )
+    .into_response()
 }
 
 /// The chain's part of `/readyz`: the RPC's head (asked with a 2-second limit) against the indexer's cursor.

@@ -93,8 +93,9 @@ const LAYER_PROBLEMS: [(&str, Applies, &str); 7] = [
     (
         "503",
         Applies::All,
-        "Unavailable: the handler timed out (`http_timeout_ms`), the node is shutting down, or (admin) no operator \
-         token is configured; retry later",
+        "Unavailable, nothing done or stored: the handler timed out (`http_timeout_ms`), the database is out of \
+         reach, out of space or restarting (`storage-unavailable`), the node is shutting down, or (admin) no \
+         operator token is configured; retry after `Retry-After` seconds",
     ),
 ];
 
@@ -179,6 +180,15 @@ fn complete_operation(op: &mut serde_json::Value) {
     for (status, response) in responses.iter_mut() {
         if !(status.starts_with('4') || status.starts_with('5')) || response.get("$ref").is_some() {
             continue;
+        }
+        if status == "503"
+            && let Some(r) = response.as_object_mut()
+        {
+            r.entry("headers").or_insert_with(|| {
+                json!({"Retry-After": {
+                "description": "Seconds to wait before sending the request again",
+                "schema": {"type": "integer", "minimum": 0}}})
+            });
         }
         let content = response
             .as_object_mut()

@@ -4,9 +4,9 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,10 @@ pub struct Problem {
 }
 
 const TYPE_PREFIX: &str = "https://remesa.dev/problems/";
+
+/// The `Retry-After` (seconds) of every 503 problem: the conditions behind one (a full queue, the database out of
+/// space or restarting) last seconds, and clients back off further on their own.
+pub const RETRY_AFTER_S: u64 = 1;
 
 impl Problem {
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<Option<String>>) -> Problem {
@@ -109,6 +113,16 @@ impl Problem {
         )
     }
 
+    /// 503: the database is out of reach, out of space or restarting; nothing of the request was stored.
+    pub fn storage_unavailable() -> Problem {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-unavailable",
+            "Storage unavailable",
+            Some("nothing was stored; try again shortly".to_owned()),
+        )
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -118,7 +132,13 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (status, [(CONTENT_TYPE, "application/problem+json")], body).into_response()
+        let mut resp = (status, [(CONTENT_TYPE, "application/problem+json")], body).into_response();
+        // Every 503 is "not done, nothing stored, try again": say when.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
+        }
+        resp
     }
 }
 
@@ -195,6 +215,10 @@ impl From<EngineError> for Problem {
                 "Service unavailable",
                 Some(e.to_string()),
             ),
+            EngineError::Store(store) if store.is_transient() => {
+                tracing::warn!(target: "http", error = %e, cause = %store, "storage unavailable");
+                Problem::storage_unavailable()
+            }
             EngineError::Store(_) | EngineError::Chain(_) | EngineError::Internal(_) => {
                 tracing::error!(target: "http", error = ?e, "internal error");
                 Problem::internal()

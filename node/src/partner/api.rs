@@ -31,6 +31,18 @@ use remesa_wallet::eip3009::Signature65;
 
 /// Default and largest page sizes of the partner lists.
 pub const PAGE_DEFAULT: i64 = 50;
+
+/// A page size from a query: absent → [`PAGE_DEFAULT`]; outside 1 to 500 → 422 (never clamped).
+fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
+    match limit {
+        None => Ok(PAGE_DEFAULT),
+        Some(l) if (1..=super::store::PAGE_LIMIT_MAX).contains(&l) => Ok(l),
+        Some(_) => Err(ApiError::Unprocessable(format!(
+            "limit must be 1 to {}",
+            super::store::PAGE_LIMIT_MAX
+        ))),
+    }
+}
 /// Largest accepted partner request body.
 pub const PARTNER_BODY_BYTES_MAX: usize = 64 * 1024;
 
@@ -157,7 +169,12 @@ impl From<EngineError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        if e.is_transient() {
+            tracing::warn!(target: "partner::api", error = %e, "storage unavailable");
+            Self::Engine(Problem::storage_unavailable().with_reason("storage_unavailable"))
+        } else {
+            Self::Internal(e.to_string())
+        }
     }
 }
 
@@ -336,6 +353,8 @@ async fn me(
     "fee_fixed": "1.50", "fee_bps": 75, "send_min": "1", "send_max": "2500", "valid_for_s": 86400
 }]}))]
 pub struct PutRates {
+    /// 1 to 500 rates: the partner's whole rate card (replaces the posted one).
+    #[schema(min_items = 1, max_items = 500)]
     pub rates: Vec<RateInput>,
 }
 
@@ -382,10 +401,16 @@ async fn get_rates(
 #[into_params(parameter_in = Query)]
 pub struct PayoutListQuery {
     /// `payout_assigned`, `payout_accepted`, `paid`, `settled`, `refund_pending` or `refunded`.
+    #[param(
+        nullable = false,
+        pattern = "^(payout_assigned|payout_accepted|paid|settled|refund_pending|refunded)$"
+    )]
     pub status: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(nullable = false, max_length = 200)]
     pub cursor: Option<String>,
-    /// Page size, 1 to 500 (default 50).
+    /// Page size, 1 to 500 (default 50); outside that range, 422.
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -409,19 +434,15 @@ async fn list_payouts(
     if let Some(s) = &q.status
         && !VISIBLE_STATES.contains(&s.as_str())
     {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::Unprocessable(format!(
             "status must be one of {}",
             VISIBLE_STATES.join(", ")
         )));
     }
+    let limit = page_limit(q.limit)?;
     let (items, next_cursor) = st
         .db
-        .partner_payouts(
-            pid,
-            q.status.as_deref(),
-            q.cursor.as_deref(),
-            q.limit.unwrap_or(PAGE_DEFAULT),
-        )
+        .partner_payouts(pid, q.status.as_deref(), q.cursor.as_deref(), limit)
         .await?;
     Ok(Json(PayoutPage { items, next_cursor }))
 }
@@ -581,11 +602,17 @@ async fn complete_payout(
 #[schema(example = json!({"reason": "recipient did not come to the counter"}))]
 pub struct FailPayout {
     /// Up to 500 characters; shown to the sender.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: String,
     /// The partner signer's EIP-712 signature of `Decline(bytes32 id)` (id = this payout's id) in the escrow's
     /// domain (name "Remesa Escrow", version "3", `chain_id` and `escrow_address` from `GET /v1/partner/me`):
     /// 0x + 130 hex digits. With it the sender is refunded now (the escrow's `cancel`); without it, at expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = "^0x[0-9a-fA-F]{130}$")]
     pub decline_signature: Option<String>,
 }
 
@@ -636,8 +663,10 @@ async fn fail_payout(
 #[into_params(parameter_in = Query)]
 pub struct SettlementQuery {
     /// `next_cursor` of the previous page.
+    #[param(nullable = false, max_length = 200)]
     pub cursor: Option<String>,
-    /// 1 to 500 (default 50).
+    /// 1 to 500 (default 50); outside that range, 422.
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -663,7 +692,7 @@ async fn list_settlements(
             pid,
             st.engine.token_decimals(),
             q.cursor.as_deref(),
-            q.limit.unwrap_or(PAGE_DEFAULT),
+            page_limit(q.limit)?,
         )
         .await?;
     Ok(Json(SettlementPage { items, next_cursor }))
@@ -674,8 +703,10 @@ async fn list_settlements(
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// The last `seq` you processed (0 or absent: from the beginning).
+    #[param(nullable = false, minimum = 0)]
     pub after: Option<i64>,
-    /// 1 to 500 (default 50).
+    /// 1 to 500 (default 50); outside that range, 422.
+    #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -699,11 +730,12 @@ async fn list_events(
     Extension(p): Extension<AuthenticatedPartner>,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<Json<EventPage>> {
-    let after = q.after.unwrap_or(0).max(0);
-    let items = st
-        .db
-        .list_events(&p.partner_id, after, q.limit.unwrap_or(PAGE_DEFAULT))
-        .await?;
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::Unprocessable("after must be 0 or more".into()));
+    }
+    let limit = page_limit(q.limit)?;
+    let items = st.db.list_events(&p.partner_id, after, limit).await?;
     let next_after = items.last().map_or(after, |e| e.seq);
     Ok(Json(EventPage { items, next_after }))
 }

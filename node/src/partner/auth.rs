@@ -87,13 +87,6 @@ pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: &str,
         .into_response()
 }
 
-/// Adds `Retry-After: 1` to a 503.
-fn retry_after(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
-}
-
 impl IntoResponse for AuthFailure {
     fn into_response(self) -> Response {
         match self {
@@ -109,20 +102,20 @@ impl IntoResponse for AuthFailure {
                     .insert("accept-signature", HeaderValue::from_static(ACCEPT_SIGNATURE));
                 resp
             }
-            Self::Busy => retry_after(problem(
+            Self::Busy => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Try again shortly",
                 "the node cannot take more signed requests right now",
                 "replay_cache_full",
-            )),
-            Self::Overloaded => retry_after(problem(
+            ),
+            Self::Overloaded => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Try again shortly",
                 "the node is busy; the request was not processed",
                 "busy",
-            )),
+            ),
             Self::Internal(e) => {
                 tracing::error!(target: "partner::auth", error = %e, "partner authentication failed internally");
                 problem(
@@ -191,7 +184,7 @@ impl PartnerAuth {
             )
             .await
             .map_err(|e| match e {
-                crate::store::StoreError::Busy(_) => AuthFailure::Overloaded,
+                e if e.is_transient() => AuthFailure::Overloaded,
                 e => AuthFailure::Internal(e.to_string()),
             })? {
             ReplayOutcome::Fresh => {}

@@ -161,6 +161,46 @@ pub enum StoreError {
     Busy(String),
 }
 
+impl StoreError {
+    /// Whether trying again later can succeed with the same request: the database is out of reach or out of
+    /// space, busy, restarting or failing over — not a bug, a constraint or a corrupt row. The HTTP layers answer
+    /// these with 503 and `Retry-After` (nothing was stored) instead of a 500.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Busy(_) => true,
+            StoreError::Sqlx(e) => sqlx_is_transient(e),
+            StoreError::Migrate(_) | StoreError::UnsupportedUrl | StoreError::Corrupt(_) => false,
+        }
+    }
+}
+
+/// See [`StoreError::is_transient`]. SQLite result codes (the primary code is the low byte of an extended one):
+/// BUSY 5, LOCKED 6, NOMEM 7, IOERR 10, FULL 13, CANTOPEN 14, PROTOCOL 15. PostgreSQL SQLSTATE: class 08 (connection),
+/// 53 (insufficient resources: disk full, out of memory, too many connections), 57P01–57P03 (shutting down, cannot
+/// connect now), 40001 and 40P01 (serialization failure, deadlock), 25006 (read-only transaction: a fail-over in
+/// progress).
+pub fn sqlx_is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            // A SQLSTATE has five characters; SQLite's extended codes have at most four digits.
+            if code.len() != 5 {
+                return code
+                    .parse::<u32>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15));
+            }
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "25006")
+        }
+        _ => false,
+    }
+}
+
 /// The node's database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -284,9 +324,18 @@ impl Db {
         self.dialect == Dialect::Postgres
     }
 
-    /// A trivial query: is the database reachable?
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+    /// Can the database take a durable write now? Commits one small write (the `readiness_probes` counter), on
+    /// SQLite through the group writer like every other transaction, so a full disk, a read-only fail-over or a
+    /// lost write connection shows here and not only as failed requests.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO counters (name, value) VALUES ('readiness_probes', 1) \
+             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

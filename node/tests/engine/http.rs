@@ -12,6 +12,7 @@ const TOKEN: &str = "test-operator-token";
 struct Server {
     base: String,
     client: reqwest::Client,
+    db: remesa::store::Db,
     shutdown: tokio_util::sync::CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -35,11 +36,13 @@ async fn spawn_with(database_url: Option<String>, extra: Figment) -> Server {
     let app = remesa::app::build(config).await.expect("build");
     let port = app.port();
     let shutdown = app.state().shutdown.clone();
+    let db = app.state().db.clone();
     tokio::spawn(app.run_until_stopped());
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     Server {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
+        db,
         shutdown,
         _dir: dir,
     }
@@ -390,6 +393,95 @@ async fn slow_handler_times_out_with_a_problem() {
         )
         .await;
     assert!(status == 200 || status == 201, "after the lock: {status} {body}");
+    s.shutdown.cancel();
+}
+
+/// The database out of space (SQLite's write connection capped at its file's size: SQLITE_FULL, as on a full
+/// disk) or locked by another process: requests answer 503 `storage-unavailable` with `Retry-After` (never a 500),
+/// `/readyz` answers 503 with `Retry-After` while no write commits, and both recover by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_or_locked_database_answers_503_with_retry_after_and_recovers() {
+    use sqlx::Connection;
+    let s = spawn(None).await;
+    let pragma = |sql: &'static str| {
+        let db = s.db.clone();
+        async move {
+            let mut tx = db.begin().await.expect("begin");
+            sqlx::query(sql).execute(&mut *tx).await.expect(sql);
+            tx.commit().await.expect("commit");
+        }
+    };
+    let add_partner = |id: u32| {
+        let s = &s;
+        async move {
+            let partner = json!({"id": id, "name": format!("Partner {id} {}", "x".repeat(80)), "countries": ["GT"],
+                "currencies": ["GTQ"], "payout_methods": ["cash_pickup"],
+                "public_key": crate::helpers::PARTNER_KEY_B64,
+                "settlement_address": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"});
+            let resp = s
+                .client
+                .post(format!("{}/v1/admin/partners", s.base))
+                .bearer_auth(TOKEN)
+                .json(&partner)
+                .send()
+                .await
+                .expect("send");
+            let retry_after = resp.headers().get("retry-after").cloned();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (status, retry_after, body)
+        }
+    };
+    // Ready while writes commit.
+    let readyz = || async {
+        let resp = s
+            .client
+            .get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .expect("readyz");
+        (resp.status().as_u16(), resp.headers().get("retry-after").cloned())
+    };
+    assert_eq!(readyz().await.0, 200);
+
+    // Out of space: the file may not grow by a page.
+    pragma("PRAGMA max_page_count = 1").await;
+    let mut full = None;
+    for id in 1..=400 {
+        let (status, retry_after, body) = add_partner(id).await;
+        assert_ne!(status, 500, "a full database is not an internal error: {body}");
+        if status == 503 {
+            full = Some((retry_after, body));
+            break;
+        }
+        assert!(status == 200 || status == 201, "partner {id}: {status} {body}");
+    }
+    let (retry_after, body) = full.expect("the capped database never ran out of pages");
+    assert_eq!(
+        body["type"], "https://remesa.dev/problems/storage-unavailable",
+        "{body}"
+    );
+    assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap_or("")), Some("1"));
+    pragma("PRAGMA max_page_count = 1073741823").await;
+    let (status, _, body) = add_partner(1000).await;
+    assert!(status == 200 || status == 201, "space back: {status} {body}");
+
+    // No write commits (another process holds the file's write lock): not ready within the probe's 5 s, and it
+    // says when to ask again; ready again once the lock is gone.
+    let db_file = s._dir.path().join("remesa.sqlite");
+    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_file.display()))
+        .await
+        .expect("second connection");
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .expect("lock");
+    let (status, retry_after) = readyz().await;
+    assert_eq!(status, 503);
+    assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap_or("")), Some("1"));
+    sqlx::query("ROLLBACK").execute(&mut lock).await.expect("unlock");
+    drop(lock);
+    assert_eq!(readyz().await.0, 200);
     s.shutdown.cancel();
 }
 

@@ -379,7 +379,7 @@ async fn api_flow(t: TestDb) {
         call(&a, Method::GET, "/v1/partner/payouts?status=bogus", None, None)
             .await
             .0,
-        400
+        422
     );
 
     // Accept with an Idempotency-Key: the retry gets the same answer; the key with another request is refused.
