@@ -137,7 +137,9 @@ run_pass() {
     [ "$auth" = partner ] && args+=(--url "$proxy_url" --include-path-regex '^/v1/partner/' --exclude-checks ignored_auth)
     local t0 t1 rc=0
     t0="$(date +%s)"
-    "$st" "${args[@]}" >"$dir/output.txt" 2>&1 || rc=$?
+    # api_fuzz_hooks.py: a fresh Idempotency-Key per request, as a correct client sends (see the module).
+    PYTHONPATH="$repo/scripts/faults${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=api_fuzz_hooks \
+        "$st" "${args[@]}" >"$dir/output.txt" 2>&1 || rc=$?
     t1="$(date +%s)"
     local line
     line="$("$venv/bin/python" - "$dir/report.json" "$auth" "$((t1 - t0))" <<'PY'

@@ -348,8 +348,18 @@ async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Byte
             "`as` must be a phone number in E.164 (+15551234567)",
         );
     };
+    if req
+        .button
+        .as_ref()
+        .is_some_and(|b| b.is_empty() || b.chars().count() > 64)
+    {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`button` must be 1 to 64 characters",
+        );
+    }
     let content = match (&req.text, &req.button) {
-        (_, Some(b)) if !b.is_empty() && b.len() <= 256 => InboundContent::Button {
+        (_, Some(b)) => InboundContent::Button {
             id: b.clone(),
             title: None,
         },
@@ -361,7 +371,6 @@ async fn dev_chat(State(svc): State<ChatService>, headers: HeaderMap, body: Byte
         (None, None) => InboundContent::Unsupported {
             kind: "empty".to_owned(),
         },
-        _ => return problem(StatusCode::BAD_REQUEST, "`button` must be 1 to 256 bytes"),
     };
     let message_id = req
         .message_id

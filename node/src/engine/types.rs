@@ -119,18 +119,39 @@ pub struct NewPartner {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     pub name: String,
+    /// 1 to 100 ISO 3166-1 alpha-2 codes.
+    #[schema(value_type = Vec<CountryCode>, min_items = 1, max_items = 100)]
     pub countries: Vec<String>,
+    /// 1 to 100 ISO 4217 codes.
+    #[schema(value_type = Vec<CurrencyCode>, min_items = 1, max_items = 100)]
     pub currencies: Vec<String>,
+    #[schema(min_items = 1)]
     pub payout_methods: Vec<PayoutMethod>,
+    /// The partner's Ed25519 public key, 32 bytes in base64.
+    #[schema(pattern = "^[A-Za-z0-9+/]{43}=$")]
     pub public_key: String,
+    /// Where the node POSTs the partner's signed webhooks: an http(s) URL.
+    #[schema(nullable = false, max_length = 2048, pattern = "^https?://[!-~]+$")]
     pub webhook_url: Option<String>,
     /// Where releases pay; part of every remittance's terms (the escrow's owner cannot redirect locked money).
     /// Not zero, the escrow or the token.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub settlement_address: String,
     /// The partner's EVM signer for cooperative cancels (EOA or ERC-1271); default: the settlement address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub signer_address: Option<String>,
 }
+
+/// An ISO 3166-1 alpha-2 country code, any case (documentation type of the request schemas).
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z]{2}$", example = "GT")]
+pub struct CountryCode(pub String);
+
+/// An ISO 4217 currency code, any case (documentation type of the request schemas).
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z]{3}$", example = "GTQ")]
+pub struct CurrencyCode(pub String);
 
 /// One posted rate: per corridor (country + currency) and payout method.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -139,17 +160,30 @@ pub struct NewPartner {
     "fee_fixed": "1.50", "fee_bps": 75, "send_min": "1", "send_max": "2500", "valid_for_s": 86400
 }))]
 pub struct RateInput {
+    #[schema(pattern = "^[A-Za-z]{2}$")]
     pub country: String,
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     pub payout_method: PayoutMethod,
-    /// Payout currency per 1 token (USD), decimal string.
+    /// Payout currency per 1 token (USD), a positive decimal string.
+    #[schema(pattern = "^([1-9][0-9]{0,17}(\\.[0-9]{1,12})?|0?\\.[0-9]{0,11}[1-9])$")]
     pub rate: String,
-    /// Fixed fee in tokens, decimal string.
+    /// Fixed fee in tokens, a decimal string (0 or more, at most 6 decimals).
+    #[schema(pattern = "^[0-9]{1,18}(\\.[0-9]{1,6})?$")]
     pub fee_fixed: String,
-    /// Variable fee in basis points of the send amount.
+    /// Variable fee in basis points of the send amount, at most 5000.
     #[serde(default)]
+    #[schema(maximum = 5000)]
     pub fee_bps: u32,
+    /// Smallest send in tokens: positive, at most 6 decimals.
+    #[schema(
+        pattern = "^([1-9][0-9]{0,17}(\\.[0-9]{1,6})?|0?\\.([1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}|0000[1-9][0-9]?|00000[1-9]))$"
+    )]
     pub send_min: String,
+    /// Largest send in tokens, at least `send_min`; at most 6 decimals.
+    #[schema(
+        pattern = "^([1-9][0-9]{0,17}(\\.[0-9]{1,6})?|0?\\.([1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}|0000[1-9][0-9]?|00000[1-9]))$"
+    )]
     pub send_max: String,
     /// How long the rate stays valid, seconds (at most 30 days).
     #[schema(minimum = 1, maximum = 2_592_000)]
@@ -176,10 +210,15 @@ pub struct Rate {
 #[schema(example = json!({"send_amount": "100", "country": "GT", "currency": "GTQ", "payout_method": "cash_pickup"}))]
 pub struct QuoteRequest {
     /// Amount the recipient's side receives the value of, in tokens (USD), decimal string. The fee comes on top.
+    #[schema(
+        pattern = "^([1-9][0-9]{0,17}(\\.[0-9]{1,6})?|0?\\.([1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}|0000[1-9][0-9]?|00000[1-9]))$"
+    )]
     pub send_amount: String,
     /// Recipient country, ISO 3166-1 alpha-2.
+    #[schema(pattern = "^[A-Za-z]{2}$")]
     pub country: String,
     /// Payout currency; may be omitted when the country's partners pay out in one currency.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// `remesa_wallet` sends USD stablecoin straight into the recipient's Remesa wallet: an instant, gasless P2P
     /// transfer with no partner, no FX and no fee; it needs `recipient_phone` of a registered user.

@@ -76,13 +76,14 @@ pub async fn set_rates(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"rate": "7.70"}))]
 pub struct MidRateBody {
-    /// Payout currency per USD.
+    /// Payout currency per USD, a positive decimal string.
+    #[schema(pattern = "^([1-9][0-9]{0,17}(\\.[0-9]{1,12})?|0?\\.[0-9]{0,11}[1-9])$")]
     pub rate: String,
 }
 
 /// Set the mid-market reference rate of a currency (for the all-in cost in quotes).
 #[utoipa::path(put, path = "/v1/admin/fx/{currency}", tag = "admin", request_body = MidRateBody,
-    params(("currency" = String, Path, description = "ISO 4217 code; one the node does not know names nothing (404)")),
+    params(("currency" = String, Path, description = "ISO 4217 code (any case)", pattern = "^[A-Za-z]{3}$")),
     responses((status = 204)), security(("operator" = [])))]
 pub async fn set_mid_rate(
     State(st): State<AppState>,

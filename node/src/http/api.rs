@@ -153,8 +153,12 @@ pub struct ListParams {
     /// Page size, 1 to 500 (default 50); a page holds at most the node's `page_limit_max` (default 200).
     #[param(nullable = false, minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
-    /// Only this state (repeatable as a comma-separated list).
-    #[param(nullable = false, max_length = 400)]
+    /// Only these states: one, or several separated by commas.
+    #[param(
+        nullable = false,
+        max_length = 400,
+        pattern = "^(quoted|on_hold|pending_funds|funds_locked|payout_assigned|payout_accepted|paid|settled|refund_pending|refunded|expired|failed|cancelled)(,(quoted|on_hold|pending_funds|funds_locked|payout_assigned|payout_accepted|paid|settled|refund_pending|refunded|expired|failed|cancelled))*$"
+    )]
     pub state: Option<String>,
     #[param(nullable = false, max_length = 200)]
     pub sender_user_id: Option<String>,
@@ -190,7 +194,7 @@ pub async fn list_remittances(
 ) -> ApiResult<ApiJson<Page<Remittance>>> {
     let mut states = Vec::new();
     if let Some(s) = &p.state {
-        for part in s.split(',').filter(|x| !x.is_empty()).take(12) {
+        for part in s.split(',') {
             states.push(
                 RState::parse(part).ok_or_else(|| Problem::validation(format!("unknown state {part:?}")))?,
             );

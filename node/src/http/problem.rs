@@ -239,11 +239,58 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(e.into()))?;
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection @ JsonRejection::JsonDataError(_)) => {
+                integral_floats_as_integers(&bytes).ok_or_else(|| json_rejection(rejection))
+            }
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// `application/json` or any `application/*+json`, as axum's `Json` requires.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A second reading of a body that did not fit `T`: JSON has one number type, and JSON Schema counts `485.0` as the
+/// integer 485, so a number with a zero fraction is read as that integer where `T` wants one. Only for bodies that
+/// failed the strict reading (the common path parses once).
+fn integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<ApiJson<T>> {
+    fn normalise(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                if let Some(f) = n.as_f64()
+                    && f.fract() == 0.0
+                    && f.abs() < 9.0e15
+                {
+                    // Below 2^53 every integral f64 is exact, so the conversion loses nothing.
+                    #[allow(clippy::cast_possible_truncation)]
+                    let i = f as i64;
+                    *v = serde_json::Value::from(i);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(normalise),
+            serde_json::Value::Object(map) => map.values_mut().for_each(normalise),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    normalise(&mut v);
+    serde_json::from_value(v).ok().map(ApiJson)
 }
 
 fn json_rejection(r: JsonRejection) -> Problem {

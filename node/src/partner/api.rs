@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -25,12 +25,15 @@ use crate::domain::{IdempotencyKey, PartnerId, PickupCode, RemittanceId};
 use crate::engine::{Engine, EngineError, PayoutProof, Rate, RateInput};
 use crate::faults::Faults;
 use crate::http::idempotency::Keyed;
-use crate::http::problem::Problem;
+use crate::http::problem::{ApiQuery, Problem};
 use crate::store::instances::Instance;
 use remesa_wallet::eip3009::Signature65;
 
 /// Default and largest page sizes of the partner lists.
 pub const PAGE_DEFAULT: i64 = 50;
+
+/// Most rates one `PUT /v1/partner/rates` posts (so that a full card fits the signed body's limit).
+pub const PARTNER_RATES_PER_CALL_MAX: usize = 200;
 
 /// A page size from a query: absent → [`PAGE_DEFAULT`]; outside 1 to 500 → 422 (never clamped).
 fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
@@ -216,8 +219,26 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A page cursor from a query: at most 200 characters (422 otherwise). One that does not parse starts from the
+/// beginning.
+fn page_cursor(cursor: Option<&str>) -> ApiResult<Option<&str>> {
+    match cursor {
+        Some(c) if c.chars().count() > 200 => Err(ApiError::Unprocessable(
+            "cursor must be at most 200 characters".into(),
+        )),
+        c => Ok(c),
+    }
+}
+
+/// The signed body as `T`: unreadable JSON is 400, JSON of the wrong shape 422 (as everywhere in the node's API).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::Unprocessable(format!("invalid body: {e}"))
+        } else {
+            ApiError::BadRequest(format!("invalid JSON body: {e}"))
+        }
+    })
 }
 
 fn partner_id(p: &AuthenticatedPartner) -> ApiResult<(i64, PartnerId)> {
@@ -353,8 +374,9 @@ async fn me(
     "fee_fixed": "1.50", "fee_bps": 75, "send_min": "1", "send_max": "2500", "valid_for_s": 86400
 }]}))]
 pub struct PutRates {
-    /// 1 to 500 rates: the partner's whole rate card (replaces the posted one).
-    #[schema(min_items = 1, max_items = 500)]
+    /// 1 to 200 rates (they replace the posted rates of the same corridors and methods; the signed body's limit,
+    /// 64 KiB, holds 200 at their longest).
+    #[schema(min_items = 1, max_items = 200)]
     pub rates: Vec<RateInput>,
 }
 
@@ -379,6 +401,11 @@ async fn put_rates(
 ) -> ApiResult<Json<RatesOut>> {
     let (_, id) = partner_id(&p)?;
     let req: PutRates = parse_json(&body)?;
+    if req.rates.is_empty() || req.rates.len() > PARTNER_RATES_PER_CALL_MAX {
+        return Err(ApiError::Unprocessable(format!(
+            "1 to {PARTNER_RATES_PER_CALL_MAX} rates per call"
+        )));
+    }
     let rates = st.engine.set_rates(id, req.rates).await?;
     tracing::info!(target: "partner::api", partner_id = %id, count = rates.len(), "rates posted");
     Ok(Json(RatesOut { rates }))
@@ -428,7 +455,7 @@ pub struct PayoutPage {
 async fn list_payouts(
     State(st): State<PartnerState>,
     Extension(p): Extension<AuthenticatedPartner>,
-    Query(q): Query<PayoutListQuery>,
+    ApiQuery(q): ApiQuery<PayoutListQuery>,
 ) -> ApiResult<Json<PayoutPage>> {
     let (pid, _) = partner_id(&p)?;
     if let Some(s) = &q.status
@@ -442,7 +469,7 @@ async fn list_payouts(
     let limit = page_limit(q.limit)?;
     let (items, next_cursor) = st
         .db
-        .partner_payouts(pid, q.status.as_deref(), q.cursor.as_deref(), limit)
+        .partner_payouts(pid, q.status.as_deref(), page_cursor(q.cursor.as_deref())?, limit)
         .await?;
     Ok(Json(PayoutPage { items, next_cursor }))
 }
@@ -683,7 +710,7 @@ pub struct SettlementPage {
 async fn list_settlements(
     State(st): State<PartnerState>,
     Extension(p): Extension<AuthenticatedPartner>,
-    Query(q): Query<SettlementQuery>,
+    ApiQuery(q): ApiQuery<SettlementQuery>,
 ) -> ApiResult<Json<SettlementPage>> {
     let (pid, _) = partner_id(&p)?;
     let (items, next_cursor) = st
@@ -691,7 +718,7 @@ async fn list_settlements(
         .partner_settlements(
             pid,
             st.engine.token_decimals(),
-            q.cursor.as_deref(),
+            page_cursor(q.cursor.as_deref())?,
             page_limit(q.limit)?,
         )
         .await?;
@@ -728,7 +755,7 @@ pub struct EventPage {
 async fn list_events(
     State(st): State<PartnerState>,
     Extension(p): Extension<AuthenticatedPartner>,
-    Query(q): Query<EventQuery>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> ApiResult<Json<EventPage>> {
     let after = q.after.unwrap_or(0);
     if after < 0 {
@@ -818,7 +845,7 @@ pub struct DeliveryPage {
 async fn admin_list_webhooks(
     State(st): State<PartnerState>,
     headers: HeaderMap,
-    crate::http::problem::ApiQuery(q): crate::http::problem::ApiQuery<DeliveryQuery>,
+    ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
     check_operator(&st, &headers)?;
     if let Some(s) = &q.status

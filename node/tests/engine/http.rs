@@ -634,3 +634,35 @@ async fn sanctions_admin_postgres() {
     };
     sanctions_admin(Some(url)).await;
 }
+
+/// The served document states the rules the handlers apply, so a client (or a fuzzer) that follows it is not
+/// refused: the `state` filter's pattern names every state there is, and every 503 says it carries `Retry-After`.
+#[test]
+fn the_document_states_the_rules_the_handlers_apply() {
+    let doc = remesa::app::openapi();
+    let params = doc["paths"]["/v1/remittances"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let state = params
+        .iter()
+        .find(|p| p["name"] == "state")
+        .expect("state parameter");
+    let pattern = state["schema"]["pattern"].as_str().expect("state pattern");
+    let names: Vec<&str> = pattern
+        .trim_start_matches("^(")
+        .split(")(")
+        .next()
+        .expect("alternatives")
+        .split('|')
+        .collect();
+    for s in remesa::engine::State::ALL {
+        assert!(
+            names.contains(&s.as_str()),
+            "{} missing from {pattern}",
+            s.as_str()
+        );
+    }
+    assert_eq!(names.len(), remesa::engine::State::ALL.len(), "{pattern}");
+    let quotes_503 = &doc["paths"]["/v1/quotes"]["post"]["responses"]["503"];
+    assert!(quotes_503["headers"].get("Retry-After").is_some(), "{quotes_503}");
+}
