@@ -267,8 +267,9 @@ async fn telegram_webhook(State(svc): State<ChatService>, headers: HeaderMap, bo
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"as": "+15551234567", "text": "send 100 to Maria +502 5555 0101 cash pickup"}))]
 pub struct DevChatRequest {
-    /// The chat user's phone (E.164).
+    /// The chat user's phone (E.164; a number that does not exist is 400).
     #[serde(rename = "as")]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,13}$")]
     pub as_phone: String,
     /// Text typed. A message with neither `text` nor `button` is answered with help, like an image would be.
     #[serde(default)]

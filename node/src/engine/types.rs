@@ -34,6 +34,8 @@ pub struct User {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"channel": "whatsapp", "external_id": "14155552671", "phone": "+14155552671", "display_name": "Alice"}))]
 pub struct NewUser {
+    /// `whatsapp`, `telegram`, `terminal`, `api`, or another of 1 to 32 of `a-z`, `0-9`, `_`.
+    #[schema(pattern = "^[a-z0-9_]{1,32}$")]
     pub channel: String,
     #[schema(
         min_length = 1,

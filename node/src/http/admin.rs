@@ -45,6 +45,7 @@ pub async fn list_partners(State(st): State<AppState>, _op: Operator) -> ApiResu
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct StatusBody {
     /// `active` or `suspended`.
+    #[schema(pattern = "^(active|suspended)$")]
     pub status: String,
 }
 
