@@ -183,7 +183,7 @@ run_pass none
 
 # The partner routes with a partner's credentials: schemathesis talks to the signing proxy, which signs as demo
 # partner 1 with the seed `remesa dev` wrote into its data directory.
-"$venv/bin/python" "$repo/scripts/faults/sign_proxy.py" --node "$url" --partner-id 1 \
+"$venv/bin/python" "$repo/scripts/faults/sign_proxy.py" --node "$url" --partner-id 1 --when-asked \
     --seed-file "$work/data/dev/demo-partner-1.seed" >"$work/sign-proxy.log" 2>&1 &
 proxy_pid=$!
 proxy_url=""

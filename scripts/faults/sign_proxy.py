@@ -2,10 +2,11 @@
 """A signing forward proxy for the partner API: every request it receives is signed as partner N (RFC 9421,
 Ed25519, the way Remesa's partner client signs: `@method`, `@target-uri`, `content-digest` when there is a body,
 `created`, `keyid`, `alg="ed25519"`, a fresh `nonce`) and sent on to the node; the node's answer comes back as it
-is. Only requests that carry a `Signature` header (any value: the client's placeholder) are signed; the others go on
-unsigned. It lets tools that cannot sign (schemathesis in `api-fuzz.sh`) reach the partner routes with credentials.
+is. With `--when-asked`, only requests that carry a `Signature` header (any value: the client's placeholder) are
+signed and the others go on unsigned (api-fuzz.sh, so that "missing credentials" cases stay missing). It lets tools that cannot sign (schemathesis in `api-fuzz.sh`) reach the partner routes with credentials.
 
-    sign_proxy.py --node http://127.0.0.1:8080 --partner-id 1 --seed-file data/demo-partner-1.seed [--port 0]
+    sign_proxy.py --node http://127.0.0.1:8080 --partner-id 1 --seed-file data/dev/demo-partner-1.seed [--port 0]
+    curl http://127.0.0.1:<port>/v1/partner/me
 
 Prints `sign-proxy: listening on http://127.0.0.1:<port>` once it accepts connections. Devnet tooling: the seed is
 read from its file and never printed.
@@ -55,6 +56,8 @@ def main() -> int:
     ap.add_argument("--partner-id", required=True, help="the partner's id (its keyid)")
     ap.add_argument("--seed-file", required=True, help="the partner's Ed25519 seed, 64 hex characters")
     ap.add_argument("--port", type=int, default=0, help="port to listen on, 127.0.0.1 (default: a free one)")
+    ap.add_argument("--when-asked", action="store_true",
+                    help="sign only requests that carry a Signature header (any value); pass the others unsigned")
     args = ap.parse_args()
     node = urllib.parse.urlsplit(args.node)
     if node.scheme != "http" or not node.hostname:
@@ -78,9 +81,9 @@ def main() -> int:
             if body is None and self.command in ("POST", "PUT", "PATCH"):
                 body = b""
             target = f"http://{node_host}{self.path}"
-            # A request that carries a `Signature` header (whatever its value) is signed afresh; one without goes on
-            # unsigned, so a client's "missing credentials" cases still reach the node as such.
-            signed = self.headers.get("Signature") is not None
+            # Signed afresh (any Signature header it carries is replaced); with --when-asked, a request without one
+            # goes on unsigned, so a client's "missing credentials" cases still reach the node as such.
+            signed = not args.when_asked or self.headers.get("Signature") is not None
             out = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP
                    and (not signed or k.lower() not in ("signature", "signature-input", "content-digest"))}
             if signed:
