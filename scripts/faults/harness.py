@@ -859,6 +859,8 @@ class Scenario:
     rpc_proxy: bool = False
     tmpfs_mb: int = 0  # the data dir on a tmpfs of this size (0: an ordinary temp dir)
     reorgs: bool = False  # the chain reorganises: a remittance may walk back (and forth) through its states
+    # every reorg is within the confirmation depth: nothing the API showed may ever be walked back
+    reorgs_within_confirmations: bool = False
     nodes: int = 1  # several `remesa serve` on one PostgreSQL database, behind a round-robin load balancer
     env: dict = field(default_factory=dict)
     settle_timeout_s: float = 300.0
@@ -1227,6 +1229,11 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
                 "one payment per remittance, ending settled; a lock or settlement repeated only after a rollback")
         checks.append((what, not bad_history,
                        f"{len(ids) - len(bad_history)}/{len(ids)} ok" + "".join("\n      " + b for b in bad_history[:20])))
+        if sc.reorgs_within_confirmations:
+            checks.append(("no state the API showed was walked back (every reorg within the confirmation depth)",
+                           rolled == 0, f"{rolled} remittances walked back" + (
+                               f": {', '.join(f'{k}: {v}' for k, v in sorted(walked_back.items()))}"
+                               if walked_back else "")))
         if sc.reorgs or walked_back:
             figures["remittances a reorg walked back (visible through the API)"] = str(rolled)
             figures["transitions caused by reorgs"] = ", ".join(

@@ -347,7 +347,7 @@ def scenarios(smoke: bool) -> list[h.Scenario]:
                    "transactions dropped; or `anvil_rollback`: the head lower until the chain grows back) while "
                    "deposits and releases are in flight, with 5 confirmations",
                    reorgs(size(10, 3), 5), remittances=size(200, 20), window_s=size(50, 20), reorgs=True,
-                   env={"REMESA_CONFIRMATIONS": "5"}),
+                   reorgs_within_confirmations=True, env={"REMESA_CONFIRMATIONS": "5"}),
         h.Scenario("reorg", "Reorgs deeper than the confirmation depth",
                    f"{size(10, 3)} reorgs of depth 1-5 (`anvil_reorg` or `anvil_rollback`, a seeded choice each "
                    "time) while deposits and releases are in flight, at the default depth of 1 confirmation",

@@ -28,6 +28,17 @@ pub enum ChainError {
     Signing(String),
 }
 
+impl ChainError {
+    /// A database error that can pass (see [`StoreError::is_transient`]): the HTTP layers answer 503.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ChainError::Db(e) => crate::store::sqlx_is_transient(e),
+            ChainError::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 /// A database error stays [`ChainError::Db`] and a corrupt row [`ChainError::Corrupt`], as before the queries moved
 /// to the store.
 impl From<StoreError> for ChainError {

@@ -295,7 +295,7 @@ pub async fn reconcile(State(st): State<AppState>, _op: Operator) -> ApiResult<A
         })?;
     let jobs = crate::chain::outbox::job_counts(&st.db)
         .await
-        .map_err(|_| Problem::internal())?;
+        .map_err(Problem::from)?;
     Ok(ApiJson(ReconcileReport {
         block: r.block,
         ledger_escrow_base_units: r.ledger_escrow_base_units.to_string(),
@@ -338,7 +338,7 @@ pub async fn failed_chain_jobs(
     }
     let jobs = crate::chain::outbox::failed_jobs(&st.db, q.before.as_deref(), limit)
         .await
-        .map_err(|_| Problem::internal())?;
+        .map_err(Problem::from)?;
     Ok(ApiJson(jobs))
 }
 
@@ -359,7 +359,7 @@ pub async fn retry_chain_job(
     }
     let retried = crate::chain::outbox::retry_failed_job(&st.db, &id)
         .await
-        .map_err(|_| Problem::internal())?;
+        .map_err(Problem::from)?;
     if !retried {
         return Err(Problem::not_found(
             "no failed release, refund or cancel job with this id",

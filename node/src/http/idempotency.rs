@@ -176,6 +176,10 @@ impl Keyed<'_> {
             Ok(Begin::Run(claim)) => claim,
             Ok(Begin::Replay { status, body }) => return replay(status, body),
             Ok(other) => return refusal(&other).unwrap_or_else(Problem::internal).into_response(),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(target: "http::idempotency", error = %e, "idempotency store unavailable");
+                return Problem::storage_unavailable().into_response();
+            }
             Err(e) => {
                 tracing::error!(target: "http::idempotency", error = %e, "idempotency store failed");
                 return Problem::internal().into_response();

@@ -219,10 +219,27 @@ impl From<EngineError> for Problem {
                 tracing::warn!(target: "http", error = %e, cause = %store, "storage unavailable");
                 Problem::storage_unavailable()
             }
+            EngineError::Chain(chain) if chain.is_transient() => {
+                tracing::warn!(target: "http", error = %e, cause = %chain, "storage unavailable");
+                Problem::storage_unavailable()
+            }
             EngineError::Store(_) | EngineError::Chain(_) | EngineError::Internal(_) => {
                 tracing::error!(target: "http", error = ?e, "internal error");
                 Problem::internal()
             }
+        }
+    }
+}
+
+/// The chain outbox's errors as the operator API answers them: 503 when the database can come back, 500 otherwise.
+impl From<crate::chain::ChainError> for Problem {
+    fn from(e: crate::chain::ChainError) -> Problem {
+        if e.is_transient() {
+            tracing::warn!(target: "http", error = %e, "storage unavailable");
+            Problem::storage_unavailable()
+        } else {
+            tracing::error!(target: "http", error = %e, "internal error");
+            Problem::internal()
         }
     }
 }

@@ -85,18 +85,20 @@ impl PartnerState {
                 let Ok(id) = keyid.parse::<i64>() else {
                     return Ok(None);
                 };
-                let Some((key_b64, _)) = db.partner_key_and_webhook(id).await.map_err(|e| e.to_string())?
-                else {
+                let Some((key_b64, _)) = db.partner_key_and_webhook(id).await? else {
                     return Ok(None);
                 };
+                let corrupt =
+                    |what: String| StoreError::Corrupt(format!("partner {id}'s stored key: {what}"));
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(key_b64.trim())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| corrupt(e.to_string()))?;
                 let arr: [u8; 32] = bytes
                     .as_slice()
                     .try_into()
-                    .map_err(|_| "stored key is not 32 bytes".to_owned())?;
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| e.to_string())?;
+                    .map_err(|_| corrupt("not 32 bytes".to_owned()))?;
+                let key =
+                    ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| corrupt(e.to_string()))?;
                 Ok(Some(PartnerKey {
                     partner_id: id.to_string(),
                     key,

@@ -26,8 +26,9 @@ pub struct PartnerKey {
 }
 
 /// Finds the active key of a partner by keyid; `Ok(None)` when unknown or disabled.
-pub type KeyLookup =
-    Arc<dyn Fn(String) -> BoxFuture<'static, Result<Option<PartnerKey>, String>> + Send + Sync>;
+pub type KeyLookup = Arc<
+    dyn Fn(String) -> BoxFuture<'static, Result<Option<PartnerKey>, crate::store::StoreError>> + Send + Sync,
+>;
 
 /// The partner a request was signed by; put into the request's extensions by [`verify_partner_signature`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,18 @@ pub enum AuthFailure {
     /// The replay cache's commit queue is full (or its shared transaction failed): nothing recorded, try again.
     Overloaded,
     Internal(String),
+}
+
+impl AuthFailure {
+    /// A store error while checking a request: 503 with `Retry-After` when it can pass (the database busy,
+    /// restarting, out of reach), 500 otherwise.
+    fn from_store(e: crate::store::StoreError) -> Self {
+        if e.is_transient() {
+            Self::Overloaded
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
 }
 
 impl From<SigError> for AuthFailure {
@@ -160,7 +173,10 @@ impl PartnerAuth {
         policy.future_skew_s = self.cfg.partner_signature_future_skew_s;
         parsed.check_params(&policy, now_unix_s())?;
         let keyid = parsed.keyid().unwrap_or_default().to_owned();
-        let Some(pk) = (self.keys)(keyid.clone()).await.map_err(AuthFailure::Internal)? else {
+        let Some(pk) = (self.keys)(keyid.clone())
+            .await
+            .map_err(AuthFailure::from_store)?
+        else {
             return Err(SigError::UnknownKey(keyid).into());
         };
         let target = target_uri(&self.cfg, parts);
@@ -183,10 +199,8 @@ impl PartnerAuth {
                 self.cfg.partner_replay_cache_max_entries,
             )
             .await
-            .map_err(|e| match e {
-                e if e.is_transient() => AuthFailure::Overloaded,
-                e => AuthFailure::Internal(e.to_string()),
-            })? {
+            .map_err(AuthFailure::from_store)?
+        {
             ReplayOutcome::Fresh => {}
             ReplayOutcome::Replayed => return Err(SigError::Replay.into()),
             ReplayOutcome::CacheFull => return Err(AuthFailure::Busy),

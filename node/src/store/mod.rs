@@ -179,7 +179,7 @@ impl StoreError {
 /// 53 (insufficient resources: disk full, out of memory, too many connections), 57P01–57P03 (shutting down, cannot
 /// connect now), 40001 and 40P01 (serialization failure, deadlock), 25006 (read-only transaction: a fail-over in
 /// progress).
-pub fn sqlx_is_transient(e: &sqlx::Error) -> bool {
+pub(crate) fn sqlx_is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut

@@ -49,6 +49,26 @@ async fn spawn_with(database_url: Option<String>, extra: Figment) -> Server {
 }
 
 impl Server {
+    /// Another process's view of the node's SQLite file, holding its write lock (`BEGIN EXCLUSIVE`) until
+    /// `ROLLBACK`: the node's writes wait behind it.
+    async fn lock_the_file(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let db_file = self._dir.path().join("remesa.sqlite");
+        assert!(
+            db_file.exists(),
+            "the node's SQLite file is {}",
+            db_file.display()
+        );
+        let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_file.display()))
+            .await
+            .expect("second connection");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut lock)
+            .await
+            .expect("lock");
+        lock
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -339,25 +359,12 @@ async fn api_contract_postgres() {
 /// normally once the lock is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_handler_times_out_with_a_problem() {
-    use sqlx::Connection;
     let s = spawn_with(
         None,
         Figment::new().merge(Serialized::default("http_timeout_ms", 300)),
     )
     .await;
-    let db_file = s._dir.path().join("remesa.sqlite");
-    assert!(
-        db_file.exists(),
-        "the node's SQLite file is {}",
-        db_file.display()
-    );
-    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_file.display()))
-        .await
-        .expect("second connection");
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut lock)
-        .await
-        .expect("lock");
+    let mut lock = s.lock_the_file().await;
 
     let partner = json!({"id": 7, "name": "Slow Partner", "countries": ["GT"], "currencies": ["GTQ"],
         "payout_methods": ["cash_pickup"], "public_key": crate::helpers::PARTNER_KEY_B64,
@@ -401,7 +408,6 @@ async fn slow_handler_times_out_with_a_problem() {
 /// `/readyz` answers 503 with `Retry-After` while no write commits, and both recover by themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_or_locked_database_answers_503_with_retry_after_and_recovers() {
-    use sqlx::Connection;
     let s = spawn(None).await;
     let pragma = |sql: &'static str| {
         let db = s.db.clone();
@@ -418,10 +424,12 @@ async fn a_full_or_locked_database_answers_503_with_retry_after_and_recovers() {
                 "currencies": ["GTQ"], "payout_methods": ["cash_pickup"],
                 "public_key": crate::helpers::PARTNER_KEY_B64,
                 "settlement_address": "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"});
+            // With an Idempotency-Key, so the key's own bookkeeping meets the full database too.
             let resp = s
                 .client
                 .post(format!("{}/v1/admin/partners", s.base))
                 .bearer_auth(TOKEN)
+                .header("Idempotency-Key", format!("partner-{id}"))
                 .json(&partner)
                 .send()
                 .await
@@ -468,14 +476,7 @@ async fn a_full_or_locked_database_answers_503_with_retry_after_and_recovers() {
 
     // No write commits (another process holds the file's write lock): not ready within the probe's 5 s, and it
     // says when to ask again; ready again once the lock is gone.
-    let db_file = s._dir.path().join("remesa.sqlite");
-    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_file.display()))
-        .await
-        .expect("second connection");
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut lock)
-        .await
-        .expect("lock");
+    let mut lock = s.lock_the_file().await;
     let (status, retry_after) = readyz().await;
     assert_eq!(status, 503);
     assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap_or("")), Some("1"));
