@@ -46,7 +46,7 @@ impl Engine {
         let cfg = self.config();
         let ttl_s = req
             .ttl_s
-            .unwrap_or(cfg.quote_ttl_s_default)
+            .map_or(cfg.quote_ttl_s_default, u64::from)
             .clamp(1, cfg.quote_ttl_s_max);
         let now = now_ms();
         let quote = Quote {

@@ -103,7 +103,7 @@ impl Engine {
         let cfg = self.config();
         let ttl_s = req
             .ttl_s
-            .unwrap_or(cfg.quote_ttl_s_default)
+            .map_or(cfg.quote_ttl_s_default, u64::from)
             .clamp(1, cfg.quote_ttl_s_max);
         let fee_fixed = parse_decimal("stored fee", &rate.fee_fixed)?;
         let quote = Quote {

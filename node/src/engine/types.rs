@@ -59,6 +59,7 @@ pub struct NewUser {
     )]
     pub lang: Option<String>,
     /// A self-custody address; when absent the node derives a custodial account.
+    #[schema(nullable = false, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub self_custody_address: Option<String>,
 }
 
@@ -225,8 +226,9 @@ pub struct QuoteRequest {
     /// `remesa_wallet` sends USD stablecoin straight into the recipient's Remesa wallet: an instant, gasless P2P
     /// transfer with no partner, no FX and no fee; it needs `recipient_phone` of a registered user.
     pub payout_method: PayoutMethod,
-    /// Requested validity in seconds; capped by the server.
-    pub ttl_s: Option<u64>,
+    /// Requested validity in seconds, up to 2^32 − 1; the node's `quote_ttl_s_max` caps what it grants.
+    #[schema(nullable = false, minimum = 0, maximum = 4_294_967_295_u32)]
+    pub ttl_s: Option<u32>,
     /// The recipient's phone (E.164). Required for `remesa_wallet` (the quote is bound to it and refused when the
     /// phone has no Remesa wallet); ignored for the other methods. When given it must be a valid number (422).
     #[serde(default, skip_serializing_if = "Option::is_none")]

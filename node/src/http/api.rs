@@ -201,6 +201,17 @@ pub async fn list_remittances(
         }
     }
     let limit = page_limit(p.limit, 50)?;
+    for (name, value) in [
+        ("sender_user_id", &p.sender_user_id),
+        ("sender_address", &p.sender_address),
+        ("cursor", &p.cursor),
+    ] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
+            return Err(Problem::validation(format!(
+                "{name} must be at most 200 characters"
+            )));
+        }
+    }
     if let Some(id) = p.partner_id
         && PartnerId::new(id).is_err()
     {
