@@ -59,7 +59,7 @@ pub struct NewUser {
     )]
     pub lang: Option<String>,
     /// A self-custody address; when absent the node derives a custodial account.
-    #[schema(nullable = false, pattern = "^0x[0-9a-fA-F]{40}$")]
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub self_custody_address: Option<String>,
 }
 
@@ -134,7 +134,7 @@ pub struct NewPartner {
     #[schema(pattern = "^[A-Za-z0-9+/]{43}=$")]
     pub public_key: String,
     /// Where the node POSTs the partner's signed webhooks: an http(s) URL.
-    #[schema(nullable = false, max_length = 2048, pattern = "^https?://[!-~]+$")]
+    #[schema(max_length = 2048, pattern = "^https?://[!-~]+$")]
     pub webhook_url: Option<String>,
     /// Where releases pay; part of every remittance's terms (the escrow's owner cannot redirect locked money).
     /// Not zero, the escrow or the token.
@@ -142,7 +142,7 @@ pub struct NewPartner {
     pub settlement_address: String,
     /// The partner's EVM signer for cooperative cancels (EOA or ERC-1271); default: the settlement address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, pattern = "^0x[0-9a-fA-F]{40}$")]
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub signer_address: Option<String>,
 }
 
@@ -227,7 +227,7 @@ pub struct QuoteRequest {
     /// transfer with no partner, no FX and no fee; it needs `recipient_phone` of a registered user.
     pub payout_method: PayoutMethod,
     /// Requested validity in seconds, up to 2^32 − 1; the node's `quote_ttl_s_max` caps what it grants.
-    #[schema(nullable = false, minimum = 0, maximum = 4_294_967_295_u32)]
+    #[schema(minimum = 0, maximum = 4_294_967_295_u32)]
     pub ttl_s: Option<u32>,
     /// The recipient's phone (E.164). Required for `remesa_wallet` (the quote is bound to it and refused when the
     /// phone has no Remesa wallet); ignored for the other methods. When given it must be a valid number (422).

@@ -641,7 +641,7 @@ pub struct FailPayout {
     /// domain (name "Remesa Escrow", version "3", `chain_id` and `escrow_address` from `GET /v1/partner/me`):
     /// 0x + 130 hex digits. With it the sender is refunded now (the escrow's `cancel`); without it, at expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, pattern = "^0x[0-9a-fA-F]{130}$")]
+    #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
     pub decline_signature: Option<String>,
 }
 
