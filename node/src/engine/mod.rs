@@ -185,6 +185,18 @@ pub enum EngineError {
     Internal(String),
 }
 
+impl EngineError {
+    /// A storage error that can pass (the database out of reach, out of space, restarting): the HTTP layers answer
+    /// 503 with `Retry-After` instead of 500 (see [`StoreError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Store(e) => e.is_transient(),
+            EngineError::Chain(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
         EngineError::Store(StoreError::Sqlx(e))

@@ -215,12 +215,8 @@ impl From<EngineError> for Problem {
                 "Service unavailable",
                 Some(e.to_string()),
             ),
-            EngineError::Store(store) if store.is_transient() => {
-                tracing::warn!(target: "http", error = %e, cause = %store, "storage unavailable");
-                Problem::storage_unavailable()
-            }
-            EngineError::Chain(chain) if chain.is_transient() => {
-                tracing::warn!(target: "http", error = %e, cause = %chain, "storage unavailable");
+            EngineError::Store(_) | EngineError::Chain(_) if e.is_transient() => {
+                tracing::warn!(target: "http", error = ?e, "storage unavailable");
                 Problem::storage_unavailable()
             }
             EngineError::Store(_) | EngineError::Chain(_) | EngineError::Internal(_) => {
