@@ -258,7 +258,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(|| async { axum::Json(openapi()) }),
         )
         .merge(crate::chat::router(state.clone()))
-        .merge(crate::partner::router(state.clone()));
+        .merge(crate::partner::router(state.clone()))
+        .merge(crate::console::router(&state));
     crate::http::finish(r, state)
 }
 

@@ -1,7 +1,7 @@
 //! Architecture invariant, checked: dependencies between the node's top-level modules point one way.
 //!
 //! ```text
-//! domain ← faults ← config ← store ← chain ← engine ← http ← (chat, partner) ← app ← cli
+//! domain ← faults ← config ← store ← chain ← engine ← http ← (chat, partner) ← console ← app ← cli
 //! ```
 //!
 //! A module may use the modules to its left, never one to its right (chat and partner, on the same level, do not
@@ -24,6 +24,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["engine"],
     &["http"],
     &["chat", "partner"],
+    &["console"],
     &["app"],
     &["cli"],
     // The fuzz-target bodies (node/fuzz, node/tests/fuzz_corpus.rs): parsers of every layer, used by nothing.

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod faults;

@@ -42,6 +42,14 @@ pub const DEMO_FUNDS_TOKENS: u64 = 1_000;
 /// Anvil account 2: the demo partner's settlement address.
 pub const DEMO_SETTLEMENT: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
 const DEV_OPERATOR_TOKEN: &str = "dev-operator-token";
+/// The devnet's console logins (printed on purpose, like the operator token; devnet only).
+pub const DEV_AGENT_USERNAME: &str = "agent.tienda";
+pub const DEV_AGENT_PASSWORD: &str = "dev-agent-password";
+/// An agent of partner 1 (simulated), to see that one partner's agent cannot see another's payouts.
+pub const DEV_AGENT1_USERNAME: &str = "agent.banco";
+pub const DEV_AGENT1_PASSWORD: &str = "dev-agent-password";
+pub const DEV_OPERATOR_USERNAME: &str = "operator";
+pub const DEV_OPERATOR_PASSWORD: &str = "dev-operator-password";
 const DEV_PASSPHRASE: &str = "remesa-dev-passphrase";
 
 pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
@@ -103,6 +111,9 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     dev_config.kyc = config.kyc.clone();
     dev_config.travel_rule = config.travel_rule.clone();
     dev_config.cancel_window_s = config.cancel_window_s;
+    // The devnet is served over plain HTTP on 127.0.0.1: a `Secure` cookie would never come back.
+    dev_config.console = config.console.clone();
+    dev_config.console.secure_cookies = false;
     // Screening on, against the demo list (OFAC's file formats), unless the configuration names its own lists.
     dev_config.sanctions = config.sanctions.clone();
     if config.sanctions.ofac_dir.is_none() && config.sanctions.un_xml.is_none() {
@@ -114,6 +125,7 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     let custody = state.engine.custody().context("keystore")?;
     devnet::fund_gas(&rpc_url, custody.relayer()?.address()).await?;
     seed(&state, None).await?;
+    seed_console_logins(&state).await?;
     for (phone, name) in DEMO_USERS {
         let (u, _) = state
             .engine
@@ -156,13 +168,20 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
         crate::partner::spawn_dev_sim(&state, 1, &node_url, recipient).map_err(anyhow::Error::msg)?;
         println!("partner simulator: partner 1 accepts and pays payouts through the signed partner API");
         println!(
-            "partner 2 is not simulated: sends to Honduras (+504) wait for a person (POST \
+            "partner 2 is not simulated: sends to Honduras (+504) wait for a person at the counter page (or POST \
              /v1/admin/payouts/{{id}}/accept|complete|fail), so a cancel within 30 minutes can be tried by hand"
         );
     }
     println!();
     println!("Remesa devnet node: {node_url}  (OpenAPI: {node_url}/openapi.json)");
     println!("operator token:     {operator}");
+    println!(
+        "partner counter:    {node_url}/partner/  agent {DEV_AGENT_USERNAME} / {DEV_AGENT_PASSWORD} (partner 2, \
+         Tienda Express: pays out sends to Honduras, +504)"
+    );
+    println!(
+        "operator console:   {node_url}/ops/  operator {DEV_OPERATOR_USERNAME} / {DEV_OPERATOR_PASSWORD}"
+    );
     for l in &limits {
         let show =
             |v: Option<rust_decimal::Decimal>| v.map_or_else(|| "-".to_owned(), |d| format!("{d} USD"));
@@ -321,6 +340,47 @@ pub async fn seed(state: &app::AppState, partner_webhook_url: Option<String>) ->
 
 /// The devnet's sending limits per KYC tier: small for unverified (tier 0) senders, so a refusal is easy to try,
 /// larger once verified (`verify` in the chat raises a sender to tier 1).
+/// The devnet's console logins: an agent of each demo partner and an operator.
+async fn seed_console_logins(state: &app::AppState) -> anyhow::Result<()> {
+    use crate::domain::account::{DisplayName, Password, Role, Username};
+    use crate::engine::accounts::NewAccount;
+    for (username, password, name, role, partner) in [
+        (
+            DEV_AGENT_USERNAME,
+            DEV_AGENT_PASSWORD,
+            "Ana (Tienda Express)",
+            Role::Agent,
+            Some(2),
+        ),
+        (
+            DEV_AGENT1_USERNAME,
+            DEV_AGENT1_PASSWORD,
+            "Luis (Banco Demo)",
+            Role::Agent,
+            Some(1),
+        ),
+        (
+            DEV_OPERATOR_USERNAME,
+            DEV_OPERATOR_PASSWORD,
+            "Operator",
+            Role::Operator,
+            None,
+        ),
+    ] {
+        state
+            .engine
+            .create_account(NewAccount {
+                username: Username::parse(username)?,
+                password: Password::parse(password)?,
+                display_name: DisplayName::parse(name)?,
+                role,
+                partner: partner.map(PartnerId::new).transpose()?,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 fn demo_limits() -> Vec<crate::config::LimitRule> {
     [
         (0, "500", "1000", "3000"),

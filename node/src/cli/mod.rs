@@ -57,6 +57,9 @@ pub enum Command {
     /// Posted rates (operator, until partners post their own).
     #[command(subcommand)]
     Rates(RatesCmd),
+    /// Web console sign-ins (operator): operators of `/ops/`, counter agents of `/partner/`.
+    #[command(subcommand)]
+    Console(ConsoleCmd),
     /// Devnet helpers (anvil only): deploy, mint, time travel.
     #[command(subcommand)]
     Devnet(DevnetCmd),
@@ -64,6 +67,30 @@ pub enum Command {
     Chat(crate::chat::terminal::ChatArgs),
     /// A simulated cash-out partner working through the partner API (devnet).
     PartnerSim(crate::partner::sim::SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCmd {
+    /// Create a sign-in. The password is read from REMESA_CONSOLE_PASSWORD, else from the first line of standard
+    /// input (10 to 128 characters); it is stored only as an argon2id hash.
+    Add {
+        /// `operator` (the `/ops/` console) or `agent` (the `/partner/` counter; needs `--partner`).
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        username: String,
+        /// The name the consoles show.
+        #[arg(long)]
+        display_name: String,
+        /// The partner an agent works for.
+        #[arg(long)]
+        partner: Option<u64>,
+    },
+    /// Disable a sign-in: it cannot sign in again, and its sessions end at once.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +245,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&added)?);
+        }
+        Command::Console(ConsoleCmd::Add {
+            role,
+            username,
+            display_name,
+            partner,
+        }) => {
+            use crate::domain::account::{DisplayName, Password, Role, Username};
+            let password = match std::env::var("REMESA_CONSOLE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let new = crate::engine::accounts::NewAccount {
+                username: Username::parse(&username)?,
+                password: Password::parse(&password)?,
+                display_name: DisplayName::parse(&display_name)?,
+                role: Role::parse(&role)?,
+                partner: partner.map(crate::domain::PartnerId::new).transpose()?,
+            };
+            let st = app::state(load()?).await?;
+            let a = st.engine.create_account(new).await?;
+            println!("{} {} created", a.role.as_str(), a.username);
+        }
+        Command::Console(ConsoleCmd::Disable { username }) => {
+            let st = app::state(load()?).await?;
+            let u = crate::domain::account::Username::parse(&username)?;
+            st.engine.set_account_active(&u, None, false).await?;
+            println!("{username} disabled");
         }
         Command::Partner(PartnerCmd::Keygen { file }) => {
             let public_key = crate::partner::keygen(&file).map_err(anyhow::Error::msg)?;

@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 pub mod chain;
 pub mod chat;
 pub mod compliance;
+pub mod console;
 pub mod partner;
 
 pub use chain::ChainConfig;
 pub use chat::ChatConfig;
 pub use compliance::{KycConfig, LimitRule, SanctionsConfig, TravelRuleConfig};
+pub use console::ConsoleConfig;
 pub use partner::PartnerConfig;
 
 /// Everything `remesa serve` needs. Units are in the names. `Debug` shows no secret (the database URL's password
@@ -97,6 +99,8 @@ pub struct Config {
     pub kyc: KycConfig,
     /// The travel rule (`[travel_rule]`, or `REMESA_TRAVEL_RULE__<FIELD>`).
     pub travel_rule: TravelRuleConfig,
+    /// The web consoles (`[console]`, or `REMESA_CONSOLE__<FIELD>`).
+    pub console: ConsoleConfig,
     #[serde(flatten)]
     pub chat: ChatConfig,
     #[serde(flatten)]
@@ -139,6 +143,7 @@ impl Default for Config {
             sanctions: SanctionsConfig::default(),
             kyc: KycConfig::default(),
             travel_rule: TravelRuleConfig::default(),
+            console: ConsoleConfig::default(),
             chat: Default::default(),
             partner: Default::default(),
         }
@@ -178,6 +183,7 @@ impl std::fmt::Debug for Config {
             .field("sanctions", &self.sanctions)
             .field("kyc", &self.kyc)
             .field("travel_rule", &self.travel_rule)
+            .field("console", &self.console)
             .field("chat", &self.chat)
             .field("partner", &self.partner)
             .finish_non_exhaustive()
@@ -331,6 +337,7 @@ impl Config {
         self.kyc.tier1().map_err(ConfigError::Invalid)?;
         self.kyc.recipient_countries().map_err(ConfigError::Invalid)?;
         self.travel_rule.parse().map_err(ConfigError::Invalid)?;
+        self.console.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Domain newtypes: built only by parsing, so a value of the type is valid by construction.
 
+pub mod account;
 mod ids;
 pub mod ivms101;
 pub mod kyc;

@@ -8,6 +8,7 @@
 //! that writes its ledger entries and enqueues its chain work; every change is one row of
 //! `remittance_transitions` (the feed read by chat notifications and partner webhooks).
 
+pub mod accounts;
 pub mod authorization;
 pub mod cases;
 pub mod claims;

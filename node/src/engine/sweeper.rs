@@ -78,6 +78,9 @@ impl Engine {
             if let Err(e) = self.prune(now_ms()).await {
                 tracing::warn!(target: "engine", error = %e, "pruning failed");
             }
+            if let Err(e) = self.prune_sessions().await {
+                tracing::warn!(target: "engine", error = %e, "pruning expired console sessions failed");
+            }
             if let Err(e) = self.refresh_sanctions().await {
                 tracing::warn!(target: "compliance", error = %e, "reading the stored sanctions lists failed");
             }

@@ -135,6 +135,7 @@ pub fn partner_router<S: Clone + Send + Sync + 'static>(state: PartnerState) -> 
         .route("/v1/partner/settlements", get(list_settlements))
         .route("/v1/partner/events", get(list_events))
         .route("/v1/partner/webhook-key", get(webhook_key))
+        .merge(super::agents::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.auth(),
             verify_partner_signature,
@@ -219,7 +220,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// A page cursor from a query: at most 200 characters (422 otherwise). One that does not parse starts from the
 /// beginning.
@@ -233,7 +234,7 @@ fn page_cursor(cursor: Option<&str>) -> ApiResult<Option<&str>> {
 }
 
 /// The signed body as `T`: unreadable JSON is 400, JSON of the wrong shape 422 (as everywhere in the node's API).
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             ApiError::Unprocessable(format!("invalid body: {e}"))
@@ -243,7 +244,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     })
 }
 
-fn partner_id(p: &AuthenticatedPartner) -> ApiResult<(i64, PartnerId)> {
+pub(super) fn partner_id(p: &AuthenticatedPartner) -> ApiResult<(i64, PartnerId)> {
     let id = PartnerId::parse(&p.partner_id).map_err(|_| ApiError::Internal("invalid partner id".into()))?;
     Ok((id.as_i64(), id))
 }
@@ -261,7 +262,7 @@ fn payout_id(id: &str) -> ApiResult<RemittanceId> {
 /// 409 (reason `idempotency_key_in_use`). Server errors are not stored. A request whose process crashed before its
 /// response was stored is run again by the next retry once the node restarted (or the record went stale); the work
 /// (the engine's accept, complete and fail) accepts a repeat, so it happens once.
-async fn idempotent<F, Fut>(
+pub(super) async fn idempotent<F, Fut>(
     st: &PartnerState,
     partner: &AuthenticatedPartner,
     headers: &HeaderMap,
@@ -306,7 +307,7 @@ where
         .await
 }
 
-fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+pub(super) fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
     v.extend_from_slice(method.as_bytes());
     v.push(0);
@@ -925,9 +926,11 @@ impl utoipa::Modify for SecuritySchemes {
 #[derive(OpenApi)]
 #[openapi(
     paths(me, put_rates, get_rates, list_payouts, get_payout, lookup_payout, payout_by_pickup_code, accept_payout, complete_payout,
-          fail_payout, list_settlements, list_events, webhook_key, admin_list_webhooks, admin_requeue_webhook),
+          fail_payout, list_settlements, list_events, webhook_key, admin_list_webhooks, admin_requeue_webhook,
+          super::agents::create_agent, super::agents::list_agents, super::agents::disable_agent, super::agents::enable_agent),
     components(schemas(PartnerMe, AcceptPayout, PutRates, RatesOut, RateInput, Rate, PayoutPage, PartnerPayout, PayoutLookup, PayoutProof, FailPayout,
-                       SettlementPage, PartnerSettlement, EventPage, PartnerEvent, WebhookKey, DeliveryPage, WebhookDelivery)),
+                       SettlementPage, PartnerSettlement, EventPage, PartnerEvent, WebhookKey, DeliveryPage, WebhookDelivery,
+                       super::agents::NewAgent, super::agents::Agent, super::agents::AgentList)),
     modifiers(&SecuritySchemes),
     tags((name = "partner", description = "Cash-out partners: rates, payouts, settlements, events. Every request is \
         signed (RFC 9421, ed25519)."), (name = "admin", description = "Operator endpoints (bearer token)."))

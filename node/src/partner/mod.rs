@@ -2,6 +2,7 @@
 //! feed (`api`, `views`), signed webhooks with a durable retry queue (`webhook`, `feed`, `store`), a signed client
 //! (`client`) and the devnet partner simulator (`sim`).
 
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod client;

@@ -25,6 +25,7 @@ pub mod chain_index;
 pub mod chain_txs;
 pub mod chat;
 pub mod compliance;
+pub mod console;
 pub mod customers;
 pub mod events;
 pub mod group_commit;

@@ -548,3 +548,43 @@ where
     .fetch_optional(exec)
     .await?)
 }
+
+/// The remittances that name `tx_hash` (lower-case 0x-hex) as their lock, release or refund transaction, at most
+/// `limit` (the operator console's search).
+pub async fn by_tx_hash<'e, E>(exec: E, tx_hash: &str, limit: i64) -> Result<Vec<RemittanceRow>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLS} FROM remittances WHERE lock_tx_hash = $1 OR release_tx_hash = $1 OR refund_tx_hash = $1 \
+         ORDER BY created_at_unix_ms DESC LIMIT $2"
+    ))
+    .bind(tx_hash)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// The remittance in one of `states` that changed least recently: `(id, state, updated_at_unix_ms)`.
+pub async fn oldest_in_states<'e, E>(
+    exec: E,
+    states: &[&str],
+) -> Result<Option<(String, String, i64)>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    if states.is_empty() {
+        return Ok(None);
+    }
+    let params: Vec<String> = (1..=states.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id, state, updated_at_unix_ms FROM remittances WHERE state IN ({}) \
+         ORDER BY updated_at_unix_ms, id LIMIT 1",
+        params.join(", ")
+    );
+    let mut q = sqlx::query_as(&sql);
+    for s in states {
+        q = q.bind(*s);
+    }
+    Ok(q.fetch_optional(exec).await?)
+}

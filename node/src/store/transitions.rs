@@ -109,3 +109,22 @@ where
             .await?,
     )
 }
+
+/// Transitions into `to_state` since `since_unix_ms`, counted per hour: `(hour = unix ms / 3,600,000, count)`.
+pub async fn count_per_hour<'e, E>(
+    exec: E,
+    to_state: &str,
+    since_unix_ms: i64,
+) -> Result<Vec<(i64, i64)>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(
+        "SELECT CAST(at_unix_ms / 3600000 AS BIGINT) AS hour, CAST(COUNT(*) AS BIGINT) AS n \
+         FROM remittance_transitions WHERE to_state = $1 AND at_unix_ms >= $2 GROUP BY hour ORDER BY hour",
+    )
+    .bind(to_state)
+    .bind(since_unix_ms)
+    .fetch_all(exec)
+    .await?)
+}
