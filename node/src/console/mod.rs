@@ -217,6 +217,8 @@ impl From<EngineError> for PageError {
             EngineError::NotFound(_) => Self::NotFound,
             EngineError::Invalid(m) => Self::Refused(StatusCode::UNPROCESSABLE_ENTITY, m),
             EngineError::Conflict(m) => Self::Refused(StatusCode::CONFLICT, m),
+            // e.g. no keystore loaded: nothing the person can fix by trying again now
+            EngineError::Unavailable(m) => Self::Refused(StatusCode::SERVICE_UNAVAILABLE, m),
             e => {
                 tracing::error!(target: "console", error = %e, "console request failed");
                 Self::Internal

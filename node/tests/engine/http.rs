@@ -9,11 +9,12 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "test-operator-token";
 
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     client: reqwest::Client,
     db: remesa::store::Db,
-    shutdown: tokio_util::sync::CancellationToken,
+    pub(crate) engine: remesa::engine::Engine,
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
     _dir: tempfile::TempDir,
 }
 
@@ -22,7 +23,7 @@ async fn spawn(database_url: Option<String>) -> Server {
 }
 
 /// `extra` settings are merged over the test defaults.
-async fn spawn_with(database_url: Option<String>, extra: Figment) -> Server {
+pub(crate) async fn spawn_with(database_url: Option<String>, extra: Figment) -> Server {
     let dir = tempfile::tempdir().expect("tmp");
     let mut fig = Figment::new()
         .merge(Serialized::default("http_addr", "127.0.0.1:0"))
@@ -37,12 +38,14 @@ async fn spawn_with(database_url: Option<String>, extra: Figment) -> Server {
     let port = app.port();
     let shutdown = app.state().shutdown.clone();
     let db = app.state().db.clone();
+    let engine = app.state().engine.clone();
     tokio::spawn(app.run_until_stopped());
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     Server {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         db,
+        engine,
         shutdown,
         _dir: dir,
     }

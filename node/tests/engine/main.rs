@@ -4,6 +4,7 @@
 //! does (inside a transaction); the on-chain side is covered by the end-to-end tests in `tests/`.
 
 mod cases;
+mod console;
 mod helpers;
 mod holds;
 mod http;

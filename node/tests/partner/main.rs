@@ -2,6 +2,7 @@
 //! when it cannot be reached), real HTTP servers on port 0.
 #![allow(clippy::unwrap_used)]
 
+mod agents;
 mod api;
 mod auth;
 mod crash;
