@@ -2,7 +2,7 @@
 # Runs every test Remesa has: artifact check, forge fmt + tests, the gas report check, Slither, cargo fmt, clippy
 # (-D warnings, inside the one build), and the Rust test suites
 # (unit, integration against a real anvil, end-to-end with the real binaries) on SQLite and PostgreSQL, then the
-# benchmark and fault-suite smoke runs.
+# browser tests (the web consoles in Chromium) and the benchmark and fault-suite smoke runs.
 # Installs what it needs itself (the pinned devnet toolchain from contracts/package-lock.json).
 #
 #   scripts/test.sh            everything
@@ -114,6 +114,17 @@ if cargo nextest --version >/dev/null 2>&1; then
   fi
 else
   cargo test --workspace --locked --no-fail-fast
+fi
+
+if [[ $only_rust -eq 0 ]]; then
+  # The consoles in real Chromium against a real `remesa dev` (about 40 s). CI may still be installing Chromium
+  # in the background (.ci/run): wait for it here.
+  step "browser tests: the web consoles in Chromium (scripts/browser-test.sh)"
+  if [[ -n "${REMESA_CHROMIUM_INSTALL_DONE:-}" ]]; then
+    for _ in $(seq 1 600); do [[ -f "$REMESA_CHROMIUM_INSTALL_DONE" ]] && break; sleep 1; done
+    cat "${REMESA_CHROMIUM_INSTALL_DONE%.done}.log" 2>/dev/null | tail -n 3 || true
+  fi
+  "$root/scripts/browser-test.sh"
 fi
 
 if [[ -x "$root/scripts/bench.sh" && $only_rust -eq 0 ]]; then

@@ -126,7 +126,14 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
                 .await
                 .ok()
                 .and_then(Result::ok)
-                .map(|wei| tokens(&wei.to_string(), 18))
+                // shown to 6 decimals, rounded down (a display; nothing is computed from it)
+                .map(|wei| {
+                    let eth = tokens(&wei.to_string(), 18);
+                    eth.parse::<rust_decimal::Decimal>().map_or(eth, |d| {
+                        d.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero)
+                            .to_string()
+                    })
+                })
         }
         _ => None,
     };
