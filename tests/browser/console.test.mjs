@@ -85,13 +85,19 @@ async function context(viewport, locale = "en-US") {
   return browser.newContext({ viewport, locale });
 }
 
-/** Presses Tab until `selector` has the focus (every action must be reachable by keyboard). */
-async function tabTo(page, selector, most = 40) {
+/** Presses Tab until `target` has the focus (every action must be reachable by keyboard): a CSS selector, or
+ *  `{ button: "label" }` for the button with that text. */
+async function tabTo(page, target, most = 60) {
   for (let i = 0; i < most; i++) {
     await page.keyboard.press("Tab");
-    if (await page.evaluate((s) => document.activeElement === document.querySelector(s), selector)) return;
+    const here = await page.evaluate((t) => {
+      const a = document.activeElement;
+      if (typeof t === "string") return a === document.querySelector(t);
+      return a?.tagName === "BUTTON" && a.textContent.trim() === t.button;
+    }, target);
+    if (here) return;
   }
-  assert.fail(`${selector} is not reachable with the Tab key on ${page.url()}`);
+  assert.fail(`${JSON.stringify(target)} is not reachable with the Tab key on ${page.url()}`);
 }
 
 async function signIn(page, console_, who) {
@@ -191,6 +197,18 @@ test("another partner's agent cannot see the payout; wrong codes are refused, th
   // the sixth within the window is refused without looking, right code or not
   assert.equal(await lookUp(page, code), 429);
   assert.match(await page.locator(".alert").innerText(), /Too many wrong codes/);
+  // partner 1 (simulated, paid by webhooks) serves Guatemala: its agent sees the deliveries and sends one again
+  await chat(SENDER, "send 10 to Ana Perez +502 5555 0303, cash pickup");
+  await chat(SENDER, "yes");
+  await page.goto(`${BASE}/partner/webhooks`);
+  await eventually("a delivered webhook", async () => {
+    await page.reload();
+    return (await page.locator("#deliveries .card", { hasText: "delivered" }).count()) > 0;
+  });
+  await check(page, "partner-webhooks");
+  await tabTo(page, "#deliveries .card form button");
+  await Promise.all([page.waitForURL(/done=resent$/), page.keyboard.press("Enter")]);
+  assert.match(await page.locator(".notice").innerText(), /sent again/);
   await ctx.close();
 
   // the limit is this agent's and its partner's: partner 2's agent still finds the payout (on a desktop)
@@ -228,6 +246,53 @@ test("the operator finds the remittance by phone and sees its whole timeline", a
     await check(page, "ops-remittance");
     await ctx.close();
   }
+});
+
+test("the operator reviews a held transfer, suspends a partner and sees the webhooks", async () => {
+  // a send the demo sanctions list holds
+  const held = await chat(SENDER, "send 50 to Joaquin Guzman Loera +52 55 1234 5678, cash pickup");
+  assert.ok(held.replies.length > 0);
+  await chat(SENDER, "yes");
+  const ctx = await context(PHONE);
+  const page = await ctx.newPage();
+  await signIn(page, "ops", OPERATOR);
+  await eventually("the held transfer in the review queue", async () => {
+    await page.goto(`${BASE}/ops/holds`);
+    return (await page.locator("#holds .card").count()) > 0;
+  });
+  await check(page, "ops-holds");
+  await tabTo(page, "#holds textarea");
+  await page.keyboard.type("name matches a listed person; rejected pending documents");
+  await tabTo(page, "#holds button[value=reject]");
+  await Promise.all([page.waitForURL(/done=decided$/), page.keyboard.press("Enter")]);
+  assert.match(await page.locator(".notice").innerText(), /Decision recorded/);
+  assert.equal(await page.locator("#holds .card").count(), 0);
+
+  await page.goto(`${BASE}/ops/partners`);
+  await check(page, "ops-partners");
+  await page.goto(`${BASE}/ops/partners/2`);
+  assert.match(await page.locator("main").innerText(), /HN HNL/);
+  await check(page, "ops-partner");
+  await page.goto(`${BASE}/ops/webhooks`);
+  await check(page, "ops-webhooks");
+
+  // suspending partner 2 shuts its agents out at once; activating lets them back
+  const agent = await (await context(DESKTOP)).newPage();
+  await signIn(agent, "partner", AGENT);
+  await page.goto(`${BASE}/ops/partners`);
+  const submitted = (p) =>
+    page.waitForResponse((r) => r.url() === `${BASE}/ops/partners/2/status` && r.request().method() === "POST");
+  await tabTo(page, { button: "Suspend Tienda Express" });
+  await Promise.all([submitted(), page.keyboard.press("Enter")]);
+  await page.waitForLoadState();
+  assert.equal((await agent.goto(`${BASE}/partner/`)).status(), 403);
+  await page.goto(`${BASE}/ops/partners`);
+  await tabTo(page, { button: "Activate Tienda Express" });
+  await Promise.all([submitted(), page.keyboard.press("Enter")]);
+  await page.waitForLoadState();
+  assert.equal((await agent.goto(`${BASE}/partner/`)).status(), 200);
+  await agent.context().close();
+  await ctx.close();
 });
 
 test("forged requests are refused: CSRF, another origin, the wrong role", async () => {

@@ -124,7 +124,17 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
     let state = app::state(dev_config).await?;
     let custody = state.engine.custody().context("keystore")?;
     devnet::fund_gas(&rpc_url, custody.relayer()?.address()).await?;
-    seed(&state, None).await?;
+    // The simulated partner 1 receives the node's signed webhooks (and works on a payout when its
+    // `payout.created` arrives) at a free local port, registered as its webhook URL.
+    let sim_webhook = if args.no_partner_sim {
+        None
+    } else {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = probe.local_addr()?;
+        drop(probe);
+        Some(addr)
+    };
+    seed(&state, sim_webhook.map(|a| format!("http://{a}/webhooks"))).await?;
     seed_console_logins(&state).await?;
     for (phone, name) in DEMO_USERS {
         let (u, _) = state
@@ -165,8 +175,15 @@ pub async fn run(config: Config, args: DevArgs) -> anyhow::Result<()> {
             let chat = chat.clone();
             Box::pin(async move { chat.recipient_pickup_code(&id).await.ok().flatten() })
         });
-        crate::partner::spawn_dev_sim(&state, 1, &node_url, recipient).map_err(anyhow::Error::msg)?;
-        println!("partner simulator: partner 1 accepts and pays payouts through the signed partner API");
+        crate::partner::spawn_dev_sim(&state, 1, &node_url, recipient, sim_webhook)
+            .map_err(anyhow::Error::msg)?;
+        println!(
+            "partner simulator: partner 1 accepts and pays payouts through the signed partner API, told by the \
+             node's webhooks{}",
+            sim_webhook
+                .map(|a| format!(" at http://{a}/webhooks"))
+                .unwrap_or_default()
+        );
         println!(
             "partner 2 is not simulated: sends to Honduras (+504) wait for a person at the counter page (or POST \
              /v1/admin/payouts/{{id}}/accept|complete|fail), so a cancel within 30 minutes can be tried by hand"

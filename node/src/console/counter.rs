@@ -11,7 +11,8 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::pages::{
-    CounterPage, PaidLine, PayoutLine, PayoutPage, SettlementLine, SettlementsPage, short, utc_ms,
+    CounterPage, PaidLine, PayoutLine, PayoutPage, SettlementLine, SettlementsPage, WebhooksPage, short,
+    utc_ms,
 };
 use super::{PageError, PageResult, Session, auth_routes, page, respond};
 use crate::domain::account::Role;
@@ -37,7 +38,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/partner/payouts/{id}/paid", post(paid))
         .route("/partner/payouts/{id}/problem", post(problem))
         .route("/partner/settlements", get(settlements))
+        .route("/partner/webhooks", get(webhooks))
+        .route("/partner/webhooks/{id}/resend", post(resend))
 }
+
+/// Most deliveries the webhooks page lists.
+const DELIVERIES_MAX: i64 = 100;
 
 fn agent_partner(s: &Session) -> Result<PartnerId, PageError> {
     s.account.partner.ok_or(PageError::Forbidden)
@@ -386,4 +392,69 @@ async fn settlements_page(st: &AppState, h: &HeaderMap) -> PageResult {
             items,
         },
     ))
+}
+
+async fn webhooks(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HomeQuery>,
+) -> Response {
+    respond(webhooks_page(&st, &h, q.done.as_deref()).await)
+}
+
+/// The partner's webhook deliveries, with "resend" for delivered and parked ones.
+async fn webhooks_page(st: &AppState, h: &HeaderMap, done: Option<&str>) -> PageResult {
+    let (s, pid) = session(st, h).await?;
+    let lang = s.lang;
+    let items = PartnerDb::from(&st.db)
+        .partner_deliveries(&pid.to_string(), DELIVERIES_MAX)
+        .await
+        .map_err(|x| (lang, x.into()))?
+        .iter()
+        .map(|d| super::ops::delivery_line(d, &["delivered", "failed"]))
+        .collect();
+    Ok(page(
+        StatusCode::OK,
+        &WebhooksPage {
+            l: s.layout(Role::Agent, lang.t().counter_title, "/partner/webhooks"),
+            csrf: s.csrf.clone(),
+            flash: (done == Some("resent")).then(|| lang.t().resent.to_owned()),
+            base: "/partner/webhooks",
+            show_partner: false,
+            items,
+        },
+    ))
+}
+
+async fn resend(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<super::CsrfForm>,
+) -> Response {
+    respond(resend_action(&st, &h, &id, f).await)
+}
+
+async fn resend_action(st: &AppState, h: &HeaderMap, id: &str, f: super::CsrfForm) -> PageResult {
+    let (s, pid) = session(st, h).await?;
+    let lang = s.lang;
+    let e = |x: PageError| (lang, x);
+    s.check_csrf(&f.csrf).map_err(e)?;
+    let id: String = id.chars().take(100).collect();
+    // only this partner's deliveries: another partner's id is not found
+    let done = PartnerDb::from(&st.db)
+        .resend_delivery(&id, &pid.to_string())
+        .await
+        .map_err(|x| e(x.into()))?;
+    if !done {
+        return Err(e(PageError::Refused(
+            StatusCode::CONFLICT,
+            lang.t().not_resendable.to_owned(),
+        )));
+    }
+    st.engine
+        .audit(&s.account, "webhook_resent", Some(&id), None)
+        .await
+        .map_err(|x| e(x.into()))?;
+    Ok(Redirect::to("/partner/webhooks?done=resent").into_response())
 }

@@ -478,7 +478,7 @@ async fn sign_in(st: &AppState, h: &HeaderMap, role: Role, form: LoginForm) -> R
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 async fn sign_out(st: &AppState, h: &HeaderMap, role: Role, form: CsrfForm) -> Response {

@@ -5,15 +5,18 @@
 use std::time::Duration;
 
 use alloy::providers::Provider as _;
+use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Redirect, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse as _, Redirect, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::pages::{
-    Bar, DashboardPage, RemittanceLine, RemittancePage, SearchPage, StateCount, TimelineLine, short, utc_ms,
+    Bar, DashboardPage, DeliveryLine, HitLine, HoldLine, HoldsPage, PartnerLine, PartnerPage, PartnersPage,
+    RateLine, RemittanceLine, RemittancePage, SearchPage, Series, StateCount, TimelineLine, WebhooksPage,
+    short, utc_ms,
 };
 use super::{PageError, PageResult, Session, auth_routes, page, respond};
 use crate::domain::account::Role;
@@ -34,7 +37,17 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ops/", get(dashboard))
         .route("/ops/remittances", get(search))
         .route("/ops/remittances/{id}", get(remittance))
+        .route("/ops/partners", get(partners).post(add_partner))
+        .route("/ops/partners/{id}", get(partner))
+        .route("/ops/partners/{id}/status", post(partner_status))
+        .route("/ops/holds", get(holds))
+        .route("/ops/holds/{id}", post(decide_hold))
+        .route("/ops/webhooks", get(webhooks))
+        .route("/ops/webhooks/{id}/resend", post(requeue_webhook))
 }
+
+/// Most partners, held transfers and deliveries one page lists.
+const LIST_MAX: u32 = 200;
 
 async fn operator(st: &AppState, h: &HeaderMap) -> Result<Session, (super::i18n::Lang, PageError)> {
     let lang = super::i18n::Lang::from_headers(h);
@@ -110,6 +123,50 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
         })
         .collect();
 
+    // remittances reaching a few states per hour: one polyline each
+    let mut series = Vec::new();
+    let mut per_state = Vec::new();
+    for (state, color) in [
+        ("funds_locked", "#0b5cad"),
+        ("paid", "#b7791f"),
+        ("settled", "#1f6f5c"),
+        ("refunded", "#b42318"),
+    ] {
+        let rows = transitions::count_per_hour(pool, state, (this_hour - 23) * 3_600_000)
+            .await
+            .map_err(e)?;
+        let counts: Vec<i64> = (this_hour - 23..=this_hour)
+            .map(|hr| rows.iter().find(|(h, _)| *h == hr).map_or(0, |(_, n)| *n))
+            .collect();
+        per_state.push((state, color, counts));
+    }
+    let series_max = per_state
+        .iter()
+        .flat_map(|(_, _, c)| c.iter().copied())
+        .max()
+        .unwrap_or(0);
+    for (state, color, counts) in per_state {
+        let points = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let y = if series_max == 0 {
+                    100
+                } else {
+                    100 - n * 85 / series_max
+                };
+                format!("{},{y}", i * 20 + 8)
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        series.push(Series {
+            name: state.to_owned(),
+            color,
+            total: counts.iter().sum(),
+            points,
+        });
+    }
+
     let ledger = crate::engine::ledger::balance(pool, crate::engine::ledger::ESCROW)
         .await
         .map_err(|x| (lang, PageError::from(x)))?;
@@ -164,6 +221,8 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
         &DashboardPage {
             l: s.layout(Role::Operator, lang.t().ops_title, "/ops/"),
             by_state,
+            series,
+            series_max,
             hours,
             hours_max,
             hours_total,
@@ -353,4 +412,391 @@ async fn remittance_page(st: &AppState, h: &HeaderMap, id: &str) -> PageResult {
             txs,
         },
     ))
+}
+
+// ------------------------------------------------------------------------------------------------ partners
+
+fn partner_line(p: &crate::engine::Partner) -> PartnerLine {
+    PartnerLine {
+        id: p.id,
+        name: p.name.clone(),
+        corridors: format!("{} ({})", p.countries.join(", "), p.currencies.join(", ")),
+        methods: p
+            .payout_methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        settlement_address: p.settlement_address.clone(),
+        active: p.status == "active",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct FlashQuery {
+    done: Option<String>,
+}
+
+async fn partners(State(st): State<AppState>, h: HeaderMap, Query(q): Query<FlashQuery>) -> Response {
+    respond(partners_page(&st, &h, q.done.as_deref(), StatusCode::OK, None).await)
+}
+
+async fn partners_page(
+    st: &AppState,
+    h: &HeaderMap,
+    done: Option<&str>,
+    status: StatusCode,
+    message: Option<String>,
+) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let items = st
+        .engine
+        .list_partners()
+        .await
+        .map_err(|x| (lang, x.into()))?
+        .iter()
+        .map(partner_line)
+        .collect();
+    let flash = message.or_else(|| (done == Some("added")).then(|| lang.t().partner_added.to_owned()));
+    Ok(page(
+        status,
+        &PartnersPage {
+            l: s.layout(Role::Operator, lang.t().ops_title, "/ops/partners"),
+            csrf: s.csrf.clone(),
+            flash,
+            items,
+        },
+    ))
+}
+
+/// The add-partner form's fields.
+#[derive(Debug, Deserialize)]
+struct PartnerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    countries: String,
+    #[serde(default)]
+    currencies: String,
+    #[serde(default)]
+    cash_pickup: Option<String>,
+    #[serde(default)]
+    bank_deposit: Option<String>,
+    #[serde(default)]
+    mobile_wallet: Option<String>,
+    #[serde(default)]
+    public_key: String,
+    #[serde(default)]
+    webhook_url: String,
+    #[serde(default)]
+    settlement_address: String,
+}
+
+fn list_field(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|x| x.trim().to_ascii_uppercase())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+async fn add_partner(State(st): State<AppState>, h: HeaderMap, Form(f): Form<PartnerForm>) -> Response {
+    respond(add_partner_action(&st, &h, f).await)
+}
+
+/// Adds a partner as `remesa partner add` does (also registered in the escrow when this node holds the owner key);
+/// a refusal shows on the partners page with what was wrong.
+async fn add_partner_action(st: &AppState, h: &HeaderMap, f: PartnerForm) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    s.check_csrf(&f.csrf).map_err(|x| (lang, x))?;
+    let Ok(id) = f.id.trim().parse::<u64>() else {
+        let msg = format!("{}: 1 to {}", lang.t().partner_id, i64::MAX);
+        return partners_page(st, h, None, StatusCode::UNPROCESSABLE_ENTITY, Some(msg)).await;
+    };
+    let methods = [
+        ("cash_pickup", &f.cash_pickup),
+        ("bank_deposit", &f.bank_deposit),
+        ("mobile_wallet", &f.mobile_wallet),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.is_some())
+    .map(|(m, _)| m.to_owned())
+    .collect();
+    let args = crate::partner::wiring::PartnerAddArgs {
+        id,
+        name: f.name.trim().to_owned(),
+        countries: list_field(&f.countries),
+        currencies: list_field(&f.currencies),
+        methods,
+        public_key: f.public_key.trim().to_owned(),
+        webhook_url: Some(f.webhook_url.trim().to_owned()).filter(|u| !u.is_empty()),
+        settlement_address: f.settlement_address.trim().to_owned(),
+        signer_address: None,
+    };
+    match crate::partner::add_partner(st, args).await {
+        Ok(_) => {
+            let detail = format!("partner {id}");
+            st.engine
+                .audit(&s.account, "partner_added", Some(&detail), None)
+                .await
+                .map_err(|x| (lang, x.into()))?;
+            Ok(Redirect::to("/ops/partners?done=added").into_response())
+        }
+        Err(msg) => partners_page(st, h, None, StatusCode::UNPROCESSABLE_ENTITY, Some(msg)).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    status: String,
+}
+
+async fn partner_status(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    respond(partner_status_action(&st, &h, &id, f).await)
+}
+
+async fn partner_status_action(st: &AppState, h: &HeaderMap, id: &str, f: StatusForm) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let e = |x: PageError| (lang, x);
+    s.check_csrf(&f.csrf).map_err(e)?;
+    let pid = crate::domain::PartnerId::parse(id).map_err(|_| e(PageError::NotFound))?;
+    st.engine
+        .set_partner_status(pid, &f.status)
+        .await
+        .map_err(|x| e(x.into()))?;
+    let detail = format!("partner {pid}: {}", f.status);
+    st.engine
+        .audit(&s.account, "partner_status", Some(&detail), None)
+        .await
+        .map_err(|x| e(x.into()))?;
+    Ok(Redirect::to("/ops/partners").into_response())
+}
+
+async fn partner(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    respond(partner_page(&st, &h, &id).await)
+}
+
+async fn partner_page(st: &AppState, h: &HeaderMap, id: &str) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let e = |x: PageError| (lang, x);
+    let pid = crate::domain::PartnerId::parse(id).map_err(|_| e(PageError::NotFound))?;
+    let p = st
+        .engine
+        .partner(pid)
+        .await
+        .map_err(|x| e(x.into()))?
+        .ok_or(e(PageError::NotFound))?;
+    let rates = st
+        .engine
+        .rates(pid)
+        .await
+        .map_err(|x| e(x.into()))?
+        .into_iter()
+        .map(|r| RateLine {
+            corridor: format!("{} {}", r.country, r.currency),
+            method: r.payout_method.as_str().to_owned(),
+            rate: r.rate,
+            fee: format!("{} USD + {} bps", r.fee_fixed, r.fee_bps),
+            range: format!("{}–{}", r.send_min, r.send_max),
+        })
+        .collect();
+    Ok(page(
+        StatusCode::OK,
+        &PartnerPage {
+            l: s.layout(Role::Operator, lang.t().ops_title, "/ops/partners"),
+            signer: p.signer_address.clone(),
+            webhook_url: p.webhook_url.clone().unwrap_or_else(|| "—".into()),
+            p: partner_line(&p),
+            rates,
+        },
+    ))
+}
+
+// --------------------------------------------------------------------------------------------- the review queue
+
+async fn holds(State(st): State<AppState>, h: HeaderMap, Query(q): Query<FlashQuery>) -> Response {
+    respond(holds_page(&st, &h, q.done.as_deref()).await)
+}
+
+async fn holds_page(st: &AppState, h: &HeaderMap, done: Option<&str>) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let items = st
+        .engine
+        .held_remittances(LIST_MAX)
+        .await
+        .map_err(|x| (lang, x.into()))?
+        .into_iter()
+        .map(|hr| HoldLine {
+            r: rem_line(&hr.remittance),
+            held_at: utc_ms(hr.held_at_unix_ms),
+            hits: hr
+                .hits
+                .into_iter()
+                .map(|x| HitLine {
+                    name: x.name,
+                    matched: x.matched_name,
+                    source: format!("{} {}", x.source, x.entry_id),
+                    score: format!("{:.2}", x.score),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(page(
+        StatusCode::OK,
+        &HoldsPage {
+            l: s.layout(Role::Operator, lang.t().ops_title, "/ops/holds"),
+            csrf: s.csrf.clone(),
+            flash: (done == Some("decided")).then(|| lang.t().decided.to_owned()),
+            items,
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn decide_hold(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    respond(decide_hold_action(&st, &h, &id, f).await)
+}
+
+/// Releases or rejects a held transfer, recorded with the operator's username as the reviewer.
+async fn decide_hold_action(st: &AppState, h: &HeaderMap, id: &str, f: DecisionForm) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let e = |x: PageError| (lang, x);
+    s.check_csrf(&f.csrf).map_err(e)?;
+    let rid = RemittanceId::parse(id).map_err(|_| e(PageError::NotFound))?;
+    let d = crate::engine::screening::HoldDecision {
+        reviewer: s.account.username.clone(),
+        reason: f.reason.trim().to_owned(),
+    };
+    match f.decision.as_str() {
+        "release" => st.engine.release_hold(&rid, &d).await,
+        "reject" => st.engine.reject_hold(&rid, &d).await,
+        _ => {
+            return Err(e(PageError::Refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "release or reject".into(),
+            )));
+        }
+    }
+    .map_err(|x| e(x.into()))?;
+    st.engine
+        .audit(
+            &s.account,
+            &format!("hold_{}", f.decision),
+            Some(&rid.to_string()),
+            Some(&d.reason),
+        )
+        .await
+        .map_err(|x| e(x.into()))?;
+    Ok(Redirect::to("/ops/holds?done=decided").into_response())
+}
+
+// ------------------------------------------------------------------------------------------------ webhooks
+
+/// A delivery as the consoles list it; `resendable` says which statuses get the button.
+pub(super) fn delivery_line(d: &crate::partner::store::WebhookDelivery, resendable: &[&str]) -> DeliveryLine {
+    DeliveryLine {
+        id: d.id.clone(),
+        at: utc_ms(d.created_at_unix_ms),
+        partner: d.partner_id.clone(),
+        event: d.event_type.clone(),
+        status: d.status.clone(),
+        attempts: format!("{}/{}", d.attempts, d.max_attempts),
+        last: match (d.last_status_code, &d.last_error) {
+            (Some(c), _) => format!("HTTP {c}"),
+            (None, Some(err)) => err.chars().take(120).collect(),
+            (None, None) => String::new(),
+        },
+        can_resend: resendable.contains(&d.status.as_str()),
+    }
+}
+
+async fn webhooks(State(st): State<AppState>, h: HeaderMap, Query(q): Query<FlashQuery>) -> Response {
+    respond(webhooks_page(&st, &h, q.done.as_deref()).await)
+}
+
+async fn webhooks_page(st: &AppState, h: &HeaderMap, done: Option<&str>) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let items = crate::partner::store::PartnerDb::from(&st.db)
+        .list_deliveries(None, None, i64::from(LIST_MAX))
+        .await
+        .map_err(|x| (lang, x.into()))?
+        .iter()
+        .map(|d| delivery_line(d, &["failed"]))
+        .collect();
+    Ok(page(
+        StatusCode::OK,
+        &WebhooksPage {
+            l: s.layout(Role::Operator, lang.t().ops_title, "/ops/webhooks"),
+            csrf: s.csrf.clone(),
+            flash: (done == Some("resent")).then(|| lang.t().resent.to_owned()),
+            base: "/ops/webhooks",
+            show_partner: true,
+            items,
+        },
+    ))
+}
+
+async fn requeue_webhook(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<super::CsrfForm>,
+) -> Response {
+    respond(requeue_action(&st, &h, &id, f).await)
+}
+
+/// Puts a parked delivery back in the queue (as `POST /v1/admin/partner/webhooks/{id}/requeue`).
+async fn requeue_action(st: &AppState, h: &HeaderMap, id: &str, f: super::CsrfForm) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let e = |x: PageError| (lang, x);
+    s.check_csrf(&f.csrf).map_err(e)?;
+    let id: String = id.chars().take(100).collect();
+    let done = crate::partner::store::PartnerDb::from(&st.db)
+        .requeue_delivery(&id)
+        .await
+        .map_err(|x| e(x.into()))?;
+    if !done {
+        return Err(e(PageError::Refused(
+            StatusCode::CONFLICT,
+            lang.t().not_resendable.to_owned(),
+        )));
+    }
+    st.engine
+        .audit(&s.account, "webhook_requeued", Some(&id), None)
+        .await
+        .map_err(|x| e(x.into()))?;
+    Ok(Redirect::to("/ops/webhooks?done=resent").into_response())
 }

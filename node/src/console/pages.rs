@@ -177,6 +177,9 @@ pub struct StateCount {
 pub struct DashboardPage {
     pub l: Layout,
     pub by_state: Vec<StateCount>,
+    /// Remittances reaching each of a few states per hour, the last 24 hours.
+    pub series: Vec<Series>,
+    pub series_max: i64,
     pub hours: Vec<Bar>,
     pub hours_max: i64,
     pub hours_total: i64,
@@ -227,6 +230,103 @@ pub struct RemittancePage {
     pub transitions: Vec<TimelineLine>,
     pub actions: Vec<TimelineLine>,
     pub txs: Vec<(String, String)>,
+}
+
+/// One webhook delivery as the consoles list it.
+#[derive(Debug, Clone)]
+pub struct DeliveryLine {
+    pub id: String,
+    pub at: String,
+    pub partner: String,
+    pub event: String,
+    pub status: String,
+    pub attempts: String,
+    pub last: String,
+    /// Whether the resend / requeue button applies.
+    pub can_resend: bool,
+}
+
+#[derive(Template, Debug)]
+#[template(path = "console/webhooks.html")]
+pub struct WebhooksPage {
+    pub l: Layout,
+    pub csrf: String,
+    pub flash: Option<String>,
+    /// Where the resend forms post: `<base>/<id>/resend`.
+    pub base: &'static str,
+    pub show_partner: bool,
+    pub items: Vec<DeliveryLine>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartnerLine {
+    pub id: u64,
+    pub name: String,
+    pub corridors: String,
+    pub methods: String,
+    pub settlement_address: String,
+    pub active: bool,
+}
+
+#[derive(Template, Debug)]
+#[template(path = "console/partners.html")]
+pub struct PartnersPage {
+    pub l: Layout,
+    pub csrf: String,
+    pub flash: Option<String>,
+    pub items: Vec<PartnerLine>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLine {
+    pub corridor: String,
+    pub method: String,
+    pub rate: String,
+    pub fee: String,
+    pub range: String,
+}
+
+#[derive(Template, Debug)]
+#[template(path = "console/partner.html")]
+pub struct PartnerPage {
+    pub l: Layout,
+    pub p: PartnerLine,
+    pub signer: String,
+    pub webhook_url: String,
+    pub rates: Vec<RateLine>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HitLine {
+    pub name: String,
+    pub matched: String,
+    pub source: String,
+    pub score: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HoldLine {
+    pub r: RemittanceLine,
+    pub held_at: String,
+    pub hits: Vec<HitLine>,
+}
+
+#[derive(Template, Debug)]
+#[template(path = "console/holds.html")]
+pub struct HoldsPage {
+    pub l: Layout,
+    pub csrf: String,
+    pub flash: Option<String>,
+    pub items: Vec<HoldLine>,
+}
+
+/// One series of a line chart: its name, colour, and the SVG `points` of its polyline.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub color: &'static str,
+    pub points: String,
+    pub total: i64,
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM` UTC.

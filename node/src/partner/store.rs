@@ -407,6 +407,20 @@ impl PartnerDb {
         write_tx!(self.db, |tx| webhooks::requeue_failed(&mut *tx, id, now_ms()))
     }
 
+    /// One partner's deliveries, newest first (at most `PAGE_LIMIT_MAX`).
+    pub async fn partner_deliveries(
+        &self,
+        partner_id: &str,
+        limit: i64,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        webhooks::list_of_partner(&self.pool, partner_id, limit.clamp(1, PAGE_LIMIT_MAX)).await
+    }
+
+    /// Sends one of a partner's delivered or parked deliveries again. Returns whether it was.
+    pub async fn resend_delivery(&self, id: &str, partner_id: &str) -> Result<bool, StoreError> {
+        write_tx!(self.db, |tx| webhooks::resend(&mut *tx, id, partner_id, now_ms()))
+    }
+
     pub async fn count_deliveries(&self, status: &str) -> Result<i64, StoreError> {
         webhooks::count_with_status(&self.pool, status).await
     }

@@ -230,6 +230,7 @@ pub fn spawn_dev_sim(
     partner_id: u64,
     node_url: &str,
     recipient: PickupOracle,
+    webhook_addr: Option<std::net::SocketAddr>,
 ) -> Result<JoinHandle<()>, String> {
     let (key_file, _) = demo_partner_key(&state.config.data_dir, partner_id)?;
     let args = SimArgs {
@@ -239,7 +240,7 @@ pub fn spawn_dev_sim(
         accept_delay_ms: 1_000,
         complete_delay_ms: 2_000,
         poll_interval_ms: 1_000,
-        webhook_addr: None,
+        webhook_addr,
         webhook_url: None,
         fail_every: 0,
         pickup_codes_file: None,

@@ -218,3 +218,39 @@ where
             .await?,
     )
 }
+
+/// One partner's deliveries, newest first, at most `limit`.
+pub async fn list_of_partner<'e, E>(
+    exec: E,
+    partner_id: &str,
+    limit: i64,
+) -> Result<Vec<WebhookDelivery>, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLS} FROM partner_webhook_deliveries WHERE partner_id = $1 ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(partner_id)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Sends a delivered or parked delivery of `partner_id` again: back in the queue, due now, with a fresh attempt
+/// budget (the partner asked for it; receivers dedupe by event id). Whether it was.
+pub async fn resend<'e, E>(exec: E, id: &str, partner_id: &str, now_ms: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "UPDATE partner_webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at_unix_ms = $1, \
+         updated_at_unix_ms = $1 WHERE id = $2 AND partner_id = $3 AND status IN ('failed', 'delivered')",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .bind(partner_id)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
