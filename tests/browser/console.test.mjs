@@ -273,6 +273,17 @@ test("the operator reviews a held transfer, suspends a partner and sees the webh
   await page.goto(`${BASE}/ops/partners/2`);
   assert.match(await page.locator("main").innerText(), /HN HNL/);
   await check(page, "ops-partner");
+  // post a rate by keyboard: the summary opens the form
+  await tabTo(page, "details summary");
+  await page.keyboard.press("Enter");
+  for (const [field, value] of [["#r-country", "HN"], ["#r-currency", "HNL"], ["#r-rate", "24.61"]]) {
+    await tabTo(page, field);
+    await page.keyboard.type(value);
+  }
+  await tabTo(page, { button: "Post a rate" });
+  await Promise.all([page.waitForURL(/done=rate$/), page.keyboard.press("Enter")]);
+  assert.match(await page.locator(".notice").innerText(), /Rate posted/);
+  assert.match(await page.locator("table").innerText(), /24\.61/);
   await page.goto(`${BASE}/ops/webhooks`);
   await check(page, "ops-webhooks");
 

@@ -175,6 +175,15 @@ pub struct Tr {
     pub decided: &'static str,
     pub over_time: &'static str,
     pub over_time_caption: &'static str,
+    pub rate_post: &'static str,
+    pub rate_posted: &'static str,
+    pub country: &'static str,
+    pub currency: &'static str,
+    pub fee_fixed: &'static str,
+    pub fee_bps: &'static str,
+    pub send_min: &'static str,
+    pub send_max: &'static str,
+    pub valid_for_s: &'static str,
 }
 
 pub static EN: Tr = Tr {
@@ -303,6 +312,15 @@ pub static EN: Tr = Tr {
     decided: "Decision recorded.",
     over_time: "Remittances per hour, by what happened",
     over_time_caption: "Each line counts the remittances that reached that state in each of the last 24 hours (UTC)",
+    rate_post: "Post a rate",
+    rate_posted: "Rate posted.",
+    country: "Country (ISO code)",
+    currency: "Currency (ISO code)",
+    fee_fixed: "Fixed fee (USD)",
+    fee_bps: "Fee in basis points (1/100 %)",
+    send_min: "Smallest send (USD)",
+    send_max: "Largest send (USD)",
+    valid_for_s: "Valid for (seconds)",
 };
 
 pub static ES: Tr = Tr {
@@ -431,6 +449,15 @@ pub static ES: Tr = Tr {
     decided: "Decisión registrada.",
     over_time: "Remesas por hora, según lo que pasó",
     over_time_caption: "Cada línea cuenta las remesas que llegaron a ese estado en cada una de las últimas 24 horas (UTC)",
+    rate_post: "Publicar una tasa",
+    rate_posted: "Tasa publicada.",
+    country: "País (código ISO)",
+    currency: "Moneda (código ISO)",
+    fee_fixed: "Comisión fija (USD)",
+    fee_bps: "Comisión en puntos básicos (1/100 %)",
+    send_min: "Envío mínimo (USD)",
+    send_max: "Envío máximo (USD)",
+    valid_for_s: "Válida por (segundos)",
 };
 
 #[cfg(test)]

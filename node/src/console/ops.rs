@@ -40,6 +40,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ops/partners", get(partners).post(add_partner))
         .route("/ops/partners/{id}", get(partner))
         .route("/ops/partners/{id}/status", post(partner_status))
+        .route("/ops/partners/{id}/rates", post(post_rate))
         .route("/ops/holds", get(holds))
         .route("/ops/holds/{id}", post(decide_hold))
         .route("/ops/webhooks", get(webhooks))
@@ -586,11 +587,24 @@ async fn partner_status_action(st: &AppState, h: &HeaderMap, id: &str, f: Status
     Ok(Redirect::to("/ops/partners").into_response())
 }
 
-async fn partner(State(st): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Response {
-    respond(partner_page(&st, &h, &id).await)
+async fn partner(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<FlashQuery>,
+) -> Response {
+    let flash =
+        (q.done.as_deref() == Some("rate")).then_some(super::i18n::Lang::from_headers(&h).t().rate_posted);
+    respond(partner_page(&st, &h, &id, StatusCode::OK, flash.map(str::to_owned)).await)
 }
 
-async fn partner_page(st: &AppState, h: &HeaderMap, id: &str) -> PageResult {
+async fn partner_page(
+    st: &AppState,
+    h: &HeaderMap,
+    id: &str,
+    status: StatusCode,
+    flash: Option<String>,
+) -> PageResult {
     let s = operator(st, h).await?;
     let lang = s.lang;
     let e = |x: PageError| (lang, x);
@@ -616,15 +630,109 @@ async fn partner_page(st: &AppState, h: &HeaderMap, id: &str) -> PageResult {
         })
         .collect();
     Ok(page(
-        StatusCode::OK,
+        status,
         &PartnerPage {
             l: s.layout(Role::Operator, lang.t().ops_title, "/ops/partners"),
+            csrf: s.csrf.clone(),
+            flash,
             signer: p.signer_address.clone(),
             webhook_url: p.webhook_url.clone().unwrap_or_else(|| "—".into()),
             p: partner_line(&p),
             rates,
         },
     ))
+}
+
+/// The post-a-rate form's fields (one rate, as `PUT /v1/admin/partners/{id}/rates` takes them).
+#[derive(Debug, Deserialize)]
+struct RateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    country: String,
+    #[serde(default)]
+    currency: String,
+    #[serde(default)]
+    payout_method: String,
+    #[serde(default)]
+    rate: String,
+    #[serde(default)]
+    fee_fixed: String,
+    #[serde(default)]
+    fee_bps: String,
+    #[serde(default)]
+    send_min: String,
+    #[serde(default)]
+    send_max: String,
+    #[serde(default)]
+    valid_for_s: String,
+}
+
+async fn post_rate(
+    State(st): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<RateForm>,
+) -> Response {
+    respond(post_rate_action(&st, &h, &id, f).await)
+}
+
+/// Posts one rate for a partner through the engine (its checks: registered corridor, positive rate, fee limits); a
+/// refusal shows on the partner's page.
+async fn post_rate_action(st: &AppState, h: &HeaderMap, id: &str, f: RateForm) -> PageResult {
+    let s = operator(st, h).await?;
+    let lang = s.lang;
+    let e = |x: PageError| (lang, x);
+    s.check_csrf(&f.csrf).map_err(e)?;
+    let pid = crate::domain::PartnerId::parse(id).map_err(|_| e(PageError::NotFound))?;
+    let refuse =
+        |m: String| async move { partner_page(st, h, id, StatusCode::UNPROCESSABLE_ENTITY, Some(m)).await };
+    let Some(method) = crate::domain::PayoutMethod::parse(&f.payout_method) else {
+        return refuse(format!(
+            "{}: cash_pickup, bank_deposit, mobile_wallet",
+            lang.t().methods
+        ))
+        .await;
+    };
+    let (Ok(fee_bps), Ok(valid_for_s)) = (
+        f.fee_bps.trim().parse::<u32>(),
+        f.valid_for_s.trim().parse::<u64>(),
+    ) else {
+        return refuse(format!(
+            "{}, {}: whole numbers",
+            lang.t().fee_bps,
+            lang.t().valid_for_s
+        ))
+        .await;
+    };
+    let input = crate::engine::RateInput {
+        country: f.country.trim().to_ascii_uppercase(),
+        currency: f.currency.trim().to_ascii_uppercase(),
+        payout_method: method,
+        rate: f.rate.trim().to_owned(),
+        fee_fixed: f.fee_fixed.trim().to_owned(),
+        fee_bps,
+        send_min: f.send_min.trim().to_owned(),
+        send_max: f.send_max.trim().to_owned(),
+        valid_for_s,
+    };
+    let detail = format!(
+        "partner {pid}: {} {} {} at {}",
+        input.country,
+        input.currency,
+        method.as_str(),
+        input.rate
+    );
+    match st.engine.set_rates(pid, vec![input]).await {
+        Ok(_) => {}
+        Err(crate::engine::EngineError::Invalid(m)) => return refuse(m).await,
+        Err(x) => return Err(e(x.into())),
+    }
+    st.engine
+        .audit(&s.account, "rate_posted", Some(&detail), None)
+        .await
+        .map_err(|x| e(x.into()))?;
+    Ok(Redirect::to(&format!("/ops/partners/{pid}?done=rate")).into_response())
 }
 
 // --------------------------------------------------------------------------------------------- the review queue

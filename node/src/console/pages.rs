@@ -290,6 +290,8 @@ pub struct RateLine {
 #[template(path = "console/partner.html")]
 pub struct PartnerPage {
     pub l: Layout,
+    pub csrf: String,
+    pub flash: Option<String>,
     pub p: PartnerLine,
     pub signer: String,
     pub webhook_url: String,
