@@ -176,9 +176,13 @@ test("an agent pays out a chat remittance by its pickup code on a phone, and the
   assert.match(await page.locator("td.mono").first().innerText(), /^0x[0-9a-f]{64}$/);
   await check(page, "partner-settlements");
 
-  // a paid payout cannot be paid again
+  // a paid payout cannot be paid again: the look-up says so, and a second "Paid" (a double press) is refused
   assert.equal(await lookUp(page, code), 200);
   assert.match(await page.locator(".alert").innerText(), /already paid/);
+  const again = await page.request.post(`${BASE}/partner/payouts/${await page.locator("dl.facts").getAttribute("data-payout")}/paid`, {
+    form: { csrf: await page.locator("input[name=csrf]").first().inputValue(), code, confirm: "yes" },
+  });
+  assert.equal(again.status(), 409);
   await ctx.close();
 });
 

@@ -11,8 +11,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::pages::{
-    CounterPage, PaidLine, PayoutLine, PayoutPage, SettlementLine, SettlementsPage, WebhooksPage, short,
-    utc_ms,
+    CounterPage, PaidLine, PayoutLine, PayoutPage, SettlementLine, SettlementsPage, short, utc_ms,
 };
 use super::{PageError, PageResult, Session, auth_routes, page, respond};
 use crate::domain::account::Role;
@@ -41,9 +40,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/partner/webhooks", get(webhooks))
         .route("/partner/webhooks/{id}/resend", post(resend))
 }
-
-/// Most deliveries the webhooks page lists.
-const DELIVERIES_MAX: i64 = 100;
 
 fn agent_partner(s: &Session) -> Result<PartnerId, PageError> {
     s.account.partner.ok_or(PageError::Forbidden)
@@ -285,6 +281,13 @@ async fn paid_action(st: &AppState, h: &HeaderMap, id: &str, f: CodeForm) -> Pag
         .await
         .map_err(|x| e(x.into()))?
         .ok_or(e(PageError::NotFound))?;
+    // a second press of "Paid" (or a reload) pays nothing twice and records nothing twice
+    if matches!(p.status.as_str(), "paid" | "settled") {
+        return Err(e(PageError::Refused(
+            StatusCode::CONFLICT,
+            t.already_paid.to_owned(),
+        )));
+    }
     match st
         .engine
         .payout_paid(&rid, pid, PayoutProof::PickupCode { code: f.code.clone() })
@@ -405,24 +408,17 @@ async fn webhooks(
 /// The partner's webhook deliveries, with "resend" for delivered and parked ones.
 async fn webhooks_page(st: &AppState, h: &HeaderMap, done: Option<&str>) -> PageResult {
     let (s, pid) = session(st, h).await?;
-    let lang = s.lang;
     let items = PartnerDb::from(&st.db)
-        .partner_deliveries(&pid.to_string(), DELIVERIES_MAX)
+        .partner_deliveries(&pid.to_string(), super::webhooks::DELIVERIES_MAX)
         .await
-        .map_err(|x| (lang, x.into()))?
-        .iter()
-        .map(|d| super::ops::delivery_line(d, &["delivered", "failed"]))
-        .collect();
-    Ok(page(
-        StatusCode::OK,
-        &WebhooksPage {
-            l: s.layout(Role::Agent, lang.t().counter_title, "/partner/webhooks"),
-            csrf: s.csrf.clone(),
-            flash: (done == Some("resent")).then(|| lang.t().resent.to_owned()),
-            base: "/partner/webhooks",
-            show_partner: false,
-            items,
-        },
+        .map_err(|x| (s.lang, x.into()))?;
+    Ok(super::webhooks::render(
+        &s,
+        Role::Agent,
+        "/partner/webhooks",
+        &items,
+        &["delivered", "failed"],
+        done,
     ))
 }
 
@@ -437,24 +433,12 @@ async fn resend(
 
 async fn resend_action(st: &AppState, h: &HeaderMap, id: &str, f: super::CsrfForm) -> PageResult {
     let (s, pid) = session(st, h).await?;
-    let lang = s.lang;
-    let e = |x: PageError| (lang, x);
-    s.check_csrf(&f.csrf).map_err(e)?;
+    s.check_csrf(&f.csrf).map_err(|x| (s.lang, x))?;
     let id: String = id.chars().take(100).collect();
     // only this partner's deliveries: another partner's id is not found
-    let done = PartnerDb::from(&st.db)
+    let sent = PartnerDb::from(&st.db)
         .resend_delivery(&id, &pid.to_string())
         .await
-        .map_err(|x| e(x.into()))?;
-    if !done {
-        return Err(e(PageError::Refused(
-            StatusCode::CONFLICT,
-            lang.t().not_resendable.to_owned(),
-        )));
-    }
-    st.engine
-        .audit(&s.account, "webhook_resent", Some(&id), None)
-        .await
-        .map_err(|x| e(x.into()))?;
-    Ok(Redirect::to("/partner/webhooks?done=resent").into_response())
+        .map_err(|x| (s.lang, x.into()))?;
+    super::webhooks::after_resend(st, &s, &id, sent, "/partner/webhooks").await
 }

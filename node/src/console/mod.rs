@@ -29,6 +29,7 @@ mod counter;
 pub mod i18n;
 mod ops;
 mod pages;
+mod webhooks;
 
 use i18n::{LANG_COOKIE, Lang};
 use pages::{ErrorPage, Layout, LoginPage};

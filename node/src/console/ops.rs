@@ -14,9 +14,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::pages::{
-    Bar, DashboardPage, DeliveryLine, HitLine, HoldLine, HoldsPage, PartnerLine, PartnerPage, PartnersPage,
-    RateLine, RemittanceLine, RemittancePage, SearchPage, Series, StateCount, TimelineLine, WebhooksPage,
-    short, utc_ms,
+    Bar, DashboardPage, HitLine, HoldLine, HoldsPage, PartnerLine, PartnerPage, PartnersPage, RateLine,
+    RemittanceLine, RemittancePage, SearchPage, Series, StateCount, TimelineLine, short, utc_ms,
 };
 use super::{PageError, PageResult, Session, auth_routes, page, respond};
 use crate::domain::account::Role;
@@ -831,48 +830,23 @@ async fn decide_hold_action(st: &AppState, h: &HeaderMap, id: &str, f: DecisionF
 
 // ------------------------------------------------------------------------------------------------ webhooks
 
-/// A delivery as the consoles list it; `resendable` says which statuses get the button.
-pub(super) fn delivery_line(d: &crate::partner::store::WebhookDelivery, resendable: &[&str]) -> DeliveryLine {
-    DeliveryLine {
-        id: d.id.clone(),
-        at: utc_ms(d.created_at_unix_ms),
-        partner: d.partner_id.clone(),
-        event: d.event_type.clone(),
-        status: d.status.clone(),
-        attempts: format!("{}/{}", d.attempts, d.max_attempts),
-        last: match (d.last_status_code, &d.last_error) {
-            (Some(c), _) => format!("HTTP {c}"),
-            (None, Some(err)) => err.chars().take(120).collect(),
-            (None, None) => String::new(),
-        },
-        can_resend: resendable.contains(&d.status.as_str()),
-    }
-}
-
 async fn webhooks(State(st): State<AppState>, h: HeaderMap, Query(q): Query<FlashQuery>) -> Response {
     respond(webhooks_page(&st, &h, q.done.as_deref()).await)
 }
 
 async fn webhooks_page(st: &AppState, h: &HeaderMap, done: Option<&str>) -> PageResult {
     let s = operator(st, h).await?;
-    let lang = s.lang;
     let items = crate::partner::store::PartnerDb::from(&st.db)
-        .list_deliveries(None, None, i64::from(LIST_MAX))
+        .list_deliveries(None, None, super::webhooks::DELIVERIES_MAX)
         .await
-        .map_err(|x| (lang, x.into()))?
-        .iter()
-        .map(|d| delivery_line(d, &["failed"]))
-        .collect();
-    Ok(page(
-        StatusCode::OK,
-        &WebhooksPage {
-            l: s.layout(Role::Operator, lang.t().ops_title, "/ops/webhooks"),
-            csrf: s.csrf.clone(),
-            flash: (done == Some("resent")).then(|| lang.t().resent.to_owned()),
-            base: "/ops/webhooks",
-            show_partner: true,
-            items,
-        },
+        .map_err(|x| (s.lang, x.into()))?;
+    Ok(super::webhooks::render(
+        &s,
+        Role::Operator,
+        "/ops/webhooks",
+        &items,
+        &["failed"],
+        done,
     ))
 }
 
@@ -888,23 +862,11 @@ async fn requeue_webhook(
 /// Puts a parked delivery back in the queue (as `POST /v1/admin/partner/webhooks/{id}/requeue`).
 async fn requeue_action(st: &AppState, h: &HeaderMap, id: &str, f: super::CsrfForm) -> PageResult {
     let s = operator(st, h).await?;
-    let lang = s.lang;
-    let e = |x: PageError| (lang, x);
-    s.check_csrf(&f.csrf).map_err(e)?;
+    s.check_csrf(&f.csrf).map_err(|x| (s.lang, x))?;
     let id: String = id.chars().take(100).collect();
-    let done = crate::partner::store::PartnerDb::from(&st.db)
+    let sent = crate::partner::store::PartnerDb::from(&st.db)
         .requeue_delivery(&id)
         .await
-        .map_err(|x| e(x.into()))?;
-    if !done {
-        return Err(e(PageError::Refused(
-            StatusCode::CONFLICT,
-            lang.t().not_resendable.to_owned(),
-        )));
-    }
-    st.engine
-        .audit(&s.account, "webhook_requeued", Some(&id), None)
-        .await
-        .map_err(|x| e(x.into()))?;
-    Ok(Redirect::to("/ops/webhooks?done=resent").into_response())
+        .map_err(|x| (s.lang, x.into()))?;
+    super::webhooks::after_resend(st, &s, &id, sent, "/ops/webhooks").await
 }
