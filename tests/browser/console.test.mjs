@@ -109,8 +109,41 @@ async function signIn(page, console_, who) {
   await Promise.all([page.waitForURL(`${BASE}/${console_}/`), page.keyboard.press("Enter")]);
 }
 
-/** No horizontal scrolling, no serious or critical accessibility finding, and a screenshot. */
+/** Tabs through the whole page: every visible link, button, field and disclosure must take the focus. */
+async function allReachable(page, name) {
+  const total = await page.evaluate(() => {
+    const all = [...document.querySelectorAll("a[href], button, input:not([type=hidden]), select, textarea, summary")];
+    const shown = all.filter((el) => el.checkVisibility());
+    // a radio group is one Tab stop (arrow keys move inside it)
+    const key = (el) => (el.type === "radio" ? `radio:${el.name}` : null);
+    const groups = new Map();
+    let n = 0;
+    for (const el of shown) {
+      const k = key(el);
+      if (k && groups.has(k)) {
+        el.dataset.kbd = groups.get(k);
+        continue;
+      }
+      el.dataset.kbd = String(n);
+      if (k) groups.set(k, String(n));
+      n++;
+    }
+    return n;
+  });
+  await page.evaluate(() => document.activeElement?.blur());
+  const seen = new Set();
+  for (let i = 0; i < total * 2 + 5 && seen.size < total; i++) {
+    await page.keyboard.press("Tab");
+    const k = await page.evaluate(() => document.activeElement?.dataset?.kbd);
+    if (k !== undefined) seen.add(k);
+  }
+  assert.equal(seen.size, total, `${name}: ${total - seen.size} of ${total} controls cannot be reached with Tab`);
+}
+
+/** No horizontal scrolling, every control reachable by keyboard, no serious or critical accessibility finding, and
+ *  a screenshot. */
 async function check(page, name) {
+  await allReachable(page, name);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `${name}: ${overflow} px wider than the ${page.viewportSize().width} px screen`);
   const axe = await new AxeBuilder({ page }).analyze();
@@ -204,7 +237,9 @@ test("another partner's agent cannot see the payout; wrong codes are refused, th
   // partner 1 (simulated, paid by webhooks) serves Guatemala: its agent sees the deliveries and sends one again
   await chat(SENDER, "send 10 to Ana Perez +502 5555 0303, cash pickup");
   await chat(SENDER, "yes");
-  await page.goto(`${BASE}/partner/webhooks`);
+  await page.goto(`${BASE}/partner/`);
+  await tabTo(page, 'nav a[href="/partner/webhooks"]');
+  await Promise.all([page.waitForURL(`${BASE}/partner/webhooks`), page.keyboard.press("Enter")]);
   await eventually("a delivered webhook", async () => {
     await page.reload();
     return (await page.locator("#deliveries .card", { hasText: "delivered" }).count()) > 0;
@@ -222,6 +257,18 @@ test("another partner's agent cannot see the payout; wrong codes are refused, th
   assert.equal(await lookUp(page2, code), 200);
   assert.equal(await page2.locator("#recipient").innerText(), "Jose Perez");
   await check(page2, "partner-payout");
+  // the recipient brought no ID: report it by keyboard; the payout stays open
+  await tabTo(page2, "details summary");
+  await page2.keyboard.press("Enter");
+  await tabTo(page2, "input[value=id_mismatch]");
+  await page2.keyboard.press("ArrowDown");
+  assert.ok(await page2.locator("input[value=no_id]").isChecked());
+  await tabTo(page2, "#note");
+  await page2.keyboard.type("will come back tomorrow");
+  await tabTo(page2, { button: "Report a problem" });
+  await Promise.all([page2.waitForURL(/done=problem$/), page2.keyboard.press("Enter")]);
+  assert.match(await page2.locator(".notice").innerText(), /Problem recorded/);
+  assert.ok((await page2.locator("#waiting-h + ul .card", { hasText: "Jose Perez" }).count()) > 0);
   await check(await page2.goto(`${BASE}/partner/`).then(() => page2), "partner-counter");
   await check(await page2.goto(`${BASE}/partner/settlements`).then(() => page2), "partner-settlements");
   await ctx2.close();
@@ -260,8 +307,11 @@ test("the operator reviews a held transfer, suspends a partner and sees the webh
   const ctx = await context(PHONE);
   const page = await ctx.newPage();
   await signIn(page, "ops", OPERATOR);
+  // every console page is in the header's navigation
+  await tabTo(page, 'nav a[href="/ops/holds"]');
+  await Promise.all([page.waitForURL(`${BASE}/ops/holds`), page.keyboard.press("Enter")]);
   await eventually("the held transfer in the review queue", async () => {
-    await page.goto(`${BASE}/ops/holds`);
+    await page.reload();
     return (await page.locator("#holds .card").count()) > 0;
   });
   await check(page, "ops-holds");

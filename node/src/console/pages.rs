@@ -44,6 +44,7 @@ impl Layout {
                 vec![
                     item("/partner/", t.nav_counter),
                     item("/partner/settlements", t.nav_settlements),
+                    item("/partner/webhooks", t.nav_webhooks),
                 ],
             ),
             Role::Operator => (
@@ -52,6 +53,9 @@ impl Layout {
                 vec![
                     item("/ops/", t.nav_dashboard),
                     item("/ops/remittances", t.nav_remittances),
+                    item("/ops/partners", t.nav_partners),
+                    item("/ops/holds", t.nav_review),
+                    item("/ops/webhooks", t.nav_webhooks),
                 ],
             ),
         };
