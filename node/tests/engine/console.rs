@@ -256,6 +256,57 @@ async fn sign_in_sessions_and_roles(database_url: Option<String>) {
     assert_eq!(p.status, 429);
     assert!(p.headers.contains_key("retry-after"));
 
+    // webhook deliveries: the agent sees and resends its own partner's only
+    for (id, partner, kind) in [("d-7", "7", "payout.paid"), ("d-8", "8", "payout.settled")] {
+        let row = remesa::store::webhooks::NewDeliveryRow {
+            id,
+            partner_id: partner,
+            event_id: id,
+            event_type: kind,
+            url: "http://127.0.0.1:9/hook",
+            payload: "{}",
+            max_attempts: 1,
+            created_at_unix_ms: 1,
+        };
+        let mut tx = s.db.begin().await.expect("tx");
+        remesa::store::webhooks::insert(&mut *tx, &row)
+            .await
+            .expect("delivery");
+        sqlx::query("UPDATE partner_webhook_deliveries SET status = 'failed' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .expect("parked");
+        tx.commit().await.expect("commit");
+    }
+    let hooks = b.get("/partner/webhooks").await;
+    assert!(hooks.body.contains("payout.paid") && !hooks.body.contains("payout.settled"));
+    let status_of = |id: &'static str| {
+        let pool = s.db.pool.clone();
+        async move {
+            let (st,): (String,) =
+                sqlx::query_as("SELECT status FROM partner_webhook_deliveries WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("status");
+            st
+        }
+    };
+    assert_eq!(
+        b.post("/partner/webhooks/d-8/resend", &[("csrf", &csrf)])
+            .await
+            .status,
+        409
+    );
+    assert_eq!(status_of("d-8").await, "failed");
+    let p = b.post("/partner/webhooks/d-7/resend", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/partner/webhooks?done=resent")
+    );
+    assert_ne!(status_of("d-7").await, "failed");
+
     // Spanish on request, and the language is remembered
     let p = b.get("/console/lang/es?next=/partner/").await;
     assert_eq!(p.location, "/partner/");

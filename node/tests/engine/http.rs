@@ -12,7 +12,7 @@ const TOKEN: &str = "test-operator-token";
 pub(crate) struct Server {
     pub(crate) base: String,
     client: reqwest::Client,
-    db: remesa::store::Db,
+    pub(crate) db: remesa::store::Db,
     pub(crate) engine: remesa::engine::Engine,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
     _dir: tempfile::TempDir,
