@@ -268,7 +268,8 @@ test("another partner's agent cannot see the payout; wrong codes are refused, th
   await tabTo(page2, { button: "Report a problem" });
   await Promise.all([page2.waitForURL(/done=problem$/), page2.keyboard.press("Enter")]);
   assert.match(await page2.locator(".notice").innerText(), /Problem recorded/);
-  assert.ok((await page2.locator("#waiting-h + ul .card", { hasText: "Jose Perez" }).count()) > 0);
+  const waiting = page2.locator("#waiting-h + ul .card", { hasText: "Jose Perez" });
+  assert.match(await waiting.innerText(), /no_id: will come back tomorrow/);
   await check(await page2.goto(`${BASE}/partner/`).then(() => page2), "partner-counter");
   await check(await page2.goto(`${BASE}/partner/settlements`).then(() => page2), "partner-settlements");
   await ctx2.close();
@@ -345,16 +346,17 @@ test("the operator reviews a held transfer, suspends a partner and sees the webh
   const agent = await (await context(DESKTOP)).newPage();
   await signIn(agent, "partner", AGENT);
   await page.goto(`${BASE}/ops/partners`);
-  const submitted = (p) =>
-    page.waitForResponse((r) => r.url() === `${BASE}/ops/partners/2/status` && r.request().method() === "POST");
+  // the form posts, then the browser follows the redirect back to the list: wait for that page to load
+  const submitted = () =>
+    Promise.all([
+      page.waitForResponse((r) => r.url() === `${BASE}/ops/partners/2/status` && r.request().method() === "POST"),
+      page.waitForResponse((r) => r.url() === `${BASE}/ops/partners` && r.request().method() === "GET"),
+    ]).then(() => page.waitForLoadState("load"));
   await tabTo(page, { button: "Suspend Tienda Express" });
   await Promise.all([submitted(), page.keyboard.press("Enter")]);
-  await page.waitForLoadState();
   assert.equal((await agent.goto(`${BASE}/partner/`)).status(), 403);
-  await page.goto(`${BASE}/ops/partners`);
   await tabTo(page, { button: "Activate Tienda Express" });
   await Promise.all([submitted(), page.keyboard.press("Enter")]);
-  await page.waitForLoadState();
   assert.equal((await agent.goto(`${BASE}/partner/`)).status(), 200);
   await agent.context().close();
   await ctx.close();
@@ -419,7 +421,12 @@ test("Spanish: the browser's language, and the switch", async () => {
   assert.match(await page.locator("main").innerText(), /Código de retiro/);
   await check(page, "partner-counter-es");
   await tabTo(page, "a[lang=en]");
-  await Promise.all([page.waitForURL(`${BASE}/partner/`), page.keyboard.press("Enter")]);
+  // the switch sets a cookie and comes back to this same page: wait for the page after the switch
+  await Promise.all([
+    page.waitForResponse((r) => r.url().startsWith(`${BASE}/console/lang/en`)),
+    page.keyboard.press("Enter"),
+  ]);
+  await page.waitForURL(`${BASE}/partner/`, { waitUntil: "load" });
   assert.match(await page.locator("main").innerText(), /Pickup code/);
   await ctx.close();
 });

@@ -54,6 +54,7 @@ fn line(p: &PartnerPayout) -> PayoutLine {
         recipient: p.recipient_name.clone(),
         pay_before: utc_ms(p.pay_before_unix_s.saturating_mul(1000)),
         status: p.status.clone(),
+        problem: None,
     }
 }
 
@@ -102,6 +103,18 @@ async fn home_page(st: &AppState, h: &HeaderMap, done: Option<&str>) -> PageResu
         );
     }
     waiting.sort_by(|a, b| a.pay_before.cmp(&b.pay_before));
+    // problems agents reported (newest first): shown on the payouts still waiting
+    let problems = st
+        .engine
+        .partner_audit(pid, "problem", 0)
+        .await
+        .map_err(|x| e(x.into()))?;
+    for w in &mut waiting {
+        w.problem = problems
+            .iter()
+            .find(|a| a.subject.as_deref() == Some(w.id.as_str()))
+            .and_then(|a| a.detail.clone());
+    }
     let midnight_ms = now_ms() - now_ms().rem_euclid(86_400_000);
     let paid_today = st
         .engine

@@ -93,14 +93,30 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
         })
         .collect();
 
-    // settled per hour, the last 24 hours (the current one included)
+    // remittances reaching a few states in each of the last 24 hours (the current one included): one
+    // polyline each; the settled ones also as the bar chart
     let this_hour = now_ms() / 3_600_000;
-    let rows = transitions::count_per_hour(pool, "settled", (this_hour - 23) * 3_600_000)
-        .await
-        .map_err(e)?;
-    let per_hour: Vec<i64> = (this_hour - 23..=this_hour)
-        .map(|hr| rows.iter().find(|(h, _)| *h == hr).map_or(0, |(_, n)| *n))
-        .collect();
+    let mut series = Vec::new();
+    let mut per_state = Vec::new();
+    for (state, color) in [
+        ("funds_locked", "#0b5cad"),
+        ("paid", "#b7791f"),
+        ("settled", "#1f6f5c"),
+        ("refunded", "#b42318"),
+    ] {
+        let rows = transitions::count_per_hour(pool, state, (this_hour - 23) * 3_600_000)
+            .await
+            .map_err(e)?;
+        let counts: Vec<i64> = (this_hour - 23..=this_hour)
+            .map(|hr| rows.iter().find(|(h, _)| *h == hr).map_or(0, |(_, n)| *n))
+            .collect();
+        per_state.push((state, color, counts));
+    }
+    let per_hour: Vec<i64> = per_state
+        .iter()
+        .find(|(state, _, _)| *state == "settled")
+        .map(|(_, _, c)| c.clone())
+        .unwrap_or_default();
     let hours_max = per_hour.iter().copied().max().unwrap_or(0);
     let hours_total = per_hour.iter().sum();
     let hours = per_hour
@@ -122,24 +138,6 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
             }
         })
         .collect();
-
-    // remittances reaching a few states per hour: one polyline each
-    let mut series = Vec::new();
-    let mut per_state = Vec::new();
-    for (state, color) in [
-        ("funds_locked", "#0b5cad"),
-        ("paid", "#b7791f"),
-        ("settled", "#1f6f5c"),
-        ("refunded", "#b42318"),
-    ] {
-        let rows = transitions::count_per_hour(pool, state, (this_hour - 23) * 3_600_000)
-            .await
-            .map_err(e)?;
-        let counts: Vec<i64> = (this_hour - 23..=this_hour)
-            .map(|hr| rows.iter().find(|(h, _)| *h == hr).map_or(0, |(_, n)| *n))
-            .collect();
-        per_state.push((state, color, counts));
-    }
     let series_max = per_state
         .iter()
         .flat_map(|(_, _, c)| c.iter().copied())

@@ -106,6 +106,8 @@ pub struct PayoutLine {
     pub recipient: String,
     pub pay_before: String,
     pub status: String,
+    /// The latest problem an agent reported on it, if any.
+    pub problem: Option<String>,
 }
 
 /// One line of today's paid list.
