@@ -188,7 +188,8 @@ test("an agent pays out a chat remittance by its pickup code on a phone, and the
 
   // typed as people type it: lower case, no dashes
   assert.equal(await lookUp(page, code.replaceAll("-", "").toLowerCase()), 200);
-  assert.match(await page.locator("#amount").innerText(), /HNL/);
+  assert.match(await page.locator("#amount").innerText(), /^[0-9,]+\.[0-9]{2} HNL$/);
+  assert.equal(await page.locator("#status").innerText(), "Ready for pickup");
   assert.equal(await page.locator("#recipient").innerText(), "Maria Lopez");
   await check(page, "partner-payout");
 

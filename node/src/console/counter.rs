@@ -45,15 +45,15 @@ fn agent_partner(s: &Session) -> Result<PartnerId, PageError> {
     s.account.partner.ok_or(PageError::Forbidden)
 }
 
-fn line(p: &PartnerPayout) -> PayoutLine {
+fn line(p: &PartnerPayout, lang: super::i18n::Lang) -> PayoutLine {
     PayoutLine {
         id: p.id.clone(),
         short_id: short(&p.id),
-        amount: p.payout_amount.clone(),
+        amount: super::i18n::grouped(&p.payout_amount),
         currency: p.currency.clone(),
         recipient: p.recipient_name.clone(),
         pay_before: utc_ms(p.pay_before_unix_s.saturating_mul(1000)),
-        status: p.status.clone(),
+        status: super::i18n::state_label(lang, &p.status),
         problem: None,
     }
 }
@@ -99,7 +99,7 @@ async fn home_page(st: &AppState, h: &HeaderMap, done: Option<&str>) -> PageResu
             items
                 .iter()
                 .filter(|p| p.payout_method == PayoutMethod::CashPickup.as_str())
-                .map(line),
+                .map(|p| line(p, lang)),
         );
     }
     waiting.sort_by(|a, b| a.pay_before.cmp(&b.pay_before));
@@ -251,7 +251,11 @@ async fn lookup_page(st: &AppState, h: &HeaderMap, f: CodeForm) -> PageResult {
     let blocked = match p.status.as_str() {
         "payout_assigned" | "payout_accepted" => None,
         "paid" | "settled" => Some(t.already_paid.to_owned()),
-        other => Some(format!("{}: {other}", t.not_payable)),
+        other => Some(format!(
+            "{}: {}",
+            t.not_payable,
+            super::i18n::state_label(lang, other)
+        )),
     };
     let phone_last4: String = {
         let digits: Vec<char> = p.recipient_phone.chars().filter(char::is_ascii_digit).collect();
@@ -263,7 +267,7 @@ async fn lookup_page(st: &AppState, h: &HeaderMap, f: CodeForm) -> PageResult {
             l: s.layout(Role::Agent, t.counter_title, "/partner/"),
             csrf: s.csrf.clone(),
             travel_rule: p.travel_rule.is_some(),
-            p: line(&p),
+            p: line(&p, lang),
             phone_last4,
             code: code.expose().to_owned(),
             blocked,
@@ -320,7 +324,12 @@ async fn paid_action(st: &AppState, h: &HeaderMap, id: &str, f: CodeForm) -> Pag
         .record_action(&pid.to_string(), &p.id, "complete", None, None)
         .await
         .map_err(|x| e(x.into()))?;
-    let detail = format!("{} {} · {}", p.payout_amount, p.currency, p.recipient_name);
+    let detail = format!(
+        "{} {} · {}",
+        super::i18n::grouped(&p.payout_amount),
+        p.currency,
+        p.recipient_name
+    );
     st.engine
         .audit(&s.account, "paid", Some(&p.id), Some(&detail))
         .await

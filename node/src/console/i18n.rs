@@ -47,6 +47,54 @@ impl Lang {
 
 pub const LANG_COOKIE: &str = "remesa_lang";
 
+/// A remittance state as people at a counter read it (the operator console shows the API's names).
+pub fn state_label(lang: Lang, state: &str) -> String {
+    let (en, es) = match state {
+        "quoted" => ("Quoted", "Cotizada"),
+        "on_hold" => ("On hold for review", "Retenida para revisión"),
+        "pending_funds" => ("Waiting for funds", "Esperando fondos"),
+        "funds_locked" => ("Funds locked", "Fondos bloqueados"),
+        "payout_assigned" => ("Ready for pickup", "Lista para retiro"),
+        "payout_accepted" => ("Ready for pickup (accepted)", "Lista para retiro (aceptada)"),
+        "paid" => ("Paid", "Pagada"),
+        "settled" => ("Paid and settled", "Pagada y liquidada"),
+        "refund_pending" => ("Withdrawn: do not pay", "Retirada: no pagar"),
+        "refunded" => ("Refunded to the sender", "Reembolsada al remitente"),
+        "expired" => ("Expired", "Vencida"),
+        "failed" => ("Failed", "Fallida"),
+        "cancelled" => ("Cancelled", "Cancelada"),
+        other => return other.to_owned(),
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Es => es,
+    }
+    .to_owned()
+}
+
+/// A decimal amount as written, its whole part grouped by thousands: `2455.00` → `2,455.00` (the decimals the
+/// amount has are kept: it was already rounded to its currency's minor unit).
+pub fn grouped(amount: &str) -> String {
+    let (sign, rest) = amount.strip_prefix('-').map_or(("", amount), |r| ("-", r));
+    let (int, frac) = rest.split_once('.').map_or((rest, None), |(i, f)| (i, Some(f)));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return amount.to_owned();
+    }
+    let mut out = String::with_capacity(amount.len() + int.len() / 3);
+    out.push_str(sign);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    out
+}
+
 /// Every text the consoles show.
 #[derive(Debug)]
 pub struct Tr {
@@ -463,6 +511,25 @@ pub static ES: Tr = Tr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_grouped_as_written() {
+        assert_eq!(grouped("2455.00"), "2,455.00");
+        assert_eq!(grouped("1234567"), "1,234,567");
+        assert_eq!(grouped("999.5"), "999.5");
+        assert_eq!(grouped("-1000.25"), "-1,000.25");
+        assert_eq!(grouped("0.75"), "0.75");
+        assert_eq!(grouped("n/a"), "n/a");
+    }
+
+    #[test]
+    fn every_state_has_a_label_in_both_languages() {
+        for s in crate::engine::State::ALL {
+            for lang in [Lang::En, Lang::Es] {
+                assert_ne!(state_label(lang, s.as_str()), s.as_str(), "{s:?} in {lang:?}");
+            }
+        }
+    }
 
     #[test]
     fn the_browser_preference_picks_spanish_and_the_cookie_wins() {

@@ -402,7 +402,7 @@ async fn remittance_page(st: &AppState, h: &HeaderMap, id: &str) -> PageResult {
         StatusCode::OK,
         &RemittancePage {
             l: s.layout(Role::Operator, lang.t().ops_title, "/ops/remittances"),
-            payout: format!("{} {}", r.payout_amount, r.currency),
+            payout: format!("{} {}", super::i18n::grouped(&r.payout_amount), r.currency),
             r: rem_line(&r),
             partner,
             transitions,
