@@ -293,7 +293,8 @@ async fn paid_action(st: &AppState, h: &HeaderMap, id: &str, f: CodeForm) -> Pag
     check_throttle(st, &s, pid).await.map_err(e)?;
     let rid = RemittanceId::parse(id).map_err(|_| e(PageError::NotFound))?;
     // only this partner's payouts exist here
-    let p = PartnerDb::from(&st.db)
+    let db = PartnerDb::from(&st.db);
+    let p = db
         .partner_payout(pid.as_i64(), &rid.to_string())
         .await
         .map_err(|x| e(x.into()))?
@@ -320,8 +321,7 @@ async fn paid_action(st: &AppState, h: &HeaderMap, id: &str, f: CodeForm) -> Pag
         }
         Err(x) => return Err(e(x.into())),
     }
-    PartnerDb::from(&st.db)
-        .record_action(&pid.to_string(), &p.id, "complete", None, None)
+    db.record_action(&pid.to_string(), &p.id, "complete", None, None)
         .await
         .map_err(|x| e(x.into()))?;
     let detail = format!(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use alloy::primitives::U256;
 use alloy::providers::Provider as _;
 use axum::Form;
 use axum::Router;
@@ -11,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Redirect, Response};
 use axum::routing::{get, post};
+use remesa_wallet::money::TokenAmount;
 use serde::Deserialize;
 
 use super::pages::{
@@ -56,13 +58,12 @@ async fn operator(st: &AppState, h: &HeaderMap) -> Result<Session, (super::i18n:
         .map_err(|e| (lang, e))
 }
 
-/// Whole tokens from base units, exact (the token's decimals).
+/// Whole tokens from base units (decimal text), exact, by the wallet's `TokenAmount`; unreadable text as it is.
 fn tokens(base_units: &str, decimals: u8) -> String {
-    match base_units.parse::<i128>() {
-        Ok(v) => rust_decimal::Decimal::try_from_i128_with_scale(v, u32::from(decimals).min(28))
-            .map_or_else(|_| base_units.to_owned(), |d| d.normalize().to_string()),
-        Err(_) => base_units.to_owned(),
-    }
+    base_units.parse::<U256>().map_or_else(
+        |_| base_units.to_owned(),
+        |v| TokenAmount::from_base_units(v, decimals).to_string(),
+    )
 }
 
 async fn dashboard(State(st): State<AppState>, h: HeaderMap) -> Response {
@@ -165,9 +166,6 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
         });
     }
 
-    let ledger = crate::engine::ledger::balance(pool, crate::engine::ledger::ESCROW)
-        .await
-        .map_err(|x| (lang, PageError::from(x)))?;
     let recon = tokio::time::timeout(
         CHAIN_READ_TIMEOUT,
         crate::engine::reconcile::reconcile(&st.db, st.chain.as_ref()),
@@ -175,6 +173,13 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
     .await
     .ok()
     .and_then(Result::ok);
+    // the reconciliation's own ledger figure (read at its indexed block); without a chain, the ledger alone
+    let ledger = match &recon {
+        Some(r) => r.ledger_escrow_base_units,
+        None => crate::engine::ledger::balance(pool, crate::engine::ledger::ESCROW)
+            .await
+            .map_err(|x| (lang, PageError::from(x)))?,
+    };
     let relayer_gas = match (&st.chain, st.engine.custody().and_then(|c| c.relayer().ok())) {
         (Some(chain), Some(relayer)) => {
             tokio::time::timeout(CHAIN_READ_TIMEOUT, chain.provider.get_balance(relayer.address()))
@@ -182,13 +187,7 @@ async fn dashboard_page(st: &AppState, h: &HeaderMap) -> PageResult {
                 .ok()
                 .and_then(Result::ok)
                 // shown to 6 decimals, rounded down (a display; nothing is computed from it)
-                .map(|wei| {
-                    let eth = tokens(&wei.to_string(), 18);
-                    eth.parse::<rust_decimal::Decimal>().map_or(eth, |d| {
-                        d.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero)
-                            .to_string()
-                    })
-                })
+                .map(|wei| TokenAmount::from_base_units(wei / U256::from(10u64.pow(12)), 6).to_string())
         }
         _ => None,
     };
