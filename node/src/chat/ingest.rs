@@ -42,6 +42,27 @@ impl Op for InboxOp {
             tables::insert_inbox(conn, &new, now_ms).await
         })
     }
+
+    /// The whole group in one multi-row insert (per 128 messages).
+    fn apply_group<'a>(
+        &'a self,
+        conn: &'a mut sqlx::AnyConnection,
+        items: Vec<&'a InboxInsert>,
+        now_ms: i64,
+    ) -> BoxFut<'a, Result<Vec<Option<String>>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<NewInboxRow<'_>> = items
+                .iter()
+                .map(|row| NewInboxRow {
+                    platform: &row.platform,
+                    message_id: &row.message_id,
+                    user_key: &row.user_key,
+                    payload: &row.payload,
+                })
+                .collect();
+            tables::insert_inbox_many(conn, &rows, now_ms).await
+        })
+    }
 }
 
 /// The inbox's committer.

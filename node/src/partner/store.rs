@@ -18,6 +18,8 @@ use crate::store::{Db, events, partner_actions, partner_cursors, replay, webhook
 
 /// How often (per process) expired replay-cache rows are pruned and the cache size is checked.
 const REPLAY_PRUNE_INTERVAL_MS: i64 = 5_000;
+/// Most expired replay rows one pruning transaction deletes.
+const REPLAY_PRUNE_CHUNK: u64 = 2_000;
 /// Largest page of the event feed and of the delivery list.
 pub const PAGE_LIMIT_MAX: i64 = 500;
 
@@ -69,6 +71,38 @@ impl Op for ReplayOp {
                 return Ok(true);
             }
             replay::take_over_expired(&mut *conn, &e.replay_key, e.expires_at_unix_ms, now_ms).await
+        })
+    }
+
+    /// One multi-row insert for the group; a key already stored (or twice in the group) is a replay unless the
+    /// stored row has expired (taken over one by one: rare).
+    fn apply_group<'a>(
+        &'a self,
+        conn: &'a mut sqlx::AnyConnection,
+        items: Vec<&'a ReplayEntry>,
+        now_ms: i64,
+    ) -> BoxFut<'a, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            let mut seen = std::collections::HashSet::with_capacity(items.len());
+            let first: Vec<bool> = items.iter().map(|e| seen.insert(e.replay_key.as_str())).collect();
+            let rows: Vec<replay::NewReplayRow<'_>> = items
+                .iter()
+                .zip(&first)
+                .filter(|(_, first)| **first)
+                .map(|(e, _)| (e.replay_key.as_str(), e.keyid.as_str(), e.expires_at_unix_ms))
+                .collect();
+            let stored = replay::insert_many_if_absent(&mut *conn, &rows).await?;
+            let mut out = Vec::with_capacity(items.len());
+            for (e, first) in items.into_iter().zip(first) {
+                out.push(if !first {
+                    false
+                } else if stored.contains(&e.replay_key) {
+                    true
+                } else {
+                    replay::take_over_expired(&mut *conn, &e.replay_key, e.expires_at_unix_ms, now_ms).await?
+                });
+            }
+            Ok(out)
         })
     }
 }
@@ -191,7 +225,7 @@ impl PartnerDb {
         max_entries: u64,
     ) -> Result<ReplayOutcome, StoreError> {
         let now = now_ms();
-        self.maybe_prune_replay(now, max_entries).await?;
+        self.maybe_prune_replay(now, max_entries);
         let mut h = Sha256::new();
         h.update(keyid.as_bytes());
         h.update([0u8]);
@@ -220,7 +254,8 @@ impl PartnerDb {
         self.replay.commit.get().map_or(0, GroupCommit::commits)
     }
 
-    async fn maybe_prune_replay(&self, now: i64, max_entries: u64) -> Result<(), StoreError> {
+    /// Every [`REPLAY_PRUNE_INTERVAL_MS`], prunes in a task of its own: no request waits for it.
+    fn maybe_prune_replay(&self, now: i64, max_entries: u64) {
         let last = self.replay.last_prune_unix_ms.load(Ordering::Relaxed);
         if now - last < REPLAY_PRUNE_INTERVAL_MS
             || self
@@ -229,14 +264,29 @@ impl PartnerDb {
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
         {
-            return Ok(());
+            return;
         }
-        self.prune_replay(now, max_entries).await
+        let db = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = db.prune_replay(now, max_entries).await {
+                tracing::warn!(target: "partner::auth", error = %e, "pruning the replay cache failed; next time");
+            }
+        });
     }
 
-    /// Deletes expired replay rows and re-evaluates whether the cache is over its bound.
+    /// Deletes expired replay rows, [`REPLAY_PRUNE_CHUNK`] per transaction (the write turn is never held long),
+    /// and re-evaluates whether the cache is over its bound.
     pub async fn prune_replay(&self, now: i64, max_entries: u64) -> Result<(), StoreError> {
-        write_tx!(self.db, |tx| replay::delete_expired(&mut *tx, now))?;
+        loop {
+            let deleted = write_tx!(self.db, |tx| replay::delete_expired(
+                &mut *tx,
+                now,
+                REPLAY_PRUNE_CHUNK
+            ))?;
+            if deleted < REPLAY_PRUNE_CHUNK {
+                break;
+            }
+        }
         let n = replay::count(&self.pool).await?;
         let full = u64::try_from(n).unwrap_or(0) >= max_entries;
         if full {

@@ -4,7 +4,7 @@
 
 use sqlx::Executor;
 
-use super::{Dialect, StoreError};
+use super::{Dialect, MULTI_ROW_MAX, StoreError, values_placeholders};
 
 /// Longest stored error text, in characters.
 const ERROR_CHARS_MAX: usize = 500;
@@ -261,6 +261,52 @@ where
     .execute(exec)
     .await?;
     Ok((res.rows_affected() == 1).then_some(id))
+}
+
+/// Stores many inbound messages as pending in a few statements (one per [`MULTI_ROW_MAX`] rows): each one's new
+/// row id, or `None` when (platform, message_id) was stored before or comes earlier in `rows`.
+pub async fn insert_inbox_many(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[NewInboxRow<'_>],
+    now_ms: i64,
+) -> Result<Vec<Option<String>>, StoreError> {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let ids: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| {
+            seen.insert((r.platform, r.message_id))
+                .then(|| uuid::Uuid::now_v7().to_string())
+        })
+        .collect();
+    let new: Vec<(&NewInboxRow<'_>, &str)> = rows
+        .iter()
+        .zip(&ids)
+        .filter_map(|(r, id)| id.as_deref().map(|id| (r, id)))
+        .collect();
+    let mut stored = std::collections::HashSet::with_capacity(new.len());
+    for chunk in new.chunks(MULTI_ROW_MAX) {
+        let sql = format!(
+            "INSERT INTO chat_inbox (id, platform, message_id, user_key, payload, status, received_at_unix_ms) \
+             VALUES {} ON CONFLICT (platform, message_id) DO NOTHING RETURNING id",
+            values_placeholders(chunk.len(), 7)
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for (r, id) in chunk {
+            q = q
+                .bind(*id)
+                .bind(r.platform)
+                .bind(r.message_id)
+                .bind(r.user_key)
+                .bind(r.payload)
+                .bind("pending")
+                .bind(now_ms);
+        }
+        stored.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| id.filter(|id| stored.contains(id)))
+        .collect())
 }
 
 /// Claims the oldest claimable inbox row (pending and due, or claimed with an expired lease) whose user has no

@@ -380,6 +380,30 @@ pub fn stored_u64(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} = {value}")))
 }
 
+/// The `VALUES` list of a multi-row insert: `rows` tuples of `cols` numbered placeholders (`($1, $2), ($3, $4)`),
+/// which both SQLite and PostgreSQL read.
+pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Rows per multi-row insert: well under both databases' bound on parameters in one statement.
+pub(crate) const MULTI_ROW_MAX: usize = 128;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -71,6 +71,33 @@ async fn replay_is_refused_and_expired_rows_are_pruned(t: TestDb) {
         );
     }
 
+    // A burst bigger than one multi-row insert, with one signature sent twice and expired leftovers among new
+    // ones: each signature is fresh exactly once, the leftovers included.
+    let past = now_ms() - 1;
+    for i in 0..5u32 {
+        assert_eq!(
+            db.record_signature("p5", format!("sig-mixed-{i}").as_bytes(), past, 10_000)
+                .await
+                .unwrap(),
+            ReplayOutcome::Fresh
+        );
+    }
+    let mut sigs: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| format!("sig-mixed-{i}").into_bytes())
+        .collect();
+    sigs.push(b"sig-mixed-7".to_vec());
+    let burst =
+        futures::future::join_all(sigs.iter().map(|sig| db.record_signature("p5", sig, exp, 10_000))).await;
+    let fresh = burst
+        .iter()
+        .filter(|o| matches!(o, Ok(ReplayOutcome::Fresh)))
+        .count();
+    let replayed = burst
+        .iter()
+        .filter(|o| matches!(o, Ok(ReplayOutcome::Replayed)))
+        .count();
+    assert_eq!((fresh, replayed), (300, 1), "{burst:?}");
+
     // An expired leftover is not a replay (its signature would be refused as too old anyway).
     let past = now_ms() - 1;
     assert_eq!(
