@@ -83,6 +83,9 @@ pub struct Config {
     pub http_body_bytes_max: usize,
     /// Handlers taking longer answer 503 (`REMESA_HTTP_TIMEOUT_MS`).
     pub http_timeout_ms: u64,
+    /// Most requests handled at once; past it a request is answered 503 with `Retry-After` at once instead of
+    /// queueing (`REMESA_HTTP_IN_FLIGHT_MAX`), so an overload cannot grow latency and memory without bound.
+    pub http_in_flight_max: usize,
     /// Largest page of any list endpoint.
     pub page_limit_max: u32,
     /// Decimals of the token when no chain is configured (with a chain, `decimals()` of the token wins).
@@ -135,6 +138,7 @@ impl Default for Config {
             cancel_window_s: 1800,
             http_body_bytes_max: 64 * 1024,
             http_timeout_ms: 15_000,
+            http_in_flight_max: 1_024,
             page_limit_max: 200,
             token_decimals_default: 6,
             chain_workers: true,
@@ -175,6 +179,7 @@ impl std::fmt::Debug for Config {
             .field("cancel_window_s", &self.cancel_window_s)
             .field("http_body_bytes_max", &self.http_body_bytes_max)
             .field("http_timeout_ms", &self.http_timeout_ms)
+            .field("http_in_flight_max", &self.http_in_flight_max)
             .field("page_limit_max", &self.page_limit_max)
             .field("token_decimals_default", &self.token_decimals_default)
             .field("chain_workers", &self.chain_workers)
@@ -311,6 +316,9 @@ impl Config {
         }
         if self.payout_cutoff_s >= self.remittance_expiry_s {
             return bad("payout_cutoff_s must be less than remittance_expiry_s");
+        }
+        if self.http_in_flight_max == 0 {
+            return bad("http_in_flight_max must be at least 1");
         }
         if self.http_body_bytes_max < 1024 {
             return bad("http_body_bytes_max must be at least 1024");

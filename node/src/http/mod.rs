@@ -11,8 +11,9 @@ pub mod openapi;
 pub mod problem;
 pub mod state;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -136,10 +137,12 @@ pub fn redact_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.config.http_body_bytes_max;
+    let in_flight = Arc::new(Semaphore::new(state.config.http_in_flight_max));
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(middleware::from_fn_with_state(in_flight, admit))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             Problem::internal().into_response()
@@ -152,6 +155,24 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Admission: at most `http_in_flight_max` requests are handled at once. One more is answered 503 with
+/// `Retry-After` without being read, before it costs anything: under overload the node answers some requests fast
+/// instead of all of them late (and its memory stays bounded).
+async fn admit(State(in_flight): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = in_flight.try_acquire() else {
+        metrics::counter!("remesa_http_shed_total").increment(1);
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "The node is at capacity",
+            Some("too many requests are being handled right now; nothing was done; try again".to_owned()),
+        )
+        .with_reason("overloaded")
+        .into_response();
+    };
+    next.run(req).await
 }
 
 async fn timeout(State(st): State<AppState>, req: Request, next: Next) -> Response {

@@ -93,8 +93,8 @@ const LAYER_PROBLEMS: [(&str, Applies, &str); 7] = [
     (
         "503",
         Applies::All,
-        "Unavailable, nothing done or stored: the handler timed out (`http_timeout_ms`), the database is out of \
-         reach, out of space or restarting (`storage-unavailable`), the node is shutting down, or (admin) no \
+        "Unavailable, nothing done or stored: the node is at capacity (`overloaded`: `http_in_flight_max` \
+         requests in flight), the handler timed out (`http_timeout_ms`), the database is out of reach, out of space or restarting (`storage-unavailable`), the node is shutting down, or (admin) no \
          operator token is configured; retry after `Retry-After` seconds",
     ),
 ];

@@ -2,7 +2,9 @@
 //! endpoints (`/v1/admin/partner/*`, bearer operator token). Handlers call the engine for every state change;
 //! reads are scoped to the signing partner, so another partner's payout is a 404.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -46,6 +48,12 @@ fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
         ))),
     }
 }
+/// How long a partner's verifying key is used from memory before it is read again (suspensions and key changes
+/// take effect within this time).
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most partners' keys kept in memory (the cache starts over past it).
+const KEY_CACHE_MAX: usize = 4_096;
+
 /// Largest accepted partner request body.
 pub const PARTNER_BODY_BYTES_MAX: usize = 64 * 1024;
 
@@ -76,35 +84,55 @@ impl std::fmt::Debug for PartnerState {
 }
 
 impl PartnerState {
-    /// The keyid → key lookup over the `partners` table (keyid = the partner id; only active partners).
+    /// The keyid → key lookup over the `partners` table (keyid = the partner id; only active partners). A key
+    /// found is kept for [`KEY_CACHE_TTL`] (a suspended partner or a replaced key takes effect within that time,
+    /// on every node); an unknown or suspended keyid is looked up every time.
     pub fn key_lookup(&self) -> KeyLookup {
         let db = self.db.clone();
+        let cache: Arc<std::sync::Mutex<HashMap<i64, (Instant, PartnerKey)>>> = Arc::default();
         Arc::new(move |keyid: String| {
             let db = db.clone();
+            let cache = cache.clone();
             Box::pin(async move {
                 let Ok(id) = keyid.parse::<i64>() else {
                     return Ok(None);
                 };
-                let Some((key_b64, _)) = db.partner_key_and_webhook(id).await? else {
-                    return Ok(None);
-                };
-                let corrupt =
-                    |what: String| StoreError::Corrupt(format!("partner {id}'s stored key: {what}"));
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(key_b64.trim())
-                    .map_err(|e| corrupt(e.to_string()))?;
-                let arr: [u8; 32] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| corrupt("not 32 bytes".to_owned()))?;
-                let key =
-                    ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| corrupt(e.to_string()))?;
-                Ok(Some(PartnerKey {
-                    partner_id: id.to_string(),
-                    key,
-                }))
+                let cached = cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(&id).filter(|(at, _)| at.elapsed() < KEY_CACHE_TTL).cloned());
+                if let Some((_, key)) = cached {
+                    return Ok(Some(key));
+                }
+                let found = Self::load_key(&db, id).await?;
+                if let (Some(key), Ok(mut c)) = (&found, cache.lock()) {
+                    if c.len() >= KEY_CACHE_MAX {
+                        c.clear();
+                    }
+                    c.insert(id, (Instant::now(), key.clone()));
+                }
+                Ok(found)
             })
         })
+    }
+
+    async fn load_key(db: &PartnerDb, id: i64) -> Result<Option<PartnerKey>, StoreError> {
+        let Some((key_b64, _)) = db.partner_key_and_webhook(id).await? else {
+            return Ok(None);
+        };
+        let corrupt = |what: String| StoreError::Corrupt(format!("partner {id}'s stored key: {what}"));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(key_b64.trim())
+            .map_err(|e| corrupt(e.to_string()))?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("not 32 bytes".to_owned()))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(PartnerKey {
+            partner_id: id.to_string(),
+            key,
+        }))
     }
 
     fn auth(&self) -> PartnerAuth {

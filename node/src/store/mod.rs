@@ -240,7 +240,11 @@ impl Db {
             let mut conn = opts.connect().await?;
             sqlite_pragmas(&mut conn).await?;
             conn.execute("PRAGMA journal_mode = WAL").await?;
-            Some(write_group::Writer::new(conn))
+            let writer = write_group::Writer::new(conn);
+            let mut checkpointer = opts.connect().await?;
+            sqlite_pragmas(&mut checkpointer).await?;
+            write_group::spawn_checkpointer(&writer, checkpointer).await?;
+            Some(writer)
         } else {
             None
         };

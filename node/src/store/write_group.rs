@@ -164,7 +164,7 @@ impl Writer {
     /// The write connection alone, outside any group (for migrations): the open group commits first.
     pub(crate) async fn exclusive(&self) -> Held {
         let mut state = self.turn().await;
-        state.commit_group().await;
+        state.commit_group(false).await;
         state
     }
 
@@ -184,17 +184,21 @@ impl Writer {
         if let Some(g) = &state.group
             && (g.members >= GROUP_MEMBERS_MAX || g.started.elapsed() >= GROUP_AGE_MAX)
         {
-            state.commit_group().await;
+            state.commit_group(false).await;
         }
         if state.group.is_none() {
-            state.conn.execute("BEGIN IMMEDIATE").await?;
+            // One round trip to the connection's thread for both statements.
+            if let Err(e) = state.conn.execute("BEGIN IMMEDIATE; SAVEPOINT member").await {
+                // Either failed: nothing of this group exists yet (a ROLLBACK without a transaction just fails).
+                let _ = state.conn.execute("ROLLBACK").await;
+                return Err(e);
+            }
             state.group = Some(Group {
                 started: Instant::now(),
                 members: 0,
                 done: watch::channel(None).0,
             });
-        }
-        if let Err(e) = state.conn.execute("SAVEPOINT member").await {
+        } else if let Err(e) = state.conn.execute("SAVEPOINT member").await {
             state.fail_group(&e.to_string()).await;
             return Err(e);
         }
@@ -218,9 +222,57 @@ impl Writer {
     async fn tidy(self) {
         let mut state = self.turn().await;
         if self.waiting.load(Ordering::SeqCst) == 0 {
-            state.commit_group().await;
+            state.commit_group(false).await;
         }
     }
+}
+
+/// How often the checkpointer looks at the write-ahead log.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// The writer's own automatic checkpoint, in WAL pages (~40 MB): a fallback that bounds the log if the checkpointer
+/// falls behind. SQLite's default (1,000 pages) would run one every few hundred commits, inside a commit.
+pub const WAL_AUTOCHECKPOINT_FALLBACK_PAGES: u32 = 10_000;
+
+/// Moves the write-ahead log into the database file from a connection of its own, so no commit pays for it.
+///
+/// SQLite otherwise checkpoints inside the commit that crosses `wal_autocheckpoint` pages: that commit copies
+/// about 4 MB into the database file and fsyncs it while every other writer waits for the turn, which made the
+/// partner API's latency tail. A `PASSIVE` checkpoint runs beside the writer (it never takes the write lock) and
+/// copies what no reader still needs; the writer keeps a high `wal_autocheckpoint` as a fallback bound. The task
+/// ends when the writer is dropped.
+pub(crate) async fn spawn_checkpointer(
+    writer: &Writer,
+    mut checkpointer: sqlx::AnyConnection,
+) -> Result<(), sqlx::Error> {
+    {
+        let mut state = writer.exclusive().await;
+        state
+            .conn
+            .execute(format!("PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_FALLBACK_PAGES}").as_str())
+            .await?;
+    }
+    let state = Arc::downgrade(&writer.state);
+    let counts = writer.counts.clone();
+    tokio::spawn(async move {
+        let mut checkpointed_at = counts.groups.load(Ordering::Relaxed);
+        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if state.strong_count() == 0 {
+                break;
+            }
+            let groups = counts.groups.load(Ordering::Relaxed);
+            if groups == checkpointed_at {
+                continue;
+            }
+            checkpointed_at = groups;
+            if let Err(e) = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!(target: "store::write", error = %e, "background WAL checkpoint failed; the writer's own checkpoint bounds the log");
+            }
+        }
+    });
+    Ok(())
 }
 
 impl State {
@@ -244,13 +296,19 @@ impl State {
         Ok(())
     }
 
-    /// Commits the open group (if any) and tells its members how it went.
-    async fn commit_group(&mut self) {
+    /// Commits the open group (if any) and tells its members how it went; `release_member` first releases the
+    /// savepoint of the member finishing (in the same round trip).
+    async fn commit_group(&mut self, release_member: bool) {
         let Some(group) = self.group.take() else {
             return;
         };
         metrics::histogram!("remesa_sqlite_group_members").record(f64::from(group.members));
-        match self.conn.execute("COMMIT").await {
+        let sql = if release_member {
+            "RELEASE SAVEPOINT member; COMMIT"
+        } else {
+            "COMMIT"
+        };
+        match self.conn.execute(sql).await {
             Ok(_) => {
                 let groups = self.counts.groups.fetch_add(1, Ordering::Relaxed) + 1;
                 if groups.is_multiple_of(1000) {
@@ -320,6 +378,17 @@ impl Member {
         let writer = self.writer.clone();
         let released = tokio::spawn(async move {
             let mut state = state;
+            let full = state
+                .group
+                .as_ref()
+                .is_none_or(|g| g.members >= GROUP_MEMBERS_MAX);
+            if full || writer.waiting.load(Ordering::SeqCst) == 0 {
+                // The last member for now: release and commit in one round trip. A failure of either loses the
+                // group, which every member (this one too) learns from its outcome below.
+                state.member_open = false;
+                state.commit_group(true).await;
+                return Ok(());
+            }
             if let Err(e) = state.conn.execute("RELEASE SAVEPOINT member").await {
                 // SQLite rolled the whole transaction back (an I/O error, a full disk): the group is lost.
                 state.fail_group(&e.to_string()).await;
@@ -331,7 +400,7 @@ impl Member {
                 .as_ref()
                 .is_none_or(|g| g.members >= GROUP_MEMBERS_MAX);
             if full || writer.waiting.load(Ordering::SeqCst) == 0 {
-                state.commit_group().await;
+                state.commit_group(false).await;
             }
             Ok(())
         })
@@ -359,7 +428,7 @@ impl Member {
                     let _ = tokio::spawn(async move {
                         let mut state = writer.turn().await;
                         if done.borrow().is_none() {
-                            state.commit_group().await;
+                            state.commit_group(false).await;
                         }
                     })
                     .await;
@@ -381,7 +450,7 @@ impl Member {
             if let Err(e) = &undone {
                 state.fail_group(&e.to_string()).await;
             } else if writer.waiting.load(Ordering::SeqCst) == 0 {
-                state.commit_group().await;
+                state.commit_group(false).await;
             }
             undone
         })

@@ -406,6 +406,73 @@ async fn slow_handler_times_out_with_a_problem() {
     s.shutdown.cancel();
 }
 
+/// Admission: with `http_in_flight_max` requests in flight (here one, whose body never comes), the next request is
+/// answered 503 `overloaded` with `Retry-After` at once instead of waiting; once the first ends, requests are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_in_flight_limit_are_shed_with_503() {
+    use tokio::io::AsyncWriteExt;
+    let s = spawn_with(
+        None,
+        Figment::new().merge(Serialized::default("http_in_flight_max", 1)),
+    )
+    .await;
+    let (status, _, _) = s.call(reqwest::Method::GET, "/healthz", None, None, false).await;
+    assert_eq!(status, 200);
+
+    // A request that holds the one place: its headers promise a body that is never sent.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stuck = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    stuck
+        .write_all(
+            format!(
+                "POST /v1/admin/partners HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let mut shed = None;
+    for _ in 0..50 {
+        let resp = s
+            .client
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .expect("send");
+        if resp.status() == 503 {
+            shed = Some(resp);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let resp = shed.expect("a request over the limit is answered 503");
+    assert_eq!(
+        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: Value = resp.json().await.expect("problem");
+    assert!(
+        body["type"].as_str().unwrap_or("").ends_with("overloaded"),
+        "{body}"
+    );
+    assert_eq!(body["reason"], "overloaded", "{body}");
+
+    // The stuck request goes away: its place is free again.
+    drop(stuck);
+    let mut served = false;
+    for _ in 0..100 {
+        let (status, _, _) = s.call(reqwest::Method::GET, "/healthz", None, None, false).await;
+        if status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(served, "requests are served again once the place is free");
+    s.shutdown.cancel();
+}
+
 /// The database out of space (SQLite's write connection capped at its file's size: SQLITE_FULL, as on a full
 /// disk) or locked by another process: requests answer 503 `storage-unavailable` with `Retry-After` (never a 500),
 /// `/readyz` answers 503 with `Retry-After` while no write commits, and both recover by themselves.

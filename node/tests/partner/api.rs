@@ -734,3 +734,26 @@ async fn partner_sim_on_postgres() {
         sim_flow(t).await;
     }
 }
+
+/// A partner's key is used from memory for at most `KEY_CACHE_TTL`: once suspended, its signed requests are refused
+/// within that time; once active again, at once (an unknown or suspended key is never kept).
+async fn suspension_takes_effect_within_the_key_cache_ttl(t: TestDb) {
+    let node = start_node(&t, None).await;
+    let b = client(&node, 2, 0xB2);
+    let (status, _) = call(&b, Method::GET, "/v1/partner/me", None, None).await;
+    assert_eq!(status, 200);
+    let id = remesa::domain::PartnerId::new(2).unwrap();
+    node.engine.set_partner_status(id, "suspended").await.unwrap();
+    tokio::time::sleep(remesa::partner::api::KEY_CACHE_TTL + Duration::from_millis(100)).await;
+    let (status, body) = call(&b, Method::GET, "/v1/partner/me", None, None).await;
+    assert_eq!(status, 401, "{body}");
+    node.engine.set_partner_status(id, "active").await.unwrap();
+    let (status, body) = call(&b, Method::GET, "/v1/partner/me", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    node.cancel.cancel();
+}
+
+#[tokio::test]
+async fn key_cache_on_both_databases() {
+    remesa_testkit::both_dbs!(suspension_takes_effect_within_the_key_cache_ttl);
+}
