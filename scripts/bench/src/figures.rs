@@ -529,7 +529,7 @@ async fn webhook(ctx: &Ctx) -> Figure {
             ),
             limits: if errors_total == 0 {
                 "acknowledgements are group-committed (a bounded queue and one committer: the webhooks waiting \
-                 share one transaction, up to 256), but they share SQLite's one write connection with the inbox \
+                 share one transaction and one multi-row INSERT, up to 256), but they share SQLite's one write connection with the inbox \
                  workers, which process the same messages meanwhile (conversation state, replies, their delivery \
                  records: each a transaction in turn), and two cores with the load generator; HMAC checking and \
                  JSON parsing add CPU per request."
@@ -825,14 +825,15 @@ async fn memory_figure(ctx: &Ctx, memory: &NodeMemory) -> Figure {
 
 /// What limits figures 2 and 2b at this commit, as profiled (see the notes of issue 12).
 const SETTLE_LIMITS: &str = "the node, not the chain: SQLite's one write connection. Every write of the node is a \
-    transaction on it, in turn, grouped into shared commits. Profiled on one run of figure 2 (the writer's turn \
+    transaction on it, in turn, grouped into shared commits. Profiled at e6f8360 on one run of figure 2 (the writer's turn \
     counters at debug level, every statement traced): while the chat inbox works, the write turn is held about 96% \
     of the time, about 1 ms per transaction, and a remittance takes about 23 transactions (chat outbox claims and \
     delivery records about 5.6, the partner API's idempotency keys and payout-action records 6, chat inbox \
     completions 2.4, the engine's state changes 4, the first message's registration 3, webhooks, feed, cursors and \
     leases the rest). Of the 1 ms, about 0.3 ms is SQLite running statements; the rest is each statement's round \
     trip between its task and the connection's thread on two loaded cores, and the group's COMMIT (about 0.8 ms per \
-    7 transactions). More inbox workers do not help (4, 16 and 32 took the same 17 s for the 2,000 messages); \
+    7 transactions); since e0eb3de a transaction alone in its group makes three round trips instead of five \
+    (`BEGIN IMMEDIATE; SAVEPOINT` and `RELEASE; COMMIT` are one call each) and no commit runs a WAL checkpoint. More inbox workers do not help (4, 16 and 32 took the same 17 s for the 2,000 messages); \
     PostgreSQL was slower here (2,000 messages in 40 s with 16 workers). After the inbox a remittance takes about \
     5 s to settle (the time per step: the deposit's block and confirmation, the partner's accept and pay over \
     webhooks, the release's block).";

@@ -20,11 +20,17 @@ pub const METHOD: &str = "an open-loop generator in `remesa-bench` starts {load}
     coordinated omission), and the generator's own lateness is reported in the notes. Floor: the same generator, signing included, against \
     `remesa-bench floor-server` (tokio + axum answering a constant page, no verification) in its own process.";
 
-pub const LIMITS: &str = "every request is verified (ed25519) and then recorded in the replay cache: an INSERT \
-    into `partner_signature_replay`, group-committed with the node's other writes on its one SQLite write connection \
-    (a request waits for its group's COMMIT, an fsync), plus a periodic prune of expired rows. The median stays near \
-    the floor; the tail follows the writer (a COMMIT or WAL checkpoint that stalls queues every request behind it). \
-    The generator, the node and the signing share two cores.";
+pub const LIMITS: &str = "CPU spent handing work between threads. Profiled at e0eb3de (one run, `perf` at 499 Hz \
+    on the node at 1,000 req/s): the node used about 0.85 of a core, 0.85 ms per request, and about 40% of its \
+    samples were the kernel switching threads. Each request wakes tokio's workers and, for every statement, one of \
+    sqlx's SQLite connection threads: the page of payouts (a read) and the replay cache's group commit on the write \
+    connection (`BEGIN IMMEDIATE; SAVEPOINT`, one multi-row INSERT for the whole group, `RELEASE; COMMIT`: three \
+    round trips when the group has one request). ed25519 verification is about 5%. What no longer makes the tail: \
+    the replay cache inserts a whole group in one statement, prunes in a task of its own, WAL checkpoints run on \
+    their own connection instead of inside a commit, and partner keys are read from memory (1 s). At 5,000 req/s \
+    the node cannot keep up on two cores shared with the generator: admission (`http_in_flight_max`, 256 requests \
+    in flight) answers the rest 503 with `Retry-After` at once (counted as failed in the notes), and the tail of the \
+    answered requests is their wait among the 256.";
 
 /// A deterministic benchmark key (never a real partner's).
 pub fn bench_signer(keyid: &str) -> Ed25519Signer {
