@@ -138,7 +138,7 @@ impl Default for Config {
             cancel_window_s: 1800,
             http_body_bytes_max: 64 * 1024,
             http_timeout_ms: 15_000,
-            http_in_flight_max: 256,
+            http_in_flight_max: 1_024,
             page_limit_max: 200,
             token_decimals_default: 6,
             chain_workers: true,

@@ -117,6 +117,9 @@ impl NodeSetup {
     }
 }
 
+/// How often an operator request answered 503 is sent (the first time included).
+const ADMIN_503_TRIES: u32 = 30;
+
 /// A running `remesa serve`.
 #[derive(Debug)]
 pub struct Node {
@@ -132,23 +135,40 @@ impl Node {
         NodeSetup::new(ctx, label, extra_env)?.serve(ctx).await
     }
 
-    /// An operator request; returns the JSON answer (or an error with the problem text).
+    /// An operator request; returns the JSON answer (or an error with the problem text). A 503 (the node at
+    /// capacity under the benchmark's own load, nothing done) is sent again after its `Retry-After`, as any client
+    /// of the node does, up to [`ADMIN_503_TRIES`] times.
     pub async fn admin(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
-        let mut rb = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base_url))
-            .bearer_auth(OPERATOR_TOKEN);
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let resp = rb.send().await.with_context(|| format!("{method} {path}"))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let mut tries = 0;
+        let (status, text) = loop {
+            let mut rb = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base_url))
+                .bearer_auth(OPERATOR_TOKEN);
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            let resp = rb.send().await.with_context(|| format!("{method} {path}"))?;
+            let status = resp.status();
+            let retry_after_s = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1)
+                .min(5);
+            let text = resp.text().await.unwrap_or_default();
+            tries += 1;
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || tries >= ADMIN_503_TRIES {
+                break (status, text);
+            }
+            tokio::time::sleep(Duration::from_secs(retry_after_s)).await;
+        };
         if !status.is_success() {
             bail!("{method} {path}: HTTP {status}: {text}");
         }

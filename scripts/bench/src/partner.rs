@@ -28,9 +28,9 @@ pub const LIMITS: &str = "CPU spent handing work between threads. Profiled at e0
     round trips when the group has one request). ed25519 verification is about 5%. What no longer makes the tail: \
     the replay cache inserts a whole group in one statement, prunes in a task of its own, WAL checkpoints run on \
     their own connection instead of inside a commit, and partner keys are read from memory (1 s). At 5,000 req/s \
-    the node cannot keep up on two cores shared with the generator: admission (`http_in_flight_max`, 256 requests \
+    the node cannot keep up on two cores shared with the generator: admission (`http_in_flight_max`, 1,024 requests \
     in flight) answers the rest 503 with `Retry-After` at once (counted as failed in the notes), and the tail of the \
-    answered requests is their wait among the 256.";
+    answered requests is their wait among the 1,024.";
 
 /// A deterministic benchmark key (never a real partner's).
 pub fn bench_signer(keyid: &str) -> Ed25519Signer {
