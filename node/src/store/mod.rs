@@ -240,11 +240,7 @@ impl Db {
             let mut conn = opts.connect().await?;
             sqlite_pragmas(&mut conn).await?;
             conn.execute("PRAGMA journal_mode = WAL").await?;
-            let writer = write_group::Writer::new(conn);
-            let mut checkpointer = opts.connect().await?;
-            sqlite_pragmas(&mut checkpointer).await?;
-            write_group::spawn_checkpointer(&writer, checkpointer).await?;
-            Some(writer)
+            Some(write_group::Writer::new(conn))
         } else {
             None
         };
@@ -263,6 +259,9 @@ impl Db {
             })
             .connect_with(opts)
             .await?;
+        if let Some(w) = &writer {
+            write_group::spawn_checkpointer(w, pool.clone()).await?;
+        }
         Ok(Db {
             pool,
             dialect,

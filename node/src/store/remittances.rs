@@ -487,6 +487,18 @@ pub struct PayoutRow {
     pub travel_rule: Option<String>,
 }
 
+/// The statement of [`payouts_of`] (`$1` partner, `$2` state or NULL, `$3`/`$4` the cursor, `$5` the limit); public
+/// so a test can check its query plan.
+pub fn payouts_of_sql() -> String {
+    format!(
+        "SELECT {PAYOUT_COLS} FROM remittances r WHERE r.partner_id = $1 \
+         AND r.state IN ('payout_assigned', 'payout_accepted', 'paid', 'settled', 'refund_pending', 'refunded') \
+         AND ($2 IS NULL OR r.state = $2) \
+         AND (r.created_at_unix_ms > $3 OR (r.created_at_unix_ms = $3 AND r.id > $4)) AND {EVER_ASSIGNED} \
+         ORDER BY r.created_at_unix_ms, r.id LIMIT $5"
+    )
+}
+
 /// One partner's ever-assigned payouts in the partner-visible states (optionally one `state`), oldest first, after
 /// (`after_created_at_unix_ms`, `after_id`), at most `limit`.
 pub async fn payouts_of<'e, E>(
@@ -500,20 +512,14 @@ pub async fn payouts_of<'e, E>(
 where
     E: Executor<'e, Database = sqlx::Any>,
 {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {PAYOUT_COLS} FROM remittances r WHERE r.partner_id = $1 \
-         AND r.state IN ('payout_assigned', 'payout_accepted', 'paid', 'settled', 'refund_pending', 'refunded') \
-         AND ($2 IS NULL OR r.state = $2) \
-         AND (r.created_at_unix_ms > $3 OR (r.created_at_unix_ms = $3 AND r.id > $4)) AND {EVER_ASSIGNED} \
-         ORDER BY r.created_at_unix_ms, r.id LIMIT $5"
-    ))
-    .bind(partner_id)
-    .bind(state)
-    .bind(after_created_at_unix_ms)
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(exec)
-    .await?)
+    Ok(sqlx::query_as(&payouts_of_sql())
+        .bind(partner_id)
+        .bind(state)
+        .bind(after_created_at_unix_ms)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(exec)
+        .await?)
 }
 
 /// Remittance `id` if it was ever assigned to `partner_id`.

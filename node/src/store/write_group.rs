@@ -233,17 +233,15 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// falls behind. SQLite's default (1,000 pages) would run one every few hundred commits, inside a commit.
 pub const WAL_AUTOCHECKPOINT_FALLBACK_PAGES: u32 = 10_000;
 
-/// Moves the write-ahead log into the database file from a connection of its own, so no commit pays for it.
+/// Moves the write-ahead log into the database file from a pool connection (a checkpoint is not a write:
+/// `query_only` allows it), so no commit pays for it.
 ///
 /// SQLite otherwise checkpoints inside the commit that crosses `wal_autocheckpoint` pages: that commit copies
 /// about 4 MB into the database file and fsyncs it while every other writer waits for the turn, which made the
 /// partner API's latency tail. A `PASSIVE` checkpoint runs beside the writer (it never takes the write lock) and
 /// copies what no reader still needs; the writer keeps a high `wal_autocheckpoint` as a fallback bound. The task
 /// ends when the writer is dropped.
-pub(crate) async fn spawn_checkpointer(
-    writer: &Writer,
-    mut checkpointer: sqlx::AnyConnection,
-) -> Result<(), sqlx::Error> {
+pub(crate) async fn spawn_checkpointer(writer: &Writer, pool: sqlx::AnyPool) -> Result<(), sqlx::Error> {
     {
         let mut state = writer.exclusive().await;
         state
@@ -259,7 +257,7 @@ pub(crate) async fn spawn_checkpointer(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if state.strong_count() == 0 {
+            if state.strong_count() == 0 || pool.is_closed() {
                 break;
             }
             let groups = counts.groups.load(Ordering::Relaxed);
@@ -267,7 +265,7 @@ pub(crate) async fn spawn_checkpointer(
                 continue;
             }
             checkpointed_at = groups;
-            if let Err(e) = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
                 tracing::warn!(target: "store::write", error = %e, "background WAL checkpoint failed; the writer's own checkpoint bounds the log");
             }
         }

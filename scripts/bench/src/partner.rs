@@ -26,8 +26,8 @@ pub const LIMITS: &str = "CPU spent handing work between threads. Profiled at e0
     sqlx's SQLite connection threads: the page of payouts (a read) and the replay cache's group commit on the write \
     connection (`BEGIN IMMEDIATE; SAVEPOINT`, one multi-row INSERT for the whole group, `RELEASE; COMMIT`: three \
     round trips when the group has one request). ed25519 verification is about 5%. What no longer makes the tail: \
-    the replay cache inserts a whole group in one statement, prunes in a task of its own, WAL checkpoints run on \
-    their own connection instead of inside a commit, and partner keys are read from memory (1 s). At 5,000 req/s \
+    the replay cache inserts a whole group in one statement, prunes in a task of its own, WAL checkpoints run in \
+    a task of their own instead of inside a commit, and partner keys are read from memory (1 s). At 5,000 req/s \
     the node cannot keep up on two cores shared with the generator: admission (`http_in_flight_max`, 1,024 requests \
     in flight) answers the rest 503 with `Retry-After` at once (counted as failed in the notes), and the tail of the \
     answered requests is their wait among the 1,024.";
