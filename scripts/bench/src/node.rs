@@ -117,6 +117,16 @@ impl NodeSetup {
     }
 }
 
+/// A 503's `Retry-After` in seconds (1 when absent or unreadable), between 1 and `max_s`.
+pub fn retry_after(headers: &reqwest::header::HeaderMap, max_s: u64) -> Duration {
+    let s = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1);
+    Duration::from_secs(s.clamp(1, max_s))
+}
+
 /// How often an operator request answered 503 is sent (the first time included).
 const ADMIN_503_TRIES: u32 = 30;
 
@@ -155,19 +165,13 @@ impl Node {
             }
             let resp = rb.send().await.with_context(|| format!("{method} {path}"))?;
             let status = resp.status();
-            let retry_after_s = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(1)
-                .min(5);
+            let wait = retry_after(resp.headers(), 5);
             let text = resp.text().await.unwrap_or_default();
             tries += 1;
             if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || tries >= ADMIN_503_TRIES {
                 break (status, text);
             }
-            tokio::time::sleep(Duration::from_secs(retry_after_s)).await;
+            tokio::time::sleep(wait).await;
         };
         if !status.is_success() {
             bail!("{method} {path}: HTTP {status}: {text}");

@@ -525,14 +525,7 @@ async fn send_conversations(base_url: String, run: usize, n: usize) -> anyhow::R
                             .send()
                             .await?;
                         if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE && attempts < 600 {
-                            let retry_after_s = r
-                                .headers()
-                                .get(reqwest::header::RETRY_AFTER)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .unwrap_or(1)
-                                .clamp(1, 10);
-                            tokio::time::sleep(Duration::from_secs(retry_after_s)).await;
+                            tokio::time::sleep(crate::node::retry_after(r.headers(), 10)).await;
                             continue;
                         }
                         ensure!(
