@@ -31,6 +31,7 @@ mod travel_rule;
 pub mod types;
 mod users;
 mod views;
+pub(crate) use views::RATES_PER_CALL_MAX;
 
 use std::sync::Arc;
 

@@ -131,7 +131,7 @@ pub struct NewPartner {
     #[schema(min_items = 1)]
     pub payout_methods: Vec<PayoutMethod>,
     /// The partner's Ed25519 public key, 32 bytes in base64.
-    #[schema(pattern = "^[A-Za-z0-9+/]{43}=$")]
+    #[schema(pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub public_key: String,
     /// Where the node POSTs the partner's signed webhooks: an http(s) URL.
     #[schema(max_length = 2048, pattern = "^https?://[!-~]+$")]
@@ -290,8 +290,14 @@ pub enum SenderRef {
     /// full name, screened against the sanctions lists (else a registered user's name; required when screening
     /// is).
     Address {
+        #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
         address: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+        )]
         name: Option<String>,
     },
 }
@@ -302,8 +308,18 @@ pub struct Recipient {
     /// E.164 (parsed when the request is read: an invalid number is refused with 422 before the engine runs).
     #[schema(value_type = String)]
     pub phone: PhoneNumber,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     /// Bank account / mobile-money number, when the payout method needs one.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub account: Option<String>,
 }
 

@@ -29,6 +29,12 @@ impl Engine {
             .map(|n| text("display_name", n, NAME_LEN_MAX))
             .transpose()?;
         let lang = new.lang.as_deref().map(|l| text("lang", l, 16)).transpose()?;
+        // Parsed before the look-up: a request that does not parse is refused even when the user exists.
+        let self_custody = new
+            .self_custody_address
+            .as_deref()
+            .map(|a| parse_address("self_custody_address", a))
+            .transpose()?;
         if let Some(u) = self.find_user_by_chat(&channel, &external_id).await? {
             return Ok((u, false));
         }
@@ -36,8 +42,8 @@ impl Engine {
         if let Some(r) = users::by_chat(&mut *tx, &channel, &external_id).await? {
             return Ok((r.into(), false));
         }
-        let (custody, index, address) = match new.self_custody_address.as_deref() {
-            Some(a) => ("self", None, parse_address("self_custody_address", a)?),
+        let (custody, index, address) = match self_custody {
+            Some(a) => ("self", None, a),
             None => {
                 let custody = self.custody_required()?;
                 let index = next_counter(&mut tx, "derivation_index").await?;

@@ -17,7 +17,9 @@ use crate::store::remittances::{self, RemittanceRow};
 use crate::store::users::UserRow;
 use crate::store::{Dialect, StoreError, stored_u64};
 
-pub(super) const RATES_PER_CALL_MAX: usize = 500;
+/// Most rates one call posts, by the operator or the partner: a full card of them fits the request body's default
+/// limit (64 KiB) at their longest.
+pub(crate) const RATES_PER_CALL_MAX: usize = 200;
 /// The fee of a P2P transfer into a Remesa wallet (payout method `remesa_wallet`), in token base units: none. The
 /// node's relayer pays the gas; no partner and no FX are involved, so the recipient gets exactly what is sent.
 pub const P2P_FEE_BASE_UNITS: i64 = 0;

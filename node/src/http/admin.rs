@@ -50,28 +50,39 @@ pub struct StatusBody {
 }
 
 #[utoipa::path(post, path = "/v1/admin/partners/{id}/status", tag = "admin", request_body = StatusBody,
-    params(("id" = u64, Path)), responses((status = 200, body = Partner)), security(("operator" = [])))]
+    params(("id" = String, Path, pattern = "^[0-9]{1,18}$", description = "The partner's id, in digits")), responses((status = 200, body = Partner)), security(("operator" = [])))]
 pub async fn partner_status(
     State(st): State<AppState>,
     _op: Operator,
-    ApiPath(id): ApiPath<u64>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<StatusBody>,
 ) -> ApiResult<ApiJson<Partner>> {
     Ok(ApiJson(
-        st.engine.set_partner_status(partner_id(id)?, &b.status).await?,
+        st.engine
+            .set_partner_status(path_partner_id(&id)?, &b.status)
+            .await?,
     ))
 }
 
 /// Post a partner's rates (operator path; partners use `PUT /v1/partner/rates`).
 #[utoipa::path(put, path = "/v1/admin/partners/{id}/rates", tag = "admin", request_body = Vec<RateInput>,
-    params(("id" = u64, Path)), responses((status = 200, body = Vec<Rate>)), security(("operator" = [])))]
+    params(("id" = String, Path, pattern = "^[0-9]{1,18}$", description = "The partner's id, in digits")), responses((status = 200, body = Vec<Rate>)), security(("operator" = [])))]
 pub async fn set_rates(
     State(st): State<AppState>,
     _op: Operator,
-    ApiPath(id): ApiPath<u64>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(rates): ApiJson<Vec<RateInput>>,
 ) -> ApiResult<ApiJson<Vec<Rate>>> {
-    Ok(ApiJson(st.engine.set_rates(partner_id(id)?, rates).await?))
+    Ok(ApiJson(st.engine.set_rates(path_partner_id(&id)?, rates).await?))
+}
+
+/// A partner id from a path, as the document states it: 1 to 18 digits (400 otherwise, where `u64` would also take
+/// `+5`, and 404 for a number that cannot be a partner).
+fn path_partner_id(id: &str) -> Result<crate::domain::PartnerId, Problem> {
+    if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::bad_request("the partner id must be 1 to 18 digits"));
+    }
+    partner_id(id.parse().map_err(|_| Problem::not_found("partner not found"))?)
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]

@@ -42,6 +42,7 @@ pub async fn create_quote(
     responses(
         (status = 201, description = "Created", body = Remittance),
         (status = 200, description = "Already created with this key", body = Remittance),
+        (status = 404, description = "No quote with this `quote_id`, or (`kind` `user`) no such user", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "Quote expired", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Quote already used", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid, insufficient funds, key reused, or over a sending limit (type `limit-exceeded`, `reason` `per_transaction`, `day` or `30_days`; see COMPLIANCE.md)", body = Problem, content_type = "application/problem+json"),

@@ -3,6 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::problem::TYPE_PREFIX;
 use super::{admin, api, compliance};
 use crate::engine;
 
@@ -99,6 +100,161 @@ const LAYER_PROBLEMS: [(&str, Applies, &str); 7] = [
     ),
 ];
 
+/// A rule a schema-valid request can still break: it depends on the node's state (a balance, the corridors a partner
+/// serves) or on content no JSON Schema states (a point of the curve, a phone number that exists, a list that
+/// parses). Each is stated on its operations' 422 response, as text and as `x-remesa-rules` (the problem's `type`,
+/// and the `reason` or a pattern of the `detail` that tells it apart), so a client, or a fuzzer, can tell such a
+/// refusal from a request the document wrongly allows.
+struct Rule {
+    /// `(method, path)` of every operation that applies it.
+    operations: &'static [(&'static str, &'static str)],
+    /// The problem type's slug (`https://remesa.dev/problems/<slug>`).
+    slug: &'static str,
+    reason: Option<&'static str>,
+    /// A regular expression the `detail` contains a match of (ECMA-262 and Python `re` alike).
+    detail_pattern: Option<&'static str>,
+    rule: &'static str,
+}
+
+const SENDS: &[(&str, &str)] = &[("post", "/v1/quotes"), ("post", "/v1/remittances")];
+const RATES: &[(&str, &str)] = &[
+    ("put", "/v1/admin/partners/{id}/rates"),
+    ("put", "/v1/partner/rates"),
+];
+
+const RULES: &[Rule] = &[
+    Rule {
+        operations: SENDS,
+        slug: "no-route",
+        reason: None,
+        detail_pattern: None,
+        rule: "a partner must serve the corridor, the payout method and the amount (`no-route`)",
+    },
+    Rule {
+        operations: &[("post", "/v1/quotes")],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("is outside this corridor's limits"),
+        rule: "the amount must be within the partner's `send_min` to `send_max` for the corridor",
+    },
+    Rule {
+        operations: SENDS,
+        slug: "recipient-not-registered",
+        reason: None,
+        detail_pattern: None,
+        rule: "(`remesa_wallet`) the recipient's phone must have a Remesa wallet (`recipient-not-registered`)",
+    },
+    Rule {
+        operations: &[
+            ("post", "/v1/quotes"),
+            ("post", "/v1/remittances"),
+            ("post", "/v1/admin/users"),
+        ],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("phone: not a phone number"),
+        rule: "a phone number must exist in its country's numbering plan, not only look like E.164",
+    },
+    Rule {
+        operations: &[("post", "/v1/remittances")],
+        slug: "insufficient-funds",
+        reason: None,
+        detail_pattern: None,
+        rule: "the sender's balance must cover the total (`insufficient-funds`)",
+    },
+    Rule {
+        operations: &[("post", "/v1/remittances")],
+        slug: "limit-exceeded",
+        reason: None,
+        detail_pattern: None,
+        rule: "the send must fit the sender's tier limits (`limit-exceeded`)",
+    },
+    Rule {
+        operations: &[("post", "/v1/remittances")],
+        slug: "sender-name-required",
+        reason: None,
+        detail_pattern: None,
+        rule: "under sanctions screening, the sender's name must be known (`sender-name-required`)",
+    },
+    Rule {
+        operations: &[("post", "/v1/remittances")],
+        slug: "travel-rule-data-required",
+        reason: None,
+        detail_pattern: None,
+        rule: "above the travel-rule threshold, the sender's verified identity is needed (`travel-rule-data-required`)",
+    },
+    Rule {
+        operations: &[("post", "/v1/remittances")],
+        slug: "recipient-kyc-required",
+        reason: None,
+        detail_pattern: None,
+        rule: "(`remesa_wallet`) above its threshold, the recipient must have verified their identity \
+               (`recipient-kyc-required`)",
+    },
+    Rule {
+        operations: &[("post", "/v1/quotes")],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("recipient_phone is required for payout method "),
+        rule: "(`remesa_wallet`) `recipient_phone` is required",
+    },
+    Rule {
+        operations: &[("post", "/v1/quotes")],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("a Remesa wallet holds "),
+        rule: "(`remesa_wallet`) the currency, when given, must be the stablecoin's (`USD`)",
+    },
+    Rule {
+        operations: &[
+            ("post", "/v1/admin/users"),
+            ("post", "/v1/admin/partners"),
+            ("post", "/v1/remittances"),
+        ],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("is the zero address"),
+        rule: "an address must not be the zero address (money sent there is lost)",
+    },
+    Rule {
+        operations: &[("post", "/v1/admin/partners")],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("public_key is not a valid Ed25519 key"),
+        rule: "`public_key` must be a point of the Ed25519 curve",
+    },
+    Rule {
+        operations: RATES,
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("is not among the partner's registered countries, currencies and methods"),
+        rule: "each rate's corridor must be one the partner registered",
+    },
+    Rule {
+        operations: RATES,
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("send_max ≥ send_min"),
+        rule: "`send_max` must not be below `send_min`",
+    },
+    Rule {
+        operations: &[("put", "/v1/admin/sanctions/lists")],
+        slug: "validation",
+        reason: Some("list-invalid"),
+        detail_pattern: None,
+        rule: "the list must parse as the format it names (`reason`: `list-invalid`)",
+    },
+    Rule {
+        operations: &[("post", "/v1/admin/customers/{user_id}/kyc")],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("^(full_name|birth_date|address|id_type|id_number|document_ref): "),
+        rule: "each field is read as a person types it and must parse: a name, a date of birth in the past of \
+               someone 18 or older, an address of 5 to 200 characters, a known ID type, an ID number of 3 to 40 \
+               letters and digits; no control characters",
+    },
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Applies {
     All,
@@ -120,7 +276,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
 pub fn complete(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
     let mut v = serde_json::to_value(doc).unwrap_or_default();
     if let Some(paths) = v.get_mut("paths").and_then(serde_json::Value::as_object_mut) {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
                 continue;
             };
@@ -129,10 +285,57 @@ pub fn complete(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
                     continue;
                 }
                 complete_operation(op);
+                state_rules(method, path, op);
+                if (method.as_str(), path.as_str()) == ("put", "/v1/admin/partners/{id}/rates") {
+                    // A bare array body: utoipa has no attribute for its length.
+                    if let Some(schema) = op.pointer_mut("/requestBody/content/application~1json/schema") {
+                        schema["minItems"] = 1.into();
+                        schema["maxItems"] = engine::RATES_PER_CALL_MAX.into();
+                    }
+                }
             }
         }
     }
     v
+}
+
+/// States the operation's [`RULES`] on its 422 response.
+fn state_rules(method: &str, path: &str, op: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let rules: Vec<&Rule> = RULES
+        .iter()
+        .filter(|r| r.operations.contains(&(method, path)))
+        .collect();
+    let Some(Value::Object(response)) = op.pointer_mut("/responses/422") else {
+        return;
+    };
+    if rules.is_empty() {
+        return;
+    }
+    let text: Vec<&str> = rules.iter().map(|r| r.rule).collect();
+    let description = response
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("Invalid request");
+    let description = format!(
+        "{description}. Also refused, for rules no JSON schema states: {}",
+        text.join("; ")
+    );
+    response.insert("description".to_owned(), Value::String(description));
+    let machine: Vec<Value> = rules
+        .iter()
+        .map(|r| {
+            let mut m = json!({"type": format!("{TYPE_PREFIX}{}", r.slug), "rule": r.rule});
+            if let Some(reason) = r.reason {
+                m["reason"] = json!(reason);
+            }
+            if let Some(p) = r.detail_pattern {
+                m["detail-pattern"] = json!(p);
+            }
+            m
+        })
+        .collect();
+    response.insert("x-remesa-rules".to_owned(), Value::Array(machine));
 }
 
 fn complete_operation(op: &mut serde_json::Value) {
@@ -203,4 +406,16 @@ fn complete_operation(op: &mut serde_json::Value) {
             }
         }
     }
+}
+
+/// Every `(method, path, problem type, rule)` that [`RULES`] states, for the test that each lands on its operation.
+pub fn stated_rules() -> Vec<(&'static str, &'static str, String, &'static str)> {
+    RULES
+        .iter()
+        .flat_map(|r| {
+            r.operations
+                .iter()
+                .map(move |(m, p)| (*m, *p, format!("{TYPE_PREFIX}{}", r.slug), r.rule))
+        })
+        .collect()
 }

@@ -33,7 +33,8 @@ pub struct Problem {
     pub reason: Option<String>,
 }
 
-const TYPE_PREFIX: &str = "https://remesa.dev/problems/";
+/// The prefix of every problem `type` the node answers.
+pub(crate) const TYPE_PREFIX: &str = "https://remesa.dev/problems/";
 
 /// The `Retry-After` (seconds) of every 503 problem: the conditions behind one (a full queue, the database out of
 /// space or restarting) last seconds, and clients back off further on their own.
@@ -262,9 +263,9 @@ where
             .map_err(|e| json_rejection(e.into()))?;
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection @ JsonRejection::JsonDataError(_)) => {
-                integral_floats_as_integers(&bytes).ok_or_else(|| json_rejection(rejection))
-            }
+            Err(rejection @ JsonRejection::JsonDataError(_)) => integral_floats_as_integers(&bytes)
+                .map(ApiJson)
+                .ok_or_else(|| json_rejection(rejection)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
@@ -282,7 +283,7 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 /// A second reading of a body that did not fit `T`: JSON has one number type, and JSON Schema counts `485.0` as the
 /// integer 485, so a number with a zero fraction is read as that integer where `T` wants one. Only for bodies that
 /// failed the strict reading (the common path parses once).
-fn integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<ApiJson<T>> {
+pub(crate) fn integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     fn normalise(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Number(n) if n.is_f64() => {
@@ -303,7 +304,19 @@ fn integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<ApiJ
     }
     let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     normalise(&mut v);
-    serde_json::from_value(v).ok().map(ApiJson)
+    serde_json::from_value(v).ok()
+}
+
+/// A JSON body read as `T` the way [`ApiJson`] reads it (for bodies read before their type is known, such as a
+/// partner's signed body): strictly, and then with integral numbers such as `485.0` as integers.
+pub(crate) fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(bytes).or_else(|e| {
+        if e.is_data() {
+            integral_floats_as_integers(bytes).ok_or(e)
+        } else {
+            Err(e)
+        }
+    })
 }
 
 fn json_rejection(r: JsonRejection) -> Problem {
@@ -386,4 +399,31 @@ where
 
 fn path_rejection(e: PathRejection) -> Problem {
     Problem::bad_request(e.body_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_body;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Rate {
+        fee_bps: u32,
+    }
+
+    /// A body read before its type is known (a partner's signed body) reads `485.0` as JSON Schema does, and
+    /// still refuses a fraction or bad JSON.
+    #[test]
+    fn json_body_reads_integral_numbers_as_integers() {
+        assert_eq!(
+            json_body::<Rate>(br#"{"fee_bps": 485.0}"#).ok(),
+            Some(Rate { fee_bps: 485 })
+        );
+        assert_eq!(
+            json_body::<Rate>(br#"{"fee_bps": 485}"#).ok(),
+            Some(Rate { fee_bps: 485 })
+        );
+        assert!(json_body::<Rate>(br#"{"fee_bps": 485.5}"#).is_err_and(|e| e.is_data()));
+        assert!(json_body::<Rate>(br#"{"fee_bps": -1.0}"#).is_err_and(|e| e.is_data()));
+        assert!(json_body::<Rate>(br#"{"fee_bps": "#).is_err_and(|e| !e.is_data()));
+    }
 }

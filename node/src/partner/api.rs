@@ -35,7 +35,7 @@ use remesa_wallet::eip3009::Signature65;
 pub const PAGE_DEFAULT: i64 = 50;
 
 /// Most rates one `PUT /v1/partner/rates` posts (so that a full card fits the signed body's limit).
-pub const PARTNER_RATES_PER_CALL_MAX: usize = 200;
+pub const PARTNER_RATES_PER_CALL_MAX: usize = crate::engine::RATES_PER_CALL_MAX;
 
 /// A page size from a query: absent → [`PAGE_DEFAULT`]; outside 1 to 500 → 422 (never clamped).
 fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
@@ -263,7 +263,7 @@ fn page_cursor(cursor: Option<&str>) -> ApiResult<Option<&str>> {
 
 /// The signed body as `T`: unreadable JSON is 400, JSON of the wrong shape 422 (as everywhere in the node's API).
 pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| {
+    crate::http::problem::json_body(body).map_err(|e| {
         if e.is_data() {
             ApiError::Unprocessable(format!("invalid body: {e}"))
         } else {
@@ -668,9 +668,10 @@ pub struct FailPayout {
     pub reason: String,
     /// The partner signer's EIP-712 signature of `Decline(bytes32 id)` (id = this payout's id) in the escrow's
     /// domain (name "Remesa Escrow", version "3", `chain_id` and `escrow_address` from `GET /v1/partner/me`):
-    /// 0x + 130 hex digits. With it the sender is refunded now (the escrow's `cancel`); without it, at expiry.
+    /// 0x + 130 hex digits: r, s and v (0, 1, 27, 28, or 35 and above). With it the sender is refunded now (the
+    /// escrow's `cancel`); without it, at expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^0x[0-9a-fA-F]{130}$")]
+    #[schema(pattern = "^(0x)?[0-9a-fA-F]{128}(0[01]|1[bBcC]|2[3-9a-fA-F]|[3-9a-fA-F][0-9a-fA-F])$")]
     pub decline_signature: Option<String>,
 }
 
@@ -699,7 +700,10 @@ async fn fail_payout(
             .map(Signature65::parse)
             .transpose()
             .map_err(|_| {
-                ApiError::Unprocessable("decline_signature must be 0x + 130 hex digits (r, s, v)".into())
+                ApiError::Unprocessable(
+                    "decline_signature must be 0x + 130 hex digits (r, s, v; v 0, 1, 27, 28 or 35 and above)"
+                        .into(),
+                )
             })?;
         load_payout(&st, pid, &id).await?;
         st.engine

@@ -208,11 +208,23 @@ async fn api_contract(database_url: Option<String>) {
     let rates = json!([{"country": "GT", "currency": "GTQ", "payout_method": "cash_pickup", "rate": "7.65",
         "fee_fixed": "1", "fee_bps": 0, "send_min": "1", "send_max": "1000", "valid_for_s": 600}]);
     assert_eq!(
-        s.call(M::PUT, "/v1/admin/partners/1/rates", Some(rates), None, true)
-            .await
-            .0,
+        s.call(
+            M::PUT,
+            "/v1/admin/partners/1/rates",
+            Some(rates.clone()),
+            None,
+            true
+        )
+        .await
+        .0,
         200
     );
+    // A partner id in a path is 1 to 18 digits, as the document states (not `1.0`, `+1` or 19 digits).
+    for bad in ["1.0", "+1", "1234567890123456789"] {
+        let path = format!("/v1/admin/partners/{bad}/rates");
+        let (st, _, body) = s.call(M::PUT, &path, Some(rates.clone()), None, true).await;
+        assert_eq!(st, 400, "{bad}: {body}");
+    }
     let (st, _, q1) = s
         .call(
             M::POST,
@@ -320,6 +332,28 @@ async fn api_contract(database_url: Option<String>) {
         .expect("metrics");
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.text().await.expect("text").contains("remesa_quotes_total"));
+    // Registering a user is idempotent, but a request that does not parse is refused even for a user who exists
+    // (the API fuzzer found `self_custody_address: ""` answered 200 with the existing custodial user).
+    let user = json!({"channel": "whatsapp", "external_id": "14155550199", "phone": "+14155550199",
+        "self_custody_address": "0x90f79bf6eb2c4f870365e785982e1f101e93b906"});
+    let (st, _, created) = s
+        .call(M::POST, "/v1/admin/users", Some(user.clone()), None, true)
+        .await;
+    assert_eq!(st, 201, "{created}");
+    assert_eq!(created["custody"], "self");
+    for bad in [
+        "",
+        "0x1234",
+        "not an address",
+        "0x0000000000000000000000000000000000000000",
+    ] {
+        let mut again = user.clone();
+        again["self_custody_address"] = json!(bad);
+        let (st, _, body) = s.call(M::POST, "/v1/admin/users", Some(again), None, true).await;
+        assert_eq!(st, 422, "{bad:?}: {body}");
+    }
+    let (st, _, same) = s.call(M::POST, "/v1/admin/users", Some(user), None, true).await;
+    assert_eq!((st, &same["id"]), (200, &created["id"]));
     s.shutdown.cancel();
 }
 
@@ -746,6 +780,20 @@ fn the_document_states_the_rules_the_handlers_apply() {
         );
     }
     assert_eq!(names.len(), remesa::engine::State::ALL.len(), "{pattern}");
+    // Every rule no schema states lands on each of its operations' 422 (a path that does not exist would state
+    // nothing), as text and as `x-remesa-rules`.
+    for (method, path, type_uri, rule) in remesa::http::openapi::stated_rules() {
+        let response = &doc["paths"][path][method]["responses"]["422"];
+        let stated = response["x-remesa-rules"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path}: no x-remesa-rules on its 422"));
+        assert!(
+            stated.iter().any(|r| r["rule"] == rule && r["type"] == type_uri),
+            "{method} {path}: {rule}"
+        );
+        let description = response["description"].as_str().unwrap_or_default();
+        assert!(description.contains(rule), "{method} {path}: {description}");
+    }
     let quotes_503 = &doc["paths"]["/v1/quotes"]["post"]["responses"]["503"];
     assert!(quotes_503["headers"].get("Retry-After").is_some(), "{quotes_503}");
 }
