@@ -150,7 +150,8 @@ run_pass() {
     t0="$(date +%s)"
     # api_fuzz_hooks.py: a fresh Idempotency-Key per request, as a correct client sends (see the module).
     PYTHONPATH="$repo/scripts/faults${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=api_fuzz_hooks \
-        API_FUZZ_RULE_LOG="$dir/stated-rules.ndjson" "$st" "${args[@]}" >"$dir/output.txt" 2>&1 || rc=$?
+        API_FUZZ_RULE_LOG="$dir/stated-rules.ndjson" "$st" --config-file "$repo/scripts/faults/schemathesis.toml" \
+        "${args[@]}" >"$dir/output.txt" 2>&1 || rc=$?
     t1="$(date +%s)"
     local line
     line="$("$venv/bin/python" - "$dir/report.json" "$auth" "$((t1 - t0))" "$dir/stated-rules.ndjson" <<'PY'

@@ -50,7 +50,7 @@ pub struct StatusBody {
 }
 
 #[utoipa::path(post, path = "/v1/admin/partners/{id}/status", tag = "admin", request_body = StatusBody,
-    params(("id" = String, Path, pattern = "^[0-9]{1,18}$", description = "The partner's id, in digits")), responses((status = 200, body = Partner)), security(("operator" = [])))]
+    params(("id" = String, Path, pattern = "^[0-9]{1,19}$", description = "The partner's id, in digits")), responses((status = 200, body = Partner)), security(("operator" = [])))]
 pub async fn partner_status(
     State(st): State<AppState>,
     _op: Operator,
@@ -66,7 +66,7 @@ pub async fn partner_status(
 
 /// Post a partner's rates (operator path; partners use `PUT /v1/partner/rates`).
 #[utoipa::path(put, path = "/v1/admin/partners/{id}/rates", tag = "admin", request_body = Vec<RateInput>,
-    params(("id" = String, Path, pattern = "^[0-9]{1,18}$", description = "The partner's id, in digits")), responses((status = 200, body = Vec<Rate>)), security(("operator" = [])))]
+    params(("id" = String, Path, pattern = "^[0-9]{1,19}$", description = "The partner's id, in digits")), responses((status = 200, body = Vec<Rate>)), security(("operator" = [])))]
 pub async fn set_rates(
     State(st): State<AppState>,
     _op: Operator,
@@ -76,11 +76,11 @@ pub async fn set_rates(
     Ok(ApiJson(st.engine.set_rates(path_partner_id(&id)?, rates).await?))
 }
 
-/// A partner id from a path, as the document states it: 1 to 18 digits (400 otherwise, where `u64` would also take
-/// `+5`, and 404 for a number that cannot be a partner).
+/// A partner id from a path, as the document states it: 1 to 19 digits (400 otherwise, where `u64` would also take
+/// `+5`; 19 digits always fit a `u64`), and 404 for a number that cannot be a partner.
 fn path_partner_id(id: &str) -> Result<crate::domain::PartnerId, Problem> {
-    if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Problem::bad_request("the partner id must be 1 to 18 digits"));
+    if id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::bad_request("the partner id must be 1 to 19 digits"));
     }
     partner_id(id.parse().map_err(|_| Problem::not_found("partner not found"))?)
 }
@@ -342,7 +342,7 @@ pub async fn failed_chain_jobs(
     super::problem::ApiQuery(q): super::problem::ApiQuery<FailedJobsQuery>,
 ) -> ApiResult<ApiJson<Vec<crate::chain::outbox::FailedJobView>>> {
     let limit = super::api::page_limit(q.limit, 100)?;
-    if q.before.as_ref().is_some_and(|b| b.len() > 64) {
+    if q.before.as_ref().is_some_and(|b| b.chars().count() > 64) {
         return Err(Problem::validation(
             "before must be a job id (at most 64 characters)",
         ));

@@ -219,8 +219,19 @@ async fn api_contract(database_url: Option<String>) {
         .0,
         200
     );
-    // A partner id in a path is 1 to 18 digits, as the document states (not `1.0`, `+1` or 19 digits).
-    for bad in ["1.0", "+1", "1234567890123456789"] {
+    // A partner id in a path is 1 to 19 digits, as the document states (not `1.0`, `+1` or 20 digits); the
+    // largest id there can be is a partner not found, not a bad request.
+    let (st, _, body) = s
+        .call(
+            M::PUT,
+            "/v1/admin/partners/9223372036854775807/rates",
+            Some(rates.clone()),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(st, 404, "{body}");
+    for bad in ["1.0", "+1", "12345678901234567890"] {
         let path = format!("/v1/admin/partners/{bad}/rates");
         let (st, _, body) = s.call(M::PUT, &path, Some(rates.clone()), None, true).await;
         assert_eq!(st, 400, "{bad}: {body}");
