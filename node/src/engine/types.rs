@@ -339,10 +339,12 @@ pub struct CreateRemittance {
 /// A self-custody sender's EIP-3009 `ReceiveWithAuthorization` signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "signature": "0x3c1f…(65 bytes r‖s‖v)", "valid_after_unix_s": 0, "valid_before_unix_s": 1_790_086_400
+    "signature": "0x3c1f8a2b9d4e5f60718293a4b5c6d7e83c1f8a2b9d4e5f60718293a4b5c6d7e83c1f8a2b9d4e5f60718293a4b5c6d7e83c1f8a2b9d4e5f60718293a4b5c6d7e81b",
+    "valid_after_unix_s": 0, "valid_before_unix_s": 1_790_086_400
 }))]
 pub struct AuthorizationInput {
-    /// 65 bytes r‖s‖v, hex.
+    /// 65 bytes r‖s‖v, hex (`v`: 0, 1, 27, 28, or 35 and above).
+    #[schema(pattern = "^(0x)?[0-9a-fA-F]{128}(0[01]|1[bBcC]|2[3-9a-fA-F]|[3-9a-fA-F][0-9a-fA-F])$")]
     pub signature: String,
     pub valid_after_unix_s: u64,
     pub valid_before_unix_s: u64,

@@ -220,6 +220,21 @@ const RULES: &[Rule] = &[
         operations: &[("post", "/v1/admin/partners")],
         slug: "validation",
         reason: None,
+        detail_pattern: Some("webhook_url must be an http\\(s\\) URL"),
+        rule: "`webhook_url` must parse as a URL (WHATWG) with a host",
+    },
+    Rule {
+        operations: &[("post", "/v1/remittances/{id}/authorization")],
+        slug: "validation",
+        reason: None,
+        detail_pattern: Some("^(authorization: |the authorization window )"),
+        rule: "the signature must be the sender's EIP-3009 `ReceiveWithAuthorization` of this remittance's terms, \
+               and its window open for at least another minute",
+    },
+    Rule {
+        operations: &[("post", "/v1/admin/partners")],
+        slug: "validation",
+        reason: None,
         detail_pattern: Some("public_key is not a valid Ed25519 key"),
         rule: "`public_key` must be a point of the Ed25519 curve",
     },
