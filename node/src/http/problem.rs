@@ -263,9 +263,12 @@ where
             .map_err(|e| json_rejection(e.into()))?;
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection @ JsonRejection::JsonDataError(_)) => integral_floats_as_integers(&bytes)
-                .map(ApiJson)
-                .ok_or_else(|| json_rejection(rejection)),
+            Err(rejection @ JsonRejection::JsonDataError(_)) => match integral_floats_as_integers(&bytes) {
+                Some(again) => Json::<T>::from_bytes(&again)
+                    .map(|Json(v)| ApiJson(v))
+                    .map_err(json_rejection),
+                None => Err(json_rejection(rejection)),
+            },
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
@@ -280,11 +283,13 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// A second reading of a body that did not fit `T`: JSON has one number type, and JSON Schema counts `485.0` as the
-/// integer 485, so a number with a zero fraction is read as that integer where `T` wants one. Only for bodies that
-/// failed the strict reading (the common path parses once).
-pub(crate) fn integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    fn normalise(v: &mut serde_json::Value) {
+/// For a second reading of a body that did not fit its type: JSON has one number type, and JSON Schema counts `485.0`
+/// as the integer 485, so a number with a zero fraction becomes that integer. The body again, or `None` when it has no
+/// such number (a second reading would fail the same way). Only for bodies that failed the strict reading (the
+/// common path parses once); when the second reading fails too, its error is the one to report, since it names what
+/// is still wrong with the body.
+fn integral_floats_as_integers(bytes: &[u8]) -> Option<Vec<u8>> {
+    fn normalise(v: &mut serde_json::Value, changed: &mut bool) {
         match v {
             serde_json::Value::Number(n) if n.is_f64() => {
                 if let Some(f) = n.as_f64()
@@ -295,27 +300,30 @@ pub(crate) fn integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> 
                     #[allow(clippy::cast_possible_truncation)]
                     let i = f as i64;
                     *v = serde_json::Value::from(i);
+                    *changed = true;
                 }
             }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(normalise),
-            serde_json::Value::Object(map) => map.values_mut().for_each(normalise),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| normalise(i, changed)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|i| normalise(i, changed)),
             _ => {}
         }
     }
     let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    normalise(&mut v);
-    serde_json::from_value(v).ok()
+    let mut changed = false;
+    normalise(&mut v, &mut changed);
+    if changed {
+        serde_json::to_vec(&v).ok()
+    } else {
+        None
+    }
 }
 
 /// A JSON body read as `T` the way [`ApiJson`] reads it (for bodies read before their type is known, such as a
 /// partner's signed body): strictly, and then with integral numbers such as `485.0` as integers.
 pub(crate) fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    serde_json::from_slice(bytes).or_else(|e| {
-        if e.is_data() {
-            integral_floats_as_integers(bytes).ok_or(e)
-        } else {
-            Err(e)
-        }
+    serde_json::from_slice(bytes).or_else(|e| match integral_floats_as_integers(bytes) {
+        Some(again) if e.is_data() => serde_json::from_slice(&again),
+        _ => Err(e),
     })
 }
 
@@ -408,20 +416,29 @@ mod tests {
     #[derive(Debug, serde::Deserialize, PartialEq)]
     struct Rate {
         fee_bps: u32,
+        #[serde(default)]
+        currency: Option<[char; 3]>,
     }
 
     /// A body read before its type is known (a partner's signed body) reads `485.0` as JSON Schema does, and
     /// still refuses a fraction or bad JSON.
     #[test]
     fn json_body_reads_integral_numbers_as_integers() {
+        let rate = Rate {
+            fee_bps: 485,
+            currency: None,
+        };
         assert_eq!(
-            json_body::<Rate>(br#"{"fee_bps": 485.0}"#).ok(),
-            Some(Rate { fee_bps: 485 })
+            json_body::<Rate>(br#"{"fee_bps": 485.0}"#).ok().as_ref(),
+            Some(&rate)
         );
         assert_eq!(
-            json_body::<Rate>(br#"{"fee_bps": 485}"#).ok(),
-            Some(Rate { fee_bps: 485 })
+            json_body::<Rate>(br#"{"fee_bps": 485}"#).ok().as_ref(),
+            Some(&rate)
         );
+        // When the body is still wrong once `485.0` is read as 485, the error names what is wrong, not the number.
+        let e = json_body::<Rate>(br#"{"fee_bps": 485.0, "currency": "US"}"#).expect_err("short currency");
+        assert!(e.is_data() && !e.to_string().contains("floating point"), "{e}");
         assert!(json_body::<Rate>(br#"{"fee_bps": 485.5}"#).is_err_and(|e| e.is_data()));
         assert!(json_body::<Rate>(br#"{"fee_bps": -1.0}"#).is_err_and(|e| e.is_data()));
         assert!(json_body::<Rate>(br#"{"fee_bps": "#).is_err_and(|e| !e.is_data()));

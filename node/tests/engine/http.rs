@@ -146,6 +146,13 @@ async fn api_contract(database_url: Option<String>) {
         )
         .await;
     assert_eq!((st, ct.as_str()), (422, "application/problem+json"));
+    // `270.0` is read as the integer 270; what is still wrong is named (the phone), not the number.
+    let quote = json!({"send_amount": "100", "country": "GT", "payout_method": "cash_pickup", "ttl_s": 270.0,
+        "recipient_phone": "not a phone"});
+    let (st, _, body) = s.call(M::POST, "/v1/quotes", Some(quote), None, false).await;
+    assert_eq!(st, 422, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("recipient_phone: not a phone number"), "{body}");
     let big = "x".repeat(10_000);
     let (st, ct, _) = s
         .call(
