@@ -23,6 +23,10 @@ pub const TITLE_SETTLE_NODE: &str = "Settlement throughput, node-bound (2b)";
 pub const GOAL_SETTLE_NODE: &str = "the node's own rate with the chain out of the way (a 300M block gas limit), 10,000 \
      remittances: goal 1,000 settled/s on one 2-core machine (anvil, load generator and partner simulator included); \
      at least 400/s with a profile of where each remaining millisecond goes";
+pub const TITLE_SCALE_OUT: &str = "Scale out: two node processes on one PostgreSQL database (2c)";
+pub const GOAL_SCALE_OUT: &str = "figure 2b with two `remesa serve` on one PostgreSQL database: 0 duplicated \
+     transactions (none of the relayer's transactions reverts), the work split between both, the ratio to one node \
+     on the same database reported (on 2 shared cores it cannot double)";
 pub const TITLE_WEBHOOK: &str = "Webhook ingest";
 pub const GOAL_WEBHOOK: &str =
     "acknowledged (durably stored) webhooks/s at least 5× single-row durable SQLite commits/s (group commit)";
@@ -62,6 +66,9 @@ pub async fn run_all(ctx: &Ctx, only: &[String]) -> Vec<Figure> {
         if wanted("2b") {
             out.push(f);
         }
+    }
+    if wanted("2c") {
+        out.push(scale_out(ctx).await);
     }
     if wanted("3") {
         out.push(webhook(ctx).await);
@@ -165,7 +172,9 @@ fn settle_variant(ctx: &Ctx, node_bound: bool) -> SettleVariant {
             title: TITLE_SETTLE_NODE,
             goal: GOAL_SETTLE_NODE,
             gas_limit: Some(NODE_BOUND_GAS_LIMIT),
-            remittances: if smoke { 20 } else { 10_000 },
+            remittances: ctx
+                .node_bound_remittances
+                .unwrap_or(if smoke { 20 } else { 10_000 }),
             transfers: if smoke { 100 } else { 20_000 },
         },
     }
@@ -246,7 +255,17 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory, v: &SettleVariant) -> Fi
             "figure {label} run {}: node, {remittances} remittances from WhatsApp users to settled",
             run + 1
         ));
-        match crate::settle::run(ctx, run, remittances, v.gas_limit, idle_wait, &sink).await {
+        match crate::settle::run(
+            ctx,
+            run,
+            remittances,
+            v.gas_limit,
+            idle_wait,
+            &sink,
+            &crate::settle::Topology::Sqlite,
+        )
+        .await
+        {
             Ok(r) => {
                 log(format!(
                     "  {:.2} remittances/s ({} in {:.1} s over {} blocks; relayer sent {} txs, {:.0} gas per remittance; \
@@ -370,6 +389,139 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory, v: &SettleVariant) -> Fi
                 crate::settle::SEND_TEXT
             ),
             limits: SETTLE_LIMITS.to_owned(),
+            notes,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2c. Scale out on PostgreSQL
+
+async fn scale_out(ctx: &Ctx) -> Figure {
+    let (label, title, goal) = ("2c", TITLE_SCALE_OUT, GOAL_SCALE_OUT);
+    let remittances = ctx
+        .node_bound_remittances
+        .unwrap_or(if ctx.smoke { 20 } else { 10_000 });
+    let idle_wait = Duration::from_secs(1);
+    let mut one = Metric::new("one node on PostgreSQL: remittances settled", "remittances/s", 1);
+    let mut two = Metric::new("two nodes on PostgreSQL: remittances settled", "remittances/s", 1);
+    let mut reverted = Metric::new("relayer transactions reverted (two nodes)", "transactions", 0)
+        .with_goal(Goal::AtMost(0.0));
+    let mut split = Metric::new(
+        "the less busy node's share of the chat messages (two nodes; 0.5 is an even split)",
+        "",
+        2,
+    )
+    .with_goal(Goal::AtLeast(0.1));
+    let mut notes = Vec::new();
+    let sink = match crate::floor::spawn_graph_sink().await {
+        Ok(s) => s,
+        Err(e) => return Figure::not_measured(label, title, goal, format!("Graph API sink: {e:#}")),
+    };
+    for run in 0..ctx.runs {
+        for processes in [1usize, 2] {
+            log(format!(
+                "figure 2c run {}: {processes} node process(es) on PostgreSQL, {remittances} remittances",
+                run + 1
+            ));
+            let topology = crate::settle::Topology::Postgres { processes };
+            let r = match crate::settle::run(
+                ctx,
+                run,
+                remittances,
+                Some(NODE_BOUND_GAS_LIMIT),
+                idle_wait,
+                &sink,
+                &topology,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return Figure::not_measured(
+                        label,
+                        title,
+                        goal,
+                        format!("{processes} node process(es) on PostgreSQL: {e:#}"),
+                    );
+                }
+            };
+            let by_node: Vec<String> = r
+                .inbox_by_node
+                .iter()
+                .map(|(worker, n)| format!("{worker}: {n}"))
+                .collect();
+            log(format!(
+                "  {:.2} remittances/s ({} in {:.1} s; relayer sent {} txs, {} reverted; chat messages by process: {})",
+                r.per_s(),
+                r.remittances,
+                r.elapsed.as_secs_f64(),
+                r.relayer_txs,
+                r.relayer_reverted,
+                by_node.join(", ")
+            ));
+            let stages: Vec<String> = r.stages.iter().map(ToString::to_string).collect();
+            notes.push(format!(
+                "Run {} with {processes} process(es): {} remittances settled in {:.1} s; the relayer sent {} \
+                 transactions, {} reverted; chat messages handled by process: {}; time per step: {}.",
+                run + 1,
+                r.remittances,
+                r.elapsed.as_secs_f64(),
+                r.relayer_txs,
+                r.relayer_reverted,
+                by_node.join(", "),
+                if stages.is_empty() {
+                    "—".to_owned()
+                } else {
+                    stages.join("; ")
+                }
+            ));
+            if processes == 1 {
+                one.samples.push(r.per_s());
+            } else {
+                two.samples.push(r.per_s());
+                reverted.samples.push(r.relayer_reverted as f64);
+                let total: i64 = r.inbox_by_node.iter().map(|(_, n)| *n).sum();
+                let least = if r.inbox_by_node.len() < 2 {
+                    0
+                } else {
+                    r.inbox_by_node.iter().map(|(_, n)| *n).min().unwrap_or(0)
+                };
+                split.samples.push(if total > 0 {
+                    least as f64 / total as f64
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
+    let mut ratio = Metric::new("ratio (two nodes ÷ one node)", "×", 2);
+    ratio.samples = two.samples.paired_ratio(&one.samples);
+    measured(
+        label,
+        title,
+        goal,
+        Measurement {
+            metrics: vec![two, reverted, split],
+            baseline: Some(one),
+            ratio: Some(ratio),
+            method: format!(
+                "figure 2b's run (anvil `--block-time 1 --gas-limit {NODE_BOUND_GAS_LIMIT}`, Circle's USDC and the \
+                 escrow, {remittances} custodial WhatsApp users, the partner simulator working from webhooks) with the \
+                 node on a fresh PostgreSQL database (`REMESA_TEST_DATABASE_URL`'s server): two `remesa serve` \
+                 processes sharing the data directory (its keystore) and the database, each on its own port, the 64 \
+                 webhook connections taking the processes in turn (a round-robin load balancer); the partner \
+                 simulator and the clock's state counts talk to the first. Inbox messages are claimed with \
+                 `SKIP LOCKED`; the sending key's writer runs on whichever process holds its lease. Baseline, same \
+                 run: one process on a fresh PostgreSQL database, the same load. Reverted relayer transactions are \
+                 read from the receipts (a deposit or release sent twice reverts in the escrow); the chat messages \
+                 per process from the inbox's claim names (`chat@<start id>`). A killed process's keys are taken over \
+                 by the other in the fault suite's two-nodes scenario (`RELIABILITY.md`), not here."
+            ),
+            limits: "both processes write to one PostgreSQL server on the same two cores as anvil, the load \
+                     generator and the partner simulator: a second process adds a second tokio runtime and its \
+                     connections, not a core."
+                .to_owned(),
             notes,
         },
     )

@@ -15,6 +15,7 @@ mod loadgen;
 mod machine;
 mod node;
 mod partner;
+mod pg;
 mod procs;
 mod report;
 mod sanctions;
@@ -69,6 +70,10 @@ pub struct RunArgs {
     /// Runs per figure (the report shows the median, min and max). Default: 3, or 1 with --smoke.
     #[arg(long)]
     runs: Option<usize>,
+    /// Remittances per run of the node-bound figures 2b and 2c instead of their sizes (10,000; 20 with --smoke): for
+    /// profiling; the report's method states the size each ran at.
+    #[arg(long)]
+    node_bound_remittances: Option<usize>,
     /// Only these figures (comma-separated labels, e.g. `2,2b,3`).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -102,6 +107,8 @@ pub struct Ctx {
     pub work_dir: PathBuf,
     pub smoke: bool,
     pub runs: usize,
+    /// `--node-bound-remittances`: the size of figures 2b and 2c when given.
+    pub node_bound_remittances: Option<usize>,
 }
 
 impl Ctx {
@@ -139,6 +146,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .unwrap_or_else(|| repo.join("target/bench-work")),
         smoke: args.smoke,
         runs: args.runs.unwrap_or(if args.smoke { 1 } else { 3 }).max(1),
+        node_bound_remittances: args.node_bound_remittances.map(|n| n.max(1)),
         repo,
     };
     std::fs::create_dir_all(&ctx.work_dir).with_context(|| format!("creating {}", ctx.work_dir.display()))?;

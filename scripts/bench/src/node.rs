@@ -69,6 +69,25 @@ impl NodeSetup {
     }
 
     /// Runs `remesa <args>` with this node's environment; returns its standard output.
+    /// Another `remesa serve` of the same node: the same data directory (its keystore) and settings, its own port
+    /// and log (`label`). Only meaningful on a database the processes share (PostgreSQL).
+    pub fn twin(&self, label: &str) -> anyhow::Result<Self> {
+        let port = procs::free_port()?;
+        let mut env = self.env.clone();
+        for (k, v) in &mut env {
+            if k == "REMESA_HTTP_ADDR" {
+                *v = format!("127.0.0.1:{port}");
+            }
+        }
+        Ok(Self {
+            label: label.to_owned(),
+            data_dir: self.data_dir.clone(),
+            port,
+            env,
+            bin: self.bin.clone(),
+        })
+    }
+
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new(&self.bin)
             .args(args)

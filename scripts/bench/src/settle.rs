@@ -59,6 +59,18 @@ pub struct SettleRun {
     pub stages: Vec<Stage>,
     /// The chat inbox: messages handled, from the first received to the last handled, in seconds.
     pub inbox: (i64, f64),
+    /// The relayer's transactions that reverted on chain (a deposit or release sent twice would revert).
+    pub relayer_reverted: usize,
+    /// Chat messages handled per node process (its chat workers' claim name), most first.
+    pub inbox_by_node: Vec<(String, i64)>,
+}
+
+/// Where the node keeps its data for a run: one process on its SQLite file, or `processes` `remesa serve` on
+/// one PostgreSQL database (a fresh database per run on the tests' server).
+#[derive(Debug, Clone)]
+pub enum Topology {
+    Sqlite,
+    Postgres { processes: usize },
 }
 
 /// The time remittances spent on one step (`from` → `to`) of their life, from the node's transition log.
@@ -82,17 +94,30 @@ impl std::fmt::Display for Stage {
     }
 }
 
-/// The stopped node's SQLite file, read-only.
-async fn open_read_only(db_path: &std::path::Path) -> anyhow::Result<sqlx::SqliteConnection> {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db_path)
-        .read_only(true);
-    Ok(sqlx::ConnectOptions::connect(&opts).await?)
+/// The stopped node's database: its SQLite file (read-only), or its PostgreSQL database.
+async fn open_db(url: &str) -> anyhow::Result<sqlx::AnyConnection> {
+    sqlx::any::install_default_drivers();
+    Ok(sqlx::ConnectOptions::connect(&url.parse::<sqlx::any::AnyConnectOptions>()?).await?)
+}
+
+fn sqlite_url(db_path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=ro", db_path.display())
+}
+
+/// Chat messages handled per node process: its chat workers' claim name (`chat@<start id>`), most first.
+pub async fn inbox_by_node(db_url: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut conn = open_db(db_url).await?;
+    Ok(sqlx::query_as(
+        "SELECT COALESCE(claimed_by, '?') AS node, COUNT(*) AS n FROM chat_inbox WHERE status = 'done' \
+         GROUP BY claimed_by ORDER BY n DESC",
+    )
+    .fetch_all(&mut conn)
+    .await?)
 }
 
 /// How many chat messages the node handled and the seconds from the first received to the last handled.
-pub async fn inbox_profile(db_path: &std::path::Path) -> anyhow::Result<(i64, f64)> {
-    let mut conn = open_read_only(db_path).await?;
+pub async fn inbox_profile(db_url: &str) -> anyhow::Result<(i64, f64)> {
+    let mut conn = open_db(db_url).await?;
     let (n, span_ms): (i64, Option<i64>) = sqlx::query_as(
         "SELECT COUNT(*), MAX(processed_at_unix_ms) - MIN(received_at_unix_ms) FROM chat_inbox",
     )
@@ -103,9 +128,9 @@ pub async fn inbox_profile(db_path: &std::path::Path) -> anyhow::Result<(i64, f6
 
 /// Reads every remittance's transitions from the node's SQLite file (after the node stopped) and groups the time
 /// between consecutive transitions by step, in the order the steps first happen.
-pub async fn stage_profile(db_path: &std::path::Path) -> anyhow::Result<Vec<Stage>> {
+pub async fn stage_profile(db_url: &str) -> anyhow::Result<Vec<Stage>> {
     use sqlx::Row as _;
-    let mut conn = open_read_only(db_path).await?;
+    let mut conn = open_db(db_url).await?;
     let rows = sqlx::query(
         "SELECT remittance_id, COALESCE(from_state, '') AS from_state, to_state, at_unix_ms \
          FROM remittance_transitions ORDER BY remittance_id, seq",
@@ -163,6 +188,7 @@ pub async fn run(
     gas_limit: Option<u64>,
     idle_wait: Duration,
     graph_api_base: &str,
+    topology: &Topology,
 ) -> anyhow::Result<SettleRun> {
     // Chain.
     let anvil = erc20::spawn_anvil(&ctx.anvil_bin, 1, 10, gas_limit)?;
@@ -202,6 +228,17 @@ pub async fn run(
         ("REMESA_WHATSAPP_PHONE_NUMBER_ID".into(), "409552778964973".into()),
         ("REMESA_WHATSAPP_API_BASE".into(), graph_api_base.into()),
     ];
+    let mut wa_env = wa_env;
+    let mut pg = None;
+    let processes = match topology {
+        Topology::Sqlite => 1,
+        Topology::Postgres { processes } => {
+            let db = crate::pg::FreshDatabase::create().await?;
+            wa_env.push(("REMESA_DATABASE_URL".into(), db.url.clone()));
+            pg = Some(db);
+            (*processes).max(1)
+        }
+    };
     let setup = NodeSetup::new(ctx, "settle-node", &wa_env)?;
     let deployment = serde_json::json!({
         "chain_id": chain_id,
@@ -238,8 +275,16 @@ pub async fn run(
     ensure!(r.status(), "funding the relayer reverted");
     let settlement = run_settlement;
 
-    // Serve; idle memory before anything else happens.
+    // Serve; idle memory before anything else happens. More processes share the data directory (its keystore)
+    // and the database, each on its own port; the load generator spreads the chat webhooks over all of them.
+    let twins: Vec<NodeSetup> = (1..processes)
+        .map(|k| setup.twin(&format!("settle-node-{k}")))
+        .collect::<anyhow::Result<_>>()?;
     let node = setup.serve(ctx).await?;
+    let mut others = Vec::with_capacity(twins.len());
+    for t in twins {
+        others.push(t.serve(ctx).await?);
+    }
     tokio::time::sleep(idle_wait).await;
     let idle_rss_kib = node.proc.rss_kib()?;
 
@@ -353,7 +398,11 @@ pub async fn run(
         .connect_http(rpc_url.clone());
     let start_block = provider.get_block_number().await?;
     let started = Instant::now();
-    let mut sender = Some(tokio::spawn(send_conversations(node.base_url.clone(), run, n)));
+    let bases: Vec<String> = std::iter::once(&node)
+        .chain(&others)
+        .map(|n| n.base_url.clone())
+        .collect();
+    let mut sender = Some(tokio::spawn(send_conversations(bases, run, n)));
     let timeout = if ctx.smoke {
         Duration::from_secs(120)
     } else {
@@ -367,6 +416,9 @@ pub async fn run(
             break;
         }
         node.proc_alive()?;
+        for o in &others {
+            o.proc_alive()?;
+        }
         if sim.is_finished() {
             bail!("the partner simulator stopped: {:?}", sim.await);
         }
@@ -402,6 +454,7 @@ pub async fn run(
     // The relayer's on-chain cost for the run.
     let mut gas: u64 = 0;
     let mut txs = 0usize;
+    let mut reverted = 0usize;
     for b in start_block + 1..=end_block {
         let block = provider
             .get_block_by_number(BlockNumberOrTag::Number(b))
@@ -421,19 +474,34 @@ pub async fn run(
                 .context("missing receipt")?;
             gas += r.gas_used;
             txs += 1;
+            if !r.status() {
+                reverted += 1;
+            }
         }
     }
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), sim).await;
+    for o in others {
+        o.proc.stop(Duration::from_secs(15))?;
+    }
     node.proc.stop(Duration::from_secs(15))?;
     drop(anvil);
-    let db_file = node.setup.data_dir.join("remesa.sqlite");
-    let stages = stage_profile(&db_file)
+    let db_url = match &pg {
+        Some(db) => db.url.clone(),
+        None => sqlite_url(&node.setup.data_dir.join("remesa.sqlite")),
+    };
+    let stages = stage_profile(&db_url)
         .await
         .context("reading the node's transition log")?;
-    let inbox = inbox_profile(&db_file)
+    let inbox = inbox_profile(&db_url)
         .await
         .context("reading the node's chat inbox")?;
+    let inbox_by_node = inbox_by_node(&db_url)
+        .await
+        .context("reading the node's chat inbox")?;
+    if let Some(db) = pg {
+        db.drop_now().await;
+    }
     Ok(SettleRun {
         remittances: n,
         elapsed,
@@ -445,6 +513,8 @@ pub async fn run(
         progress,
         stages,
         inbox,
+        relayer_reverted: reverted,
+        inbox_by_node,
     })
 }
 
@@ -489,12 +559,14 @@ async fn wait_funded(node: &Node, users: &[Address], timeout: Duration) -> anyho
 
 /// Every user sends [`SEND_TEXT`] and then "yes" (each acknowledged before the next; a 503 is sent again after its
 /// `Retry-After`, as the platforms do).
-async fn send_conversations(base_url: String, run: usize, n: usize) -> anyhow::Result<()> {
-    let url = Arc::new(format!("{base_url}/webhooks/whatsapp"));
+async fn send_conversations(bases: Vec<String>, run: usize, n: usize) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for _ in 0..CONNECTIONS.min(n.max(1)) {
-        let (url, next) = (url.clone(), next.clone());
+    for w in 0..CONNECTIONS.min(n.max(1)) {
+        // Connections take the node processes in turn, as a round-robin load balancer would.
+        let base = bases.get(w % bases.len().max(1)).context("no node to send to")?;
+        let url = format!("{base}/webhooks/whatsapp");
+        let next = next.clone();
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
