@@ -986,13 +986,13 @@ const SETTLE_LIMITS: &str = "the node, not the chain: SQLite's one write connect
     trip between its task and the connection's thread on two loaded cores, and the group's COMMIT (about 0.8 ms per \
     7 transactions); since e0eb3de a transaction alone in its group makes three round trips instead of five \
     (`BEGIN IMMEDIATE; SAVEPOINT` and `RELEASE; COMMIT` are one call each) and no commit runs a WAL checkpoint. More inbox workers do not help (4, 16 and 32 took the same 17 s for the 2,000 messages); \
-    PostgreSQL was slower here (2,000 messages in 40 s with 16 workers). Since then the chat outbox records a \
-    sent batch and claims the next in one transaction (one `UPDATE` for the batch), a partner's payout action is \
-    written in the transaction that stores its `Idempotency-Key` response, and a first message's identity is stored \
-    with its engine user in one write: about 5 fewer transactions per remittance by the counts above, yet a paired \
-    run of 2b at 3,000 remittances (before 52.4/s, after 50.6/s, one run each, the same machine) showed no gain, so \
-    the count of transactions alone does not set the rate; the next profile has to measure the inbox message's own \
-    path (its reads, the engine's quote and remittance calls, the CPU each takes). After the inbox a remittance takes about \
+    PostgreSQL was slower here (2,000 messages in 40 s with 16 workers). An experiment after that cut about 5 of the 23 \
+    (the chat outbox recording a sent batch in one `UPDATE` and claiming the next in the same transaction, a \
+    partner's payout action written with its stored `Idempotency-Key` response, a first message's identity and engine \
+    user in one write): a paired run of 2b at 3,000 remittances showed no gain (52.4/s before, 50.6/s with it, one \
+    run each), so it was not kept; the count of transactions alone does not set the rate, and the next profile has \
+    to measure the inbox message's own path (its reads, the engine's quote and remittance calls, the chat intent \
+    parser, the CPU each takes). After the inbox a remittance takes about \
     5 s to settle (the time per step: the deposit's block and confirmation, the partner's accept and pay over \
     webhooks, the release's block).";
 
