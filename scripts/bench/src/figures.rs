@@ -172,12 +172,16 @@ fn settle_variant(ctx: &Ctx, node_bound: bool) -> SettleVariant {
             title: TITLE_SETTLE_NODE,
             goal: GOAL_SETTLE_NODE,
             gas_limit: Some(NODE_BOUND_GAS_LIMIT),
-            remittances: ctx
-                .node_bound_remittances
-                .unwrap_or(if smoke { 20 } else { 10_000 }),
+            remittances: node_bound_remittances(ctx),
             transfers: if smoke { 100 } else { 20_000 },
         },
     }
+}
+
+/// Remittances per run of figures 2b and 2c: 10,000 (20 with `--smoke`), or `--node-bound-remittances`.
+fn node_bound_remittances(ctx: &Ctx) -> usize {
+    ctx.node_bound_remittances
+        .unwrap_or(if ctx.smoke { 20 } else { 10_000 })
 }
 
 /// Figure 2b's block gas limit: ten times anvil's default.
@@ -399,9 +403,7 @@ async fn settlement(ctx: &Ctx, memory: &mut NodeMemory, v: &SettleVariant) -> Fi
 
 async fn scale_out(ctx: &Ctx) -> Figure {
     let (label, title, goal) = ("2c", TITLE_SCALE_OUT, GOAL_SCALE_OUT);
-    let remittances = ctx
-        .node_bound_remittances
-        .unwrap_or(if ctx.smoke { 20 } else { 10_000 });
+    let remittances = node_bound_remittances(ctx);
     let idle_wait = Duration::from_secs(1);
     let mut one = Metric::new("one node on PostgreSQL: remittances settled", "remittances/s", 1);
     let mut two = Metric::new("two nodes on PostgreSQL: remittances settled", "remittances/s", 1);

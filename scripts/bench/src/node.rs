@@ -68,7 +68,6 @@ impl NodeSetup {
         Ok(setup)
     }
 
-    /// Runs `remesa <args>` with this node's environment; returns its standard output.
     /// Another `remesa serve` of the same node: the same data directory (its keystore) and settings, its own port
     /// and log (`label`). Only meaningful on a database the processes share (PostgreSQL).
     pub fn twin(&self, label: &str) -> anyhow::Result<Self> {
@@ -88,6 +87,7 @@ impl NodeSetup {
         })
     }
 
+    /// Runs `remesa <args>` with this node's environment; returns its standard output.
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new(&self.bin)
             .args(args)

@@ -126,7 +126,7 @@ pub async fn inbox_profile(db_url: &str) -> anyhow::Result<(i64, f64)> {
     Ok((n, span_ms.unwrap_or(0) as f64 / 1000.0))
 }
 
-/// Reads every remittance's transitions from the node's SQLite file (after the node stopped) and groups the time
+/// Reads every remittance's transitions from the node's database (after the node stopped) and groups the time
 /// between consecutive transitions by step, in the order the steps first happen.
 pub async fn stage_profile(db_url: &str) -> anyhow::Result<Vec<Stage>> {
     use sqlx::Row as _;
@@ -219,7 +219,7 @@ pub async fn run(
     let chain_id = chain.get_chain_id().await?;
 
     // Node, before it serves.
-    let wa_env: Vec<(String, String)> = vec![
+    let mut wa_env: Vec<(String, String)> = vec![
         ("REMESA_RPC_URL".into(), rpc_url.to_string()),
         ("REMESA_CHAIN_ID".into(), chain_id.to_string()),
         ("REMESA_WHATSAPP_APP_SECRET".into(), WA_APP_SECRET.into()),
@@ -228,7 +228,6 @@ pub async fn run(
         ("REMESA_WHATSAPP_PHONE_NUMBER_ID".into(), "409552778964973".into()),
         ("REMESA_WHATSAPP_API_BASE".into(), graph_api_base.into()),
     ];
-    let mut wa_env = wa_env;
     let mut pg = None;
     let processes = match topology {
         Topology::Sqlite => 1,
