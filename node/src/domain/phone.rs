@@ -1,13 +1,146 @@
 //! Phone numbers in E.164, parsed (never merely validated) with the `phonenumber` crate.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Mutex, Once};
 
+use phonenumber::Metadata;
 use phonenumber::country::Id as CountryId;
+use phonenumber::metadata::{DATABASE, Database};
 use serde::{Deserialize, Serialize};
 
 /// Longest input handed to the `phonenumber` parser, in bytes.
 const INPUT_MAX_BYTES: usize = 40;
+
+/// How many compiled patterns the `phonenumber` crate may keep. Its metadata holds about 2,000 patterns, compiled
+/// on first use into a least-recently-used cache of 100. One parse of a `+1` number without a region tries the
+/// patterns of the ~25 regions that share the code, so the default cache was emptied by a single such parse and
+/// every parse compiled its patterns again (54% of the intent parser's time, measured with `perf`). This bound
+/// holds every pattern of the metadata ([`tests::cache_holds_all_metadata`] checks it), so nothing is evicted and
+/// each pattern is compiled at most once per process.
+const PATTERN_CACHE_CAPACITY: usize = 4_096;
+
+/// The `phonenumber` metadata with its pattern cache enlarged to [`PATTERN_CACHE_CAPACITY`] (once per process).
+fn database() -> &'static Database {
+    static ENLARGE: Once = Once::new();
+    ENLARGE.call_once(|| {
+        // A poisoned lock means a pattern panicked while compiling; keep the crate's default size then.
+        if let Ok(mut cache) = DATABASE.cache().lock() {
+            cache.set_capacity(PATTERN_CACHE_CAPACITY);
+        }
+    });
+    &DATABASE
+}
+
+/// The patterns of one region's metadata that parsing and validating use, as the crate's cache keys them (the
+/// pattern's source). The national formats' patterns are left out: only the crate's formatter uses them, and
+/// Remesa writes E.164 itself ([`parse_e164`]).
+fn patterns_of(meta: &Metadata) -> impl Iterator<Item = &str> {
+    let d = meta.descriptors();
+    let descriptors = [
+        Some(d.general()),
+        d.fixed_line(),
+        d.mobile(),
+        d.toll_free(),
+        d.premium_rate(),
+        d.shared_cost(),
+        d.personal_number(),
+        d.voip(),
+        d.pager(),
+        d.uan(),
+        d.emergency(),
+        d.voicemail(),
+        d.short_code(),
+        d.standard_rate(),
+        d.carrier(),
+        d.no_international(),
+    ];
+    let prefixes = [
+        meta.international_prefix(),
+        meta.national_prefix_for_parsing(),
+        meta.leading_digits(),
+    ];
+    descriptors
+        .into_iter()
+        .flatten()
+        .map(|x| x.national_number().as_str())
+        .chain(prefixes.into_iter().flatten().map(|r| r.as_str()))
+}
+
+/// Puts the patterns of every region of these calling codes into the crate's cache, compiled for ASCII: the crate
+/// compiles them with Unicode classes, where `\d` alone is hundreds of UTF-8 ranges, and the whole metadata took
+/// 169 MB that way against 32 MB for ASCII (measured). Both match the same on the ASCII digits the parser hands
+/// them ([`PhoneNumber::parse`] admits no other digits), which [`tests::ascii_patterns_match_as_the_crates`]
+/// checks. A calling code is prepared once per process; a pattern of a region not prepared here is still compiled
+/// by the crate on first use, so this changes what a pattern costs, never what it matches.
+fn prepare(codes: impl IntoIterator<Item = u16>) {
+    static PREPARED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let db = database();
+    for code in codes {
+        let Ok(mut prepared) = PREPARED.lock() else { return };
+        if !prepared.insert(code) {
+            continue;
+        }
+        let Some(metas) = db.by_code(&code) else { continue };
+        // Compiled before the cache's lock is taken: the crate takes it for every match.
+        let compiled: Vec<regex::Regex> = metas
+            .iter()
+            .flat_map(|m| patterns_of(m))
+            .filter_map(|source| {
+                regex::RegexBuilder::new(source)
+                    .ignore_whitespace(true)
+                    .unicode(false)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        // `prepared` is held until the patterns are in: a parse that waits for it finds them there.
+        if let Ok(mut cache) = db.cache().lock() {
+            for re in compiled {
+                // Keeps a pattern the crate compiled already (it is the same pattern).
+                cache.save(re);
+            }
+        }
+    }
+}
+
+/// The calling codes a parse of `input` (ASCII, checked by the caller) may try: the default region's, and the
+/// codes of 1 to 3 digits after a `+`, a `00`, or the default region's international prefix (`011` in the US).
+fn codes_for(input: &str, region: Option<CountryId>) -> Vec<u16> {
+    let db = database();
+    let meta = region.and_then(|r| db.by_id(r.as_ref()));
+    let mut codes = Vec::with_capacity(4);
+    if let Some(meta) = meta {
+        codes.push(meta.country_code());
+        prepare([meta.country_code()]);
+    }
+    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    let after_exit = if input.starts_with('+') {
+        Some(digits.as_str())
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        Some(rest)
+    } else {
+        meta.and_then(|m| m.international_prefix())
+            .and_then(|p| p.find(&digits))
+            .filter(|m| m.start() == 0)
+            .map(|m| &digits[m.end()..])
+    };
+    if let Some(rest) = after_exit {
+        codes.extend((1..=3).filter_map(|len| rest.get(..len)?.parse::<u16>().ok()));
+    }
+    codes
+}
+
+/// Reads `input` (ASCII, checked by the caller) with the enlarged, prepared cache: the number and its E.164 form.
+fn parse_e164(region: Option<CountryId>, input: &str) -> Option<(phonenumber::PhoneNumber, String)> {
+    prepare(codes_for(input, region));
+    let parsed = phonenumber::parse_with(database(), region, input).ok()?;
+    // What the crate's E.164 formatter writes, without the national format lookup it also does (it matched
+    // every format pattern of the country and threw the result away: 16% of the parse time).
+    let e164 = format!("+{}{}", parsed.country().code(), parsed.national());
+    Some((parsed, e164))
+}
 
 /// A valid phone number in E.164 form (`+50255550101`). Built only by [`PhoneNumber::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,10 +183,8 @@ impl PhoneNumber {
         if !international && default_region.is_none() {
             return Err(PhoneError::NeedsCountryCode);
         }
-        let parsed =
-            phonenumber::parse(default_region.map(|r| r.0), input).map_err(|_| PhoneError::NotANumber)?;
-        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-        if !parsed.is_valid() || !Self::stands_alone(&e164) {
+        let (parsed, e164) = parse_e164(default_region.map(|r| r.0), input).ok_or(PhoneError::NotANumber)?;
+        if !parsed.is_valid_with(database()) || !Self::stands_alone(&e164) {
             return Err(if international {
                 PhoneError::Invalid
             } else {
@@ -70,8 +201,7 @@ impl PhoneNumber {
     fn stands_alone(e164: &str) -> bool {
         let digits = e164.len().saturating_sub(1);
         (1..=15).contains(&digits)
-            && phonenumber::parse(None, e164)
-                .is_ok_and(|n| n.is_valid() && n.format().mode(phonenumber::Mode::E164).to_string() == e164)
+            && parse_e164(None, e164).is_some_and(|(n, again)| again == e164 && n.is_valid_with(database()))
     }
 
     /// Accepts a number the platform vouches for (the sender's own WhatsApp number, the terminal `--as`): E.164
@@ -145,7 +275,7 @@ impl Region {
         if digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        if let Ok(n) = phonenumber::parse(None, e164)
+        if let Some((n, _)) = parse_e164(None, e164)
             && let Some(id) = n.country().id()
         {
             return Some(Self(id));
@@ -154,7 +284,7 @@ impl Region {
         (1..=3)
             .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
             .find_map(|code| {
-                let metas = phonenumber::metadata::DATABASE.by_code(&code)?;
+                let metas = database().by_code(&code)?;
                 let main = metas
                     .iter()
                     .find(|m| m.is_main_country_for_code())
@@ -200,6 +330,137 @@ mod tests {
         assert_eq!(PhoneNumber::parse("hello", None), Err(PhoneError::NotANumber));
         assert_eq!(PhoneNumber::parse("+1+2", None), Err(PhoneError::NotANumber));
         assert_eq!(PhoneNumber::parse("", None), Err(PhoneError::NotANumber));
+    }
+
+    /// Every pattern source in the metadata, as the crate's cache keys them, the formats' included.
+    fn metadata_patterns() -> std::collections::HashSet<&'static str> {
+        let formats = database()
+            .iter()
+            .flat_map(|m| m.formats().iter().chain(m.international_formats()));
+        let format_patterns = formats.flat_map(|f| {
+            std::iter::once(f.pattern())
+                .chain(f.leading_digits())
+                .map(|r| r.as_str())
+        });
+        database()
+            .iter()
+            .flat_map(patterns_of)
+            .chain(format_patterns)
+            .collect()
+    }
+
+    /// The ASCII compilation [`prepare`] puts into the cache finds the same matches as the crate's own (Unicode)
+    /// one on ASCII digits: a seventh of the metadata's patterns (another seventh each run, to keep the debug
+    /// build's run short) on every example number of the metadata, each of its prefixes, and a few odd strings.
+    #[test]
+    fn ascii_patterns_match_as_the_crates() {
+        let mut haystacks: Vec<String> = database()
+            .iter()
+            .flat_map(|meta| {
+                let d = meta.descriptors();
+                [
+                    d.general(),
+                    d.fixed_line().unwrap_or(d.general()),
+                    d.mobile().unwrap_or(d.general()),
+                ]
+                .into_iter()
+                .filter_map(|x| x.example().map(str::to_owned))
+                .collect::<Vec<_>>()
+            })
+            .collect();
+        haystacks.sort();
+        haystacks.dedup();
+        let prefixes: Vec<String> = haystacks
+            .iter()
+            .flat_map(|h| (1..h.len()).map(|n| h[..n].to_owned()))
+            .collect();
+        haystacks.extend(prefixes);
+        haystacks.extend(["0", "00", "011", "8~10", "+15551234567", "0011", "١٢٣"].map(str::to_owned));
+        assert!(haystacks.len() > 2_000, "{} haystacks", haystacks.len());
+        let mut patterns: Vec<&str> = metadata_patterns().into_iter().collect();
+        patterns.sort_unstable();
+        let offset = rand::random::<u8>() as usize % 7;
+        let mut compared = 0;
+        for source in patterns.iter().skip(offset).step_by(7) {
+            let crate_re = regex::RegexBuilder::new(source)
+                .ignore_whitespace(true)
+                .build()
+                .expect(source);
+            let ascii = regex::RegexBuilder::new(source)
+                .ignore_whitespace(true)
+                .unicode(false)
+                .build()
+                .expect(source);
+            for h in haystacks.iter().filter(|h| h.is_ascii()) {
+                assert_eq!(
+                    crate_re.find(h).map(|m| m.range()),
+                    ascii.find(h).map(|m| m.range()),
+                    "pattern {source} on {h}"
+                );
+            }
+            compared += 1;
+        }
+        assert!(compared > 250, "{compared} patterns compared");
+    }
+
+    /// The enlarged cache holds every pattern of the metadata (with room for the few the parser adds), so a node
+    /// that sees every country still compiles each pattern once. Parsing every region's example numbers twice
+    /// compiles nothing the second time.
+    #[test]
+    fn cache_holds_all_metadata() {
+        let patterns = metadata_patterns().len();
+        assert!(
+            patterns > 1_000,
+            "the metadata should hold about 2,000 patterns, counted {patterns}"
+        );
+        assert!(
+            patterns + 64 <= PATTERN_CACHE_CAPACITY,
+            "{patterns} patterns do not fit the cache of {PATTERN_CACHE_CAPACITY}"
+        );
+        let examples: Vec<(String, String)> = database()
+            .iter()
+            .flat_map(|meta| {
+                let d = meta.descriptors();
+                [d.fixed_line(), d.mobile(), d.toll_free(), d.voip()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.example())
+                    .map(|ex| (meta.id().to_owned(), ex.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(examples.len() > 500, "{} example numbers", examples.len());
+        let parse_all = || {
+            let mut valid = 0;
+            for (region, national) in &examples {
+                if PhoneNumber::parse(national, Region::from_alpha2(region)).is_ok() {
+                    valid += 1;
+                }
+            }
+            valid
+        };
+        let valid = parse_all();
+        assert!(
+            valid * 10 >= examples.len() * 9,
+            "{valid} of {} examples parsed",
+            examples.len()
+        );
+        let cache = DATABASE.cache();
+        let compiled = cache.lock().expect("pattern cache").len();
+        assert!(
+            compiled < PATTERN_CACHE_CAPACITY,
+            "{compiled} compiled patterns filled the cache"
+        );
+        assert_eq!(parse_all(), valid);
+        assert_eq!(
+            cache.lock().expect("pattern cache").len(),
+            compiled,
+            "the second pass compiled again"
+        );
+        assert_eq!(
+            cache.lock().expect("pattern cache").capacity(),
+            PATTERN_CACHE_CAPACITY
+        );
     }
 
     #[test]
