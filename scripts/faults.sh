@@ -2,7 +2,7 @@
 # Remesa's fault suite: crashes, RPC / partner / database outages, a full disk, API and parser fuzzing, and a
 # search for every secret a run used in its logs, responses and database. Writes RELIABILITY.md (full run).
 #
-#   scripts/faults.sh            the full run (about 2 hours on 2 cores), rewrites RELIABILITY.md
+#   scripts/faults.sh            the full run (about 35 minutes on 2 cores), rewrites RELIABILITY.md
 #   scripts/faults.sh --smoke    small sizes, part of scripts/test.sh
 #   scripts/faults.sh --only crash-sqlite --seed 7 --keep     one scenario, one seed, data kept
 #

@@ -14,10 +14,11 @@
 #
 # Prints one line per pass:
 #   API-FUZZ auth=<operator|none|partner> operations=<n> cases=<n> failures=<n> server_errors=<n>
-#            auth_refused=<n> stated_rule_refusals=<n> seconds=<s>
+#            auth_refused=<n> stated_rule_refusals=<n> tool_errors=<n> seconds=<s>
 # (auth_refused: operations that answered only 401/403 to a pass's own credentials, so nothing past authentication
 # was tested: a failure; stated_rule_refusals: schema-valid requests refused with 422 for a rule the operation's
-# document states, see api_fuzz_hooks.py; not failures),
+# document states, see api_fuzz_hooks.py; not failures; tool_errors: errors of schemathesis or Hypothesis itself,
+# not of the node, which cut an operation's run short: reported in the report's rows, not counted as failures),
 # keeps schemathesis' reports (JUnit, NDJSON, JSON) in a temporary directory whose path it prints, and exits
 # non-zero when a pass has a failure, a 5xx or an error.
 set -euo pipefail
@@ -169,7 +170,7 @@ try:
     doc = json.load(open(path))
 except (OSError, ValueError):
     print(f"API-FUZZ auth={auth} operations=0 cases=0 failures=-1 server_errors=-1 auth_refused=-1 "
-          f"stated_rule_refusals=0 seconds={seconds}")
+          f"stated_rule_refusals=0 tool_errors=-1 seconds={seconds}")
     sys.exit(0)
 ops = (doc.get("operations") or {}).get("tested", 0)
 cases = (doc.get("test_cases") or {}).get("generated", 0)
@@ -177,6 +178,7 @@ cases = (doc.get("test_cases") or {}).get("generated", 0)
 # are the tool's own (e.g. a Hypothesis internal error) and are reported, not counted.
 failures = sum(f.get("count", 0) for f in doc.get("failures", [])) + sum(
     e.get("count", 0) for e in doc.get("errors", []) if e.get("title") == "Schema Error")
+tool_errors = sum(e.get("count", 0) for e in doc.get("errors", []) if e.get("title") != "Schema Error")
 server = sum(f.get("count", 0) for f in doc.get("failures", []) if f.get("type") == "not_a_server_error"
              or "server error" in (f.get("title") or "").lower())
 # A pass with credentials whose own operations all answered 401/403 tested nothing past authentication (e.g. the
@@ -187,7 +189,7 @@ refused = [op for op in missing_auth if auth == "partner" or (auth == "operator"
 for op in refused:
     print(f"api-fuzz:   only 401/403 with this pass's credentials: {op}", file=sys.stderr)
 print(f"API-FUZZ auth={auth} operations={ops} cases={cases} failures={failures} server_errors={server} "
-      f"auth_refused={len(refused)} stated_rule_refusals={len(refusals)} seconds={seconds}")
+      f"auth_refused={len(refused)} stated_rule_refusals={len(refusals)} tool_errors={tool_errors} seconds={seconds}")
 for f in doc.get("failures", []):
     print(f"api-fuzz:   {f.get('count')} x {f.get('title')} [{f.get('type')}]: {', '.join(f.get('operations', []))}",
           file=sys.stderr)

@@ -14,6 +14,12 @@ response, as text and as `x-remesa-rules` (the problem `type`, and the `reason` 
 tells it apart). This check is schemathesis' own, except that a 422 whose problem matches a rule stated on that
 operation is not a failure; every such refusal is counted (`API_FUZZ_RULE_LOG`, one line each) and reported beside
 the failures. A 422 for anything else, such as a text length or a character the document allows, still fails.
+
+Lambda descriptions. Hypothesis describes a strategy's `.filter(lambda ...)` by parsing the lambda's whole source
+module with `ast`; on CPython 3.11 that parse can fail with `SystemError: AST constructor recursion depth mismatch`
+(python/cpython#106905), which aborted one operation's coverage phase in a full run (GET /v1/balances/{address},
+pass without credentials). Only the lambda's printed name depends on that parse, so a failed parse names it
+`lambda: <unknown>`, as Hypothesis itself does when it cannot find the source.
 """
 
 import itertools
@@ -23,8 +29,21 @@ import re
 import uuid
 
 import schemathesis
+from hypothesis.internal import lambda_sources as _lambda_sources
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance as _positive_data_acceptance
+
+_describe_lambda = _lambda_sources._lambda_description
+
+
+def _lambda_description_or_unknown(f, *args, **kwargs):
+    try:
+        return _describe_lambda(f, *args, **kwargs)
+    except (SystemError, RecursionError):
+        return "lambda: <unknown>"
+
+
+_lambda_sources._lambda_description = _lambda_description_or_unknown
 
 _WELL_FORMED = re.compile(r"^[!-~]{1,255}$")
 _RUN = uuid.uuid4().hex[:12]

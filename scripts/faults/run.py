@@ -2,7 +2,7 @@
 """Remesa's fault suite: each scenario runs a node through the chat and the HTTP API while a fault is injected,
 then checks that no money was lost or doubled. Writes RELIABILITY.md (full run) or prints (``--smoke``, in CI).
 
-    scripts/faults.sh                          the full run (about 2 hours on 2 cores), rewrites RELIABILITY.md
+    scripts/faults.sh                          the full run (about 35 minutes on 2 cores), rewrites RELIABILITY.md
     scripts/faults.sh --smoke                  small sizes, part of scripts/test.sh
     scripts/faults.sh --only crash-sqlite,rpc-outage --seed 7 --keep    some scenarios, one seed, data kept
 
