@@ -765,7 +765,13 @@ class TcpProxy:
         self.down("refuse")
 
 
+# The admin URL of a scenario's own PostgreSQL server (`PrivatePostgres`) while it runs; None: the shared one.
+_PG_ADMIN_OVERRIDE: str | None = None
+
+
 def pg_admin_url() -> str:
+    if _PG_ADMIN_OVERRIDE:
+        return _PG_ADMIN_OVERRIDE
     return os.environ.get("REMESA_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 
 
@@ -781,12 +787,59 @@ def psql(sql: str) -> None:
         raise RunFailed(f"psql {sql!r}: {out.stderr.strip()}")
 
 
-def pg_cluster() -> tuple[str, str]:
-    """(version, name) of the local PostgreSQL cluster, for pg_ctlcluster."""
-    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    if not versions:
-        raise RunFailed("no local PostgreSQL cluster (/etc/postgresql) to restart")
-    return versions[-1], "main"
+def pg_bindir() -> Path | None:
+    """The directory of PostgreSQL's server programs (initdb, pg_ctl): on PATH, or Debian's newest version."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb")) if Path("/usr/lib/postgresql").is_dir() else []
+    return versions[-1].parent if versions else None
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the scenario's own: `initdb` in a temporary directory, its own port, trust auth on
+    127.0.0.1. Restarting it cuts only this scenario's connections, so it runs beside every other scenario, the
+    tests and the benchmarks. As root, the server runs as the `postgres` user (PostgreSQL refuses root)."""
+
+    def __init__(self) -> None:
+        bindir = pg_bindir()
+        if bindir is None:
+            raise RunFailed("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+        self.bindir = bindir
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="remesa-faults-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync",
+                  "--no-instructions")
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+
+    def _run(self, program: str, *args: str) -> None:
+        out = subprocess.run(self.as_user + [str(self.bindir / program), *args], capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode != 0:
+            raise RunFailed(f"{program}: {(out.stderr or out.stdout).strip()[-500:]}")
+
+    def admin_url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def restart(self) -> None:
+        """A fast restart (`pg_ctl restart -m fast`: every connection cut, the server back with the same options)."""
+        # `-l` again: without it the new server would write to (and hold open) this process's pipes
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"), "-w", "-t", "60",
+                  "-m", "fast", "restart")
+
+    def close(self, keep_data: bool) -> None:
+        """Stops the server; its data directory goes too unless `keep_data`."""
+        try:
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-w", "-t", "60", "-m", "immediate", "stop")
+        except (RunFailed, subprocess.TimeoutExpired) as e:
+            print(f"  note: stopping the private PostgreSQL server: {e}", flush=True)
+        if not keep_data:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Monitor:
@@ -838,6 +891,7 @@ class Ctx:
     monitor: Monitor
     rpc_url: str  # anvil itself (not the proxy)
     nodes: list = field(default_factory=list)  # every node process (one, or several on one PostgreSQL database)
+    postgres: PrivatePostgres | None = None  # the scenario's own PostgreSQL server (`private_postgres`)
 
     def wait(self, seconds: float) -> bool:
         """Sleeps; True when the run was stopped meanwhile."""
@@ -865,6 +919,7 @@ class Scenario:
     # every reorg is within the confirmation depth: nothing the API showed may ever be walked back
     reorgs_within_confirmations: bool = False
     nodes: int = 1  # several `remesa serve` on one PostgreSQL database, behind a round-robin load balancer
+    private_postgres: bool = False  # on a PostgreSQL server of its own (`PrivatePostgres`), not the shared one
     env: dict = field(default_factory=dict)
     settle_timeout_s: float = 300.0
     responses_lost: bool = False  # SIGKILLs lose answers: notification counts are then information only
@@ -972,7 +1027,13 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
     total_settled = 0
     pg_db = None
     secrets: dict[str, str] = {}
+    private_pg: PrivatePostgres | None = None
+    global _PG_ADMIN_OVERRIDE
     try:
+        if sc.private_postgres:
+            private_pg = PrivatePostgres()
+            _PG_ADMIN_OVERRIDE = private_pg.admin_url()
+            say(f"own PostgreSQL server at {_PG_ADMIN_OVERRIDE} ({private_pg.dir})")
         # 1. anvil (and the RPC proxy)
         anvil_port = free_port()
         anvil_args = [str(anvil_bin()), "--port", str(anvil_port), "--block-time", "1", "--accounts", "4", "--silent"]
@@ -1069,7 +1130,7 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
             env, data_dir / "partner-sim.log",
         )
         monitor = Monitor(node.base)
-        ctx = Ctx(run, node, inject_rng, rpc_proxy, webhooks, monitor, rpc_url, nodes)
+        ctx = Ctx(run, node, inject_rng, rpc_proxy, webhooks, monitor, rpc_url, nodes, private_pg)
 
         # 7. injector, supervisor, code pruner, recipients
         def injector() -> None:
@@ -1411,7 +1472,12 @@ def run_scenario(sc: Scenario, seed: int, keep: bool = False) -> Result:
     print(f"RUN scenario={sc.key} seed={seed} remittances={len(run.confirmed)}/{len(items)} "
           f"settled={total_settled}/{len(run.confirmed)} time={elapsed:.0f}s result={'PASS' if passed else 'FAIL'}",
           flush=True)
-    if pg_db is not None and passed and not keep:
+    if private_pg is not None:
+        private_pg.close(keep_data=keep or not passed)
+        if keep or not passed:
+            print(f"  own PostgreSQL server's data kept: {private_pg.dir / 'data'}", flush=True)
+        _PG_ADMIN_OVERRIDE = None
+    elif pg_db is not None and passed and not keep:
         try:
             psql(f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)')
         except RunFailed as e:

@@ -134,22 +134,22 @@ def partner_outage(seconds: float):
 
 
 def postgres_restart(times: int):
-    """PostgreSQL restarted (`pg_ctlcluster … restart`, every connection cut) `times` times mid-run."""
+    """The scenario's own PostgreSQL server restarted (`pg_ctl restart -m fast`, every connection cut) `times` times
+    mid-run."""
 
     def inject(ctx: h.Ctx) -> dict:
-        version, cluster = h.pg_cluster()
+        if ctx.postgres is None:
+            raise h.RunFailed("postgres-restart needs its own PostgreSQL server (private_postgres)")
         downs, codes = [], []
         for k in range(times):
             if ctx.wait(ctx.rng.uniform(3.0, 8.0)):
                 break
             t0 = time.monotonic()
-            out = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"],
-                                 capture_output=True, text=True, timeout=120)
-            if out.returncode != 0:
-                raise h.RunFailed(f"pg_ctlcluster restart: {out.stderr.strip()}")
+            ctx.postgres.restart()
             down = time.monotonic() - t0
             downs.append(down)
-            samples = ctx.monitor.between(t0, time.monotonic() + 1)
+            ctx.wait(1.5)  # /readyz is sampled every 0.5 s: the samples of the second after the restart
+            samples = ctx.monitor.between(t0, time.monotonic())
             codes.append(h.Monitor.summary(samples))
             h.say(f"PostgreSQL restart {k + 1}/{times} took {down:.1f}s ({ctx.confirmed()} confirmed)")
         return {
@@ -339,8 +339,9 @@ def scenarios(smoke: bool) -> list[h.Scenario]:
                    "back-off schedule divided by 10 (so 60 s stand for the issue's 10 minutes)",
                    partner_outage(size(60, 10)), remittances=size(200, 20), window_s=size(40, 10), env=backoff),
         h.Scenario("postgres-restart", "Database trouble: PostgreSQL restarted",
-                   f"PostgreSQL restarted {size(3, 1)} times mid-run (every connection cut)",
-                   postgres_restart(size(3, 1)), database="postgres", remittances=size(200, 20),
+                   f"PostgreSQL (a server of the scenario's own) restarted {size(3, 1)} times mid-run (every "
+                   "connection cut)",
+                   postgres_restart(size(3, 1)), database="postgres", private_postgres=True, remittances=size(200, 20),
                    window_s=size(40, 15)),
         h.Scenario("reorg-deep", "Reorgs within the confirmation depth",
                    f"{size(10, 3)} reorgs of depth 1-5 (`anvil_reorg`: new blocks at once, the removed blocks' "
@@ -399,10 +400,10 @@ def runnable(chosen: list[h.Scenario]) -> tuple[list[h.Scenario], list[tuple[str
     require_pg = os.environ.get("REMESA_REQUIRE_POSTGRES") == "1"
     keep, skipped = [], []
     for sc in chosen:
-        if sc.database == "postgres" and not pg_ok and not require_pg:
+        if sc.database == "postgres" and not sc.private_postgres and not pg_ok and not require_pg:
             skipped.append((sc.key, f"PostgreSQL is not reachable at {h.pg_admin_url()} (REMESA_TEST_DATABASE_URL)"))
-        elif sc.key == "postgres-restart" and (not shutil.which("pg_ctlcluster") or os.geteuid() != 0):
-            skipped.append((sc.key, "restarting the local PostgreSQL needs pg_ctlcluster and root"))
+        elif sc.private_postgres and h.pg_bindir() is None:
+            skipped.append((sc.key, "its own PostgreSQL server needs PostgreSQL's server programs (initdb, pg_ctl)"))
         elif sc.tmpfs_mb and os.geteuid() != 0:
             skipped.append((sc.key, "mounting its tmpfs needs root"))
         else:
@@ -418,15 +419,12 @@ def runnable(chosen: list[h.Scenario]) -> tuple[list[h.Scenario], list[tuple[str
 # answering only 401/403 (a 422 for a rule the document states is counted apart, not a failure: api_fuzz_hooks.py).
 API_FUZZ_PASSES = ("partner", "operator", "none")
 
-EXCLUSIVE = {"postgres-restart"}  # cuts every connection to the PostgreSQL server: runs alone
-
-
 def run_parallel(chosen: list[h.Scenario], seed: int, args) -> list[h.Result]:
     """Runs the scenarios `args.jobs` at a time, each as `run.py --only <key> --child-result <file>` (its own
-    process, ports, data dir and log); prints each one's output when it ends. Scenario i keeps seed + i."""
+    process, ports, data dir, log and, for postgres-restart, PostgreSQL server); prints each one's output when it
+    ends. Scenario i keeps seed + i."""
     tmp = Path(tempfile.mkdtemp(prefix="remesa-faults-jobs-"))
-    queue = [(i, sc) for i, sc in enumerate(chosen) if sc.key not in EXCLUSIVE]
-    alone = [(i, sc) for i, sc in enumerate(chosen) if sc.key in EXCLUSIVE]
+    queue = list(enumerate(chosen))
     results: dict[int, h.Result] = {}
     running: list[tuple[int, h.Scenario, subprocess.Popen, Path, Path]] = []
 
@@ -464,9 +462,6 @@ def run_parallel(chosen: list[h.Scenario], seed: int, args) -> list[h.Result]:
                 reap_one()
             start(i, sc)
         while running:
-            reap_one()
-        for i, sc in alone:
-            start(i, sc)
             reap_one()
     finally:  # a child cleans up its node, anvil and proxies on SIGTERM
         for _, _, p, _, _ in running:
