@@ -41,6 +41,9 @@ pub(crate) struct State {
     /// A member's savepoint is open. Seen by the next holder, it means the member was dropped without commit or
     /// rollback: its work is rolled back first.
     member_open: bool,
+    /// The last member committed but its savepoint is not released yet: the release goes in the same round trip
+    /// as the next statement the writer sends (the next member's `SAVEPOINT`, or the group's `COMMIT`).
+    release_pending: bool,
     counts: Arc<Counts>,
 }
 
@@ -128,6 +131,7 @@ impl Writer {
                 conn,
                 group: None,
                 member_open: false,
+                release_pending: false,
                 counts: counts.clone(),
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
@@ -164,7 +168,7 @@ impl Writer {
     /// The write connection alone, outside any group (for migrations): the open group commits first.
     pub(crate) async fn exclusive(&self) -> Held {
         let mut state = self.turn().await;
-        state.commit_group(false).await;
+        state.commit_group().await;
         state
     }
 
@@ -184,7 +188,7 @@ impl Writer {
         if let Some(g) = &state.group
             && (g.members >= GROUP_MEMBERS_MAX || g.started.elapsed() >= GROUP_AGE_MAX)
         {
-            state.commit_group(false).await;
+            state.commit_group().await;
         }
         if state.group.is_none() {
             // One round trip to the connection's thread for both statements.
@@ -198,9 +202,19 @@ impl Writer {
                 members: 0,
                 done: watch::channel(None).0,
             });
-        } else if let Err(e) = state.conn.execute("SAVEPOINT member").await {
-            state.fail_group(&e.to_string()).await;
-            return Err(e);
+        } else {
+            // The previous member's release, if it is still due, in the same round trip.
+            let sql = if state.release_pending {
+                "RELEASE SAVEPOINT member; SAVEPOINT member"
+            } else {
+                "SAVEPOINT member"
+            };
+            state.release_pending = false;
+            if let Err(e) = state.conn.execute(sql).await {
+                // A failed release means SQLite rolled the whole transaction back (an I/O error, a full disk).
+                state.fail_group(&e.to_string()).await;
+                return Err(e);
+            }
         }
         state.member_open = true;
         let done = match state.group.as_mut() {
@@ -222,7 +236,7 @@ impl Writer {
     async fn tidy(self) {
         let mut state = self.turn().await;
         if self.waiting.load(Ordering::SeqCst) == 0 {
-            state.commit_group(false).await;
+            state.commit_group().await;
         }
     }
 }
@@ -294,14 +308,15 @@ impl State {
         Ok(())
     }
 
-    /// Commits the open group (if any) and tells its members how it went; `release_member` first releases the
-    /// savepoint of the member finishing (in the same round trip).
-    async fn commit_group(&mut self, release_member: bool) {
+    /// Commits the open group (if any) and tells its members how it went; a due release of the last member's
+    /// savepoint goes first, in the same round trip.
+    async fn commit_group(&mut self) {
+        let release = std::mem::take(&mut self.release_pending);
         let Some(group) = self.group.take() else {
             return;
         };
         metrics::histogram!("remesa_sqlite_group_members").record(f64::from(group.members));
-        let sql = if release_member {
+        let sql = if release {
             "RELEASE SAVEPOINT member; COMMIT"
         } else {
             "COMMIT"
@@ -336,6 +351,7 @@ impl State {
     /// The group is lost (SQLite rolled it back, or a savepoint failed): roll back what is left and tell the members.
     async fn fail_group(&mut self, message: &str) {
         self.member_open = false;
+        self.release_pending = false;
         let Some(group) = self.group.take() else {
             return;
         };
@@ -367,44 +383,30 @@ impl Member {
         }
     }
 
-    /// Releases the savepoint and returns once the group is durable. The release (and the group's commit, when this
-    /// member is the last) runs in its own task, so a caller that stops waiting cannot leave the group half done.
+    /// Ends the member and returns once the group is durable. Its savepoint's release is left for the writer's
+    /// next statement (the next member's `SAVEPOINT` or the group's `COMMIT`, one round trip either way). When this
+    /// member is the last for now, the group commits in its own task, so a caller that stops waiting cannot leave
+    /// the group half done.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let Some(state) = self.state.take() else {
+        let Some(mut state) = self.state.take() else {
             return Ok(());
         };
-        let writer = self.writer.clone();
-        let released = tokio::spawn(async move {
-            let mut state = state;
-            let full = state
-                .group
-                .as_ref()
-                .is_none_or(|g| g.members >= GROUP_MEMBERS_MAX);
-            if full || writer.waiting.load(Ordering::SeqCst) == 0 {
-                // The last member for now: release and commit in one round trip. A failure of either loses the
-                // group, which every member (this one too) learns from its outcome below.
-                state.member_open = false;
-                state.commit_group(true).await;
-                return Ok(());
-            }
-            if let Err(e) = state.conn.execute("RELEASE SAVEPOINT member").await {
-                // SQLite rolled the whole transaction back (an I/O error, a full disk): the group is lost.
-                state.fail_group(&e.to_string()).await;
-                return Err(e);
-            }
-            state.member_open = false;
-            let full = state
-                .group
-                .as_ref()
-                .is_none_or(|g| g.members >= GROUP_MEMBERS_MAX);
-            if full || writer.waiting.load(Ordering::SeqCst) == 0 {
-                state.commit_group(false).await;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| group_lost(&e.to_string()))?;
-        released?;
+        state.member_open = false;
+        state.release_pending = true;
+        let full = state
+            .group
+            .as_ref()
+            .is_none_or(|g| g.members >= GROUP_MEMBERS_MAX);
+        if full || self.writer.waiting.load(Ordering::SeqCst) == 0 {
+            // Release and commit in one round trip. A failure of either loses the group, which every member (this
+            // one too) learns from its outcome below.
+            tokio::spawn(async move { state.commit_group().await })
+                .await
+                .map_err(|e| group_lost(&e.to_string()))?;
+        } else {
+            // The turn goes to the next member waiting for it; its SAVEPOINT releases this one's.
+            drop(state);
+        }
         loop {
             let waited = tokio::time::timeout(GROUP_AGE_MAX * 2, self.done.wait_for(Option::is_some))
                 .await
@@ -426,7 +428,7 @@ impl Member {
                     let _ = tokio::spawn(async move {
                         let mut state = writer.turn().await;
                         if done.borrow().is_none() {
-                            state.commit_group(false).await;
+                            state.commit_group().await;
                         }
                     })
                     .await;
@@ -448,7 +450,7 @@ impl Member {
             if let Err(e) = &undone {
                 state.fail_group(&e.to_string()).await;
             } else if writer.waiting.load(Ordering::SeqCst) == 0 {
-                state.commit_group(false).await;
+                state.commit_group().await;
             }
             undone
         })

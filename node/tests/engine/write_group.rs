@@ -182,3 +182,43 @@ async fn sqlite_cancelled_callers_leave_the_writer_usable() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// A transaction that commits while the next one waits for the turn hands the turn over and leaves its savepoint's
+/// release to the next one's `SAVEPOINT` (one round trip). The next one's rollback, and a later one's drop, still
+/// undo only their own work, and the first one's commit returns once its group is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_commit_handed_over_survives_the_next_transactions_rollback_and_drop() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    table(&t.db).await?;
+    let (groups_before, _) = t.db.group_commits().expect("SQLite has a writer");
+    let mut first = t.db.begin().await?;
+    sqlx::query("INSERT INTO wg_test (id, who) VALUES (1, 'kept')")
+        .execute(&mut *first)
+        .await?;
+    let next = tokio::spawn({
+        let db = t.db.clone();
+        async move {
+            let mut tx = db.begin().await?;
+            sqlx::query("INSERT INTO wg_test (id, who) VALUES (2, 'rolled back')")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            let mut tx = db.begin().await?;
+            sqlx::query("INSERT INTO wg_test (id, who) VALUES (3, 'dropped')")
+                .execute(&mut *tx)
+                .await?;
+            drop(tx);
+            anyhow::Ok(())
+        }
+    });
+    // The next transaction is waiting for the turn when the first commits.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), first.commit()).await??;
+    assert_eq!(ids(&t.db).await?, vec![1], "the first commit is stored once it returns");
+    tokio::time::timeout(std::time::Duration::from_secs(10), next).await???;
+    insert(&t.db, 4).await?;
+    assert_eq!(ids(&t.db).await?, vec![1, 4]);
+    let (groups, _) = t.db.group_commits().expect("SQLite has a writer");
+    assert!(groups > groups_before, "nothing was committed");
+    Ok(())
+}
