@@ -21,6 +21,19 @@ only_rust=0
 started=$SECONDS
 step() { printf '\n\033[1;34m==> [%4ds] %s\033[0m\n' "$((SECONDS - started))" "$*"; }
 
+# A step that ran in the background (NAME PID LOG): waits for it, shows its output, and stops the run if it failed.
+background_result() {
+  local ok=0
+  wait "$2" || ok=$?
+  trap - EXIT
+  cat "$3"
+  rm -f "$3"
+  if [[ $ok -ne 0 ]]; then
+    echo "$1 failed (exit $ok)" >&2
+    exit "$ok"
+  fi
+}
+
 export REMESA_TEST_DATABASE_URL="${REMESA_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
 
@@ -76,15 +89,7 @@ cargo build --workspace --all-targets --locked
 
 if [[ $only_rust -eq 0 ]]; then
   step "forge test result"
-  forge_ok=0
-  wait "$forge_pid" || forge_ok=$?
-  trap - EXIT
-  cat "$forge_log"
-  rm -f "$forge_log"
-  if [[ $forge_ok -ne 0 ]]; then
-    echo "forge test failed (exit $forge_ok)" >&2
-    exit "$forge_ok"
-  fi
+  background_result "forge test" "$forge_pid" "$forge_log"
 
   step "gas snapshot is current (contracts/GAS.md, snapshots/)"
   "$root/scripts/gas-report.sh" --check
@@ -143,15 +148,7 @@ if [[ $only_rust -eq 0 ]]; then
   fi
 
   step "fault suite smoke run: result"
-  faults_ok=0
-  wait "$faults_pid" || faults_ok=$?
-  trap - EXIT
-  cat "$faults_log"
-  rm -f "$faults_log"
-  if [[ $faults_ok -ne 0 ]]; then
-    echo "fault suite smoke run failed (exit $faults_ok)" >&2
-    exit "$faults_ok"
-  fi
+  background_result "fault suite smoke run" "$faults_pid" "$faults_log"
 fi
 
 step "all tests passed"

@@ -26,6 +26,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -373,18 +374,38 @@ def external(cmd: list[str], prefix: str, timeout_s: float) -> tuple[bool, list[
     t0 = time.monotonic()
     print(f"=== {' '.join(cmd)} ===", flush=True)
     try:
-        p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # its own process group: the time limit (or Ctrl-C here) ends the suite with everything it started
+        p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
     except OSError as e:
         return False, [], str(e), 0.0
+
+    def kill_group() -> None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     lines = []
+    # The output is read to its end, so the time limit is a timer that kills the suite's process group (its pipe
+    # then closes).
+    watchdog = threading.Timer(timeout_s, kill_group)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         assert p.stdout is not None
         for line in p.stdout:
             print("  | " + line.rstrip(), flush=True)
             lines.append(line.rstrip())
-        p.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        p.kill()
+        p.wait()
+    except BaseException:
+        kill_group()
+        raise
+    finally:
+        watchdog.cancel()
+    if p.returncode is not None and p.returncode < 0:
+        lines.append(f"(killed after the time limit of {timeout_s:.0f} s)" if time.monotonic() - t0 >= timeout_s
+                     else f"(ended by signal {-p.returncode})")
     parsed = []
     for line in lines:
         if line.startswith(prefix + " "):
