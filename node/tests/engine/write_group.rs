@@ -29,6 +29,16 @@ async fn insert(db: &Db, id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Inserts row `id` inside the open transaction `tx`.
+async fn insert_in(tx: &mut remesa::store::Tx, id: i64, who: &str) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO wg_test (id, who) VALUES ($1, $2)")
+        .bind(id)
+        .bind(who)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// A write through the pool is refused: every SQLite write goes through `Db::begin`.
 #[tokio::test]
 async fn sqlite_pool_connections_refuse_writes() -> anyhow::Result<()> {
@@ -106,9 +116,7 @@ async fn rollback_is_per_transaction(t: TestDb) -> anyhow::Result<()> {
         let db = db.clone();
         async move {
             let mut tx = db.begin().await?;
-            sqlx::query("INSERT INTO wg_test (id, who) VALUES (3, 'dropped')")
-                .execute(&mut *tx)
-                .await?;
+            insert_in(&mut tx, 3, "dropped").await?;
             drop(tx);
             anyhow::Ok(())
         }
@@ -187,26 +195,20 @@ async fn sqlite_cancelled_callers_leave_the_writer_usable() -> anyhow::Result<()
 /// release to the next one's `SAVEPOINT` (one round trip). The next one's rollback, and a later one's drop, still
 /// undo only their own work, and the first one's commit returns once its group is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_commit_handed_over_survives_the_next_transactions_rollback_and_drop() -> anyhow::Result<()> {
+async fn sqlite_a_handed_over_commit_outlives_the_next_rollback_and_drop() -> anyhow::Result<()> {
     let t = TestDb::sqlite().await?;
     table(&t.db).await?;
     let (groups_before, _) = t.db.group_commits().expect("SQLite has a writer");
     let mut first = t.db.begin().await?;
-    sqlx::query("INSERT INTO wg_test (id, who) VALUES (1, 'kept')")
-        .execute(&mut *first)
-        .await?;
+    insert_in(&mut first, 1, "kept").await?;
     let next = tokio::spawn({
         let db = t.db.clone();
         async move {
             let mut tx = db.begin().await?;
-            sqlx::query("INSERT INTO wg_test (id, who) VALUES (2, 'rolled back')")
-                .execute(&mut *tx)
-                .await?;
+            insert_in(&mut tx, 2, "rolled back").await?;
             tx.rollback().await?;
             let mut tx = db.begin().await?;
-            sqlx::query("INSERT INTO wg_test (id, who) VALUES (3, 'dropped')")
-                .execute(&mut *tx)
-                .await?;
+            insert_in(&mut tx, 3, "dropped").await?;
             drop(tx);
             anyhow::Ok(())
         }
@@ -214,7 +216,11 @@ async fn sqlite_a_commit_handed_over_survives_the_next_transactions_rollback_and
     // The next transaction is waiting for the turn when the first commits.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     tokio::time::timeout(std::time::Duration::from_secs(10), first.commit()).await??;
-    assert_eq!(ids(&t.db).await?, vec![1], "the first commit is stored once it returns");
+    assert_eq!(
+        ids(&t.db).await?,
+        vec![1],
+        "the first commit is stored once it returns"
+    );
     tokio::time::timeout(std::time::Duration::from_secs(10), next).await???;
     insert(&t.db, 4).await?;
     assert_eq!(ids(&t.db).await?, vec![1, 4]);
