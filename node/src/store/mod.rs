@@ -47,6 +47,7 @@ pub mod transitions;
 pub mod users;
 pub mod webhooks;
 mod write_group;
+pub use write_group::TurnSite;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -284,19 +285,30 @@ impl Db {
 
     /// Starts a transaction. On SQLite it waits for the write turn (held until the transaction ends) and joins the
     /// open group commit ([`write_group`]); its commit returns once the group is durable. A task must not start a
-    /// second transaction while it holds one.
-    pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let inner = match &self.writer {
-            Some(w) => TxInner::Group(w.begin().await?),
-            None => TxInner::Pool(self.pool.begin().await?),
-        };
-        Ok(Tx { inner })
+    /// second transaction while it holds one. Its call site is counted in the write turn's profile
+    /// ([`Db::write_turn_sites`]).
+    #[track_caller]
+    pub fn begin(&self) -> impl std::future::Future<Output = Result<Tx, StoreError>> + Send + '_ {
+        let site = std::panic::Location::caller();
+        async move {
+            let inner = match &self.writer {
+                Some(w) => TxInner::Group(w.begin(site).await?),
+                None => TxInner::Pool(self.pool.begin().await?),
+            };
+            Ok(Tx { inner })
+        }
     }
 
     /// SQLite: (group commits, transactions committed in them) since start — how many transactions shared each
     /// fsync. `None` on PostgreSQL.
     pub fn group_commits(&self) -> Option<(u64, u64)> {
         self.writer.as_ref().map(write_group::Writer::committed)
+    }
+
+    /// SQLite: how long each call site of [`Db::begin`] held the write turn since start, longest first (also
+    /// logged at debug level under `store::write` every 1,000 group commits). `None` on PostgreSQL.
+    pub fn write_turn_sites(&self) -> Option<Vec<TurnSite>> {
+        self.writer.as_ref().map(write_group::Writer::turn_sites)
     }
 
     /// Wraps a pool, asking a connection which backend it is (on SQLite, opening a write connection with the

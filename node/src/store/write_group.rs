@@ -12,6 +12,8 @@
 //! [`GROUP_AGE_MAX`]. If SQLite loses the group (its `COMMIT` fails, or an I/O error or full disk rolls the whole
 //! transaction back), every member still waiting gets the error: none of their work is stored.
 
+use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -51,6 +53,8 @@ pub(crate) struct State {
 pub(crate) struct Held {
     guard: OwnedMutexGuard<State>,
     since: Instant,
+    /// Where the transaction holding the turn was started (profiling: turn time by call site).
+    site: Option<&'static Location<'static>>,
 }
 
 impl std::ops::Deref for Held {
@@ -70,6 +74,13 @@ impl Drop for Held {
     fn drop(&mut self) {
         let held = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.guard.counts.hold_us.fetch_add(held, Ordering::Relaxed);
+        if let Some(site) = self.site
+            && let Ok(mut by_site) = self.guard.counts.by_site.lock()
+        {
+            let entry = by_site.entry(site).or_default();
+            entry.0 += 1;
+            entry.1 += held;
+        }
     }
 }
 
@@ -91,6 +102,10 @@ struct Counts {
     wait_us: AtomicU64,
     hold_us: AtomicU64,
     turns: AtomicU64,
+    /// Time spent in the groups' `COMMIT`, in µs.
+    commit_us: AtomicU64,
+    /// Per call site of [`Db::begin`](super::Db::begin): (turns, µs held).
+    by_site: std::sync::Mutex<HashMap<&'static Location<'static>, (u64, u64)>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -114,6 +129,66 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One call site of [`Db::begin`](super::Db::begin) in the writer's turn profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TurnSite {
+    /// `file:line` of the call.
+    pub site: String,
+    /// Transactions it started.
+    pub turns: u64,
+    /// Time they held the write turn, in µs (for the one that committed its group, the `COMMIT` included).
+    pub held_us: u64,
+}
+
+impl Counts {
+    /// The turn profile, the call site holding the turn longest first.
+    fn sites(&self) -> Vec<TurnSite> {
+        let mut sites: Vec<TurnSite> = self
+            .by_site
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(l, (turns, held_us))| TurnSite {
+                        site: format!("{}:{}", l.file(), l.line()),
+                        turns: *turns,
+                        held_us: *held_us,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        sites.sort_by_key(|s| std::cmp::Reverse(s.held_us));
+        sites
+    }
+
+    /// Logs the counts at debug level: totals, then the turn profile.
+    fn log(&self) {
+        let sites: Vec<String> = self
+            .sites()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} turns={} held_ms={} per_turn_us={}",
+                    s.site,
+                    s.turns,
+                    s.held_us / 1000,
+                    s.held_us / s.turns.max(1)
+                )
+            })
+            .collect();
+        tracing::debug!(
+            target: "store::write",
+            groups = self.groups.load(Ordering::Relaxed),
+            members = self.members.load(Ordering::Relaxed),
+            turns = self.turns.load(Ordering::Relaxed),
+            wait_ms = self.wait_us.load(Ordering::Relaxed) / 1000,
+            hold_ms = self.hold_us.load(Ordering::Relaxed) / 1000,
+            commit_ms = self.commit_us.load(Ordering::Relaxed) / 1000,
+            sites = %sites.join("; "),
+            "group commits so far"
+        );
     }
 }
 
@@ -147,6 +222,11 @@ impl Writer {
         )
     }
 
+    /// How long each call site of [`Db::begin`](super::Db::begin) held the write turn since start.
+    pub(crate) fn turn_sites(&self) -> Vec<TurnSite> {
+        self.counts.sites()
+    }
+
     /// Waits for the turn; the previous holder's unfinished member (dropped) is rolled back first.
     async fn turn(&self) -> Held {
         let asked = Instant::now();
@@ -157,6 +237,7 @@ impl Writer {
         let mut state = Held {
             guard,
             since: Instant::now(),
+            site: None,
         };
         let waited = u64::try_from((state.since - asked).as_micros()).unwrap_or(u64::MAX);
         self.counts.wait_us.fetch_add(waited, Ordering::Relaxed);
@@ -176,15 +257,16 @@ impl Writer {
     /// due group commit, `BEGIN`, `SAVEPOINT`) run in their own task: a caller that stops waiting (a request
     /// timed out) cannot leave the connection in a state the writer does not know; the member it would have
     /// had is dropped, which rolls it back.
-    pub(crate) async fn begin(&self) -> Result<Member, sqlx::Error> {
+    pub(crate) async fn begin(&self, site: &'static Location<'static>) -> Result<Member, sqlx::Error> {
         let writer = self.clone();
-        tokio::spawn(async move { writer.begin_here().await })
+        tokio::spawn(async move { writer.begin_here(site).await })
             .await
             .map_err(|e| group_lost(&e.to_string()))?
     }
 
-    async fn begin_here(self) -> Result<Member, sqlx::Error> {
+    async fn begin_here(self, site: &'static Location<'static>) -> Result<Member, sqlx::Error> {
         let mut state = self.turn().await;
+        state.site = Some(site);
         if let Some(g) = &state.group
             && (g.members >= GROUP_MEMBERS_MAX || g.started.elapsed() >= GROUP_AGE_MAX)
         {
@@ -321,19 +403,15 @@ impl State {
         } else {
             "COMMIT"
         };
-        match self.conn.execute(sql).await {
+        let committing = Instant::now();
+        let committed = self.conn.execute(sql).await;
+        let commit_us = u64::try_from(committing.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counts.commit_us.fetch_add(commit_us, Ordering::Relaxed);
+        match committed {
             Ok(_) => {
                 let groups = self.counts.groups.fetch_add(1, Ordering::Relaxed) + 1;
                 if groups.is_multiple_of(1000) {
-                    let c = &self.counts;
-                    tracing::debug!(
-                        target: "store::write", groups,
-                        members = c.members.load(Ordering::Relaxed),
-                        turns = c.turns.load(Ordering::Relaxed),
-                        wait_ms = c.wait_us.load(Ordering::Relaxed) / 1000,
-                        hold_ms = c.hold_us.load(Ordering::Relaxed) / 1000,
-                        "group commits so far"
-                    );
+                    self.counts.log();
                 }
                 self.counts
                     .members

@@ -228,3 +228,29 @@ async fn sqlite_a_handed_over_commit_outlives_the_next_rollback_and_drop() -> an
     assert!(groups > groups_before, "nothing was committed");
     Ok(())
 }
+
+/// The write turn's profile counts each transaction under the line that started it.
+#[tokio::test]
+async fn sqlite_turn_time_is_counted_per_call_site() -> anyhow::Result<()> {
+    let t = TestDb::sqlite().await?;
+    table(&t.db).await?;
+    let mut lines = Vec::new();
+    for id in 0..3_i64 {
+        lines.push(line!() + 1);
+        let mut tx = t.db.begin().await?;
+        insert_in(&mut tx, id, "profiled").await?;
+        tx.commit().await?;
+    }
+    let site = format!("{}:{}", file!(), lines[0]);
+    assert!(lines.iter().all(|l| *l == lines[0]));
+    let sites = t.db.write_turn_sites().expect("SQLite has a writer");
+    let ours = sites
+        .iter()
+        .find(|s| s.site == site)
+        .unwrap_or_else(|| panic!("{site} not in {sites:?}"));
+    assert_eq!(ours.turns, 3, "{sites:?}");
+    assert!(ours.held_us > 0, "{sites:?}");
+    // `table` began its own transaction on another line.
+    assert!(sites.iter().any(|s| s.site != site && s.turns >= 1), "{sites:?}");
+    Ok(())
+}
