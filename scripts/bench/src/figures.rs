@@ -978,31 +978,36 @@ async fn memory_figure(ctx: &Ctx, memory: &NodeMemory) -> Figure {
 }
 
 /// What limits figures 2 and 2b at this commit, as profiled (see the notes of issue 12).
-const SETTLE_LIMITS: &str = "the node, not the chain: SQLite's one write connection. Every write of the node is a \
-    transaction on it, in turn, grouped into shared commits. Profiled at e6f8360 on one run of figure 2 (the writer's turn \
-    counters at debug level, every statement traced): while the chat inbox works, the write turn is held about 96% \
-    of the time, about 1 ms per transaction, and a remittance takes about 23 transactions (chat outbox claims and \
-    delivery records about 5.6, the partner API's idempotency keys and payout-action records 6, chat inbox \
-    completions 2.4, the engine's state changes 4, the first message's registration 3, webhooks, feed, cursors and \
-    leases the rest). Of the 1 ms, about 0.3 ms is SQLite running statements; the rest is each statement's round \
-    trip between its task and the connection's thread on two loaded cores, and the group's COMMIT (about 0.8 ms per \
-    7 transactions); since e0eb3de a transaction alone in its group makes three round trips instead of five \
-    (`BEGIN IMMEDIATE; SAVEPOINT` and `RELEASE; COMMIT` are one call each) and no commit runs a WAL checkpoint. More inbox workers do not help (4, 16 and 32 took the same 17 s for the 2,000 messages); \
-    PostgreSQL was slower here (2,000 messages in 40 s with 16 workers). An experiment after that cut about 5 of the 23 \
-    (the chat outbox recording a sent batch in one `UPDATE` and claiming the next in the same transaction, a \
-    partner's payout action written with its stored `Idempotency-Key` response, a first message's identity and engine \
-    user in one write): a paired run of 2b at 3,000 remittances showed no gain (52.4/s before, 50.6/s with it, one \
-    run each), so it was not kept; the count of transactions alone does not set the rate, and the next profile has \
-    to measure the inbox message's own path (its reads, the engine's quote and remittance calls, the chat intent \
-    parser, the CPU each takes). After the inbox a remittance takes about \
-    5 s to settle (the time per step: the deposit's block and confirmation, the partner's accept and pay over \
-    webhooks, the release's block).";
+const SETTLE_LIMITS: &str = "the node, not the chain: SQLite's one write connection, and what each statement's trip \
+    to it costs. Every write of the node is a transaction on that connection, in turn, grouped into shared commits. \
+    Profiled at baceb90 on one run of 2b at 4,000 remittances (76/s) with the write turn's profile by call site \
+    (`REMESA_LOG=store::write=debug`) and `perf`: while the inbox works the turn is never free (about 20 tasks wait \
+    for it on average), and over the run it was held 51.5 s, about 12.9 ms per remittance: the engine's state changes \
+    4.1 transactions x 1.05 ms, the chat inbox's completions 2.0 x 0.78 ms, the chat outbox's claims 3.4 x 0.41 ms and \
+    its sent records 1.6 x 0.53 ms, the chain indexer's block ranges 0.8 ms (48 ms per range of about 150 events), the \
+    partner API's idempotency keys and payout actions 4.2 x 0.2 ms, every other site under 0.6 ms; the groups' \
+    COMMITs 9 s of the 51.5. A transaction's time is its statements' round trips: an outbox claim (one statement, \
+    with its savepoint and release) holds the turn 0.41 ms, so one round trip between a tokio task and sqlx's SQLite \
+    thread costs 100-200 us on this machine. `perf` of the node pinned to one CPU: 48% of its time in the kernel, 30% \
+    in context switches alone (`finish_task_switch`; 12% under the SQLite thread's wait for its next command), SQLite \
+    itself 4%. Pinning the node to one CPU, so the two threads of a round trip never wake each other across CPUs, \
+    raised 2b from 76-78/s to 93-100/s (one run each); tokio's global-queue interval at 2 or 8 did not help (77-78/s), \
+    one worker thread was slower (64/s). So the rate is the number of round trips to the write connection (about 205 \
+    statements per remittance) times a thread switch on this virtual machine; the fix is to run each transaction \
+    whole on the SQLite connection's own thread (one hand-off per transaction, not per statement), a second store \
+    path beside sqlx's. Earlier: more inbox workers did not help (4, 16 and 32 took the same time), PostgreSQL was \
+    slower, and cutting 5 of the 23 transactions per remittance without cutting statements showed no gain. After the \
+    inbox a remittance takes about 5 s to settle (the time per step: the deposit's block and confirmation, the \
+    partner's accept and pay over webhooks, the release's block).";
 
 const MEMORY_LIMITS: &str = "idle is what the process holds once started (code, the tokio runtime and its worker \
     threads, the SQLite pool, HTTP and RPC clients, the chain, chat and partner workers); the floor shows what a \
-    tokio + axum process alone holds. The peak follows the work in flight during figures 2 and 2b: the \
-    conversations, quotes and remittances waiting in the node's queues, their batches and the HTTP connections, \
-    plus allocator retention.";
+    tokio + axum process alone holds. The peak follows the work in flight during figures 2 and 2b. Measured at \
+    baceb90 on 2b: at 4,000 remittances the peak RSS was about 230 MB (280 MB at 10,000), of it 187 MB anonymous \
+    memory (122 MB in the main heap, 63 MB in the threads' malloc arenas) and 26 MB of mapped code; glibc with \
+    MALLOC_ARENA_MAX=2 peaked at 203 MB and mimalloc at 261 MB. heaptrack on a run slowed to 13/s by the profiler \
+    saw a peak heap of only 67 MB (SQLite's page caches 20 MB), so the peak grows with the rate of work in flight \
+    and with what the allocator keeps; a heap profile at full speed is the next step.";
 
 fn kib_to_mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1_000_000.0
